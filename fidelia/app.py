@@ -1,0 +1,63 @@
+"""The ASGI application: every door in front of one engine."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from fidelia import __version__
+from fidelia.dialects.pin_whatsapp import errors as pin_errors
+from fidelia.dialects.pin_whatsapp.routes import router as pin_router
+from fidelia.kit import rendering
+from fidelia.kit.deps import State
+from fidelia.kit.settings import Settings, get_settings
+from fidelia.messaging.channels import senders_for
+from fidelia.messaging.webhook import router as webhook_router
+from fidelia.messaging.worker import Worker
+from fidelia.simulator.routes import router as simulator_router
+from fidelia.simulator.routes import templates
+
+log = logging.getLogger("fidelia")
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    state = State(settings)
+    with_worker = settings.embedded_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if with_worker:
+            worker = Worker(state.db, senders_for(settings), settings.worker_batch_size, settings.outbox_max_attempts)
+            worker.start_thread(settings.worker_poll_seconds)
+        yield
+        if worker is not None:
+            worker.stop()
+        state.db.dispose()
+
+    app = FastAPI(
+        title="Fidelia",
+        version=__version__,
+        description="Multi-tenant loyalty platform: one engine behind each documented door.",
+        lifespan=lifespan,
+    )
+    app.state.fidelia = state
+    rendering.install(app, [("/api/v1/", pin_errors.render)])
+    app.include_router(pin_router)
+    app.include_router(webhook_router)
+    if settings.simulator:
+        app.include_router(simulator_router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> HTMLResponse:
+        return HTMLResponse(templates.get_template("home.html").render(simulator=settings.simulator))
+
+    @app.get("/healthz", tags=["Operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    return app

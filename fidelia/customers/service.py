@@ -1,0 +1,67 @@
+"""Customers: one person in one program, found by any of their identifiers."""
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fidelia.models import Customer, CustomerIdentifier, Tenant
+
+
+def find(session: Session, program_id: int, kind: str, value: str) -> Customer | None:
+    return session.scalar(
+        select(Customer)
+        .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
+        .where(
+            CustomerIdentifier.program_id == program_id,
+            CustomerIdentifier.kind == kind,
+            CustomerIdentifier.value == value,
+        )
+    )
+
+
+def find_everywhere(session: Session, kind: str, value: str) -> list[Customer]:
+    """The same identifier in every program (the public lookup of seed 000)."""
+    return list(
+        session.scalars(
+            select(Customer)
+            .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
+            .where(CustomerIdentifier.kind == kind, CustomerIdentifier.value == value)
+            .order_by(Customer.id)
+        )
+    )
+
+
+def identify(
+    session: Session, tenant: Tenant, identifiers: dict[str, str], name: str | None = None
+) -> Customer:
+    """The customer of ``tenant``'s program known by any of ``identifiers``, created if
+    none is; identifiers not yet on file are linked to them (a number and a user id)."""
+    present = {kind: value for kind, value in identifiers.items() if value}
+    customer = None
+    for kind, value in present.items():
+        customer = find(session, tenant.program_id, kind, value)
+        if customer is not None:
+            break
+    if customer is None:
+        customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id, name=name)
+        session.add(customer)
+        session.flush()
+    elif name and not customer.name:
+        customer.name = name
+    for kind, value in present.items():
+        owner = find(session, tenant.program_id, kind, value)
+        if owner is None:
+            _link(session, customer, kind, value)
+    return customer
+
+
+def _link(session: Session, customer: Customer, kind: str, value: str) -> None:
+    try:
+        with session.begin_nested():
+            session.add(
+                CustomerIdentifier(
+                    program_id=customer.program_id, customer_id=customer.id, kind=kind, value=value
+                )
+            )
+    except IntegrityError:
+        pass  # linked concurrently: the identifier stays with whoever got it first

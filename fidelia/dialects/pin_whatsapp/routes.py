@@ -1,0 +1,189 @@
+"""Seed 000: the PIN door (``/api/v1/integraciones``) and public lookup and redemption
+(``/api/v1/redimir``), exactly as the integration guide documents them."""
+
+import io
+from collections.abc import Callable
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import segno
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fidelia.customers.service import find
+from fidelia.customers.standing import Standing, standings
+from fidelia.dialects.pin_whatsapp.schemas import (
+    CanjearIn,
+    CanjearResponse,
+    ComercioOut,
+    ComercioResponse,
+    ErrorOut,
+    GenerarPinIn,
+    PinOut,
+    PromocionOut,
+    ProximaRecompensa,
+    PuntosResponse,
+    SaldoOut,
+)
+from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.errors import NotFound, Unauthorized
+from fidelia.kit.money import to_minor
+from fidelia.kit.phone import normalize_e164
+from fidelia.messaging.texts import say
+from fidelia.models import Customer, Pin, Tenant
+from fidelia.pins import service as pins
+from fidelia.redemptions.service import redeem, require_recent_visit
+from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.tenants.service import get_by_id, get_by_slug
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 422, 429, 500)
+}
+router = APIRouter(prefix="/api/v1", tags=["Seed 000: PIN + WhatsApp"], responses=ERRORS)
+
+
+def rate_limited(name: str) -> Callable[[Request, AppState], None]:
+    def check(request: Request, state: AppState) -> None:
+        ip = request.client.host if request.client else "unknown"
+        state.limiter.hit(state.settings.rate_limit_pin_door, "pin-door", name, ip)
+
+    return check
+
+
+def merchant(
+    state: AppState,
+    session: ReadSessionDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+) -> Tenant:
+    tenant = state.keys.tenant_for(session, x_api_key) if x_api_key else None
+    if tenant is None:
+        raise Unauthorized("API key inválida, revocada o ausente.")
+    return tenant
+
+
+MerchantDep = Annotated[Tenant, Depends(merchant)]
+
+
+def whatsapp_url(bot_number: str, pin: str) -> str:
+    return f"https://wa.me/{bot_number}?text=Quiero+activar+mi+PIN:+{pin}"
+
+
+@router.post(
+    "/integraciones/pin/generar",
+    response_model=PinOut,
+    dependencies=[Depends(rate_limited("generar"))],
+)
+def generar_pin(
+    tenant: MerchantDep, session: SessionDep, state: AppState, body: GenerarPinIn | None = None
+) -> PinOut:
+    """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
+    amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
+    namespace = pins.namespace_of(tenant, state.settings.bot_number)
+    pin = pins.generate(session, tenant, namespace, amount)
+    base = state.settings.public_url.rstrip("/")
+    expires_local = pin.expires_at.astimezone(ZoneInfo(tenant.timezone))
+    return PinOut(
+        pin=pin.code,
+        expires_at=expires_local.isoformat(timespec="seconds"),
+        expires_in=int((pin.expires_at - pin.created_at).total_seconds()),
+        id_comercio=tenant.id,
+        whatsapp_url=whatsapp_url(namespace, pin.code),
+        qr_svg_url=f"{base}/api/v1/integraciones/pin/{pin.code}/qr.svg",
+        qr_png_url=f"{base}/api/v1/integraciones/pin/{pin.code}/qr.png",
+    )
+
+
+@router.get(
+    "/integraciones/pin/{pin}/qr.{fmt}",
+    dependencies=[Depends(rate_limited("qr"))],
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+    response_class=Response,
+)
+def pin_qr(pin: str, fmt: str, tenant: MerchantDep, session: ReadSessionDep, state: AppState) -> Response:
+    """The PIN's WhatsApp link as a QR code to print on the invoice (``svg`` or ``png``)."""
+    if fmt not in ("svg", "png"):
+        raise NotFound("Formats: qr.svg, qr.png.", code="NOT_FOUND")
+    found = session.scalar(
+        select(Pin).where(Pin.tenant_id == tenant.id, Pin.code == pin).order_by(Pin.id.desc())
+    )
+    if found is None:
+        raise NotFound("PIN desconocido para este comercio.", code="PIN_NOT_FOUND")
+    qr = segno.make(whatsapp_url(found.namespace, found.code), error="m")
+    buffer = io.BytesIO()
+    qr.save(buffer, kind=fmt, scale=6, border=2)
+    return Response(buffer.getvalue(), media_type="image/svg+xml" if fmt == "svg" else "image/png")
+
+
+@router.get(
+    "/redimir/comercio/{slug}",
+    response_model=ComercioResponse,
+    dependencies=[Depends(rate_limited("comercio"))],
+)
+def comercio(slug: str, session: ReadSessionDep) -> ComercioResponse:
+    """A merchant and its active rewards (promociones)."""
+    tenant = get_by_slug(session, slug)
+    return ComercioResponse(
+        comercio=ComercioOut(id=tenant.id, nombre=tenant.name, slug=tenant.slug),
+        promociones=[
+            PromocionOut(id=r.id, titulo=r.title, descripcion=r.description, puntos_requeridos=r.points_required)
+            for r in active_rewards(session, [tenant.id])
+        ],
+    )
+
+
+def _saldo(standing: Standing) -> SaldoOut:
+    proxima = None
+    if standing.next is not None:
+        reward, missing = standing.next
+        proxima = ProximaRecompensa(
+            titulo=reward.title, puntos_requeridos=reward.points_required, puntos_faltantes=missing
+        )
+    return SaldoOut(
+        tipo="grupo" if standing.is_group else "individual",
+        nombre=standing.name,
+        id_comercio=standing.tenants[0].id,
+        comercios=[t.id for t in standing.tenants],
+        puntos=standing.points,
+        proxima_recompensa=proxima,
+    )
+
+
+@router.get(
+    "/redimir/puntos/{wa}",
+    response_model=PuntosResponse,
+    dependencies=[Depends(rate_limited("puntos"))],
+)
+def puntos(wa: str, session: ReadSessionDep) -> PuntosResponse:
+    """A WhatsApp number's points at every merchant (``+`` sent as ``%2B``)."""
+    number = normalize_e164(wa)
+    found = standings(session, "whatsapp", number)
+    if not found:
+        raise NotFound("Este WhatsApp no tiene puntos registrados.", code="CUSTOMER_NOT_FOUND")
+    data = [_saldo(s) for s in found]
+    return PuntosResponse(total=len(data), data=data)
+
+
+@router.post(
+    "/redimir/canjear",
+    response_model=CanjearResponse,
+    dependencies=[Depends(rate_limited("canjear"))],
+)
+def canjear(body: CanjearIn, session: SessionDep) -> CanjearResponse:
+    """Redeem a reward: needs a recent accreditation at the merchant and enough points."""
+    tenant = get_by_id(session, body.id_comercio)
+    customer = _customer(session, tenant, str(body.whatsapp))
+    reward = get_for_tenant(session, tenant.id, body.id_promocion)
+    require_recent_visit(session, tenant, customer)
+    _, left = redeem(session, tenant, customer, reward, origin="pin")
+    return CanjearResponse(
+        puntos_restantes=left, recompensa=reward.title, mensaje=say(tenant.locale, "redeemed")
+    )
+
+
+def _customer(session: Session, tenant: Tenant, raw: str) -> Customer:
+    customer = find(session, tenant.program_id, "whatsapp", normalize_e164(raw))
+    if customer is None:
+        raise NotFound("Este WhatsApp no tiene puntos en este comercio.", code="CUSTOMER_NOT_FOUND")
+    return customer

@@ -1,0 +1,92 @@
+"""Engine factory and the one transaction boundary.
+
+One factory serves SQLite and PostgreSQL. On SQLite, the driver's own transaction
+handling is switched off and every write transaction starts with ``BEGIN IMMEDIATE``,
+so writers queue on the lock (busy timeout) instead of failing or reading a stale
+balance; read-only sessions use a plain deferred ``BEGIN``.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+READONLY = "fidelia_readonly"
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _make_sqlite_transactional(engine)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus its session factories; one per app (tests make several)."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size)
+        self.is_sqlite = url.startswith("sqlite")
+        self._writer = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._reader = sessionmaker(
+            self.engine.execution_options(**{READONLY: True}),
+            expire_on_commit=False,
+            autoflush=False,
+        )
+
+    @contextmanager
+    def session(self, readonly: bool = False) -> Iterator[Session]:
+        """The transaction boundary: commit on success, roll back on any exception."""
+        factory = self._reader if readonly else self._writer
+        with factory() as session:
+            try:
+                yield session
+                if readonly:
+                    session.rollback()
+                else:
+                    session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert_for(session: Session) -> Any:
+    """The dialect's INSERT construct (for ON CONFLICT), SQLite or PostgreSQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert

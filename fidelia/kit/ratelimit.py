@@ -1,0 +1,46 @@
+"""Rate limits with the ``limits`` library: counters in memory by default, in Redis
+when ``FIDELIA_REDIS_URL`` is set so every web process shares them."""
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse_many, storage, strategies
+
+from fidelia.kit.errors import RateLimited
+
+log = logging.getLogger("fidelia.ratelimit")
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str = "", enabled: bool = True) -> None:
+        self.enabled = enabled
+        uri = redis_url if redis_url else "memory://"
+        self.storage = storage.storage_from_string(uri)
+        self.strategy = strategies.MovingWindowRateLimiter(self.storage)
+        self._parsed: dict[str, list[RateLimitItem]] = {}
+
+    def _items(self, spec: str) -> list[RateLimitItem]:
+        items = self._parsed.get(spec)
+        if items is None:
+            items = self._parsed[spec] = parse_many(spec)
+        return items
+
+    def hit(self, spec: str, *key: str) -> None:
+        """Count one request against every limit in ``spec`` ("10/second;300/minute");
+        raise RateLimited with the seconds until the tightest window frees a slot."""
+        if not self.enabled:
+            return
+        try:
+            for item in self._items(spec):
+                if not self.strategy.hit(item, *key):
+                    stats = self.strategy.get_window_stats(item, *key)
+                    retry = max(1, math.ceil(stats.reset_time - time.time()))
+                    raise RateLimited(f"Rate limit of {item} exceeded.", retry_after=retry)
+        except RateLimited:
+            raise
+        except Exception:  # a counter store outage must not take the API down
+            log.exception("rate limit storage unavailable; request allowed")
+
+    def reset(self) -> None:
+        self.storage.reset()

@@ -1,0 +1,63 @@
+"""One exception handler per wire format: each door registers the path prefix it owns
+and a renderer; errors anywhere under that prefix come out in the door's own format."""
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fidelia.kit.errors import DomainError
+
+log = logging.getLogger("fidelia.errors")
+Renderer = Callable[[DomainError], Response]
+
+
+def default_render(error: DomainError) -> Response:
+    headers = {}
+    if getattr(error, "retry_after", None) is not None:
+        headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
+    return JSONResponse(
+        {"error": {"code": error.code, "message": error.message}},
+        status_code=error.status,
+        headers=headers,
+    )
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "Invalid request: " + "; ".join(parts)
+
+
+def install(app: FastAPI, doors: list[tuple[str, Renderer]]) -> None:
+    def renderer_for(request: Request) -> Renderer:
+        path = request.url.path
+        for prefix, render in doors:
+            if path.startswith(prefix):
+                return render
+        return default_render
+
+    @app.exception_handler(DomainError)
+    async def domain(request: Request, exc: DomainError) -> Response:
+        return renderer_for(request)(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
+        return renderer_for(request)(DomainError(describe_validation(exc), code="BAD_REQUEST"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        error = DomainError(str(exc.detail), code=code, status=exc.status_code)
+        return renderer_for(request)(error)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = DomainError("Internal error.", code="INTERNAL_ERROR", status=500)
+        return renderer_for(request)(error)

@@ -1,0 +1,71 @@
+"""Process-wide settings, read from the environment (prefix ``FIDELIA_``).
+
+Tenant settings (currency, PIN lifetime, ...) live in the database; these are the
+operator's knobs: where the database is, how to reach WhatsApp, rate-limit storage.
+"""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-app-secret"
+DEV_VERIFY_TOKEN = "dev-verify-token"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIDELIA_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///fidelia.db"
+    database_pool_size: int = 10
+    public_url: str = "http://127.0.0.1:8000"
+
+    # WhatsApp Cloud API. When api_base is empty the built-in simulator stands in for Meta.
+    whatsapp_api_base: str = ""
+    whatsapp_api_version: str = "21.0"
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_token: str = "dev-token"
+    whatsapp_app_secret: str = DEV_SECRET
+    whatsapp_verify_token: str = DEV_VERIFY_TOKEN
+    bot_number: str = "50600000000"
+    simulator: bool = True
+
+    # Rate limits ("30/minute" per IP per endpoint on the PIN door). Counters in memory by
+    # default, in Redis when redis_url is set (shared by every process).
+    redis_url: str = ""
+    rate_limit_pin_door: str = "30/minute"
+    rate_limit_pin_failures: str = "5/hour"
+    rate_limits_enabled: bool = True
+
+    # Outbox worker. `fidelia serve` runs one inside the web process (embedded_worker).
+    embedded_worker: bool = False
+    worker_poll_seconds: float = 0.5
+    worker_batch_size: int = 20
+    outbox_max_attempts: int = 12
+    tenant_cache_seconds: float = 2.0
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_in_production(self) -> "Settings":
+        if self.env == "production":
+            if self.whatsapp_app_secret == DEV_SECRET or self.whatsapp_verify_token == DEV_VERIFY_TOKEN:
+                raise ValueError("set FIDELIA_WHATSAPP_APP_SECRET and _VERIFY_TOKEN in production")
+            if self.simulator:
+                raise ValueError("the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def graph_base(self) -> str:
+        """Base URL of the Graph API: Meta's, a test fake, or the built-in simulator."""
+        if self.whatsapp_api_base:
+            return self.whatsapp_api_base.rstrip("/")
+        return self.public_url.rstrip("/") + "/simulator/graph"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

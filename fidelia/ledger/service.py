@@ -1,0 +1,164 @@
+"""The ledger: the single source of truth for points and cashback.
+
+Every change is an append-only entry plus a conditional update of the balance row in the
+same transaction. Debits use ``UPDATE ... SET amount = amount - x WHERE amount >= x``: the
+row lock makes concurrent debits queue, and the condition makes the loser fail instead of
+overspending. Earn entries are lots, spent soonest-to-expire first.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.db import insert_for
+from fidelia.kit.errors import InsufficientPoints, InvalidInput
+from fidelia.models import Balance, LedgerEntry
+
+POINTS = "points"
+CASHBACK = "cashback"
+
+
+@dataclass(frozen=True)
+class Account:
+    program_id: int
+    customer_id: int
+    account: str = POINTS
+
+
+def balance(session: Session, acct: Account) -> int:
+    amount = session.scalar(
+        select(Balance.amount).where(
+            Balance.program_id == acct.program_id,
+            Balance.customer_id == acct.customer_id,
+            Balance.account == acct.account,
+        )
+    )
+    return int(amount or 0)
+
+
+def credit(
+    session: Session,
+    acct: Account,
+    *,
+    tenant_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    kind: str = "earn",
+    expires_at: datetime | None = None,
+) -> LedgerEntry:
+    """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot)."""
+    if amount <= 0:
+        raise InvalidInput("A credit must be positive.")
+    insert = insert_for(session)
+    stmt = insert(Balance).values(
+        program_id=acct.program_id, customer_id=acct.customer_id, account=acct.account, amount=amount
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["program_id", "customer_id", "account"],
+        set_={"amount": Balance.amount + amount},
+    ).returning(Balance.amount)
+    after = int(session.execute(stmt).scalar_one())
+    entry = LedgerEntry(
+        program_id=acct.program_id,
+        tenant_id=tenant_id,
+        customer_id=acct.customer_id,
+        account=acct.account,
+        kind=kind,
+        amount=amount,
+        balance_after=after,
+        source_type=source_type,
+        source_id=source_id,
+        remaining=amount,
+        expires_at=expires_at,
+        created_at=now(),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def debit(
+    session: Session,
+    acct: Account,
+    *,
+    tenant_id: int,
+    amount: int,
+    source_type: str,
+    source_id: str,
+    kind: str = "redeem",
+    allow_negative: bool = False,
+) -> LedgerEntry:
+    """Take ``amount`` (> 0). Raises InsufficientPoints unless the balance covers it;
+    ``allow_negative`` is for reversals of earnings that were already spent."""
+    if amount <= 0:
+        raise InvalidInput("A debit must be positive.")
+    where = and_(
+        Balance.program_id == acct.program_id,
+        Balance.customer_id == acct.customer_id,
+        Balance.account == acct.account,
+    )
+    if not allow_negative:
+        where = and_(where, Balance.amount >= amount)
+    after = session.execute(
+        update(Balance).where(where).values(amount=Balance.amount - amount).returning(Balance.amount)
+    ).scalar_one_or_none()
+    if after is None:
+        if not allow_negative:
+            raise InsufficientPoints("Not enough points.")
+        credit_row = insert_for(session)(Balance).values(
+            program_id=acct.program_id, customer_id=acct.customer_id, account=acct.account, amount=-amount
+        )
+        after = session.execute(credit_row.returning(Balance.amount)).scalar_one()
+    _consume_lots(session, acct, amount)
+    entry = LedgerEntry(
+        program_id=acct.program_id,
+        tenant_id=tenant_id,
+        customer_id=acct.customer_id,
+        account=acct.account,
+        kind=kind,
+        amount=-amount,
+        balance_after=int(after),
+        source_type=source_type,
+        source_id=source_id,
+        created_at=now(),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _consume_lots(session: Session, acct: Account, amount: int) -> None:
+    """Spend lots soonest-to-expire first (no expiry last). Runs under the balance row
+    lock taken by the debit's UPDATE, so two debits never consume the same lot."""
+    lots = session.scalars(
+        select(LedgerEntry)
+        .where(
+            LedgerEntry.program_id == acct.program_id,
+            LedgerEntry.customer_id == acct.customer_id,
+            LedgerEntry.account == acct.account,
+            LedgerEntry.remaining > 0,
+        )
+        .order_by(LedgerEntry.expires_at.is_(None), LedgerEntry.expires_at, LedgerEntry.id)
+    )
+    left = amount
+    for lot in lots:
+        take = min(left, lot.remaining or 0)
+        lot.remaining = (lot.remaining or 0) - take
+        left -= take
+        if left == 0:
+            break
+
+
+def last_earning_at(session: Session, tenant_id: int, customer_id: int) -> datetime | None:
+    """When this customer last earned at this merchant (the 'recent visit' check)."""
+    return session.scalar(
+        select(func.max(LedgerEntry.created_at)).where(
+            LedgerEntry.tenant_id == tenant_id,
+            LedgerEntry.customer_id == customer_id,
+            LedgerEntry.kind == "earn",
+        )
+    )

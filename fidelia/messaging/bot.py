@@ -1,0 +1,249 @@
+"""The WhatsApp bot's conversation. One inbound message is handled in one transaction:
+the dedupe row, the PIN, the credit and the reply (an outbox row) commit together."""
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import unquote_plus
+
+from limits import parse as parse_limit
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fidelia.customers.service import identify
+from fidelia.customers.standing import Standing, standing_in, standings
+from fidelia.kit.clock import now
+from fidelia.kit.settings import Settings
+from fidelia.ledger.service import Account, credit
+from fidelia.messaging import outbox
+from fidelia.messaging.texts import BALANCE_WORDS, say, unit
+from fidelia.models import (
+    Customer,
+    CustomerIdentifier,
+    InboundMessage,
+    PinFailure,
+    Tenant,
+    WhatsAppContact,
+)
+from fidelia.pins import service as pins
+
+PIN_AFTER_WORD = re.compile(r"pin\D{0,5}?(\d{4,8})(?!\d)", re.IGNORECASE)
+BARE_PIN = re.compile(r"(?<!\d)(\d{4,8})(?!\d)")
+NAME_MAX = 80
+
+
+@dataclass(frozen=True)
+class Inbound:
+    message_id: str
+    wa_number: str | None  # E.164 with '+'
+    wa_user_id: str | None
+    text: str
+    bot_number: str  # the namespace the PIN lives in
+    profile_name: str | None = None
+
+
+def find_pin_code(text: str) -> str | None:
+    """The PIN in the documented text, an edited one, a percent-encoded one, or bare digits."""
+    decoded = unquote_plus(text)
+    match = PIN_AFTER_WORD.search(decoded)
+    if match:
+        return match.group(1)
+    found = BARE_PIN.findall(decoded)
+    return found[-1] if found else None
+
+
+class Bot:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.failure_limit = parse_limit(settings.rate_limit_pin_failures)
+
+    def handle(self, session: Session, msg: Inbound) -> bool:
+        """Process one message; False when it was already processed (a redelivery)."""
+        try:
+            with session.begin_nested():
+                session.add(InboundMessage(message_id=msg.message_id))
+                session.flush()
+        except IntegrityError:
+            return False
+        contact = self._contact(session, msg)
+        session.get_one(InboundMessage, msg.message_id).contact_id = contact.id
+        code = find_pin_code(msg.text)
+        if code is not None:
+            self._pin(session, msg, contact, code)
+        elif contact.state == "awaiting_name":
+            self._name(session, contact, msg.text)
+        elif unquote_plus(msg.text).strip().lower().strip("¿?¡!. ") in BALANCE_WORDS:
+            self._balances(session, contact)
+        else:
+            self._reply(session, contact, say(self._locale(session, contact), "help"))
+        return True
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _pin(self, session: Session, msg: Inbound, contact: WhatsAppContact, code: str) -> None:
+        locale = self._locale(session, contact)
+        if self._failures(session, contact) >= self.failure_limit.amount:
+            self._reply(session, contact, say(locale, "too_many"))
+            return
+        activation = pins.activate(session, msg.bot_number, code)
+        if activation.outcome != "credited" or activation.pin is None:
+            session.add(PinFailure(contact_id=contact.id, attempted=code, created_at=now()))
+            self._reply(session, contact, say(locale, f"{activation.outcome}_pin", pin=code))
+            return
+        pin = activation.pin
+        tenant = session.get_one(Tenant, pin.tenant_id)
+        customer = identify(
+            session,
+            tenant,
+            {"whatsapp": contact.wa_number or "", "wa_user": contact.wa_user_id or ""},
+            name=contact.name,
+        )
+        pin.customer_id = customer.id
+        credit(
+            session,
+            Account(customer.program_id, customer.id),
+            tenant_id=tenant.id,
+            amount=pin.points,
+            source_type="pin",
+            source_id=str(pin.id),
+        )
+        contact.last_tenant_id = tenant.id
+        points = pin.points
+        if not contact.name:
+            contact.state = "awaiting_name"
+            text = say(tenant.locale, "ask_name", points=points, unit=unit(tenant.locale, points), merchant=tenant.name)
+            self._reply(session, contact, text)
+            return
+        standing = standing_in(session, customer)
+        text = say(
+            tenant.locale,
+            "credited",
+            name=contact.name,
+            points=points,
+            unit=unit(tenant.locale, points),
+            merchant=standing.name,
+            balance=self._points(tenant.locale, standing.points),
+        )
+        self._reply(session, contact, text + " " + self._next_line(tenant.locale, standing))
+
+    def _name(self, session: Session, contact: WhatsAppContact, text: str) -> None:
+        locale = self._locale(session, contact)
+        name = " ".join(unquote_plus(text).split())[:NAME_MAX].strip(" .,!¡?¿")
+        if not name or not any(ch.isalpha() for ch in name):
+            self._reply(session, contact, say(locale, "ask_name_again"))
+            return
+        contact.name = name
+        contact.state = "ready"
+        mine = self._customers(session, contact)
+        for customer in mine:
+            if not customer.name:
+                customer.name = name
+        tenant = session.get(Tenant, contact.last_tenant_id) if contact.last_tenant_id else None
+        customer = next((c for c in mine if tenant and c.program_id == tenant.program_id), None)
+        if customer is None:
+            self._reply(session, contact, say(locale, "help"))
+            return
+        standing = standing_in(session, customer)
+        text = say(locale, "welcome", name=name, merchant=standing.name, balance=self._points(locale, standing.points))
+        self._reply(session, contact, text + " " + self._next_line(locale, standing))
+
+    def _balances(self, session: Session, contact: WhatsAppContact) -> None:
+        locale = self._locale(session, contact)
+        found: list[Standing] = []
+        seen: set[int] = set()
+        for kind, value in (("whatsapp", contact.wa_number), ("wa_user", contact.wa_user_id)):
+            if value:
+                for standing in standings(session, kind, value):
+                    if standing.customer.id not in seen:
+                        seen.add(standing.customer.id)
+                        found.append(standing)
+        if not found:
+            self._reply(session, contact, say(locale, "no_points"))
+            return
+        lines = "\n".join(
+            f"• {s.name}: {self._points(locale, s.points)}. {self._next_line(locale, s)}".rstrip()
+            for s in found
+        )
+        self._reply(session, contact, say(locale, "balances", lines=lines))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _contact(self, session: Session, msg: Inbound) -> WhatsAppContact:
+        """Find the sender by number or user id, link the two, create on first contact."""
+        conditions = []
+        if msg.wa_number:
+            conditions.append(WhatsAppContact.wa_number == msg.wa_number)
+        if msg.wa_user_id:
+            conditions.append(WhatsAppContact.wa_user_id == msg.wa_user_id)
+        for _ in range(2):
+            contact = session.scalar(select(WhatsAppContact).where(or_(*conditions)).limit(1))
+            if contact is not None:
+                if msg.wa_number and not contact.wa_number:
+                    contact.wa_number = msg.wa_number
+                if msg.wa_user_id and not contact.wa_user_id:
+                    contact.wa_user_id = msg.wa_user_id
+                return contact
+            try:
+                with session.begin_nested():
+                    contact = WhatsAppContact(wa_number=msg.wa_number, wa_user_id=msg.wa_user_id)
+                    session.add(contact)
+                    session.flush()
+                return contact
+            except IntegrityError:
+                continue  # created concurrently by another message: read it
+        raise RuntimeError("could not create the WhatsApp contact")
+
+    def _customers(self, session: Session, contact: WhatsAppContact) -> list[Customer]:
+        pairs = [("whatsapp", contact.wa_number), ("wa_user", contact.wa_user_id)]
+        conditions = [
+            (CustomerIdentifier.kind == kind) & (CustomerIdentifier.value == value)
+            for kind, value in pairs
+            if value
+        ]
+        return list(
+            session.scalars(
+                select(Customer)
+                .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
+                .where(or_(*conditions))
+                .distinct()
+            )
+        )
+
+    def _failures(self, session: Session, contact: WhatsAppContact) -> int:
+        since = now() - timedelta(seconds=self.failure_limit.get_expiry())
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(PinFailure)
+                .where(PinFailure.contact_id == contact.id, PinFailure.created_at > since)
+            )
+            or 0
+        )
+
+    def _locale(self, session: Session, contact: WhatsAppContact) -> str:
+        if contact.last_tenant_id is not None:
+            tenant = session.get(Tenant, contact.last_tenant_id)
+            if tenant is not None:
+                return tenant.locale
+        return "es"
+
+    def _points(self, locale: str, points: int) -> str:
+        return f"{points} {unit(locale, points)}"
+
+    def _next_line(self, locale: str, standing: Standing) -> str:
+        if standing.next is None:
+            return ""
+        reward, missing = standing.next
+        if missing == 0:
+            return say(locale, "can_redeem", reward=reward.title)
+        return say(locale, "missing", missing=self._points(locale, missing), reward=reward.title)
+
+    def _reply(self, session: Session, contact: WhatsAppContact, text: str) -> None:
+        outbox.whatsapp_text(
+            session,
+            text=text,
+            wa_number=contact.wa_number,
+            wa_user_id=contact.wa_user_id,
+            tenant_id=contact.last_tenant_id,
+        )

@@ -1,0 +1,49 @@
+"""The transactional outbox: rows written with the state they report, delivered later."""
+
+import threading
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from fidelia.models import OutboxMessage
+
+# Set after a commit that enqueued something, so an in-process worker wakes at once.
+wakeup = threading.Event()
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_worker(session: Session) -> None:
+    if session.info.pop("outbox_wakeup", False):
+        wakeup.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop("outbox_wakeup", None)
+
+
+def enqueue(
+    session: Session, channel: str, payload: dict[str, Any], tenant_id: int | None = None
+) -> OutboxMessage:
+    message = OutboxMessage(channel=channel, payload=payload, tenant_id=tenant_id)
+    session.add(message)
+    session.info["outbox_wakeup"] = True
+    return message
+
+
+def whatsapp_text(
+    session: Session,
+    *,
+    text: str,
+    wa_number: str | None,
+    wa_user_id: str | None,
+    tenant_id: int | None = None,
+) -> OutboxMessage:
+    """A Cloud API text message to a number, or to a business-scoped user id."""
+    payload: dict[str, Any] = {"messaging_product": "whatsapp", "type": "text", "text": {"body": text}}
+    if wa_number:
+        payload["to"] = wa_number.lstrip("+")
+    else:
+        payload["recipient"] = wa_user_id
+    return enqueue(session, "whatsapp", payload, tenant_id)

@@ -1,0 +1,69 @@
+"""What the bot says, per locale (the merchant's; Spanish by default)."""
+
+TEXTS: dict[str, dict[str, str]] = {
+    "es": {
+        "ask_name": "¡Sumaste {points} {unit} en {merchant}! 🎉 Es tu primera vez: ¿cómo te llamás?",
+        "ask_name_again": "No entendí tu nombre. ¿Cómo te llamás?",
+        "credited": "¡Gracias, {name}! Sumaste {points} {unit} en {merchant}. Tu saldo: {balance}.",
+        "welcome": "¡Listo, {name}! Tu saldo en {merchant}: {balance}.",
+        "missing": "Te faltan {missing} para «{reward}».",
+        "can_redeem": "¡Ya podés canjear «{reward}»! Pedilo en caja.",
+        "unknown_pin": "No encontramos el PIN {pin}. Revisá el número en tu factura.",
+        "used_pin": "El PIN {pin} ya fue usado.",
+        "expired_pin": "El PIN {pin} venció. Pedí uno nuevo en tu próxima compra.",
+        "too_many": "Demasiados intentos fallidos. Probá de nuevo en una hora.",
+        "balances": "Tus puntos:\n{lines}",
+        "no_points": "Todavía no tenés puntos. Enviá el PIN de tu factura para sumar.",
+        "help": "Hola 👋 Enviá el PIN de tu factura para sumar puntos, o escribí «puntos» para ver tu saldo.",
+        "redeemed": "¡Canje exitoso! Aplicá el beneficio en la factura.",
+        "unit_one": "punto",
+        "unit_many": "puntos",
+    },
+    "pt": {
+        "ask_name": "Você ganhou {points} {unit} em {merchant}! 🎉 É sua primeira vez: qual é o seu nome?",
+        "ask_name_again": "Não entendi seu nome. Qual é o seu nome?",
+        "credited": "Obrigado, {name}! Você ganhou {points} {unit} em {merchant}. Seu saldo: {balance}.",
+        "welcome": "Pronto, {name}! Seu saldo em {merchant}: {balance}.",
+        "missing": "Faltam {missing} para «{reward}».",
+        "can_redeem": "Você já pode resgatar «{reward}»! Peça no caixa.",
+        "unknown_pin": "Não encontramos o PIN {pin}. Confira o número na sua nota.",
+        "used_pin": "O PIN {pin} já foi usado.",
+        "expired_pin": "O PIN {pin} expirou. Peça um novo na próxima compra.",
+        "too_many": "Muitas tentativas erradas. Tente de novo em uma hora.",
+        "balances": "Seus pontos:\n{lines}",
+        "no_points": "Você ainda não tem pontos. Envie o PIN da sua nota para ganhar.",
+        "help": "Olá 👋 Envie o PIN da sua nota para ganhar pontos, ou escreva «pontos» para ver seu saldo.",
+        "redeemed": "Resgate realizado! Aplique o benefício na nota.",
+        "unit_one": "ponto",
+        "unit_many": "pontos",
+    },
+    "en": {
+        "ask_name": "You earned {points} {unit} at {merchant}! 🎉 It's your first time: what's your name?",
+        "ask_name_again": "I didn't get your name. What's your name?",
+        "credited": "Thanks, {name}! You earned {points} {unit} at {merchant}. Your balance: {balance}.",
+        "welcome": "All set, {name}! Your balance at {merchant}: {balance}.",
+        "missing": "{missing} more for “{reward}”.",
+        "can_redeem": "You can redeem “{reward}” now! Ask at the counter.",
+        "unknown_pin": "We couldn't find PIN {pin}. Check the number on your receipt.",
+        "used_pin": "PIN {pin} has already been used.",
+        "expired_pin": "PIN {pin} has expired. Ask for a new one with your next purchase.",
+        "too_many": "Too many failed attempts. Please try again in an hour.",
+        "balances": "Your points:\n{lines}",
+        "no_points": "You have no points yet. Send the PIN on your receipt to earn some.",
+        "help": "Hi 👋 Send the PIN on your receipt to earn points, or write “points” to see your balance.",
+        "redeemed": "Redeemed! Apply the benefit on the invoice.",
+        "unit_one": "point",
+        "unit_many": "points",
+    },
+}
+
+BALANCE_WORDS = {"puntos", "saldo", "points", "balance", "pontos", "punto", "ponto", "point"}
+
+
+def say(locale: str, key: str, **values: object) -> str:
+    lang = (locale or "es").split("_")[0].split("-")[0].lower()
+    return TEXTS.get(lang, TEXTS["es"])[key].format(**values)
+
+
+def unit(locale: str, points: int) -> str:
+    return say(locale, "unit_one" if abs(points) == 1 else "unit_many")

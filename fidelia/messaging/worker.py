@@ -1,0 +1,130 @@
+"""The outbox worker: lease due rows, deliver them, record the outcome.
+
+A lease (``locked_until``) is taken in a short transaction, so no database lock is held
+while talking to the outside world (on SQLite that would stop every writer). Rows are
+claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the load;
+a worker that dies leaves its lease to expire and the row is retried. Delivery is at least
+once; failures back off exponentially and stay visible (``status='failed'``, ``last_error``).
+"""
+
+import logging
+import random
+import threading
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from fidelia.kit.clock import now
+from fidelia.kit.db import Database
+from fidelia.messaging import outbox
+from fidelia.messaging.channels import Permanent, Sender
+from fidelia.models import OutboxMessage
+from fidelia.pins.service import expire_stale
+
+log = logging.getLogger("fidelia.worker")
+LEASE = timedelta(seconds=60)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(2**attempts, 3600) * random.uniform(0.8, 1.2))
+
+
+class Worker:
+    def __init__(
+        self, db: Database, senders: dict[str, Sender], batch: int = 20, max_attempts: int = 12
+    ) -> None:
+        self.db = db
+        self.senders = senders
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self._stop = threading.Event()
+
+    def claim(self) -> list[OutboxMessage]:
+        with self.db.session() as session:
+            at = now()
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= at,
+                    or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < at),
+                )
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(self.batch)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.locked_until = at + LEASE
+            return rows
+
+    def deliver(self, row: OutboxMessage) -> str:
+        sender = self.senders.get(row.channel)
+        error: str | None = None
+        permanent = False
+        try:
+            if sender is None:
+                raise Permanent(f"no sender for channel {row.channel!r}")
+            sender(row.payload)
+        except Permanent as exc:
+            error, permanent = str(exc), True
+        except Exception as exc:  # any transport failure is retried
+            error = f"{type(exc).__name__}: {exc}"
+        with self.db.session() as session:
+            fresh = session.get_one(OutboxMessage, row.id)
+            fresh.attempts += 1
+            fresh.locked_until = None
+            if error is None:
+                fresh.status, fresh.sent_at, fresh.last_error = "sent", now(), None
+            else:
+                fresh.last_error = error[:2000]
+                if permanent or fresh.attempts >= self.max_attempts:
+                    fresh.status = "failed"
+                    log.warning("outbox %s failed for good: %s", row.id, error)
+                else:
+                    fresh.next_attempt_at = now() + backoff(fresh.attempts)
+            return fresh.status
+
+    def run_once(self) -> int:
+        """Deliver what is due now; returns how many rows were attempted."""
+        rows = self.claim()
+        for row in rows:
+            self.deliver(row)
+        return len(rows)
+
+    def drain(self, rounds: int = 50) -> None:
+        """Deliver until nothing is due (tests and the CLI)."""
+        for _ in range(rounds):
+            if self.run_once() == 0:
+                return
+
+    def sweep(self) -> None:
+        with self.db.session() as session:
+            expire_stale(session)
+
+    def run_forever(self, poll_seconds: float = 0.5) -> None:
+        sweeps = 0
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+                sweeps += 1
+                if sweeps % 120 == 0:
+                    self.sweep()
+            except Exception:
+                log.exception("outbox worker round failed")
+                busy = 0
+            if not busy:
+                outbox.wakeup.wait(poll_seconds)
+                outbox.wakeup.clear()
+
+    def start_thread(self, poll_seconds: float = 0.5) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.run_forever, args=(poll_seconds,), name="outbox-worker", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        outbox.wakeup.set()

@@ -1,0 +1,28 @@
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fidelia.kit.clock import now
+from fidelia.models.base import Base, BigId, UTCDateTime
+
+
+class Reward(Base):
+    """A reward (promoción) a customer buys with points. ``reward_type``: custom (a gift),
+    fixed (``value`` minor units off), percent (``value`` basis points), cashback, product."""
+
+    __tablename__ = "rewards"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    points_required: Mapped[int] = mapped_column(Integer)
+    reward_type: Mapped[str] = mapped_column(String(16), default="custom")
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    min_purchase: Mapped[int] = mapped_column(BigInteger, default=0)
+    max_share_percent: Mapped[int | None] = mapped_column(Integer)
+    cumulative: Mapped[bool] = mapped_column(Boolean, default=True)
+    stock: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

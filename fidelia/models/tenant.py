@@ -1,0 +1,27 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fidelia.kit.clock import now
+from fidelia.models.base import Base, BigId, UTCDateTime
+
+
+class Tenant(Base):
+    """A merchant (comercio) and its settings."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(16), default="es")
+    min_purchase: Mapped[int] = mapped_column(Integer, default=0)  # minor units
+    pin_lifetime_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    points_per_pin: Mapped[int] = mapped_column(Integer, default=1)
+    verification_window_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    bot_number: Mapped[str | None] = mapped_column(String(20))  # own bot; else the platform's
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -1,0 +1,46 @@
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fidelia.kit.clock import now
+from fidelia.models.base import Base, BigId, UTCDateTime
+
+
+class WhatsAppContact(Base):
+    """The bot's contact book (platform-wide: the bot number is shared by merchants).
+    Keyed on whichever identity Meta sends: phone number, business-scoped user id, or both."""
+
+    __tablename__ = "whatsapp_contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    wa_number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    wa_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="new")  # new | awaiting_name | ready
+    last_tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
+
+
+class InboundMessage(Base):
+    """Dedupe of inbound WhatsApp messages, written in the same transaction as the effect."""
+
+    __tablename__ = "inbound_messages"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("whatsapp_contacts.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+
+
+class PinFailure(Base):
+    """A failed PIN attempt by a sender, for the per-sender limit (kept in the database so
+    every web process sees the same count)."""
+
+    __tablename__ = "pin_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("whatsapp_contacts.id"), index=True)
+    attempted: Mapped[str] = mapped_column(String(32))
+    failures: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)

@@ -1,0 +1,132 @@
+"""PINs: single-use codes, unique among the open PINs of one bot number (a namespace
+shared by every merchant on that number), enforced by a partial unique index.
+
+Generation picks a random code and inserts it inside a SAVEPOINT; a unique violation
+(another open PIN, perhaps being inserted concurrently) rolls back just that attempt and
+tries another code. When more than ``FILL_THRESHOLD`` of a length's space is open, codes
+get one digit longer, so the space never fills up and guessing stays hard.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.errors import DomainError, InvalidInput
+from fidelia.models import Pin, Tenant
+
+MIN_LENGTH = 4
+MAX_LENGTH = 8
+FILL_THRESHOLD = 0.5
+ATTEMPTS = 30
+
+
+@dataclass(frozen=True)
+class Activation:
+    outcome: str  # credited | unknown | used | expired
+    pin: Pin | None = None
+
+
+def namespace_of(tenant: Tenant, default_bot_number: str) -> str:
+    return tenant.bot_number or default_bot_number
+
+
+def open_count(session: Session, namespace: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Pin)
+            .where(Pin.namespace == namespace, Pin.status == "open", Pin.expires_at > now())
+        )
+        or 0
+    )
+
+
+def length_for(open_pins: int) -> int:
+    length = MIN_LENGTH
+    while length < MAX_LENGTH and open_pins >= FILL_THRESHOLD * 10**length:
+        length += 1
+    return length
+
+
+def generate(
+    session: Session, tenant: Tenant, namespace: str, amount: int | None = None
+) -> Pin:
+    if amount is not None and amount < tenant.min_purchase:
+        raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
+    length = length_for(open_count(session, namespace))
+    created = now()
+    expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
+    for _ in range(ATTEMPTS):
+        code = f"{secrets.randbelow(10**length):0{length}d}"
+        pin = Pin(
+            tenant_id=tenant.id,
+            namespace=namespace,
+            code=code,
+            amount=amount,
+            points=tenant.points_per_pin,
+            created_at=created,
+            expires_at=expires,
+        )
+        try:
+            with session.begin_nested():
+                # An expired PIN still marked open must not block its code.
+                session.execute(
+                    update(Pin)
+                    .where(
+                        Pin.namespace == namespace,
+                        Pin.code == code,
+                        Pin.status == "open",
+                        Pin.expires_at <= created,
+                    )
+                    .values(status="expired")
+                )
+                session.add(pin)
+                session.flush()
+            return pin
+        except IntegrityError:
+            continue
+    raise DomainError("Could not find a free PIN.", code="PIN_GENERATION_FAILED", status=500)
+
+
+def activate(session: Session, namespace: str, code: str) -> Activation:
+    """Use the open PIN ``code`` once. The conditional UPDATE makes two senders racing for
+    the same PIN end with exactly one winner."""
+    at = now()
+    pin_id = session.execute(
+        update(Pin)
+        .where(
+            Pin.namespace == namespace,
+            Pin.code == code,
+            Pin.status == "open",
+            Pin.expires_at > at,
+        )
+        .values(status="used", used_at=at)
+        .returning(Pin.id)
+    ).scalar_one_or_none()
+    if pin_id is not None:
+        return Activation("credited", session.get_one(Pin, pin_id))
+    latest = session.scalar(
+        select(Pin).where(Pin.namespace == namespace, Pin.code == code).order_by(Pin.id.desc())
+    )
+    if latest is None:
+        return Activation("unknown")
+    if latest.status == "used":
+        return Activation("used", latest)
+    return Activation("expired", latest)
+
+
+def expire_stale(session: Session, limit: int = 1000) -> int:
+    """Mark expired open PINs (the worker's sweep); returns how many."""
+    ids = list(
+        session.scalars(
+            select(Pin.id).where(Pin.status == "open", Pin.expires_at <= now()).limit(limit)
+        )
+    )
+    if ids:
+        session.execute(update(Pin).where(Pin.id.in_(ids), Pin.status == "open").values(status="expired"))
+    return len(ids)

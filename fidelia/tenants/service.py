@@ -1,0 +1,220 @@
+"""Merchants, their settings, their credentials, and merchant groups."""
+
+import re
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import list_currencies
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.errors import Conflict, InvalidInput, NotFound
+from fidelia.kit.money import from_minor, to_minor
+from fidelia.kit.security import digest, new_secret
+from fidelia.models import ApiKey, Customer, Program, Tenant
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+INT_SETTINGS = {
+    "pin_lifetime_minutes": (1, 24 * 60),
+    "points_per_pin": (1, 1_000_000),
+    "verification_window_minutes": (1, 7 * 24 * 60),
+}
+SETTINGS = ("currency", "timezone", "locale", "min_purchase", "bot_number", *INT_SETTINGS)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    token: str
+    api_key: str
+    tenant_id: int
+
+
+def validate_currency(code: str) -> str:
+    code = code.strip().upper()
+    if code not in list_currencies():
+        raise InvalidInput(f"Unknown ISO 4217 currency {code!r}")
+    return code
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"Unknown time zone {name!r}") from exc
+    return name
+
+
+def validate_locale(code: str) -> str:
+    try:
+        Locale.parse(code.replace("-", "_"))
+    except (UnknownLocaleError, ValueError) as exc:
+        raise InvalidInput(f"Unknown locale {code!r}") from exc
+    return code
+
+
+def create_tenant(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    currency: str = "USD",
+    timezone: str = "UTC",
+    locale: str = "es",
+    min_purchase: str = "0",
+) -> Tenant:
+    if not SLUG.match(slug):
+        raise InvalidInput("A slug is lower-case letters, digits and dashes.")
+    if not name.strip():
+        raise InvalidInput("A name is required.")
+    if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise Conflict(f"A merchant with slug {slug!r} already exists.")
+    currency = validate_currency(currency)
+    program = Program(name=name.strip(), kind="individual")
+    session.add(program)
+    session.flush()
+    tenant = Tenant(
+        program_id=program.id,
+        slug=slug,
+        name=name.strip(),
+        currency=currency,
+        timezone=validate_timezone(timezone),
+        locale=validate_locale(locale),
+        min_purchase=to_minor(min_purchase, currency),
+    )
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_by_slug(session: Session, slug: str) -> Tenant:
+    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound(f"No merchant {slug!r}.", code="TENANT_NOT_FOUND")
+    return tenant
+
+
+def get_by_id(session: Session, tenant_id: int) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"No merchant {tenant_id}.", code="TENANT_NOT_FOUND")
+    return tenant
+
+
+def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
+    """Change one setting; running servers see it within ``tenant_cache_seconds``."""
+    tenant = get_by_slug(session, slug)
+    if key == "currency":
+        tenant.currency = validate_currency(value)
+    elif key == "timezone":
+        tenant.timezone = validate_timezone(value)
+    elif key == "locale":
+        tenant.locale = validate_locale(value)
+    elif key == "min_purchase":
+        tenant.min_purchase = to_minor(value, tenant.currency)
+    elif key == "bot_number":
+        digits = re.sub(r"\D", "", value)
+        tenant.bot_number = digits or None
+    elif key in INT_SETTINGS:
+        low, high = INT_SETTINGS[key]
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{key} takes a whole number.") from exc
+        if not low <= number <= high:
+            raise InvalidInput(f"{key} must be between {low} and {high}.")
+        setattr(tenant, key, number)
+    else:
+        raise InvalidInput(f"Unknown setting {key!r}; known: {', '.join(SETTINGS)}.")
+    session.flush()
+    return tenant
+
+
+def settings_of(tenant: Tenant) -> dict[str, object]:
+    return {
+        "currency": tenant.currency,
+        "timezone": tenant.timezone,
+        "locale": tenant.locale,
+        "min_purchase": str(from_minor(tenant.min_purchase, tenant.currency)),
+        "bot_number": tenant.bot_number,
+        **{key: getattr(tenant, key) for key in INT_SETTINGS},
+    }
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def issue_api_key(session: Session, tenant: Tenant) -> IssuedKey:
+    secret = new_secret("fk_live")
+    token = new_secret("ftk", 12)
+    session.add(ApiKey(tenant_id=tenant.id, token=token, secret_digest=digest(secret), hint=secret[-4:]))
+    session.flush()
+    return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id)
+
+
+def revoke_api_key(session: Session, key_or_token: str) -> None:
+    result = session.execute(
+        update(ApiKey)
+        .where(
+            (ApiKey.secret_digest == digest(key_or_token)) | (ApiKey.token == key_or_token),
+            ApiKey.revoked_at.is_(None),
+        )
+        .values(revoked_at=now())
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("No active API key matches.", code="API_KEY_NOT_FOUND")
+
+
+class KeyCache:
+    """API key -> tenant id, for a few seconds, so a hot door does not re-query every call;
+    revocations and setting changes are seen within ``ttl`` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Tenant | None]] = {}
+
+    def tenant_for(self, session: Session, secret: str) -> Tenant | None:
+        key = digest(secret)
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        tenant = session.scalar(
+            select(Tenant)
+            .join(ApiKey, ApiKey.tenant_id == Tenant.id)
+            .where(ApiKey.secret_digest == key, ApiKey.revoked_at.is_(None))
+        )
+        if tenant is not None:
+            session.expunge(tenant)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), tenant)
+        return tenant
+
+
+# -- groups ---------------------------------------------------------------------------------
+
+
+def create_group(session: Session, *, slug: str, name: str, tenant_slugs: list[str]) -> Program:
+    """A group of merchants sharing one balance. A merchant joins only while its own
+    program has no customers yet: merging existing balances is an operator's decision."""
+    if not SLUG.match(slug):
+        raise InvalidInput("A slug is lower-case letters, digits and dashes.")
+    if session.scalar(select(Program.id).where(Program.slug == slug)) is not None:
+        raise Conflict(f"A group {slug!r} already exists.")
+    if len(tenant_slugs) < 1:
+        raise InvalidInput("A group needs at least one merchant.")
+    group = Program(name=name.strip(), kind="group", slug=slug)
+    session.add(group)
+    session.flush()
+    for tenant_slug in tenant_slugs:
+        tenant = get_by_slug(session, tenant_slug)
+        customers = session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.program_id == tenant.program_id)
+        )
+        if customers:
+            raise Conflict(f"{tenant_slug} already has customers; it cannot join a group.")
+        tenant.program_id = group.id
+    session.flush()
+    return group
