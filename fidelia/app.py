@@ -31,7 +31,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
         if with_worker:
-            worker = Worker(state.db, senders_for(settings), settings.worker_batch_size, settings.outbox_max_attempts)
+            worker = Worker(
+                state.db,
+                senders_for(settings),
+                settings.worker_batch_size,
+                settings.outbox_max_attempts,
+            )
             worker.start_thread(settings.worker_poll_seconds)
         yield
         if worker is not None:
@@ -53,7 +58,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> HTMLResponse:
-        return HTMLResponse(templates.get_template("home.html").render(simulator=settings.simulator))
+        return HTMLResponse(
+            templates.get_template("home.html").render(simulator=settings.simulator)
+        )
 
     @app.get("/healthz", tags=["Operations"])
     def healthz() -> dict[str, str]:

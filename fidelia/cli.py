@@ -64,7 +64,9 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="Web processes.")] = 1,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run the outbox worker inside.")] = True,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the outbox worker inside.")
+    ] = True,
 ) -> None:
     """Serve the web API, with the outbox worker inside unless --no-worker."""
     import uvicorn
@@ -74,8 +76,13 @@ def serve(
     os.environ.setdefault("FIDELIA_PUBLIC_URL", f"http://{host}:{port}")
     get_settings.cache_clear()
     uvicorn.run(
-        "fidelia.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level="info", access_log=False,
+        "fidelia.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
     )
 
 
@@ -90,9 +97,9 @@ def run_worker() -> None:
     db = Database(settings.database_url, pool_size=2)
     typer.echo("outbox worker running; Ctrl-C to stop")
     try:
-        Worker(db, senders_for(settings), settings.worker_batch_size, settings.outbox_max_attempts).run_forever(
-            settings.worker_poll_seconds
-        )
+        Worker(
+            db, senders_for(settings), settings.worker_batch_size, settings.outbox_max_attempts
+        ).run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass
 
@@ -112,11 +119,22 @@ def tenant_create(
 
     with transaction() as session:
         tenant = create_tenant(
-            session, slug=slug, name=name, currency=currency, timezone=timezone, locale=locale,
+            session,
+            slug=slug,
+            name=name,
+            currency=currency,
+            timezone=timezone,
+            locale=locale,
             min_purchase=min_purchase,
         )
         key = issue_api_key(session, tenant)
-        data = {"id": tenant.id, "slug": tenant.slug, "name": tenant.name, "api_key": key.api_key, "token": key.token}
+        data = {
+            "id": tenant.id,
+            "slug": tenant.slug,
+            "name": tenant.name,
+            "api_key": key.api_key,
+            "token": key.token,
+        }
     emit(data, as_json)
 
 
@@ -150,7 +168,12 @@ def apikey_create(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = Fal
 
     with transaction() as session:
         key = issue_api_key(session, get_by_slug(session, tenant))
-        data = {"tenant": tenant, "tenant_id": key.tenant_id, "api_key": key.api_key, "token": key.token}
+        data = {
+            "tenant": tenant,
+            "tenant_id": key.tenant_id,
+            "api_key": key.api_key,
+            "token": key.token,
+        }
     emit(data, as_json)
 
 
@@ -178,9 +201,18 @@ def reward_create(
 
     with transaction() as session:
         reward = create_reward(
-            session, get_by_slug(session, tenant), title=title, points=points, description=description
+            session,
+            get_by_slug(session, tenant),
+            title=title,
+            points=points,
+            description=description,
         )
-        data = {"id": reward.id, "tenant": tenant, "title": reward.title, "points": reward.points_required}
+        data = {
+            "id": reward.id,
+            "tenant": tenant,
+            "title": reward.title,
+            "points": reward.points_required,
+        }
     emit(data, as_json)
 
 
@@ -213,9 +245,21 @@ def demo() -> None:
     with transaction() as session:
         tenant = session.scalar(select(Tenant).where(Tenant.slug == "cafe-demo"))
         if tenant is None:
-            tenant = create_tenant(session, slug="cafe-demo", name="Café Demo", currency="CRC", timezone="America/Costa_Rica")
+            tenant = create_tenant(
+                session,
+                slug="cafe-demo",
+                name="Café Demo",
+                currency="CRC",
+                timezone="America/Costa_Rica",
+            )
             tenant.points_per_pin = 10  # one visit buys the demo reward: the whole loop in one go
-            create_reward(session, tenant, title="Café gratis", points=10, description="Un café americano de cortesía")
+            create_reward(
+                session,
+                tenant,
+                title="Café gratis",
+                points=10,
+                description="Un café americano de cortesía",
+            )
         key = issue_api_key(session, tenant)
     base = settings.public_url.rstrip("/")
     typer.echo(

@@ -49,10 +49,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":
         if self.env == "production":
-            if self.whatsapp_app_secret == DEV_SECRET or self.whatsapp_verify_token == DEV_VERIFY_TOKEN:
+            if (
+                self.whatsapp_app_secret == DEV_SECRET
+                or self.whatsapp_verify_token == DEV_VERIFY_TOKEN
+            ):
                 raise ValueError("set FIDELIA_WHATSAPP_APP_SECRET and _VERIFY_TOKEN in production")
             if self.simulator:
-                raise ValueError("the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0")
+                raise ValueError(
+                    "the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0"
+                )
         return self
 
     @property

@@ -55,7 +55,10 @@ def credit(
         raise InvalidInput("A credit must be positive.")
     insert = insert_for(session)
     stmt = insert(Balance).values(
-        program_id=acct.program_id, customer_id=acct.customer_id, account=acct.account, amount=amount
+        program_id=acct.program_id,
+        customer_id=acct.customer_id,
+        account=acct.account,
+        amount=amount,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["program_id", "customer_id", "account"],
@@ -104,13 +107,19 @@ def debit(
     if not allow_negative:
         where = and_(where, Balance.amount >= amount)
     after = session.execute(
-        update(Balance).where(where).values(amount=Balance.amount - amount).returning(Balance.amount)
+        update(Balance)
+        .where(where)
+        .values(amount=Balance.amount - amount)
+        .returning(Balance.amount)
     ).scalar_one_or_none()
     if after is None:
         if not allow_negative:
             raise InsufficientPoints("Not enough points.")
         credit_row = insert_for(session)(Balance).values(
-            program_id=acct.program_id, customer_id=acct.customer_id, account=acct.account, amount=-amount
+            program_id=acct.program_id,
+            customer_id=acct.customer_id,
+            account=acct.account,
+            amount=-amount,
         )
         after = session.execute(credit_row.returning(Balance.amount)).scalar_one()
     _consume_lots(session, acct, amount)

@@ -112,7 +112,13 @@ class Bot:
         points = pin.points
         if not contact.name:
             contact.state = "awaiting_name"
-            text = say(tenant.locale, "ask_name", points=points, unit=unit(tenant.locale, points), merchant=tenant.name)
+            text = say(
+                tenant.locale,
+                "ask_name",
+                points=points,
+                unit=unit(tenant.locale, points),
+                merchant=tenant.name,
+            )
             self._reply(session, contact, text)
             return
         standing = standing_in(session, customer)
@@ -136,16 +142,22 @@ class Bot:
         contact.name = name
         contact.state = "ready"
         mine = self._customers(session, contact)
-        for customer in mine:
-            if not customer.name:
-                customer.name = name
+        for each in mine:
+            if not each.name:
+                each.name = name
         tenant = session.get(Tenant, contact.last_tenant_id) if contact.last_tenant_id else None
-        customer = next((c for c in mine if tenant and c.program_id == tenant.program_id), None)
-        if customer is None:
+        current = next((c for c in mine if tenant and c.program_id == tenant.program_id), None)
+        if current is None:
             self._reply(session, contact, say(locale, "help"))
             return
-        standing = standing_in(session, customer)
-        text = say(locale, "welcome", name=name, merchant=standing.name, balance=self._points(locale, standing.points))
+        standing = standing_in(session, current)
+        text = say(
+            locale,
+            "welcome",
+            name=name,
+            merchant=standing.name,
+            balance=self._points(locale, standing.points),
+        )
         self._reply(session, contact, text + " " + self._next_line(locale, standing))
 
     def _balances(self, session: Session, contact: WhatsAppContact) -> None:

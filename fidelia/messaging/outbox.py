@@ -41,7 +41,11 @@ def whatsapp_text(
     tenant_id: int | None = None,
 ) -> OutboxMessage:
     """A Cloud API text message to a number, or to a business-scoped user id."""
-    payload: dict[str, Any] = {"messaging_product": "whatsapp", "type": "text", "text": {"body": text}}
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "type": "text",
+        "text": {"body": text},
+    }
     if wa_number:
         payload["to"] = wa_number.lstrip("+")
     else:

@@ -1,4 +1,5 @@
 """What the bot says, per locale (the merchant's; Spanish by default)."""
+# ruff: noqa: E501  (one message a line reads better than wrapped strings)
 
 TEXTS: dict[str, dict[str, str]] = {
     "es": {

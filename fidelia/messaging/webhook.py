@@ -27,7 +27,10 @@ def parse_inbound(payload: dict[str, Any], default_bot_number: str) -> list[Inbo
         for change in (entry or {}).get("changes") or []:
             value = (change or {}).get("value") or {}
             metadata = value.get("metadata") or {}
-            bot = re.sub(r"\D", "", str(metadata.get("display_phone_number") or "")) or default_bot_number
+            bot = (
+                re.sub(r"\D", "", str(metadata.get("display_phone_number") or ""))
+                or default_bot_number
+            )
             contacts = value.get("contacts") or []
             for message in value.get("messages") or []:
                 if not isinstance(message, dict) or message.get("type") != "text":
@@ -77,7 +80,9 @@ def verify(
 async def receive(request: Request, state: AppState) -> Response:
     """Inbound messages and statuses; answered 200 once every message is safely stored."""
     raw = await request.body()
-    if not verify_sha256(raw, state.settings.whatsapp_app_secret, request.headers.get("X-Hub-Signature-256")):
+    if not verify_sha256(
+        raw, state.settings.whatsapp_app_secret, request.headers.get("X-Hub-Signature-256")
+    ):
         return JSONResponse({"error": "invalid signature"}, status_code=401)
     try:
         payload = json.loads(raw)

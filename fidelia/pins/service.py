@@ -53,9 +53,7 @@ def length_for(open_pins: int) -> int:
     return length
 
 
-def generate(
-    session: Session, tenant: Tenant, namespace: str, amount: int | None = None
-) -> Pin:
+def generate(session: Session, tenant: Tenant, namespace: str, amount: int | None = None) -> Pin:
     if amount is not None and amount < tenant.min_purchase:
         raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
     length = length_for(open_count(session, namespace))
@@ -128,5 +126,7 @@ def expire_stale(session: Session, limit: int = 1000) -> int:
         )
     )
     if ids:
-        session.execute(update(Pin).where(Pin.id.in_(ids), Pin.status == "open").values(status="expired"))
+        session.execute(
+            update(Pin).where(Pin.id.in_(ids), Pin.status == "open").values(status="expired")
+        )
     return len(ids)

@@ -35,7 +35,9 @@ class SimSend(BaseModel):
     name: str | None = None
 
 
-def cloud_api_payload(number: str, text: str, bot_number: str, phone_number_id: str, name: str | None) -> dict[str, object]:
+def cloud_api_payload(
+    number: str, text: str, bot_number: str, phone_number_id: str, name: str | None
+) -> dict[str, object]:
     """The JSON Meta would POST for one inbound text message."""
     wa_id = number.lstrip("+")
     return {
@@ -48,7 +50,10 @@ def cloud_api_payload(number: str, text: str, bot_number: str, phone_number_id: 
                         "field": "messages",
                         "value": {
                             "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": bot_number, "phone_number_id": phone_number_id},
+                            "metadata": {
+                                "display_phone_number": bot_number,
+                                "phone_number_id": phone_number_id,
+                            },
                             "contacts": [{"profile": {"name": name or ""}, "wa_id": wa_id}],
                             "messages": [
                                 {
@@ -87,7 +92,11 @@ async def send(body: SimSend, state: AppState) -> dict[str, object]:
     _enabled(state)
     number = normalize_e164(body.wa_number)
     payload = cloud_api_payload(
-        number, body.text, state.settings.bot_number, state.settings.whatsapp_phone_number_id, body.name
+        number,
+        body.text,
+        state.settings.bot_number,
+        state.settings.whatsapp_phone_number_id,
+        body.name,
     )
     raw = json.dumps(payload).encode()
     signature = sign_sha256(raw, state.settings.whatsapp_app_secret)

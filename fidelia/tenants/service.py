@@ -149,7 +149,9 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
 def issue_api_key(session: Session, tenant: Tenant) -> IssuedKey:
     secret = new_secret("fk_live")
     token = new_secret("ftk", 12)
-    session.add(ApiKey(tenant_id=tenant.id, token=token, secret_digest=digest(secret), hint=secret[-4:]))
+    session.add(
+        ApiKey(tenant_id=tenant.id, token=token, secret_digest=digest(secret), hint=secret[-4:])
+    )
     session.flush()
     return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id)
 
@@ -211,7 +213,9 @@ def create_group(session: Session, *, slug: str, name: str, tenant_slugs: list[s
     for tenant_slug in tenant_slugs:
         tenant = get_by_slug(session, tenant_slug)
         customers = session.scalar(
-            select(func.count()).select_from(Customer).where(Customer.program_id == tenant.program_id)
+            select(func.count())
+            .select_from(Customer)
+            .where(Customer.program_id == tenant.program_id)
         )
         if customers:
             raise Conflict(f"{tenant_slug} already has customers; it cannot join a group.")

@@ -101,7 +101,9 @@ def generar_pin(
     responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
     response_class=Response,
 )
-def pin_qr(pin: str, fmt: str, tenant: MerchantDep, session: ReadSessionDep, state: AppState) -> Response:
+def pin_qr(
+    pin: str, fmt: str, tenant: MerchantDep, session: ReadSessionDep, state: AppState
+) -> Response:
     """The PIN's WhatsApp link as a QR code to print on the invoice (``svg`` or ``png``)."""
     if fmt not in ("svg", "png"):
         raise NotFound("Formats: qr.svg, qr.png.", code="NOT_FOUND")
@@ -127,7 +129,12 @@ def comercio(slug: str, session: ReadSessionDep) -> ComercioResponse:
     return ComercioResponse(
         comercio=ComercioOut(id=tenant.id, nombre=tenant.name, slug=tenant.slug),
         promociones=[
-            PromocionOut(id=r.id, titulo=r.title, descripcion=r.description, puntos_requeridos=r.points_required)
+            PromocionOut(
+                id=r.id,
+                titulo=r.title,
+                descripcion=r.description,
+                puntos_requeridos=r.points_required,
+            )
             for r in active_rewards(session, [tenant.id])
         ],
     )

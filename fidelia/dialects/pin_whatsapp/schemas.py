@@ -6,7 +6,9 @@ from pydantic import BaseModel, Field
 
 
 class GenerarPinIn(BaseModel):
-    monto: Decimal | None = Field(None, description="Invoice total; below the merchant's minimum no PIN is issued.")
+    monto: Decimal | None = Field(
+        None, description="Invoice total; below the merchant's minimum no PIN is issued."
+    )
 
 
 class PinOut(BaseModel):
@@ -46,7 +48,9 @@ class ProximaRecompensa(BaseModel):
 
 
 class SaldoOut(BaseModel):
-    tipo: str = Field(description='"individual", or "grupo" for a balance shared by a group of merchants')
+    tipo: str = Field(
+        description='"individual", or "grupo" for a balance shared by a group of merchants'
+    )
     nombre: str
     id_comercio: int
     comercios: list[int] = Field(description="Every merchant where this balance counts")

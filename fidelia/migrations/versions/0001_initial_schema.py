@@ -118,9 +118,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column(
-            "next_attempt_at", sa.DateTime(timezone=True), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -399,7 +397,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_redemptions_tenant_customer", ["tenant_id", "customer_id"], unique=False
         )
-
 
 
 def downgrade() -> None:

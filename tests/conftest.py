@@ -1,0 +1,102 @@
+"""Fixtures: every test that takes ``database_url`` runs on SQLite AND on a real
+PostgreSQL server started here from the machine's binaries. Each test gets a fresh
+database cloned from a migrated template. External services are real loopback servers."""
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fidelia.app import create_app
+from fidelia.kit.db import Database
+from fidelia.kit.migrate import upgrade
+from fidelia.kit.settings import Settings
+from fidelia.messaging.channels import senders_for
+from fidelia.messaging.worker import Worker
+from tests.fakes.graph import FakeGraph
+from tests.support.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    server.psql("CREATE DATABASE fidelia_template")
+    upgrade(server.url("fidelia_template"))
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        target = tmp_path / "fidelia.db"
+        shutil.copy(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    pg: PostgresServer = request.getfixturevalue("pg")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
+    yield pg.url(name)
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraph]:
+    fake = FakeGraph(token="test-token")
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def settings(database_url: str, graph: FakeGraph) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        whatsapp_api_base=graph.url,
+        whatsapp_token="test-token",
+        whatsapp_app_secret="test-app-secret",
+        whatsapp_verify_token="test-verify-token",
+        bot_number="50600000000",
+        public_url="http://testserver",
+        tenant_cache_seconds=0,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings, run_worker=False)
+    yield application
+    application.state.fidelia.db.dispose()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def db(app: FastAPI) -> Database:
+    database: Database = app.state.fidelia.db
+    return database
+
+
+@pytest.fixture
+def worker(db: Database, settings: Settings) -> Worker:
+    return Worker(db, senders_for(settings), batch=50)

@@ -1,0 +1,148 @@
+"""Small plain helpers for test data and for talking to the app like its clients do."""
+
+import json
+import secrets
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from fidelia.kit.db import Database
+from fidelia.kit.security import sign_sha256
+from fidelia.kit.settings import Settings
+from fidelia.models import Balance, LedgerEntry, Tenant
+from fidelia.rewards.service import create_reward
+from fidelia.simulator.routes import cloud_api_payload
+from fidelia.tenants.service import create_group, create_tenant, issue_api_key, set_setting
+
+
+def make_tenant(
+    db: Database, slug: str = "cafe", name: str = "Café Uno", **settings: str
+) -> tuple[Tenant, str]:
+    """A merchant with an API key; ``settings`` go through ``tenant set``."""
+    with db.session() as session:
+        tenant = create_tenant(session, slug=slug, name=name)
+        for key, value in settings.items():
+            set_setting(session, slug, key, str(value))
+        key = issue_api_key(session, tenant)
+    return tenant, key.api_key
+
+
+def make_reward(db: Database, tenant: Tenant, points: int = 10, title: str = "Café gratis") -> int:
+    with db.session() as session:
+        reward = create_reward(
+            session, session.get_one(Tenant, tenant.id), title=title, points=points
+        )
+        return reward.id
+
+
+def make_group(db: Database, slug: str, name: str, *tenant_slugs: str) -> int:
+    with db.session() as session:
+        return create_group(session, slug=slug, name=name, tenant_slugs=list(tenant_slugs)).id
+
+
+def webhook_body(
+    settings: Settings,
+    number: str | None,
+    text: str,
+    message_id: str | None = None,
+    user_id: str | None = None,
+) -> bytes:
+    payload: dict[str, Any] = cloud_api_payload(
+        number or "+10000000000",
+        text,
+        settings.bot_number,
+        settings.whatsapp_phone_number_id,
+        "Cliente",
+    )
+    value = payload["entry"][0]["changes"][0]["value"]
+    message = value["messages"][0]
+    message["id"] = message_id or f"wamid.test.{secrets.token_hex(8)}"
+    if user_id:
+        value["contacts"][0]["user_id"] = user_id
+    if number is None:
+        del message["from"]
+        del value["contacts"][0]["wa_id"]
+    return json.dumps(payload).encode()
+
+
+def signed_headers(settings: Settings, body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign_sha256(body, settings.whatsapp_app_secret),
+    }
+
+
+def send_whatsapp(client: Any, settings: Settings, number: str | None, text: str, **kw: Any) -> Any:
+    body = webhook_body(settings, number, text, **kw)
+    response = client.post(
+        "/webhooks/whatsapp", content=body, headers=signed_headers(settings, body)
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def generate_pin(client: Any, api_key: str, **body: Any) -> str:
+    response = client.post(
+        "/api/v1/integraciones/pin/generar", headers={"X-API-Key": api_key}, json=body or None
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["pin"])
+
+
+def ledger_invariants(db: Database) -> list[str]:
+    """Every balance equals the sum of its entries, and each entry's balance_after chains."""
+    problems = []
+    with db.session(readonly=True) as session:
+        sums = {
+            (p, c, a): int(total)
+            for p, c, a, total in session.execute(
+                select(
+                    LedgerEntry.program_id,
+                    LedgerEntry.customer_id,
+                    LedgerEntry.account,
+                    func.sum(LedgerEntry.amount),
+                ).group_by(LedgerEntry.program_id, LedgerEntry.customer_id, LedgerEntry.account)
+            )
+        }
+        for bal in session.scalars(select(Balance)):
+            key = (bal.program_id, bal.customer_id, bal.account)
+            if sums.pop(key, 0) != bal.amount:
+                problems.append(f"balance {key} = {bal.amount} but entries sum to something else")
+            if bal.amount < 0:
+                problems.append(f"balance {key} is negative: {bal.amount}")
+        problems.extend(f"entries without a balance: {key}" for key in sums)
+    return problems
+
+
+class LiveServer:
+    """The app served by uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.time() + 15
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kw)

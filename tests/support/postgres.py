@@ -1,0 +1,119 @@
+"""A throwaway PostgreSQL server started from the machine's binaries (tests, benchmarks).
+
+PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user;
+data and socket live under /tmp and vanish with ``stop()``.
+"""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"PostgreSQL binary {name!r} not found: run scripts/ensure-postgres.sh")
+    return path
+
+
+class PostgresServer:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="fidelia-pg-", dir="/tmp"))
+        self.data = self.dir / "data"
+        self.settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.dir),
+            "max_connections": "400",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "shared_buffers": "256MB",
+            **(settings or {}),
+        }
+        self.as_root = os.geteuid() == 0
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def start(self) -> "PostgresServer":
+        if self.as_root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(
+            pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"
+        )
+        self.pg_ctl_start()
+        return self
+
+    def pg_ctl_start(self) -> None:
+        opts = " ".join(f"-c {k}={v}" for k, v in self.settings.items()) + f" -p {self.port}"
+        self._run(
+            pg_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def kill9(self) -> None:
+        """Crash the server (the postmaster and its children) like a power cut."""
+        pid_file = self.data / "postmaster.pid"
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 9)
+        time.sleep(0.5)
+        subprocess.run(["pkill", "-9", "-f", f"postgres.*{self.data}"], check=False)
+        time.sleep(0.5)
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        out = subprocess.run(
+            [
+                pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                dbname,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAtc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
