@@ -33,7 +33,7 @@ typecheck: dev
 	$(BIN)/mypy fidelia
 
 test: dev
-	scripts/ensure-postgres.sh
+	scripts/ensure-services.sh
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -26,7 +26,7 @@ def pg_bin(name: str) -> str:
         return found[-1]
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(f"PostgreSQL binary {name!r} not found: run scripts/ensure-postgres.sh")
+        raise RuntimeError(f"PostgreSQL binary {name!r} not found: run scripts/ensure-services.sh")
     return path
 
 

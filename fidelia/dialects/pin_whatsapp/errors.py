@@ -24,10 +24,25 @@ CODES: dict[str, tuple[int, str]] = {
     "PIN_GENERATION_FAILED": (500, "PIN_GENERATION_FAILED"),
 }
 
+# The guide is in Spanish: these messages are what a cashier may see.
+MENSAJES = {
+    "UNAUTHORIZED": "API key inválida, revocada o ausente.",
+    "TOO_MANY_REQUESTS": "Demasiadas solicitudes. Reintentá más tarde.",
+    "COMERCIO_NOT_FOUND": "Comercio no encontrado.",
+    "CLIENTE_NOT_FOUND": "Este WhatsApp no tiene puntos registrados.",
+    "PROMOCION_NOT_FOUND": "Promoción no encontrada en este comercio.",
+    "VERIFICACION_REQUERIDA": "El cliente debe activar un PIN en este comercio antes de canjear.",
+    "PUNTOS_INSUFICIENTES": "El cliente no tiene puntos suficientes para esta recompensa.",
+    "MONTO_MINIMO_NO_ALCANZADO": "El monto no alcanza el mínimo del comercio para generar un PIN.",
+    "WHATSAPP_INVALIDO": "Número de WhatsApp inválido (use el código de país, + como %2B).",
+    "PIN_GENERATION_FAILED": "No se pudo generar el PIN. Reintentá.",
+    "INTERNAL_ERROR": "Error interno del servidor. Reintentá en 30 s.",
+}
+
 
 def render(error: DomainError) -> JSONResponse:
     status, codigo = CODES.get(error.code, (500, "INTERNAL_ERROR"))
-    message = error.message if status < 500 or codigo != "INTERNAL_ERROR" else "Error interno."
+    message = MENSAJES.get(codigo, error.message)
     headers = {}
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Make sure the server binaries the tests start for themselves exist: PostgreSQL (a
+# throwaway cluster per run) and Redis (shared rate-limit counters). Installs Debian's
+# packages where missing; never leaves the system services running.
+set -euo pipefail
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
+command -v redis-server > /dev/null || need+=(redis-server)
+for tool in "$@"; do  # extra tools on demand, e.g. `ensure-services.sh wrk`
+  command -v "$tool" > /dev/null || need+=("$tool")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing with apt: ${need[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" > /dev/null
+# Debian starts the packaged services on install; the tests run their own.
+$SUDO service postgresql stop > /dev/null 2>&1 || true
+$SUDO service redis-server stop > /dev/null 2>&1 || true

@@ -1,0 +1,209 @@
+"""Seed 000, public lookup and redemption: /api/v1/redimir/..."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from fidelia.kit import clock
+from fidelia.models import LedgerEntry, Redemption
+from tests.support.helpers import (
+    generate_pin,
+    ledger_invariants,
+    make_group,
+    make_reward,
+    make_tenant,
+    send_whatsapp,
+)
+
+WA = "+50688887777"
+
+
+@pytest.fixture
+def frozen():
+    yield clock.freeze
+    clock.freeze(None)
+
+
+def earn(client, settings, key, number=WA, name="Ana"):
+    """One visit: a PIN over the door, sent to the bot, the name given on the first time."""
+    send_whatsapp(client, settings, number, f"Quiero activar mi PIN: {generate_pin(client, key)}")
+    send_whatsapp(client, settings, number, name)
+
+
+def count(db, model):
+    with db.session(readonly=True) as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_comercio(client, db):
+    tenant, _ = make_tenant(db, slug="cafe-demo", name="Café Demo")
+    reward_id = make_reward(db, tenant, points=10)
+    body = client.get("/api/v1/redimir/comercio/cafe-demo").json()
+    assert body == {
+        "ok": True,
+        "comercio": {"id": tenant.id, "nombre": "Café Demo", "slug": "cafe-demo"},
+        "promociones": [
+            {"id": reward_id, "titulo": "Café gratis", "descripcion": "", "puntos_requeridos": 10}
+        ],
+    }
+    missing = client.get("/api/v1/redimir/comercio/nope")
+    assert missing.status_code == 404
+    assert missing.json()["codigo"] == "COMERCIO_NOT_FOUND"
+
+
+def test_puntos(client, db, settings):
+    tenant, key = make_tenant(db, points_per_pin="4")
+    make_reward(db, tenant, points=10)
+    earn(client, settings, key)
+    body = client.get("/api/v1/redimir/puntos/%2B50688887777").json()
+    assert body == {
+        "ok": True,
+        "total": 1,
+        "data": [
+            {
+                "tipo": "individual",
+                "nombre": "Café Uno",
+                "id_comercio": tenant.id,
+                "comercios": [tenant.id],
+                "puntos": 4,
+                "proxima_recompensa": {
+                    "titulo": "Café gratis",
+                    "puntos_requeridos": 10,
+                    "puntos_faltantes": 6,
+                },
+            }
+        ],
+    }
+    # Without the '+' the number is read the same way.
+    assert client.get("/api/v1/redimir/puntos/50688887777").json()["total"] == 1
+
+
+def test_puntos_errors(client, db):
+    unknown = client.get("/api/v1/redimir/puntos/%2B50670000000")
+    assert unknown.status_code == 404
+    assert unknown.json()["codigo"] == "CLIENTE_NOT_FOUND"
+    for bad in ("abc", "%2B1", "%2B" + "9" * 20):
+        response = client.get(f"/api/v1/redimir/puntos/{bad}")
+        assert response.status_code == 400, bad
+        assert response.json()["codigo"] == "WHATSAPP_INVALIDO"
+
+
+def test_group_balance_shows_as_grupo(client, db, settings):
+    a, key_a = make_tenant(db, slug="norte", name="Norte")
+    b, key_b = make_tenant(db, slug="sur", name="Sur")
+    make_group(db, "cadena", "Cadena Café", "norte", "sur")
+    earn(client, settings, key_a)
+    earn(client, settings, key_b)
+    body = client.get("/api/v1/redimir/puntos/%2B50688887777").json()
+    assert body["total"] == 1
+    entry = body["data"][0]
+    assert entry["tipo"] == "grupo"
+    assert entry["nombre"] == "Cadena Café"
+    assert entry["puntos"] == 2
+    assert entry["comercios"] == [a.id, b.id]
+
+
+def test_canjear_success(client, db, settings):
+    tenant, key = make_tenant(db, points_per_pin="10")
+    reward_id = make_reward(db, tenant, points=10)
+    earn(client, settings, key)
+    body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
+    response = client.post("/api/v1/redimir/canjear", json=body)
+    assert response.status_code == 200
+    assert response.json() == {
+        "ok": True,
+        "puntos_restantes": 0,
+        "recompensa": "Café gratis",
+        "mensaje": "¡Canje exitoso! Aplicá el beneficio en la factura.",
+    }
+    again = client.post("/api/v1/redimir/canjear", json=body)
+    assert again.status_code == 422
+    assert again.json()["codigo"] == "PUNTOS_INSUFICIENTES"
+    assert count(db, Redemption) == 1
+    assert ledger_invariants(db) == []
+
+
+def test_canjear_requires_recent_visit(client, db, settings, frozen):
+    tenant, key = make_tenant(db, points_per_pin="10")
+    other, other_key = make_tenant(db, slug="otro", name="Otro", points_per_pin="10")
+    reward_id = make_reward(db, tenant, points=10)
+    start = clock.now()
+    frozen(start)
+    earn(client, settings, key)
+    frozen(start + timedelta(minutes=31))
+    earn(client, settings, other_key)  # a visit elsewhere does not count here
+    body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
+    response = client.post("/api/v1/redimir/canjear", json=body)
+    assert response.status_code == 403
+    assert response.json()["codigo"] == "VERIFICACION_REQUERIDA"
+    assert count(db, Redemption) == 0
+    frozen(start + timedelta(minutes=29))
+    assert client.post("/api/v1/redimir/canjear", json=body).status_code == 200
+
+
+def test_verification_window_setting(client, db, settings, frozen):
+    tenant, key = make_tenant(db, points_per_pin="10", verification_window_minutes="120")
+    reward_id = make_reward(db, tenant, points=10)
+    start = clock.now()
+    frozen(start)
+    earn(client, settings, key)
+    frozen(start + timedelta(minutes=90))
+    body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
+    assert client.post("/api/v1/redimir/canjear", json=body).status_code == 200
+
+
+def test_canjear_errors_write_nothing(client, db, settings):
+    tenant, key = make_tenant(db, points_per_pin="10")
+    other, _ = make_tenant(db, slug="otro", name="Otro")
+    reward_id = make_reward(db, tenant, points=10)
+    foreign_reward = make_reward(db, other, points=1)
+    earn(client, settings, key)
+    entries = count(db, LedgerEntry)
+    cases = [
+        (
+            {"whatsapp": WA, "id_comercio": 999, "id_promocion": reward_id},
+            404,
+            "COMERCIO_NOT_FOUND",
+        ),
+        (
+            {"whatsapp": "+50670000000", "id_comercio": tenant.id, "id_promocion": reward_id},
+            404,
+            "CLIENTE_NOT_FOUND",
+        ),
+        (
+            {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": foreign_reward},
+            404,
+            "PROMOCION_NOT_FOUND",
+        ),
+        (
+            {"whatsapp": "nope", "id_comercio": tenant.id, "id_promocion": reward_id},
+            400,
+            "WHATSAPP_INVALIDO",
+        ),
+        (
+            {"whatsapp": WA, "id_comercio": "x", "id_promocion": reward_id},
+            400,
+            "SOLICITUD_INVALIDA",
+        ),
+        ({"whatsapp": WA}, 400, "SOLICITUD_INVALIDA"),
+        ([1, 2], 400, "SOLICITUD_INVALIDA"),
+    ]
+    for body, status, codigo in cases:
+        response = client.post("/api/v1/redimir/canjear", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["ok"] is False
+        assert response.json()["codigo"] == codigo
+        assert response.json()["mensaje"]
+    raw = client.post(
+        "/api/v1/redimir/canjear", content=b"{oops", headers={"Content-Type": "application/json"}
+    )
+    assert raw.status_code == 400 and raw.json()["codigo"] == "SOLICITUD_INVALIDA"
+    assert count(db, LedgerEntry) == entries
+    assert count(db, Redemption) == 0
+
+
+def test_unknown_route_in_door_format(client):
+    response = client.get("/api/v1/redimir/nada")
+    assert response.status_code == 404
+    assert response.json()["ok"] is False
