@@ -8,6 +8,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from fidelia import __version__
+from fidelia.dialects.pdv import cors as pdv_cors
+from fidelia.dialects.pdv import customers as pdv_customers
+from fidelia.dialects.pdv import errors as pdv_errors
+from fidelia.dialects.pdv import orders as pdv_orders
+from fidelia.dialects.pdv import rewards as pdv_rewards
 from fidelia.dialects.pin_whatsapp import errors as pin_errors
 from fidelia.dialects.pin_whatsapp.routes import router as pin_router
 from fidelia.kit import rendering
@@ -50,8 +55,18 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
     )
     app.state.fidelia = state
-    rendering.install(app, [("/api/v1/", pin_errors.render)])
+    rendering.install(
+        app,
+        [
+            ("/api/v1/", pin_errors.render),
+            ("/v1/pvt/POS/customers/", pdv_errors.render_bare),
+            ("/v1/pvt/", pdv_errors.render),
+        ],
+    )
     app.include_router(pin_router)
+    for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
+        app.include_router(router)
+    pdv_cors.install(app, state)
     app.include_router(webhook_router)
     if settings.simulator:
         app.include_router(simulator_router)

@@ -191,8 +191,22 @@ def apikey_revoke(key: str) -> None:
 def reward_create(
     tenant: Annotated[str, typer.Option()],
     title: Annotated[str, typer.Option()],
-    points: Annotated[int, typer.Option()],
+    points: Annotated[int | None, typer.Option(help="Points it costs (not for cashback).")] = None,
     description: Annotated[str, typer.Option()] = "",
+    reward_type: Annotated[
+        str, typer.Option("--type", help="custom | fixed | percent | cashback | product")
+    ] = "custom",
+    value: Annotated[
+        str | None, typer.Option(help="Discount (currency), percentage, or cashback minimum.")
+    ] = None,
+    min_purchase: Annotated[str | None, typer.Option("--min-purchase")] = None,
+    max_share: Annotated[
+        int | None, typer.Option("--max-share", help="At most this % of the purchase.")
+    ] = None,
+    cumulative: Annotated[
+        bool, typer.Option("--cumulative/--no-cumulative", help="Combinable with other discounts.")
+    ] = True,
+    stock: Annotated[int | None, typer.Option(help="How many can be redeemed in all.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a reward customers buy with points."""

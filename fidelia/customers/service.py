@@ -49,13 +49,16 @@ def identify(
     elif name and not customer.name:
         customer.name = name
     for kind, value in present.items():
-        owner = find(session, tenant.program_id, kind, value)
-        if owner is None:
-            _link(session, customer, kind, value)
+        link_identifier(session, customer, kind, value)
     return customer
 
 
-def _link(session: Session, customer: Customer, kind: str, value: str) -> None:
+def link_identifier(session: Session, customer: Customer, kind: str, value: str) -> bool:
+    """Give ``customer`` this identifier; False when it already belongs to someone else
+    in the program (an identifier stays with whoever had it first)."""
+    owner = find(session, customer.program_id, kind, value)
+    if owner is not None:
+        return owner.id == customer.id
     try:
         with session.begin_nested():
             session.add(
@@ -63,5 +66,7 @@ def _link(session: Session, customer: Customer, kind: str, value: str) -> None:
                     program_id=customer.program_id, customer_id=customer.id, kind=kind, value=value
                 )
             )
-    except IntegrityError:
-        pass  # linked concurrently: the identifier stays with whoever got it first
+        return True
+    except IntegrityError:  # linked concurrently
+        owner = find(session, customer.program_id, kind, value)
+        return owner is not None and owner.id == customer.id

@@ -19,7 +19,12 @@ READONLY = "fidelia_readonly"
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         _make_sqlite_transactional(engine)
         return engine
     if url.startswith("postgresql://"):

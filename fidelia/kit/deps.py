@@ -1,16 +1,20 @@
 """The app's shared state and the typed dependency aliases endpoints use."""
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Annotated, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from fidelia.kit.db import Database
 from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.tenants.service import KeyCache
+
+T = TypeVar("T")
 
 
 class State:
@@ -19,6 +23,7 @@ class State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, settings.database_pool_size)
+        self.db_slots = anyio.Semaphore(db_slots(settings.database_pool_size))
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limits_enabled)
         self.keys = KeyCache(settings.tenant_cache_seconds)
         self.bot = Bot(settings)
@@ -32,6 +37,24 @@ class State:
                 processed += self.bot.handle(session, message)
         return processed
 
+    async def run_in_db_slot(self, fn: Callable[..., T], *args: object) -> T:
+        """For async endpoints: run blocking database work in a thread, within a slot."""
+        async with self.db_slots:
+            return await run_in_threadpool(fn, *args)
+
+
+def db_slots(pool_size: int) -> int:
+    """How many requests may use the database at once.
+
+    A request holds its connections (a read and a write session: two) and, on SQLite, the
+    write lock until its response is serialised, which needs a worker thread again. If more
+    requests than the pool serves, or than there are worker threads (40), waited *inside*
+    a thread for a connection or the lock, the holders could never get a thread to finish:
+    a burst of requests would hang until the pool or busy timeout and end in 500s. So
+    requests queue in the event loop instead, and never more than the pool (twice
+    ``pool_size``: pool plus overflow) can serve at two connections each."""
+    return max(1, min(pool_size, 32))
+
 
 def get_state(request: Request) -> State:
     state: State = request.app.state.fidelia
@@ -41,12 +64,22 @@ def get_state(request: Request) -> State:
 AppState = Annotated[State, Depends(get_state)]
 
 
-def _write_session(state: AppState) -> Iterator[Session]:
+async def _db_slot(state: AppState) -> AsyncIterator[None]:
+    """One database slot per request (cached, so shared by its read and write sessions),
+    released after they commit or roll back."""
+    async with state.db_slots:
+        yield
+
+
+DbSlot = Annotated[None, Depends(_db_slot, scope="function")]
+
+
+def _write_session(state: AppState, _slot: DbSlot) -> Iterator[Session]:
     with state.db.session() as session:
         yield session
 
 
-def _read_session(state: AppState) -> Iterator[Session]:
+def _read_session(state: AppState, _slot: DbSlot) -> Iterator[Session]:
     with state.db.session(readonly=True) as session:
         yield session
 

@@ -4,10 +4,11 @@ Tenant settings (currency, PIN lifetime, ...) live in the database; these are th
 operator's knobs: where the database is, how to reach WhatsApp, rate-limit storage.
 """
 
+import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-app-secret"
@@ -32,11 +33,23 @@ class Settings(BaseSettings):
     bot_number: str = "50600000000"
     simulator: bool = True
 
+    # Keys digests of short codes (identity challenges). Set a long random value in production.
+    secret_key: str = DEV_SECRET
+
+    # Identity challenge codes. SMS goes to an HTTP gateway (POST JSON {"to", "text"} with a
+    # Bearer token); e-mail over SMTP: smtp://user:pass@host:587 (STARTTLS) or smtps://...:465.
+    # Unset in development: codes are written to the log instead (never in production).
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""
+    smtp_url: str = ""
+    smtp_from: str = "Fidelia <no-reply@fidelia.local>"
+
     # Rate limits ("30/minute" per IP per endpoint on the PIN door). Counters in memory by
     # default, in Redis when redis_url is set (shared by every process).
     redis_url: str = ""
     rate_limit_pin_door: str = "30/minute"
     rate_limit_pin_failures: str = "5/hour"
+    rate_limit_pdv: str = "10/second;300/minute;10000/hour"
     rate_limits_enabled: bool = True
 
     # Outbox worker. `fidelia serve` runs one inside the web process (embedded_worker).
@@ -46,6 +59,15 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 12
     tenant_cache_seconds: float = 2.0
 
+    @field_validator("bot_number")
+    @classmethod
+    def _digits_only(cls, value: str) -> str:
+        """'+506 0000-0000' -> '50600000000': the form wa.me links and webhooks use."""
+        digits = re.sub(r"\D", "", value)
+        if not 8 <= len(digits) <= 15:
+            raise ValueError("FIDELIA_BOT_NUMBER is a phone number in international form")
+        return digits
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":
         if self.env == "production":
@@ -54,6 +76,12 @@ class Settings(BaseSettings):
                 or self.whatsapp_verify_token == DEV_VERIFY_TOKEN
             ):
                 raise ValueError("set FIDELIA_WHATSAPP_APP_SECRET and _VERIFY_TOKEN in production")
+            if self.secret_key == DEV_SECRET:
+                raise ValueError("set FIDELIA_SECRET_KEY in production")
+            if not (self.sms_gateway_url or self.smtp_url):
+                raise ValueError(
+                    "set FIDELIA_SMS_GATEWAY_URL and/or FIDELIA_SMTP_URL in production"
+                )
             if self.simulator:
                 raise ValueError(
                     "the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0"

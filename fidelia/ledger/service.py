@@ -22,6 +22,15 @@ CASHBACK = "cashback"
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where the points came from or went: the merchant and a unique reference."""
+
+    tenant_id: int
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
 class Account:
     program_id: int
     customer_id: int
@@ -42,11 +51,9 @@ def balance(session: Session, acct: Account) -> int:
 def credit(
     session: Session,
     acct: Account,
-    *,
-    tenant_id: int,
     amount: int,
-    source_type: str,
-    source_id: str,
+    source: Source,
+    *,
     kind: str = "earn",
     expires_at: datetime | None = None,
 ) -> LedgerEntry:
@@ -67,14 +74,14 @@ def credit(
     after = int(session.execute(stmt).scalar_one())
     entry = LedgerEntry(
         program_id=acct.program_id,
-        tenant_id=tenant_id,
+        tenant_id=source.tenant_id,
         customer_id=acct.customer_id,
         account=acct.account,
         kind=kind,
         amount=amount,
         balance_after=after,
-        source_type=source_type,
-        source_id=source_id,
+        source_type=source.type,
+        source_id=source.id,
         remaining=amount,
         expires_at=expires_at,
         created_at=now(),
@@ -87,11 +94,9 @@ def credit(
 def debit(
     session: Session,
     acct: Account,
-    *,
-    tenant_id: int,
     amount: int,
-    source_type: str,
-    source_id: str,
+    source: Source,
+    *,
     kind: str = "redeem",
     allow_negative: bool = False,
 ) -> LedgerEntry:
@@ -125,14 +130,14 @@ def debit(
     _consume_lots(session, acct, amount)
     entry = LedgerEntry(
         program_id=acct.program_id,
-        tenant_id=tenant_id,
+        tenant_id=source.tenant_id,
         customer_id=acct.customer_id,
         account=acct.account,
         kind=kind,
         amount=-amount,
         balance_after=int(after),
-        source_type=source_type,
-        source_id=source_id,
+        source_type=source.type,
+        source_id=source.id,
         created_at=now(),
     )
     session.add(entry)

@@ -15,9 +15,9 @@ from fidelia.customers.service import identify
 from fidelia.customers.standing import Standing, standing_in, standings
 from fidelia.kit.clock import now
 from fidelia.kit.settings import Settings
-from fidelia.ledger.service import Account, credit
+from fidelia.ledger.service import Account, Source, credit
 from fidelia.messaging import outbox
-from fidelia.messaging.texts import BALANCE_WORDS, say, unit
+from fidelia.messaging.texts import BALANCE_WORDS, GREETINGS, say, unit
 from fidelia.models import (
     Customer,
     CustomerIdentifier,
@@ -53,6 +53,17 @@ def find_pin_code(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def _join(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def is_chatter(text: str) -> bool:
+    """Greetings and keywords are not names: while waiting for a name, they get their
+    usual answer and the bot keeps waiting."""
+    words = unquote_plus(text).strip().lower().strip("¿?¡!. ")
+    return words in BALANCE_WORDS or words in GREETINGS
+
+
 class Bot:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -71,7 +82,7 @@ class Bot:
         code = find_pin_code(msg.text)
         if code is not None:
             self._pin(session, msg, contact, code)
-        elif contact.state == "awaiting_name":
+        elif contact.state == "awaiting_name" and not is_chatter(msg.text):
             self._name(session, contact, msg.text)
         elif unquote_plus(msg.text).strip().lower().strip("¿?¡!. ") in BALANCE_WORDS:
             self._balances(session, contact)
@@ -103,10 +114,8 @@ class Bot:
         credit(
             session,
             Account(customer.program_id, customer.id),
-            tenant_id=tenant.id,
-            amount=pin.points,
-            source_type="pin",
-            source_id=str(pin.id),
+            pin.points,
+            Source(tenant.id, "pin", str(pin.id)),
         )
         contact.last_tenant_id = tenant.id
         points = pin.points
@@ -131,7 +140,7 @@ class Bot:
             merchant=standing.name,
             balance=self._points(tenant.locale, standing.points),
         )
-        self._reply(session, contact, text + " " + self._next_line(tenant.locale, standing))
+        self._reply(session, contact, _join(text, self._next_line(tenant.locale, standing)))
 
     def _name(self, session: Session, contact: WhatsAppContact, text: str) -> None:
         locale = self._locale(session, contact)
@@ -158,7 +167,7 @@ class Bot:
             merchant=standing.name,
             balance=self._points(locale, standing.points),
         )
-        self._reply(session, contact, text + " " + self._next_line(locale, standing))
+        self._reply(session, contact, _join(text, self._next_line(locale, standing)))
 
     def _balances(self, session: Session, contact: WhatsAppContact) -> None:
         locale = self._locale(session, contact)
@@ -189,7 +198,17 @@ class Bot:
         if msg.wa_user_id:
             conditions.append(WhatsAppContact.wa_user_id == msg.wa_user_id)
         for _ in range(2):
-            contact = session.scalar(select(WhatsAppContact).where(or_(*conditions)).limit(1))
+            found = list(
+                session.scalars(
+                    select(WhatsAppContact).where(or_(*conditions)).order_by(WhatsAppContact.id)
+                )
+            )
+            if len(found) > 1:
+                # The number and the user id already belong to two contacts (one wrote
+                # before user ids existed, one without a number): linking would break the
+                # unique keys and fail this message on every redelivery. Use the number's.
+                return next(c for c in found if c.wa_number == msg.wa_number)
+            contact = found[0] if found else None
             if contact is not None:
                 if msg.wa_number and not contact.wa_number:
                     contact.wa_number = msg.wa_number

@@ -2,14 +2,23 @@
 success, raises ``Permanent`` for an answer that retrying cannot change, and anything
 else (timeouts, 5xx, 429) for a retry with backoff."""
 
+import logging
+import smtplib
 from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import httpx
 
 from fidelia.kit.settings import Settings
 
 Sender = Callable[[dict[str, Any]], None]
+
+
+# Answers that retrying cannot change. 401/403 are retried: a rotated or expired token is
+# fixed by the operator, and the messages must still go out afterwards.
+PERMANENT = {400, 404, 405, 410, 413, 422}
 
 
 class Permanent(Exception):
@@ -33,10 +42,78 @@ class WhatsAppCloud:
         if response.status_code < 300:
             return
         detail = f"{response.status_code} {response.text[:300]}"
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        if response.status_code in PERMANENT:
             raise Permanent(detail)
         raise RuntimeError(detail)
 
 
+class SmsGateway:
+    """An HTTP SMS gateway: POST {"to": "+55...", "text": "..."} with a Bearer token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=10.0, headers={"Authorization": f"Bearer {token}"})
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        response = self.client.post(self.url, json={"to": payload["to"], "text": payload["text"]})
+        if response.status_code < 300:
+            return
+        detail = f"{response.status_code} {response.text[:300]}"
+        if response.status_code in PERMANENT:
+            raise Permanent(detail)
+        raise RuntimeError(detail)
+
+
+class Smtp:
+    """E-mail over SMTP: smtp:// (STARTTLS when the server offers it) or smtps://."""
+
+    def __init__(self, url: str, sender: str) -> None:
+        parts = urlparse(url)
+        self.secure = parts.scheme == "smtps"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (465 if self.secure else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.sender = sender
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = payload["to"]
+        message["Subject"] = payload["subject"]
+        message.set_content(payload["text"])
+        factory = smtplib.SMTP_SSL if self.secure else smtplib.SMTP
+        try:
+            with factory(self.host, self.port, timeout=10) as smtp:
+                if not self.secure and smtp.has_extn("starttls"):
+                    smtp.starttls()
+                if self.user:
+                    smtp.login(self.user, self.password or "")
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise Permanent(str(exc)) from exc
+
+
+class LogOnly:
+    """Development stand-in when no gateway is configured: the message goes to the log
+    (production refuses to start without a real channel)."""
+
+    def __init__(self, channel: str) -> None:
+        self.log = logging.getLogger(f"fidelia.{channel}")
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        self.log.warning("not sent (no gateway configured): %s", payload)
+
+
 def senders_for(settings: Settings) -> dict[str, Sender]:
-    return {"whatsapp": WhatsAppCloud(settings)}
+    return {
+        "whatsapp": WhatsAppCloud(settings),
+        "sms": (
+            SmsGateway(settings.sms_gateway_url, settings.sms_gateway_token)
+            if settings.sms_gateway_url
+            else LogOnly("sms")
+        ),
+        "email": Smtp(settings.smtp_url, settings.smtp_from)
+        if settings.smtp_url
+        else LogOnly("email"),
+    }

@@ -58,6 +58,21 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+GREETINGS = {
+    "hola",
+    "hi",
+    "hello",
+    "oi",
+    "olá",
+    "ola",
+    "buenas",
+    "buenos días",
+    "bom dia",
+    "hey",
+    "ayuda",
+    "help",
+    "ajuda",
+}
 BALANCE_WORDS = {"puntos", "saldo", "points", "balance", "pontos", "punto", "ponto", "point"}
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from fidelia.kit.deps import AppState
 from fidelia.kit.phone import normalize_e164
@@ -23,16 +22,19 @@ def parse_inbound(payload: dict[str, Any], default_bot_number: str) -> list[Inbo
     """Every text message of every entry and change (Meta batches them). Status updates
     and other message types are acknowledged and skipped."""
     found: list[Inbound] = []
-    for entry in payload.get("entry") or []:
-        for change in (entry or {}).get("changes") or []:
-            value = (change or {}).get("value") or {}
-            metadata = value.get("metadata") or {}
+    for entry in _objects(payload.get("entry")):
+        for change in _objects(entry.get("changes")):
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
+            metadata = value.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else {}
             bot = (
                 re.sub(r"\D", "", str(metadata.get("display_phone_number") or ""))
                 or default_bot_number
             )
-            contacts = value.get("contacts") or []
-            for message in value.get("messages") or []:
+            contacts = _objects(value.get("contacts"))
+            for message in _objects(value.get("messages")):
                 if not isinstance(message, dict) or message.get("type") != "text":
                     continue
                 found_msg = _message(message, contacts, bot)
@@ -41,7 +43,12 @@ def parse_inbound(payload: dict[str, Any], default_bot_number: str) -> list[Inbo
     return found
 
 
-def _message(message: dict[str, Any], contacts: list[Any], bot: str) -> Inbound | None:
+def _objects(items: Any) -> list[dict[str, Any]]:
+    """The dicts of a list; anything else (a malformed payload) counts as empty."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _message(message: dict[str, Any], contacts: list[dict[str, Any]], bot: str) -> Inbound | None:
     sender = message.get("from")
     contact = next(
         (c for c in contacts if isinstance(c, dict) and sender and c.get("wa_id") == sender),
@@ -55,7 +62,8 @@ def _message(message: dict[str, Any], contacts: list[Any], bot: str) -> Inbound 
             number = normalize_e164(str(number_raw))
         except Exception:
             number = None
-    body = ((message.get("text") or {}).get("body")) or ""
+    text = message.get("text")
+    body = text.get("body") if isinstance(text, dict) else ""
     message_id = message.get("id")
     if not message_id or not (number or user_id) or not isinstance(body, str):
         return None
@@ -91,5 +99,5 @@ async def receive(request: Request, state: AppState) -> Response:
     if not isinstance(payload, dict):
         return JSONResponse({"error": "expected an object"}, status_code=400)
     messages = parse_inbound(payload, state.settings.bot_number)
-    processed = await run_in_threadpool(state.process_inbound, messages)
+    processed = await state.run_in_db_slot(state.process_inbound, messages)
     return JSONResponse({"received": len(messages), "processed": processed})

@@ -2,8 +2,11 @@
 
 from fidelia.models.api_key import ApiKey
 from fidelia.models.base import Base
+from fidelia.models.challenge import Challenge
 from fidelia.models.customer import Customer, CustomerIdentifier
+from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
+from fidelia.models.order import Order, OrderRefund
 from fidelia.models.outbox import OutboxMessage
 from fidelia.models.pin import Pin
 from fidelia.models.program import Program
@@ -17,10 +20,14 @@ __all__ = [
     "ApiKey",
     "Balance",
     "Base",
+    "Challenge",
     "Customer",
     "CustomerIdentifier",
+    "IdempotencyKey",
     "InboundMessage",
     "LedgerEntry",
+    "Order",
+    "OrderRefund",
     "OutboxMessage",
     "Pin",
     "PinFailure",

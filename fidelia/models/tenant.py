@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fidelia.kit.clock import now
@@ -24,4 +24,15 @@ class Tenant(Base):
     points_per_pin: Mapped[int] = mapped_column(Integer, default=1)
     verification_window_minutes: Mapped[int] = mapped_column(Integer, default=30)
     bot_number: Mapped[str | None] = mapped_column(String(20))  # own bot; else the platform's
+    # Money-based earning (seed 001). Rates are integers so SQLite and PostgreSQL agree:
+    # points per currency unit x 1000, point value in minor units x 1000, cashback in bp.
+    earn_milli_points_per_unit: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    point_value_milli_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cashback_basis_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    min_order_value: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    should_validate_customer: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    cors_origins: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

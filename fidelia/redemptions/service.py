@@ -1,19 +1,40 @@
-"""Redeeming rewards: the debit, the redemption record and its ledger entry, in one
+"""Redeeming rewards: the debit, the redemption record and its ledger entries, in one
 transaction. The ledger's conditional update is what stops a double spend."""
 
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.errors import Forbidden
-from fidelia.ledger.service import Account, debit, last_earning_at
-from fidelia.models import Customer, Redemption, Reward, Tenant
+from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
+from fidelia.ledger.service import (
+    CASHBACK,
+    POINTS,
+    Account,
+    Source,
+    balance,
+    credit,
+    debit,
+    last_earning_at,
+)
+from fidelia.models import Customer, LedgerEntry, Order, Redemption, Reward, Tenant
+from fidelia.models.order import COMPLETE
+from fidelia.orders.earning import points_for_value
+from fidelia.rewards.eligibility import Wallet
 
 
 def new_external_code() -> str:
     return "FD-" + secrets.token_hex(5).upper()
+
+
+def wallet_of(session: Session, customer: Customer) -> Wallet:
+    return Wallet(
+        points=balance(session, Account(customer.program_id, customer.id, POINTS)),
+        cashback=balance(session, Account(customer.program_id, customer.id, CASHBACK)),
+    )
 
 
 def require_recent_visit(session: Session, tenant: Tenant, customer: Customer) -> None:
@@ -28,28 +49,128 @@ def require_recent_visit(session: Session, tenant: Tenant, customer: Customer) -
         )
 
 
+def take_stock(session: Session, reward: Reward, change: int) -> None:
+    """Rewards with a stock: a conditional update, so concurrent redemptions never take
+    the last unit twice and stock never goes below zero."""
+    if reward.stock is None:
+        return
+    result = session.execute(
+        update(Reward)
+        .where(Reward.id == reward.id, Reward.stock.is_not(None), Reward.stock + change >= 0)
+        .values(stock=Reward.stock + change)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise Conflict("This reward is out of stock.", code="OUT_OF_STOCK")
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    redemption: Redemption
+    points_entry: LedgerEntry | None
+    points_left: int
+
+
 def redeem(
-    session: Session, tenant: Tenant, customer: Customer, reward: Reward, *, origin: str
-) -> tuple[Redemption, int]:
-    """Debit the reward's points; returns the redemption and the balance left."""
+    session: Session,
+    tenant: Tenant,
+    customer: Customer,
+    reward: Reward,
+    *,
+    origin: str,
+    cash_value: int | None = None,
+    original_key: str | None = None,
+) -> Redeemed:
+    """Debit what the reward costs. A cashback reward spends ``cash_value`` minor units:
+    the cashback account first, the rest in points at the merchant's point value."""
     redemption = Redemption(
         program_id=customer.program_id,
         tenant_id=tenant.id,
         customer_id=customer.id,
         reward_id=reward.id,
-        points=reward.points_required,
+        points=0,
+        value=reward.value if reward.reward_type in ("fixed", "product") else 0,
         origin=origin,
         external_code=new_external_code(),
+        original_key=original_key,
         created_at=now(),
     )
     session.add(redemption)
     session.flush()
-    entry = debit(
-        session,
-        Account(customer.program_id, customer.id),
-        tenant_id=tenant.id,
-        amount=reward.points_required,
-        source_type="redemption",
-        source_id=str(redemption.id),
+    take_stock(session, reward, -1)
+    source = Source(tenant.id, "redemption", str(redemption.id))
+    points_acct = Account(customer.program_id, customer.id, POINTS)
+    entry = None
+    if reward.reward_type == "cashback":
+        if cash_value is None or cash_value < max(reward.value, 1):
+            raise InvalidInput("A cashback redemption needs a Value at least the reward's minimum.")
+        redemption.value = cash_value
+        cashback_acct = Account(customer.program_id, customer.id, CASHBACK)
+        from_cashback = min(max(balance(session, cashback_acct), 0), cash_value)
+        if from_cashback:
+            debit(session, cashback_acct, from_cashback, source)
+        rest = cash_value - from_cashback
+        if rest:
+            points = points_for_value(tenant, rest)
+            if points <= 0:
+                raise InsufficientPoints("Not enough cashback.", code="INSUFFICIENT_CASHBACK")
+            entry = debit(session, points_acct, points, source)
+            redemption.points = points
+    elif reward.points_required > 0:
+        entry = debit(session, points_acct, reward.points_required, source)
+        redemption.points = reward.points_required
+    left = entry.balance_after if entry is not None else balance(session, points_acct)
+    return Redeemed(redemption, entry, left)
+
+
+def find_redemption(
+    session: Session,
+    tenant: Tenant,
+    *,
+    id: int | None = None,
+    key: str | None = None,
+    external_code: str | None = None,
+) -> Redemption:
+    query = select(Redemption).where(Redemption.tenant_id == tenant.id)
+    if id is not None:
+        query = query.where(Redemption.id == id)
+    elif external_code is not None:
+        query = query.where(Redemption.external_code == external_code)
+    else:
+        query = query.where(Redemption.original_key == key)
+    redemption = session.scalar(query.with_for_update())
+    if redemption is None:
+        raise NotFound("No such redemption at this merchant.", code="REDEMPTION_NOT_FOUND")
+    return redemption
+
+
+def cancel(
+    session: Session, redemption: Redemption, *, even_if_complete: bool = False
+) -> Redemption:
+    """Give back what a redemption took, once. Refused once its order is complete (the
+    discount was used), unless the whole order is being cancelled."""
+    if redemption.status == "cancelled":
+        return redemption
+    if redemption.order_id is not None and not even_if_complete:
+        order = session.get_one(Order, redemption.order_id)
+        if order.state == COMPLETE:
+            raise Conflict("The order that used this reward is complete.", code="ORDER_COMPLETE")
+    taken = session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.program_id == redemption.program_id,
+            LedgerEntry.source_type == "redemption",
+            LedgerEntry.source_id == str(redemption.id),
+            LedgerEntry.kind == "redeem",
+        )
     )
-    return redemption, entry.balance_after
+    for entry in list(taken):
+        credit(
+            session,
+            Account(entry.program_id, entry.customer_id, entry.account),
+            -entry.amount,
+            Source(redemption.tenant_id, "redemption", str(redemption.id)),
+            kind="reverse",
+        )
+    take_stock(session, session.get_one(Reward, redemption.reward_id), +1)
+    redemption.status = "cancelled"
+    redemption.cancelled_at = now()
+    return redemption

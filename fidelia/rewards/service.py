@@ -1,9 +1,12 @@
 """Rewards (promociones): what customers buy with points."""
 
+from decimal import Decimal, InvalidOperation
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.kit.money import to_minor
 from fidelia.models import Reward, Tenant
 
 TYPES = ("custom", "fixed", "percent", "cashback", "product")
@@ -14,26 +17,77 @@ def create_reward(
     tenant: Tenant,
     *,
     title: str,
-    points: int,
+    points: int | None,
     description: str = "",
     reward_type: str = "custom",
+    value: str | None = None,
+    min_purchase: str | None = None,
+    max_share_percent: int | None = None,
+    cumulative: bool = True,
+    stock: int | None = None,
 ) -> Reward:
+    """``value``: currency for fixed, product and cashback (its minimum use, default 1.00),
+    a percentage for percent. Cashback rewards cost what the cashier chooses, not ``points``."""
     if not title.strip():
         raise InvalidInput("A reward needs a title.")
-    if points <= 0:
-        raise InvalidInput("A reward costs at least one point.")
     if reward_type not in TYPES:
         raise InvalidInput(f"Reward type is one of {', '.join(TYPES)}.")
+    if reward_type == "cashback":
+        points = points or 0
+    elif points is None or points <= 0:
+        raise InvalidInput("A reward costs at least one point (--points).")
+    if points is None or points < 0:
+        raise InvalidInput("Points cannot be negative.")
+    if max_share_percent is not None and not 1 <= max_share_percent <= 100:
+        raise InvalidInput("The maximum share of the purchase is a percentage from 1 to 100.")
+    if stock is not None and stock < 0:
+        raise InvalidInput("Stock cannot be negative.")
     reward = Reward(
         tenant_id=tenant.id,
         title=title.strip(),
         description=description.strip(),
         points_required=points,
         reward_type=reward_type,
+        value=_value(tenant, reward_type, value),
+        min_purchase=to_minor(min_purchase, tenant.currency) if min_purchase else 0,
+        max_share_percent=max_share_percent,
+        cumulative=cumulative,
+        stock=stock,
     )
     session.add(reward)
     session.flush()
     return reward
+
+
+def _value(tenant: Tenant, reward_type: str, value: str | None) -> int:
+    if reward_type == "percent":
+        if value is None:
+            raise InvalidInput("A percent reward needs --value (the percentage).")
+        basis_points = _percent(value)
+        if not 0 < basis_points <= 10_000:
+            raise InvalidInput("A percentage is more than 0 and at most 100.")
+        return basis_points
+    if reward_type in ("fixed", "product"):
+        if value is None:
+            raise InvalidInput(f"A {reward_type} reward needs --value (the discount).")
+        minor = to_minor(value, tenant.currency)
+        if minor <= 0:
+            raise InvalidInput("The discount must be positive.")
+        return minor
+    if reward_type == "cashback":
+        return to_minor(value or "1", tenant.currency)
+    return to_minor(value, tenant.currency) if value else 0
+
+
+def _percent(value: str) -> int:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidInput(f"Not a percentage: {value!r}") from exc
+    scaled = number.scaleb(2)
+    if not number.is_finite() or scaled != scaled.to_integral_value():
+        raise InvalidInput(f"A percentage has at most two decimals: {value!r}")
+    return int(scaled)
 
 
 def active_rewards(session: Session, tenant_ids: list[int]) -> list[Reward]:

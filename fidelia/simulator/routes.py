@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
 from fidelia.kit.errors import NotFound, Unauthorized
@@ -106,7 +105,7 @@ async def send(body: SimSend, state: AppState) -> dict[str, object]:
             session.add(SimulatorMessage(wa_number=number, direction="in", body=body.text))
         return state.process_inbound(parse_inbound(json.loads(raw), state.settings.bot_number))
 
-    processed = await run_in_threadpool(record_and_handle)
+    processed = await state.run_in_db_slot(record_and_handle)
     return {"processed": processed, "signature": signature}
 
 

@@ -3,6 +3,7 @@
 import re
 import time
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -11,8 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
+from fidelia.kit.db import Database
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
-from fidelia.kit.money import from_minor, to_minor
+from fidelia.kit.money import exponent, from_minor, to_minor
 from fidelia.kit.security import digest, new_secret
 from fidelia.models import ApiKey, Customer, Program, Tenant
 
@@ -22,7 +24,22 @@ INT_SETTINGS = {
     "points_per_pin": (1, 1_000_000),
     "verification_window_minutes": (1, 7 * 24 * 60),
 }
-SETTINGS = ("currency", "timezone", "locale", "min_purchase", "bot_number", *INT_SETTINGS)
+BOOL_SETTINGS = ("should_validate_customer", "sandbox")
+SETTINGS = (
+    "currency",
+    "timezone",
+    "locale",
+    "min_purchase",
+    "bot_number",
+    *INT_SETTINGS,
+    "earn_points_per_unit",
+    "point_value",
+    "cashback_percent",
+    "min_order_value",
+    *BOOL_SETTINGS,
+    "cors_origins",
+)
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,7 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
     """Change one setting; running servers see it within ``tenant_cache_seconds``."""
     tenant = get_by_slug(session, slug)
     if key == "currency":
-        tenant.currency = validate_currency(value)
+        _change_currency(tenant, validate_currency(value))
     elif key == "timezone":
         tenant.timezone = validate_timezone(value)
     elif key == "locale":
@@ -115,8 +132,30 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
     elif key == "min_purchase":
         tenant.min_purchase = to_minor(value, tenant.currency)
     elif key == "bot_number":
-        digits = re.sub(r"\D", "", value)
-        tenant.bot_number = digits or None
+        cleared = value.strip().lower() in ("", "none", "default")
+        digits = re.sub(r"[\s+()-]", "", value)
+        if not cleared and not re.fullmatch(r"\d{8,15}", digits):
+            raise InvalidInput("bot_number is a phone number in international form, or 'none'.")
+        tenant.bot_number = None if cleared else digits
+    elif key == "earn_points_per_unit":
+        tenant.earn_milli_points_per_unit = _scaled(key, value, 3, 1_000_000)
+    elif key == "point_value":
+        tenant.point_value_milli_minor = _scaled(key, value, 3 + exponent(tenant.currency), 10**9)
+    elif key == "cashback_percent":
+        tenant.cashback_basis_points = _scaled(key, value, 2, 10_000)
+    elif key == "min_order_value":
+        tenant.min_order_value = to_minor(value, tenant.currency)
+    elif key in BOOL_SETTINGS:
+        flag = value.strip().lower()
+        if flag not in TRUE + FALSE:
+            raise InvalidInput(f"{key} takes true or false.")
+        setattr(tenant, key, flag in TRUE)
+    elif key == "cors_origins":
+        origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?", origin):
+                raise InvalidInput(f"Not an origin (scheme://host[:port]): {origin!r}")
+        tenant.cors_origins = ",".join(origins)
     elif key in INT_SETTINGS:
         low, high = INT_SETTINGS[key]
         try:
@@ -132,7 +171,41 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
     return tenant
 
 
+def _change_currency(tenant: Tenant, currency: str) -> None:
+    """Amounts keep their decimal value (12.50 stays 12.50) in the new currency's minor
+    units; an amount the new currency cannot express (cents in JPY) is refused."""
+    old = tenant.currency
+    amounts = {
+        name: from_minor(getattr(tenant, name), old) for name in ("min_purchase", "min_order_value")
+    }
+    point_value = Decimal(tenant.point_value_milli_minor).scaleb(-3 - exponent(old))
+    for name, amount in amounts.items():
+        try:
+            setattr(tenant, name, to_minor(amount, currency))
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{name} {amount} cannot be expressed in {currency}; change it first."
+            ) from exc
+    tenant.point_value_milli_minor = int(point_value.scaleb(3 + exponent(currency)))
+    tenant.currency = currency
+
+
+def _scaled(key: str, value: str, places: int, maximum: int) -> int:
+    """'0.10' with places=5 -> 10000: a decimal setting kept as an exact integer."""
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation as exc:
+        raise InvalidInput(f"{key} takes a number.") from exc
+    scaled = number.scaleb(places)
+    if not number.is_finite() or number < 0 or scaled != scaled.to_integral_value():
+        raise InvalidInput(f"{key} takes a non-negative number with at most {places} decimals.")
+    if scaled > maximum:
+        raise InvalidInput(f"{key} is too large.")
+    return int(scaled)
+
+
 def settings_of(tenant: Tenant) -> dict[str, object]:
+    minor = exponent(tenant.currency)
     return {
         "currency": tenant.currency,
         "timezone": tenant.timezone,
@@ -140,6 +213,14 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
         "min_purchase": str(from_minor(tenant.min_purchase, tenant.currency)),
         "bot_number": tenant.bot_number,
         **{key: getattr(tenant, key) for key in INT_SETTINGS},
+        "earn_points_per_unit": str(
+            Decimal(tenant.earn_milli_points_per_unit).scaleb(-3).normalize()
+        ),
+        "point_value": str(Decimal(tenant.point_value_milli_minor).scaleb(-3 - minor).normalize()),
+        "cashback_percent": str(Decimal(tenant.cashback_basis_points).scaleb(-2).normalize()),
+        "min_order_value": str(from_minor(tenant.min_order_value, tenant.currency)),
+        **{key: getattr(tenant, key) for key in BOOL_SETTINGS},
+        "cors_origins": tenant.cors_origins,
     }
 
 
@@ -170,25 +251,31 @@ def revoke_api_key(session: Session, key_or_token: str) -> None:
 
 
 class KeyCache:
-    """API key -> tenant id, for a few seconds, so a hot door does not re-query every call;
-    revocations and setting changes are seen within ``ttl`` seconds."""
+    """API credentials -> tenant, for a few seconds, so a hot door does not query on every
+    call; revocations and setting changes are seen within ``ttl`` seconds. A miss reads in
+    a short session of its own, so no connection is held for the rest of the request."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, Tenant | None]] = {}
+        self._entries: dict[tuple[str, str | None], tuple[float, Tenant | None]] = {}
 
-    def tenant_for(self, session: Session, secret: str) -> Tenant | None:
-        key = digest(secret)
+    def tenant_for(self, db: Database, secret: str, token: str | None = None) -> Tenant | None:
+        """The tenant of an active key; with ``token``, the key must also carry that token."""
+        key = (digest(secret), token)
         hit = self._entries.get(key)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
-        tenant = session.scalar(
+        query = (
             select(Tenant)
             .join(ApiKey, ApiKey.tenant_id == Tenant.id)
-            .where(ApiKey.secret_digest == key, ApiKey.revoked_at.is_(None))
+            .where(ApiKey.secret_digest == key[0], ApiKey.revoked_at.is_(None))
         )
-        if tenant is not None:
-            session.expunge(tenant)
+        if token is not None:
+            query = query.where(ApiKey.token == token)
+        with db.session(readonly=True) as session:
+            tenant = session.scalar(query)
+            if tenant is not None:
+                session.expunge(tenant)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (time.monotonic(), tenant)

@@ -53,11 +53,9 @@ def rate_limited(name: str) -> Callable[[Request, AppState], None]:
 
 
 def merchant(
-    state: AppState,
-    session: ReadSessionDep,
-    x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None,
+    state: AppState, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
 ) -> Tenant:
-    tenant = state.keys.tenant_for(session, x_api_key) if x_api_key else None
+    tenant = state.keys.tenant_for(state.db, x_api_key) if x_api_key else None
     if tenant is None:
         raise Unauthorized("API key inválida, revocada o ausente.")
     return tenant
@@ -183,9 +181,11 @@ def canjear(body: CanjearIn, session: SessionDep) -> CanjearResponse:
     customer = _customer(session, tenant, str(body.whatsapp))
     reward = get_for_tenant(session, tenant.id, body.id_promocion)
     require_recent_visit(session, tenant, customer)
-    _, left = redeem(session, tenant, customer, reward, origin="pin")
+    done = redeem(session, tenant, customer, reward, origin="pin")
     return CanjearResponse(
-        puntos_restantes=left, recompensa=reward.title, mensaje=say(tenant.locale, "redeemed")
+        puntos_restantes=done.points_left,
+        recompensa=reward.title,
+        mensaje=say(tenant.locale, "redeemed"),
     )
 
 

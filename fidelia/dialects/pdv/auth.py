@@ -1,0 +1,40 @@
+"""HTTP Basic auth (user = API token, password = API key), per-credential rate limits
+(10/s, 300/min, 10,000/h), and the merchant's CORS origins for the response."""
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from fidelia.kit.deps import AppState
+from fidelia.kit.errors import Unauthorized
+from fidelia.models import Tenant
+
+
+def _basic(header: str | None) -> tuple[str, str]:
+    if not header or not header.lower().startswith("basic "):
+        raise Unauthorized(
+            "HTTP Basic credentials required (API token as user, API key as password)."
+        )
+    try:
+        user, _, password = (
+            base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthorized("Malformed Basic credentials.") from exc
+    return user, password
+
+
+def pdv_merchant(request: Request, state: AppState) -> Tenant:
+    token, secret = _basic(request.headers.get("Authorization"))
+    tenant = state.keys.tenant_for(state.db, secret, token)
+    if tenant is None:
+        raise Unauthorized("Invalid or revoked API token/key.")
+    # Counted after authentication, so nobody can use up a merchant's quota with bad keys.
+    state.limiter.hit(state.settings.rate_limit_pdv, "pdv", token)
+    request.state.cors_origins = [o for o in tenant.cors_origins.split(",") if o]
+    return tenant
+
+
+PdvMerchant = Annotated[Tenant, Depends(pdv_merchant)]

@@ -1,0 +1,36 @@
+"""Seed 001 bodies are PascalCase, and POS clients may lower-case them: keys are matched
+case-insensitively to the declared fields. Unknown keys are ignored."""
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from fidelia.kit.errors import InvalidInput
+from fidelia.kit.money import exponent
+
+
+class PdvModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_keys_case_insensitively(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = {name.lower(): name for name in cls.model_fields}
+        return {fields.get(str(key).lower(), key): value for key, value in data.items()}
+
+
+def money_in(value: Decimal | None, currency: str) -> int:
+    """A decimal amount from the POS (``"10.00"``, ``250.5``) in minor units, rounded half up."""
+    if value is None:
+        return 0
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(f"Not a valid amount: {value}", code="INVALID_AMOUNT")
+    places = exponent(currency)
+    return int((value.scaleb(places)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def money_out(minor: int, currency: str) -> float:
+    return float(Decimal(minor).scaleb(-exponent(currency)))

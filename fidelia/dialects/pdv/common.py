@@ -1,0 +1,87 @@
+"""What the seed 001 routes share: finding customers by document, rendering them."""
+
+from babel import Locale
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fidelia.customers.service import find, identify
+from fidelia.dialects.pdv.schemas import CustomerOut, OrderCustomerIn
+from fidelia.kit.documents import identify_document, normalize_email
+from fidelia.kit.errors import NotFound
+from fidelia.kit.phone import normalize_e164
+from fidelia.models import Customer, CustomerIdentifier, Tenant
+
+CURRENCY_REGION = {"BRL": "BR", "CRC": "CR", "MXN": "MX", "ARS": "AR", "COP": "CO", "CLP": "CL"}
+
+
+def region_of(tenant: Tenant) -> str | None:
+    """Where a phone number without '+' is read: the locale's territory, else the currency's."""
+    try:
+        territory = Locale.parse(tenant.locale.replace("-", "_")).territory
+    except (ValueError, TypeError):
+        territory = None
+    return territory or CURRENCY_REGION.get(tenant.currency)
+
+
+def phone_of(tenant: Tenant, raw: str) -> str:
+    return normalize_e164(raw, None if raw.strip().startswith("+") else region_of(tenant))
+
+
+def by_document(session: Session, tenant: Tenant, document: str) -> Customer | None:
+    kind, value = identify_document(document)
+    return find(session, tenant.program_id, kind, value)
+
+
+def require_customer(session: Session, tenant: Tenant, document: str) -> Customer:
+    customer = by_document(session, tenant, document)
+    if customer is None:
+        raise NotFound(
+            "No customer with this document at this merchant.", code="CUSTOMER_NOT_FOUND"
+        )
+    return customer
+
+
+def identifiers_of(session: Session, customer: Customer) -> dict[str, str]:
+    rows = session.execute(
+        select(CustomerIdentifier.kind, CustomerIdentifier.value)
+        .where(CustomerIdentifier.customer_id == customer.id)
+        .order_by(CustomerIdentifier.id)
+    )
+    found: dict[str, str] = {}
+    for kind, value in rows:
+        found.setdefault(kind, value)
+    return found
+
+
+def customer_out(session: Session, customer: Customer) -> CustomerOut:
+    ids = identifiers_of(session, customer)
+    return CustomerOut(
+        Id=customer.id,
+        OriginalId=ids.get("external"),
+        Name=customer.name,
+        Email=ids.get("email"),
+        Phone=ids.get("phone") or ids.get("whatsapp"),
+        Document=ids.get("cpf") or ids.get("cnpj"),
+        IsEnrolled=True,
+    )
+
+
+def customer_from_order(
+    session: Session, tenant: Tenant, data: OrderCustomerIn | None
+) -> Customer | None:
+    """The order's customer, created on their first order (validated identifiers only)."""
+    if data is None:
+        return None
+    identifiers: dict[str, str] = {}
+    if data.Document:
+        kind, value = identify_document(data.Document)
+        identifiers[kind] = value
+    if data.Email:
+        identifiers["email"] = normalize_email(data.Email)
+    if data.Phone:
+        identifiers["phone"] = phone_of(tenant, data.Phone)
+    if data.OriginalId:
+        identifiers["external"] = data.OriginalId.strip()
+    if not identifiers:
+        return None
+    return identify(session, tenant, identifiers, name=(data.Name or "").strip() or None)

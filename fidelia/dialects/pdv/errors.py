@@ -1,0 +1,88 @@
+"""Seed 001's envelope: ``{Result, ErrorMessage, ErrorCode, Code, CodeName, Severity,
+HasWarning, HasError}``. POS clients read an answer as an error when ``HasError`` is true,
+``Severity`` is 2, the status is >= 400 or ``Result`` is null; the code from ``CodeName``."""
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from fidelia.kit.errors import DomainError
+
+# engine code -> (HTTP status, numeric Code, CodeName)
+CODES: dict[str, tuple[int, int, str]] = {
+    "BAD_REQUEST": (400, 1000, "InvalidRequest"),
+    "INVALID_INPUT": (400, 1000, "InvalidRequest"),
+    "INVALID_AMOUNT": (400, 1000, "InvalidRequest"),
+    "INVALID_PHONE": (400, 1017, "InvalidPhone"),
+    "INVALID_EMAIL": (400, 1018, "InvalidEmail"),
+    "INVALID_DOCUMENT": (400, 1014, "InvalidDocument"),
+    "UNAUTHORIZED": (401, 401, "Unauthorized"),
+    "CHALLENGE_REQUIRED": (403, 1005, "CustomerValidationRequired"),
+    "NOT_FOUND": (404, 404, "NotFound"),
+    "METHOD_NOT_ALLOWED": (405, 405, "MethodNotAllowed"),
+    "CUSTOMER_NOT_FOUND": (404, 1001, "CustomerNotFound"),
+    "REWARD_NOT_FOUND": (404, 1002, "RewardNotFound"),
+    "REDEMPTION_NOT_FOUND": (404, 1007, "RedemptionNotFound"),
+    "ORDER_NOT_FOUND": (404, 1009, "OrderNotFound"),
+    "ORDER_COMPLETE": (409, 1008, "OrderAlreadyComplete"),
+    "ORDER_CANCELLED": (409, 1010, "OrderCancelled"),
+    "OUT_OF_STOCK": (409, 1016, "RewardOutOfStock"),
+    "CONTACT_TAKEN": (409, 1020, "ContactBelongsToAnotherCustomer"),
+    "INSUFFICIENT_POINTS": (422, 1003, "InsufficientPoints"),
+    "INSUFFICIENT_CASHBACK": (422, 1004, "InsufficientCashback"),
+    "IDEMPOTENCY_KEY_REUSED": (422, 1006, "OriginalKeyReused"),
+    "REFUND_MISMATCH": (422, 1011, "RefundProductsMismatch"),
+    "REFUND_EXCEEDS_TOTAL": (422, 1012, "RefundExceedsOrderTotal"),
+    "CANCEL_KEY_REUSED": (422, 1013, "CancelKeyReused"),
+    "INVALID_REFUND": (422, 1019, "InvalidRefund"),
+    "REWARD_NOT_USABLE": (422, 1015, "RewardCannotBeUsed"),
+    "TOO_MANY_REQUESTS": (429, 429, "TooManyRequests"),
+}
+
+
+def envelope(result: Any) -> dict[str, Any]:
+    return {
+        "Result": result,
+        "ErrorMessage": None,
+        "ErrorCode": None,
+        "Code": None,
+        "CodeName": None,
+        "Severity": 0,
+        "HasWarning": False,
+        "HasError": False,
+    }
+
+
+def _headers(error: DomainError) -> dict[str, str]:
+    retry_after = getattr(error, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+def render(error: DomainError) -> JSONResponse:
+    status, code, name = CODES.get(error.code, (500, 500, "InternalError"))
+    message = error.message if status < 500 else "Internal error; retry later."
+    body = {
+        "Result": None,
+        "ErrorMessage": message,
+        "ErrorCode": str(code),
+        "Code": code,
+        "CodeName": name,
+        "Severity": 2,
+        "HasWarning": False,
+        "HasError": True,
+    }
+    return JSONResponse(body, status_code=status, headers=_headers(error))
+
+
+def render_bare(error: DomainError) -> JSONResponse:
+    """The challenge calls answer at the top level, without the envelope."""
+    status, code, name = CODES.get(error.code, (500, 500, "InternalError"))
+    message = error.message if status < 500 else "Internal error; retry later."
+    body = {
+        "Success": False,
+        "FriendlyErrorMessage": message,
+        "ErrorMessage": message,
+        "Code": code,
+        "CodeName": name,
+    }
+    return JSONResponse(body, status_code=status, headers=_headers(error))

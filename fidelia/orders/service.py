@@ -1,0 +1,223 @@
+"""Orders reported by a POS: upserted by their ``OriginalId``; completion earns points and
+cashback, cancellation reverses all of it, a partial cancellation reverses in proportion.
+
+Reversals are debits that may take a balance below zero (the points were already spent):
+a negative balance is never dropped; it blocks redemptions until earned back.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.errors import Conflict, InvalidInput
+from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
+from fidelia.models import Customer, Order, OrderRefund, Redemption, Tenant
+from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, PENDING
+from fidelia.orders.earning import Bonus, bonus_for, proportional
+from fidelia.redemptions import service as redemptions
+
+
+@dataclass
+class OrderData:
+    original_id: str
+    total: int
+    customer: Customer | None
+    completed: bool = False
+    cancelled: bool = False
+    coupon: str | None = None
+    status_text: str | None = None
+    placed_at: datetime | None = None
+    completed_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
+    return session.scalar(
+        select(Order)
+        .where(Order.tenant_id == tenant.id, Order.original_id == original_id)
+        .with_for_update()
+    )
+
+
+def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
+    """By the POS's own ``OriginalId``, else by our numeric id (both are accepted in paths)."""
+    order = _locked(session, tenant, ref)
+    if order is None and ref.isdigit():
+        order = session.scalar(
+            select(Order)
+            .where(Order.tenant_id == tenant.id, Order.id == int(ref))
+            .with_for_update()
+        )
+    return order
+
+
+def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
+    order = _locked(session, tenant, data.original_id)
+    if order is None:
+        try:
+            with session.begin_nested():
+                order = Order(
+                    tenant_id=tenant.id,
+                    program_id=tenant.program_id,
+                    original_id=data.original_id,
+                    total=data.total,
+                    created_at=now(),
+                )
+                session.add(order)
+                session.flush()
+        except IntegrityError:  # created concurrently: take the lock on theirs
+            order = _locked(session, tenant, data.original_id)
+            assert order is not None
+    if order.state in (COMPLETE, CANCELLED):
+        # A complete order changes only by cancellation (use partialcancel for returns).
+        if data.cancelled and order.state == COMPLETE:
+            cancel(session, order)
+        return order
+    order.total = data.total
+    order.customer_id = data.customer.id if data.customer else order.customer_id
+    order.coupon = data.coupon
+    order.status_text = data.status_text
+    order.placed_at = data.placed_at or order.placed_at
+    order.details = data.details
+    _link_coupon(session, order)
+    if data.cancelled:
+        cancel(session, order)
+    elif data.completed:
+        _complete(session, tenant, order, data.completed_at)
+    else:
+        order.state = PENDING if order.customer_id else IGNORED
+    return order
+
+
+def estimate(tenant: Tenant, order: Order) -> Bonus:
+    if order.state == COMPLETE:
+        return Bonus(order.earned_points, order.earned_cashback)
+    if order.customer_id is None or order.state == CANCELLED:
+        return Bonus(0, 0)
+    return bonus_for(tenant, order.total)
+
+
+def _link_coupon(session: Session, order: Order) -> None:
+    if not order.coupon:
+        return
+    redemption = session.scalar(
+        select(Redemption).where(
+            Redemption.tenant_id == order.tenant_id,
+            Redemption.external_code == order.coupon,
+            Redemption.status == "done",
+        )
+    )
+    if redemption is not None and redemption.order_id in (None, order.id):
+        redemption.order_id = order.id
+        order.customer_id = order.customer_id or redemption.customer_id
+
+
+def _complete(session: Session, tenant: Tenant, order: Order, at: datetime | None) -> None:
+    if order.customer_id is None:
+        order.state = IGNORED
+        return
+    bonus = bonus_for(tenant, order.total)
+    source = Source(tenant.id, "order", str(order.id))
+    if bonus.points:
+        credit(session, Account(order.program_id, order.customer_id, POINTS), bonus.points, source)
+    if bonus.cashback:
+        credit(
+            session, Account(order.program_id, order.customer_id, CASHBACK), bonus.cashback, source
+        )
+    order.earned_points, order.earned_cashback = bonus.points, bonus.cashback
+    order.state = COMPLETE
+    order.completed_at = at or now()
+
+
+def cancel(session: Session, order: Order) -> Order:
+    """Reverse everything the order earned (what partial refunds have not already), and
+    give back the reward it used."""
+    if order.state == CANCELLED:
+        return order
+    _reverse(
+        session, order, order.earned_points, order.earned_cashback, "order-cancel", str(order.id)
+    )
+    for redemption in session.scalars(
+        select(Redemption).where(Redemption.order_id == order.id, Redemption.status == "done")
+    ):
+        redemptions.cancel(session, redemption, even_if_complete=True)
+    order.state = CANCELLED
+    order.cancelled_at = now()
+    return order
+
+
+def _reverse(
+    session: Session,
+    order: Order,
+    points_target: int,
+    cashback_target: int,
+    source_type: str,
+    source_id: str,
+) -> tuple[int, int]:
+    """Bring the reversed totals up to the targets; returns what this call reversed."""
+    points = points_target - order.reversed_points
+    cashback = cashback_target - order.reversed_cashback
+    if order.customer_id is not None:
+        source = Source(order.tenant_id, source_type, source_id)
+        for account, amount in ((POINTS, points), (CASHBACK, cashback)):
+            if amount > 0:
+                acct = Account(order.program_id, order.customer_id, account)
+                debit(session, acct, amount, source, kind="reverse", allow_negative=True)
+    order.reversed_points += max(points, 0)
+    order.reversed_cashback += max(cashback, 0)
+    return max(points, 0), max(cashback, 0)
+
+
+def partial_cancel(
+    session: Session, order: Order, *, cancel_key: str, value: int, products: list[dict[str, Any]]
+) -> OrderRefund:
+    """Refund ``value`` of the order; idempotent on ``cancel_key`` (another value → refused)."""
+    existing = session.scalar(
+        select(OrderRefund).where(
+            OrderRefund.order_id == order.id, OrderRefund.cancel_key == cancel_key
+        )
+    )
+    if existing is not None:
+        if existing.value != value or existing.products != products:
+            raise Conflict(
+                "This CancelKey was already used with another refund.", code="CANCEL_KEY_REUSED"
+            )
+        return existing
+    if value <= 0:
+        raise InvalidInput("ValueToRefund must be positive.", code="INVALID_REFUND")
+    if products and sum(int(p["value"]) for p in products) != value:
+        raise InvalidInput(
+            "The products' ValueToRefund must add up to ValueToRefund.", code="REFUND_MISMATCH"
+        )
+    if order.state == CANCELLED:
+        raise Conflict("The order is cancelled.", code="ORDER_CANCELLED")
+    if order.refunded + value > order.total:
+        raise InvalidInput(
+            "The refund exceeds what is left of the order.", code="REFUND_EXCEEDS_TOTAL"
+        )
+    refund = OrderRefund(
+        tenant_id=order.tenant_id,
+        order_id=order.id,
+        cancel_key=cancel_key,
+        value=value,
+        products=products,
+        created_at=now(),
+    )
+    session.add(refund)
+    session.flush()
+    order.refunded += value
+    points, cashback = _reverse(
+        session,
+        order,
+        proportional(order.earned_points, order.refunded, order.total),
+        proportional(order.earned_cashback, order.refunded, order.total),
+        "refund",
+        str(refund.id),
+    )
+    refund.points, refund.cashback = points, cashback
+    return refund
