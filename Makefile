@@ -26,8 +26,8 @@ run: venv
 	FIDELIA_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/fidelia serve --host $(HOST) --port $(PORT)
 
 lint: dev
-	$(BIN)/ruff check fidelia tests bench
-	$(BIN)/ruff format --check fidelia tests bench
+	$(BIN)/ruff check fidelia tests $(wildcard bench)
+	$(BIN)/ruff format --check fidelia tests $(wildcard bench)
 
 typecheck: dev
 	$(BIN)/mypy fidelia
