@@ -15,6 +15,10 @@ from fidelia.dialects.pdv import orders as pdv_orders
 from fidelia.dialects.pdv import rewards as pdv_rewards
 from fidelia.dialects.pin_whatsapp import errors as pin_errors
 from fidelia.dialects.pin_whatsapp.routes import router as pin_router
+from fidelia.dialects.rest_v2 import errors as rest_errors
+from fidelia.dialects.rest_v2.routes import router as rest_router
+from fidelia.dialects.retail_v1 import errors as retail_errors
+from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.kit import rendering
 from fidelia.kit.deps import State
 from fidelia.kit.settings import Settings, get_settings
@@ -61,12 +65,16 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             ("/api/v1/", pin_errors.render),
             ("/v1/pvt/POS/customers/", pdv_errors.render_bare),
             ("/v1/pvt/", pdv_errors.render),
+            ("/v2/", rest_errors.render),
+            ("/v1/", retail_errors.render),
         ],
     )
     app.include_router(pin_router)
     for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
         app.include_router(router)
     pdv_cors.install(app, state)
+    app.include_router(retail_router)
+    app.include_router(rest_router)
     app.include_router(webhook_router)
     if settings.simulator:
         app.include_router(simulator_router)

@@ -20,10 +20,24 @@ tenant_app = typer.Typer(help="Merchants and their settings.", no_args_is_help=T
 apikey_app = typer.Typer(help="Merchant API credentials.", no_args_is_help=True)
 reward_app = typer.Typer(help="Rewards (promociones).", no_args_is_help=True)
 group_app = typer.Typer(help="Merchant groups sharing one balance.", no_args_is_help=True)
+voucher_app = typer.Typer(help="Vouchers (assets).", no_args_is_help=True)
+rule_app = typer.Typer(help="Earning rules for behavioural events.", no_args_is_help=True)
+segment_app = typer.Typer(help="Member segments.", no_args_is_help=True)
+deal_app = typer.Typer(help="Deals: automatic promotions.", no_args_is_help=True)
+member_app = typer.Typer(help="Members (customers).", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Scheduled jobs, for cron (the worker also runs them).", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(reward_app, name="reward")
 app.add_typer(group_app, name="group")
+app.add_typer(voucher_app, name="voucher")
+app.add_typer(rule_app, name="rule")
+app.add_typer(segment_app, name="segment")
+app.add_typer(deal_app, name="deal")
+app.add_typer(member_app, name="member")
+app.add_typer(jobs_app, name="jobs")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -57,6 +71,22 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     upgrade(get_settings().database_url)
     typer.echo("database is up to date")
+
+
+@app.command()
+def check(as_json: JsonOpt = False) -> None:
+    """Verify the ledger invariants of the database (read only); exit 1 with a report
+    when one fails: balances against entries, balance_after chains, lots, PIN credits,
+    redemptions and orders against their entries, idempotency answers, the outbox."""
+    from fidelia.ledger.check import check_database
+
+    try:
+        report = check_database(get_settings().database_url)
+    except Exception as exc:  # unreachable or not migrated: say so, not a traceback
+        typer.echo(f"error: cannot check the database: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report.as_dict()) if as_json else report.render())
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -220,12 +250,19 @@ def reward_create(
             title=title,
             points=points,
             description=description,
+            reward_type=reward_type,
+            value=value,
+            min_purchase=min_purchase,
+            max_share_percent=max_share,
+            cumulative=cumulative,
+            stock=stock,
         )
         data = {
             "id": reward.id,
             "tenant": tenant,
             "title": reward.title,
             "points": reward.points_required,
+            "type": reward.reward_type,
         }
     emit(data, as_json)
 
@@ -244,6 +281,287 @@ def group_create(
         group = create_group(session, slug=slug, name=name, tenant_slugs=tenant)
         data = {"id": group.id, "slug": group.slug, "name": group.name, "tenants": tenant}
     emit(data, as_json)
+
+
+def _customer_by(
+    session: Session,
+    tenant: Any,
+    phone: str | None,
+    cpf: str | None,
+    email: str | None,
+    customer_id: int | None,
+) -> Any:
+    """The customer named on the command line (one of phone, CPF, e-mail, id)."""
+    from fidelia.customers.service import find
+    from fidelia.dialects.pdv.common import phone_of
+    from fidelia.kit.documents import identify_document, normalize_email
+    from fidelia.kit.errors import InvalidInput, NotFound
+    from fidelia.models import Customer
+
+    given = [v for v in (phone, cpf, email, customer_id) if v is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "Name the customer with exactly one of --customer-phone, --customer-cpf, "
+            "--customer-email, --customer-id."
+        )
+    customer = None
+    if customer_id is not None:
+        customer = session.get(Customer, customer_id)
+        customer = customer if customer and customer.program_id == tenant.program_id else None
+    elif phone is not None:
+        number = phone_of(tenant, phone)
+        customer = find(session, tenant.program_id, "phone", number) or find(
+            session, tenant.program_id, "whatsapp", number
+        )
+    elif cpf is not None:
+        kind, value = identify_document(cpf)
+        customer = find(session, tenant.program_id, kind, value)
+    elif email is not None:
+        customer = find(session, tenant.program_id, "email", normalize_email(email))
+    if customer is None:
+        raise NotFound("No such customer at this merchant.", code="CUSTOMER_NOT_FOUND")
+    return customer
+
+
+CustomerPhone = Annotated[str | None, typer.Option("--customer-phone")]
+CustomerCpf = Annotated[str | None, typer.Option("--customer-cpf")]
+CustomerEmail = Annotated[str | None, typer.Option("--customer-email")]
+CustomerId = Annotated[int | None, typer.Option("--customer-id")]
+
+
+@voucher_app.command("create")
+def voucher_create(
+    tenant: Annotated[str, typer.Option()],
+    code: Annotated[str | None, typer.Option(help="Your own code; generated when omitted.")] = None,
+    customer_phone: CustomerPhone = None,
+    customer_cpf: CustomerCpf = None,
+    customer_email: CustomerEmail = None,
+    customer_id: CustomerId = None,
+    campaign: Annotated[str | None, typer.Option()] = None,
+    value: Annotated[str, typer.Option(help="Worth this much (currency).")] = "0",
+    benefit: Annotated[str, typer.Option(help="Or what it gives, in words.")] = "",
+    uses: Annotated[int, typer.Option(help="How many times it validates.")] = 1,
+    valid_until: Annotated[
+        str | None,
+        typer.Option(
+            "--valid-until", help="YYYY-MM-DD (end of that day, merchant time) or ISO 8601."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a voucher to a customer or a campaign."""
+    from fidelia.kit.money import to_minor
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.vouchers.service import issue, state_of
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        customer = None
+        if any(v is not None for v in (customer_phone, customer_cpf, customer_email, customer_id)):
+            customer = _customer_by(
+                session, merchant, customer_phone, customer_cpf, customer_email, customer_id
+            )
+        voucher = issue(
+            session,
+            merchant,
+            code=code,
+            customer=customer,
+            campaign=campaign,
+            value=to_minor(value, merchant.currency),
+            benefit=benefit,
+            max_uses=uses,
+            valid_until=_end_of(valid_until, merchant.timezone) if valid_until else None,
+        )
+        data = {
+            "id": voucher.id,
+            "code": voucher.code,
+            "customer_id": voucher.customer_id,
+            "value": value,
+            "uses": voucher.max_uses,
+            "valid_until": voucher.valid_until.isoformat() if voucher.valid_until else None,
+            "status": state_of(voucher),
+        }
+    emit(data, as_json)
+
+
+def _end_of(raw: str, timezone: str) -> Any:
+    """'2026-12-31' -> the end of that day in the merchant's zone; ISO datetimes as given."""
+    from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from fidelia.kit.errors import InvalidInput
+
+    try:
+        if len(raw) == 10:
+            return datetime.combine(
+                date.fromisoformat(raw) + timedelta(days=1), time(0), ZoneInfo(timezone)
+            )
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(f"Not a date: {raw!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+@voucher_app.command("validate")
+def voucher_validate(
+    tenant: Annotated[str, typer.Option()], code: str, as_json: JsonOpt = False
+) -> None:
+    """Validate a voucher at the counter (manual validation): it counts one use."""
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.vouchers.service import state_of, validate
+
+    with transaction() as session:
+        voucher = validate(session, get_by_slug(session, tenant), code, reference="cli")
+        data = {
+            "code": voucher.code,
+            "uses": voucher.uses,
+            "max_uses": voucher.max_uses,
+            "status": state_of(voucher),
+        }
+    emit(data, as_json)
+
+
+@rule_app.command("create")
+def rule_create(
+    tenant: Annotated[str, typer.Option()],
+    event: Annotated[str, typer.Option(help="Event type: visit, signup, referral, review, ...")],
+    points: Annotated[int, typer.Option()],
+    per_day: Annotated[
+        int | None, typer.Option("--per-day", help="At most this many a day.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Points for an event type: '5 points per visit, at most one a day' is
+    `rule create --event visit --points 5 --per-day 1`."""
+    from fidelia.events.service import create_rule
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        rule = create_rule(session, get_by_slug(session, tenant), event, points, per_day)
+        data = {
+            "id": rule.id,
+            "event": rule.event_type,
+            "points": rule.points,
+            "per_day": rule.max_per_day,
+        }
+    emit(data, as_json)
+
+
+@segment_app.command("create")
+def segment_create(
+    tenant: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    rule: Annotated[
+        str,
+        typer.Option(help='JSON, e.g. {"event_type": "visit", "min_count": 3, "within_days": 30}'),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """A segment of members, by events, tags and balance."""
+    from fidelia.events.segments import create_segment
+    from fidelia.kit.errors import InvalidInput
+    from fidelia.tenants.service import get_by_slug
+
+    try:
+        parsed = json.loads(rule)
+    except ValueError as exc:
+        typer.echo(f"error: --rule is not JSON: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    with transaction() as session:
+        if not isinstance(parsed, dict):
+            raise InvalidInput("--rule is a JSON object.")
+        segment = create_segment(session, get_by_slug(session, tenant), name, parsed)
+        data = {"id": segment.id, "name": segment.name, "rule": segment.rule}
+    emit(data, as_json)
+
+
+@deal_app.command("create")
+def deal_create(
+    tenant: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    deal_type: Annotated[str, typer.Option("--type", help="percent | fixed | points")],
+    value: Annotated[str, typer.Option(help="Percentage, currency amount, or bonus points.")],
+    segment: Annotated[
+        int | None, typer.Option(help="Only for members of this segment id.")
+    ] = None,
+    min_total: Annotated[str, typer.Option("--min-total")] = "0",
+    item: Annotated[
+        str | None, typer.Option(help="Only when the basket has this item code.")
+    ] = None,
+    department: Annotated[str | None, typer.Option(help="Only on this department's items.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """An automatic promotion applied to matching transactions."""
+    from fidelia.events.deals import create_deal
+    from fidelia.kit.errors import InvalidInput
+    from fidelia.kit.money import to_minor
+    from fidelia.rewards.service import _percent
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        if deal_type == "percent":
+            amount = _percent(value)
+        elif deal_type == "fixed":
+            amount = to_minor(value, merchant.currency)
+        elif deal_type == "points" and value.isdigit():
+            amount = int(value)
+        else:
+            raise InvalidInput("--type is percent, fixed or points (points take a whole number).")
+        deal = create_deal(
+            session,
+            merchant,
+            name=name,
+            discount_type=deal_type,
+            value=amount,
+            segment_id=segment,
+            min_total=to_minor(min_total, merchant.currency),
+            item_code=item,
+            department_code=department,
+        )
+        data = {
+            "id": deal.id,
+            "name": deal.name,
+            "type": deal.discount_type,
+            "segment": deal.segment_id,
+        }
+    emit(data, as_json)
+
+
+@member_app.command("erase")
+def member_erase(
+    tenant: Annotated[str, typer.Option()],
+    customer_phone: CustomerPhone = None,
+    customer_cpf: CustomerCpf = None,
+    customer_email: CustomerEmail = None,
+    customer_id: CustomerId = None,
+) -> None:
+    """Erase a member's personal data on request (GDPR); the ledger stays, anonymous."""
+    from fidelia.customers.profile import erase
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        customer = _customer_by(
+            session, merchant, customer_phone, customer_cpf, customer_email, customer_id
+        )
+        erase(session, merchant, customer)
+        erased = customer.id
+    typer.echo(f"customer {erased} erased")
+
+
+@jobs_app.command("birthdays")
+def jobs_birthdays() -> None:
+    """Give today's birthday gifts (idempotent; the worker runs it every minute too)."""
+    from fidelia.vouchers import birthdays
+
+    url = get_settings().database_url
+    upgrade(url)
+    db = Database(url, pool_size=1)
+    try:
+        typer.echo(f"{birthdays.run(db)} birthday gift(s) issued")
+    finally:
+        db.dispose()
 
 
 @app.command()

@@ -20,6 +20,7 @@ from fidelia.messaging import outbox
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
 from fidelia.pins.service import expire_stale
+from fidelia.vouchers import birthdays
 
 log = logging.getLogger("fidelia.worker")
 LEASE = timedelta(seconds=60)
@@ -100,8 +101,10 @@ class Worker:
                 return
 
     def sweep(self) -> None:
+        """Housekeeping: expire stale PINs, give today's birthday gifts (both idempotent)."""
         with self.db.session() as session:
             expire_stale(session)
+        birthdays.run(self.db)
 
     def run_forever(self, poll_seconds: float = 0.5) -> None:
         sweeps = 0
@@ -109,7 +112,7 @@ class Worker:
             try:
                 busy = self.run_once()
                 sweeps += 1
-                if sweeps % 120 == 0:
+                if sweeps % 120 == 1:  # at start, then about once a minute
                     self.sweep()
             except Exception:
                 log.exception("outbox worker round failed")

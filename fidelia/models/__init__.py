@@ -1,31 +1,44 @@
 """All tables, one file each; importing this package registers them on Base.metadata."""
 
+from fidelia.models.access_token import AccessToken
 from fidelia.models.api_key import ApiKey
 from fidelia.models.base import Base
+from fidelia.models.category import Category
 from fidelia.models.challenge import Challenge
+from fidelia.models.consent import Consent
 from fidelia.models.customer import Customer, CustomerIdentifier
+from fidelia.models.event import Deal, EarningRule, Event, Segment
 from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
 from fidelia.models.order import Order, OrderRefund
 from fidelia.models.outbox import OutboxMessage
+from fidelia.models.payment import LoyaltyPayment
 from fidelia.models.pin import Pin
 from fidelia.models.program import Program
 from fidelia.models.redemption import Redemption
 from fidelia.models.reward import Reward
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
+from fidelia.models.voucher import Voucher, VoucherUse
 from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
 __all__ = [
+    "AccessToken",
     "ApiKey",
     "Balance",
     "Base",
+    "Category",
     "Challenge",
+    "Consent",
     "Customer",
     "CustomerIdentifier",
+    "Deal",
+    "EarningRule",
+    "Event",
     "IdempotencyKey",
     "InboundMessage",
     "LedgerEntry",
+    "LoyaltyPayment",
     "Order",
     "OrderRefund",
     "OutboxMessage",
@@ -34,7 +47,10 @@ __all__ = [
     "Program",
     "Redemption",
     "Reward",
+    "Segment",
     "SimulatorMessage",
     "Tenant",
+    "Voucher",
+    "VoucherUse",
     "WhatsAppContact",
 ]

@@ -1,6 +1,6 @@
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fidelia.kit.clock import now
@@ -16,11 +16,17 @@ class Customer(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))  # where they joined
     name: Mapped[str | None] = mapped_column(String(200))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2, REST v2 only
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # personal data removed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
 
 class CustomerIdentifier(Base):
-    """'whatsapp' (E.164), 'wa_user' (business-scoped user id), later 'cpf', 'email', ..."""
+    """'whatsapp' and 'phone' (E.164), 'wa_user' (business-scoped user id), 'cpf', 'cnpj',
+    'email', 'external' (the integrator's id), 'membership' (a membership key)."""
 
     __tablename__ = "customer_identifiers"
     __table_args__ = (

@@ -24,5 +24,6 @@ class Reward(Base):
     max_share_percent: Mapped[int | None] = mapped_column(Integer)
     cumulative: Mapped[bool] = mapped_column(Boolean, default=True)
     stock: Mapped[int | None] = mapped_column(Integer)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

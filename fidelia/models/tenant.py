@@ -35,4 +35,7 @@ class Tenant(Base):
     )
     sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     cors_origins: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Birthday gifts (seed 002 assets): a voucher worth this much on the member's birthday.
+    birthday_gift_value: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    birthday_gift_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

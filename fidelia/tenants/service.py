@@ -20,6 +20,7 @@ from fidelia.models import ApiKey, Customer, Program, Tenant
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 INT_SETTINGS = {
+    "birthday_gift_days": (1, 366),
     "pin_lifetime_minutes": (1, 24 * 60),
     "points_per_pin": (1, 1_000_000),
     "verification_window_minutes": (1, 7 * 24 * 60),
@@ -36,6 +37,7 @@ SETTINGS = (
     "point_value",
     "cashback_percent",
     "min_order_value",
+    "birthday_gift_value",
     *BOOL_SETTINGS,
     "cors_origins",
 )
@@ -145,6 +147,8 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
         tenant.cashback_basis_points = _scaled(key, value, 2, 10_000)
     elif key == "min_order_value":
         tenant.min_order_value = to_minor(value, tenant.currency)
+    elif key == "birthday_gift_value":
+        tenant.birthday_gift_value = to_minor(value, tenant.currency)
     elif key in BOOL_SETTINGS:
         flag = value.strip().lower()
         if flag not in TRUE + FALSE:
@@ -219,6 +223,7 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
         "point_value": str(Decimal(tenant.point_value_milli_minor).scaleb(-3 - minor).normalize()),
         "cashback_percent": str(Decimal(tenant.cashback_basis_points).scaleb(-2).normalize()),
         "min_order_value": str(from_minor(tenant.min_order_value, tenant.currency)),
+        "birthday_gift_value": str(from_minor(tenant.birthday_gift_value, tenant.currency)),
         **{key: getattr(tenant, key) for key in BOOL_SETTINGS},
         "cors_origins": tenant.cors_origins,
     }

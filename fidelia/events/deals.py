@@ -1,0 +1,113 @@
+"""Deals: automatic promotions applied to a transaction when its member is in the deal's
+segment (or any member, without one) and the basket meets the deal's conditions."""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fidelia.events.segments import member_in
+from fidelia.kit.clock import now
+from fidelia.kit.errors import InvalidInput
+from fidelia.models import Customer, Deal, Segment, Tenant
+
+TYPES = ("percent", "fixed", "points")
+
+
+@dataclass(frozen=True)
+class Line:
+    code: str | None
+    department: str | None
+    amount: int  # net, minor units
+
+
+@dataclass(frozen=True)
+class Basket:
+    total: int
+    lines: list[Line] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Applied:
+    deal: Deal
+    discount: int  # minor units (positive; the retail door shows it negative)
+    bonus_points: int
+
+
+def create_deal(
+    session: Session,
+    tenant: Tenant,
+    *,
+    name: str,
+    discount_type: str,
+    value: int,
+    segment_id: int | None = None,
+    min_total: int = 0,
+    item_code: str | None = None,
+    department_code: str | None = None,
+) -> Deal:
+    if discount_type not in TYPES:
+        raise InvalidInput(f"A deal's type is one of {', '.join(TYPES)}.")
+    if value <= 0 or (discount_type == "percent" and value > 10_000):
+        raise InvalidInput("A deal's value is positive (a percentage at most 100).")
+    if segment_id is not None:
+        segment = session.get(Segment, segment_id)
+        if segment is None or segment.tenant_id != tenant.id:
+            raise InvalidInput(f"No segment {segment_id} at this merchant.")
+    deal = Deal(
+        tenant_id=tenant.id,
+        name=name.strip(),
+        discount_type=discount_type,
+        value=value,
+        segment_id=segment_id,
+        min_total=min_total,
+        item_code=item_code,
+        department_code=department_code,
+    )
+    session.add(deal)
+    session.flush()
+    return deal
+
+
+def _eligible_amount(deal: Deal, basket: Basket) -> int | None:
+    """The part of the basket the deal acts on; None when the basket does not qualify."""
+    if basket.total < deal.min_total:
+        return None
+    if deal.item_code is None and deal.department_code is None:
+        return basket.total
+    matching = [
+        line
+        for line in basket.lines
+        if (deal.item_code is None or line.code == deal.item_code)
+        and (deal.department_code is None or line.department == deal.department_code)
+    ]
+    return sum(line.amount for line in matching) if matching else None
+
+
+def applicable(
+    session: Session, tenant: Tenant, customer: Customer | None, basket: Basket
+) -> list[Applied]:
+    at = now()
+    deals = session.scalars(
+        select(Deal).where(Deal.tenant_id == tenant.id, Deal.active.is_(True)).order_by(Deal.id)
+    )
+    applied = []
+    for deal in deals:
+        if (deal.valid_from and at < deal.valid_from) or (
+            deal.valid_until and at >= deal.valid_until
+        ):
+            continue
+        if deal.segment_id is not None:
+            segment = session.get(Segment, deal.segment_id)
+            if customer is None or segment is None or not member_in(session, segment, customer):
+                continue
+        amount = _eligible_amount(deal, basket)
+        if amount is None:
+            continue
+        if deal.discount_type == "percent":
+            applied.append(Applied(deal, amount * deal.value // 10_000, 0))
+        elif deal.discount_type == "fixed":
+            applied.append(Applied(deal, min(deal.value, amount), 0))
+        elif customer is not None:
+            applied.append(Applied(deal, 0, deal.value))
+    return applied
