@@ -31,9 +31,10 @@ def pdv_merchant(request: Request, state: AppState) -> Tenant:
     tenant = state.keys.tenant_for(state.db, secret, token)
     if tenant is None:
         raise Unauthorized("Invalid or revoked API token/key.")
+    # Before the limiter: a 429 must carry CORS headers too, or a browser POS cannot read it.
+    request.state.cors_origins = [o for o in tenant.cors_origins.split(",") if o]
     # Counted after authentication, so nobody can use up a merchant's quota with bad keys.
     state.limiter.hit(state.settings.rate_limit_pdv, "pdv", token)
-    request.state.cors_origins = [o for o in tenant.cors_origins.split(",") if o]
     return tenant
 
 

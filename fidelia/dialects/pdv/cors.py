@@ -20,7 +20,8 @@ ALLOW_HEADERS = "Authorization, Content-Type"
 
 
 class KnownOrigins:
-    """Every merchant's allowed origins, re-read every few seconds."""
+    """Every merchant's allowed origins, re-read every ``tenant_cache_seconds`` (like every
+    other merchant setting, so ``tenant set S cors_origins ...`` is seen that soon)."""
 
     def __init__(self, state: State, ttl: float = 5.0) -> None:
         self.state, self.ttl = state, ttl
@@ -36,7 +37,7 @@ class KnownOrigins:
 
 
 def install(app: FastAPI, state: State) -> None:
-    known = KnownOrigins(state)
+    known = KnownOrigins(state, ttl=state.settings.tenant_cache_seconds)
 
     @app.middleware("http")
     async def pdv_cors(
