@@ -68,12 +68,17 @@ def start(
     challenge.code_digest = code_digest(secret_key, str(challenge.id), code)
     text = f"{tenant.name}: seu código de verificação é {code}. Válido por 60 minutos."
     if phone:
-        outbox.enqueue(session, "sms", {"to": phone, "text": text}, tenant.id)
+        outbox.enqueue(session, "sms", {"to": phone, "text": text, "secret": True}, tenant.id)
     if email:
         outbox.enqueue(
             session,
             "email",
-            {"to": email, "subject": f"{tenant.name}: código de verificação", "text": text},
+            {
+                "to": email,
+                "subject": f"{tenant.name}: código de verificação",
+                "text": text,
+                "secret": True,
+            },
             tenant.id,
         )
     return Sent(challenge, code)

@@ -78,6 +78,8 @@ class Worker:
             fresh.locked_until = None
             if error is None:
                 fresh.status, fresh.sent_at, fresh.last_error = "sent", now(), None
+                if fresh.payload.get("secret"):  # a code: once delivered, keep no readable copy
+                    fresh.payload = {**fresh.payload, "text": "[redacted after delivery]"}
             else:
                 fresh.last_error = error[:2000]
                 if permanent or fresh.attempts >= self.max_attempts:

@@ -196,6 +196,11 @@ def partial_cancel(
         )
     if order.state == CANCELLED:
         raise Conflict("The order is cancelled.", code="ORDER_CANCELLED")
+    if order.state != COMPLETE:
+        raise Conflict(
+            "Only a complete order is refunded in part; update a pending order's OrderTotal.",
+            code="ORDER_NOT_COMPLETE",
+        )
     if order.refunded + value > order.total:
         raise InvalidInput(
             "The refund exceeds what is left of the order.", code="REFUND_EXCEEDS_TOTAL"

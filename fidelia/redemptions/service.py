@@ -81,7 +81,11 @@ def redeem(
     original_key: str | None = None,
 ) -> Redeemed:
     """Debit what the reward costs. A cashback reward spends ``cash_value`` minor units:
-    the cashback account first, the rest in points at the merchant's point value."""
+    the cashback account first, the rest in points at the merchant's point value. A debt on
+    either account (a refund after the points were spent) blocks every redemption."""
+    owed = wallet_of(session, customer)
+    if owed.points < 0 or owed.cashback < 0:
+        raise InsufficientPoints("The customer owes points from a refund; earn them back first.")
     redemption = Redemption(
         program_id=customer.program_id,
         tenant_id=tenant.id,

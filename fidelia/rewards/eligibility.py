@@ -16,9 +16,16 @@ class Wallet:
     points: int
     cashback: int  # minor units in the cashback account
 
+    @property
+    def in_debt(self) -> bool:
+        return self.points < 0 or self.cashback < 0
+
     def spendable(self, tenant: Tenant) -> int:
-        """Money a cashback reward can use: the cashback account plus points at their value."""
-        return max(self.cashback, 0) + value_of_points(tenant, self.points)
+        """Money a cashback reward can use: the cashback account plus points at their value
+        (nothing while either account is negative: a debt blocks redemptions)."""
+        if self.in_debt:
+            return 0
+        return self.cashback + value_of_points(tenant, self.points)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,6 @@ def evaluate(
         return Offer(reward, MIN_PERCENT, 0)
     if reward.reward_type in ("fixed", "product") and value > purchase - discount:
         return Offer(reward, VALUE_EXCEEDS, 0)
-    if wallet.points < reward.points_required:
+    if wallet.points < reward.points_required or wallet.in_debt:
         return Offer(reward, NO_POINTS, 0)
     return Offer(reward, OK, 0)

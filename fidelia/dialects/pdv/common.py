@@ -1,6 +1,5 @@
 """What the seed 001 routes share: finding customers by document, rendering them."""
 
-from babel import Locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -8,23 +7,8 @@ from fidelia.customers.service import find, identify
 from fidelia.dialects.pdv.schemas import CustomerOut, OrderCustomerIn
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import NotFound
-from fidelia.kit.phone import normalize_e164
+from fidelia.kit.phone import phone_of  # moved there; fidelia.cli imports it from here
 from fidelia.models import Customer, CustomerIdentifier, Tenant
-
-CURRENCY_REGION = {"BRL": "BR", "CRC": "CR", "MXN": "MX", "ARS": "AR", "COP": "CO", "CLP": "CL"}
-
-
-def region_of(tenant: Tenant) -> str | None:
-    """Where a phone number without '+' is read: the locale's territory, else the currency's."""
-    try:
-        territory = Locale.parse(tenant.locale.replace("-", "_")).territory
-    except (ValueError, TypeError):
-        territory = None
-    return territory or CURRENCY_REGION.get(tenant.currency)
-
-
-def phone_of(tenant: Tenant, raw: str) -> str:
-    return normalize_e164(raw, None if raw.strip().startswith("+") else region_of(tenant))
 
 
 def by_document(session: Session, tenant: Tenant, document: str) -> Customer | None:

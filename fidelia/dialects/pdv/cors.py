@@ -63,4 +63,5 @@ def install(app: FastAPI, state: State) -> None:
         if origin in getattr(request.state, "cors_origins", ()):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         return response

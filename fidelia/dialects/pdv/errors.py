@@ -26,6 +26,7 @@ CODES: dict[str, tuple[int, int, str]] = {
     "ORDER_NOT_FOUND": (404, 1009, "OrderNotFound"),
     "ORDER_COMPLETE": (409, 1008, "OrderAlreadyComplete"),
     "ORDER_CANCELLED": (409, 1010, "OrderCancelled"),
+    "ORDER_NOT_COMPLETE": (409, 1021, "OrderNotComplete"),
     "OUT_OF_STOCK": (409, 1016, "RewardOutOfStock"),
     "CONTACT_TAKEN": (409, 1020, "ContactBelongsToAnotherCustomer"),
     "INSUFFICIENT_POINTS": (422, 1003, "InsufficientPoints"),

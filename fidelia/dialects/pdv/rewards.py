@@ -105,12 +105,10 @@ def redeem(
     reward_id: int, body: RedeemIn, tenant: PdvMerchant, session: SessionDep
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
+    # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
+    request = {**body.model_dump(mode="json"), "Value": money_in(body.Value, tenant.currency)}
     keyed = claim(
-        session,
-        tenant.id,
-        "pdv.redeem",
-        body.OriginalKey,
-        {"reward": reward_id, **body.model_dump(mode="json")},
+        session, tenant.id, "pdv.redeem", body.OriginalKey, {"reward": reward_id, **request}
     )
     if keyed.replay is not None:
         return keyed.replay
@@ -133,6 +131,7 @@ def redeem(
     entry = done.points_entry
     answer = envelope(
         {
+            "Id": done.redemption.id,  # what DELETE /rewards/{id} takes to cancel it
             "RewardId": reward.id,
             "Point": {
                 "PointId": entry.id if entry else None,

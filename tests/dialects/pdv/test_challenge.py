@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from fidelia.challenges.service import code_digest
 from fidelia.kit import clock
-from fidelia.models import Challenge
+from fidelia.models import Challenge, OutboxMessage
 from tests.dialects.pdv.conftest import (
     ANA,
     BIA,
@@ -62,6 +62,11 @@ def test_code_goes_by_sms_and_email(client, db, settings, worker, sms, smtp):
         stored = [str(getattr(row, c.key)) for c in Challenge.__table__.columns]
         assert not any(code in value for value in stored)
         assert row.code_digest == code_digest(settings.secret_key, str(row.id), code)
+
+    # Once delivered, the outbox keeps no readable copy of the code either.
+    with db.session(readonly=True) as session:
+        payloads = [str(m.payload) for m in session.scalars(select(OutboxMessage))]
+    assert payloads and not any(code in payload for payload in payloads)
 
     assert validate(client, merchant, code) is True
 

@@ -230,6 +230,10 @@ def test_refund_after_the_points_were_spent_leaves_a_debt(client, db):
     assert answer["AvailablePoints"] == -50
     assert reward_in(answer, small)["CannotUseReason"] == 1
     error(redeem(client, merchant, small, "K2"), 422, "InsufficientPoints")
+    # The debt blocks cashback too, although R$ 7,50 sit in the cashback account.
+    cashback = add_reward(db, merchant, "Cashback", "cashback", points=None, value="1.00")
+    assert available(client, merchant, 100)["AvailableCashback"] == 0
+    error(redeem(client, merchant, cashback, "K3", value="5.00"), 422, "InsufficientPoints")
 
     order(client, merchant, "PDV-2", "55.00")  # earned back, and 5 more
     assert wallet(db, merchant)[0] == 5
@@ -238,3 +242,15 @@ def test_refund_after_the_points_were_spent_leaves_a_debt(client, db):
     assert ok(redeem(client, merchant, small, "K2"))["Point"]["Quantity"] == -10
     assert wallet(db, merchant)[0] == 0
     assert ledger_invariants(db) == []
+
+
+def test_a_pending_order_is_not_refunded_in_part(client, db):
+    merchant = make_merchant(db)
+    order(client, merchant, "PDV-1", "100.00", completed=False)
+    response = client.post(
+        "/v1/pvt/POS/PDV-1/partialcancel",
+        headers=merchant.headers,
+        json={"ValueToRefund": 10, "CancelKey": "C1"},
+    )
+    assert response.status_code == 409
+    assert response.json()["CodeName"] == "OrderNotComplete"

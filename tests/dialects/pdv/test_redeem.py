@@ -45,6 +45,7 @@ def test_redeem_answers_the_envelope_and_replays(client, db):
     first = redeem(client, merchant, reward, "K1")
     result = ok(first)
     assert result == {
+        "Id": redemption_id(db, result["ExternalCode"]),
         "RewardId": reward,
         "Point": {"PointId": result["Point"]["PointId"], "Quantity": -100},
         "ExternalCode": result["ExternalCode"],
@@ -203,3 +204,12 @@ def test_cancel_refused_once_its_order_is_complete(client, db):
     # Another merchant cannot see it.
     foreign = client.delete(f"{CANCEL}/{code}", headers=elsewhere.headers)
     error(foreign, 404, "RedemptionNotFound")
+
+
+def test_the_same_amount_written_differently_replays(client, db):
+    merchant = make_merchant(db)
+    reward = add_reward(db, merchant, "Cashback", "cashback", points=None, value="1.00")
+    order(client, merchant, "PDV-1", "250.00")
+    first = redeem(client, merchant, reward, "K1", value=5.5)
+    assert first.status_code == 200, first.text
+    assert redeem(client, merchant, reward, "K1", value="5.50").json() == first.json()
