@@ -1,6 +1,6 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,10 @@ def find_everywhere(session: Session, kind: str, value: str) -> list[Customer]:
     )
 
 
+class _TakenMeanwhile(Exception):
+    pass
+
+
 def identify(
     session: Session, tenant: Tenant, identifiers: dict[str, str], name: str | None = None
 ) -> Customer:
@@ -42,6 +46,20 @@ def identify(
         customer = find(session, tenant.program_id, kind, value)
         if customer is not None:
             break
+    if customer is None and present:
+        try:
+            with session.begin_nested():
+                customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id, name=name)
+                session.add(customer)
+                session.flush()
+                for kind, value in present.items():
+                    if not link_identifier(session, customer, kind, value):
+                        raise _TakenMeanwhile
+            return customer
+        except _TakenMeanwhile:
+            # Created concurrently by another request (it committed first): theirs is the
+            # customer. Ours is undone, so no customer is left without identifiers.
+            return identify(session, tenant, identifiers, name)
     if customer is None:
         customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id, name=name)
         session.add(customer)
@@ -70,3 +88,17 @@ def link_identifier(session: Session, customer: Customer, kind: str, value: str)
     except IntegrityError:  # linked concurrently
         owner = find(session, customer.program_id, kind, value)
         return owner is not None and owner.id == customer.id
+
+
+def replace_identifier(session: Session, customer: Customer, kind: str, value: str) -> bool:
+    """Make ``value`` the customer's only identifier of ``kind`` (a changed e-mail or
+    phone); False, and nothing changed, when it belongs to someone else in the program."""
+    owner = find(session, customer.program_id, kind, value)
+    if owner is not None:
+        return owner.id == customer.id
+    session.execute(
+        delete(CustomerIdentifier).where(
+            CustomerIdentifier.customer_id == customer.id, CustomerIdentifier.kind == kind
+        )
+    )
+    return link_identifier(session, customer, kind, value)

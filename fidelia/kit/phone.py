@@ -1,8 +1,16 @@
-"""WhatsApp numbers: parsed and normalised to E.164 at the door."""
+"""Phone and WhatsApp numbers: parsed and normalised to E.164 at the door."""
+
+from typing import TYPE_CHECKING
 
 import phonenumbers
+from babel import Locale
 
 from fidelia.kit.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from fidelia.models import Tenant
+
+CURRENCY_REGION = {"BRL": "BR", "CRC": "CR", "MXN": "MX", "ARS": "AR", "COP": "CO", "CLP": "CL"}
 
 
 def normalize_e164(raw: str, default_region: str | None = None) -> str:
@@ -19,3 +27,17 @@ def normalize_e164(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_possible_number(number):
         raise InvalidInput(f"Not a possible phone number: {raw!r}", code="INVALID_PHONE")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(tenant: "Tenant") -> str | None:
+    """Where a phone number without '+' is read: the locale's territory, else the currency's."""
+    try:
+        territory = Locale.parse(tenant.locale.replace("-", "_")).territory
+    except (ValueError, TypeError):
+        territory = None
+    return territory or CURRENCY_REGION.get(tenant.currency)
+
+
+def phone_of(tenant: "Tenant", raw: str) -> str:
+    """A merchant's customer's number in E.164 ('11987654321' at a pt_BR merchant -> +55...)."""
+    return normalize_e164(raw, None if raw.strip().startswith("+") else region_of(tenant))

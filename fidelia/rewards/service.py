@@ -1,11 +1,12 @@
 """Rewards (promociones): what customers buy with points."""
 
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.kit.money import to_minor
 from fidelia.models import Reward, Tenant
 
@@ -119,3 +120,64 @@ def next_reward(rewards: list[Reward], points: int) -> tuple[Reward, int] | None
         cheapest = min(rewards, key=lambda r: (r.points_required, r.id))
         return cheapest, cheapest.points_required - points
     return None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Reward]
+    total: int
+
+
+def listing(
+    session: Session,
+    tenant: Tenant,
+    *,
+    category_id: int | None = None,
+    in_stock: bool | None = None,
+    page: int = 1,
+    per_page: int = 20,
+) -> Page:
+    """The merchant's active rewards by id; ``in_stock``: only those that can still be
+    taken (no stock limit, or units left), or only the sold-out ones."""
+    query = select(Reward).where(Reward.tenant_id == tenant.id, Reward.active.is_(True))
+    if category_id is not None:
+        query = query.where(Reward.category_id == category_id)
+    if in_stock is True:
+        query = query.where(or_(Reward.stock.is_(None), Reward.stock > 0))
+    elif in_stock is False:
+        query = query.where(Reward.stock == 0)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    items = session.scalars(query.order_by(Reward.id).offset((page - 1) * per_page).limit(per_page))
+    return Page(list(items), total)
+
+
+def set_stock(session: Session, reward: Reward, stock: int | None) -> int | None:
+    """Set the units left (None: no limit)."""
+    if stock is not None and stock < 0:
+        raise InvalidInput("Stock cannot be negative.", code="INVALID_STOCK")
+    session.execute(update(Reward).where(Reward.id == reward.id).values(stock=stock))
+    session.refresh(reward)
+    return reward.stock
+
+
+def adjust_stock(session: Session, reward: Reward, change: int) -> int:
+    """Add ``change`` units (negative: take them) with a conditional update, so concurrent
+    adjustments queue on the row and one that would go below zero is refused, not applied."""
+    if reward.stock is None:
+        raise Conflict(
+            "This reward has no stock limit; set one with a stock value first.",
+            code="STOCK_NOT_TRACKED",
+        )
+    after = session.execute(
+        update(Reward)
+        .where(Reward.id == reward.id, Reward.stock.is_not(None), Reward.stock + change >= 0)
+        .values(stock=Reward.stock + change)
+        .returning(Reward.stock)
+    ).scalar_one_or_none()
+    if after is None:
+        session.refresh(reward)
+        raise Conflict(
+            f"Not enough stock: {reward.stock} left, adjustment {change}.", code="OUT_OF_STOCK"
+        )
+    session.refresh(reward)
+    return int(after)

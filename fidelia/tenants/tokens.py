@@ -45,10 +45,19 @@ def issue(db: Database, api_key: str, api_secret: str) -> Issued:
     return Issued(token, int(LIFETIME.total_seconds()))
 
 
-def tenant_for(db: Database, token: str) -> Tenant:
+@dataclass(frozen=True)
+class Holder:
+    """Who a live token speaks for: the merchant, and the API key it was bought with (the
+    credential rate limits count against, however many tokens it buys)."""
+
+    tenant: Tenant
+    api_key_id: int
+
+
+def holder_of(db: Database, token: str) -> Holder:
     with db.session(readonly=True) as session:
-        tenant = session.scalar(
-            select(Tenant)
+        row = session.execute(
+            select(Tenant, ApiKey.id)
             .join(AccessToken, AccessToken.tenant_id == Tenant.id)
             .join(ApiKey, ApiKey.id == AccessToken.api_key_id)
             .where(
@@ -57,11 +66,16 @@ def tenant_for(db: Database, token: str) -> Tenant:
                 AccessToken.expires_at > now(),
                 ApiKey.revoked_at.is_(None),
             )
-        )
-        if tenant is None:
+        ).first()
+        if row is None:
             raise Unauthorized("Invalid, expired or revoked access token.")
+        tenant, api_key_id = row
         session.expunge(tenant)
-        return tenant
+        return Holder(tenant, api_key_id)
+
+
+def tenant_for(db: Database, token: str) -> Tenant:
+    return holder_of(db, token).tenant
 
 
 def revoke(db: Database, token: str) -> None:

@@ -1,5 +1,19 @@
-"""Seed 004: the server-to-server REST API v2 (``/v2/...``)."""
+"""Seed 004: the server-to-server REST API v2 (``/v2/...``). Bearer tokens from
+``POST /v2/auth/token``; JSON in snake_case; lists are ``{"data": [...], "meta": {page,
+per_page, total, total_pages}}``; errors ``{"error": {"code", "message"}}``."""
 
 from fastapi import APIRouter
 
-router = APIRouter(prefix="/v2", tags=["Seed 004: REST v2"])
+from fidelia.dialects.rest_v2 import auth, catalogue, customers, sales, vouchers
+from fidelia.dialects.rest_v2.schemas import ErrorOut
+
+router = APIRouter(
+    prefix="/v2",
+    responses={
+        401: {"model": ErrorOut, "description": "unauthorized, invalid_token"},
+        422: {"model": ErrorOut, "description": "invalid_request and field-specific codes"},
+        429: {"model": ErrorOut, "description": "rate_limited (see Retry-After)"},
+    },
+)
+for part in (auth, customers, sales, catalogue, vouchers):
+    router.include_router(part.router)

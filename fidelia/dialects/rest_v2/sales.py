@@ -1,0 +1,126 @@
+"""Seed 004 sales: a sale is a completed order in the orders engine, so it earns points
+and cashback by the merchant's rules, like a POS order. Idempotent on ``external_id``."""
+
+import uuid
+from datetime import UTC
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from fidelia.customers import directory
+from fidelia.customers.service import identify
+from fidelia.dialects.rest_v2.auth import Merchant
+from fidelia.dialects.rest_v2.common import balance_out, cpf_identifier, money
+from fidelia.dialects.rest_v2.schemas import Earned, ErrorOut, SaleIn, SaleOut
+from fidelia.kit import idempotency
+from fidelia.kit.deps import SessionDep
+from fidelia.kit.errors import Conflict, InvalidInput
+from fidelia.kit.money import to_minor
+from fidelia.models import Customer, Order, Tenant
+from fidelia.orders import service as orders
+from fidelia.orders.service import OrderData
+
+router = APIRouter(tags=["Seed 004: sales"])
+
+# Orders of this door live in their own namespace of original ids, so a sale's
+# external_id can never collide with a POS order's OriginalId at the same merchant.
+PREFIX = "v2:"
+
+
+def customer_ref(body: SaleIn) -> dict[str, Any]:
+    """Who the sale is for, normalised (part of the request's fingerprint)."""
+    if body.customer_id is None and not body.cpf:
+        raise InvalidInput("Give the customer's cpf or customer_id.", code="CUSTOMER_REQUIRED")
+    ref: dict[str, Any] = {"customer_id": body.customer_id}
+    if body.cpf:
+        ref["document"] = list(cpf_identifier(body.cpf))
+    return ref
+
+
+def sale_customer(session: Session, tenant: Tenant, ref: dict[str, Any]) -> Customer:
+    """By id (must exist), else by CPF: a CPF seen for the first time enrols its customer,
+    as a POS order does."""
+    if ref["customer_id"] is not None:
+        customer = directory.get_in_program(session, tenant.program_id, ref["customer_id"])
+        if "document" in ref:
+            kind, value = ref["document"]
+            owner = directory.find_any(session, tenant.program_id, kind, value)
+            if owner is None or owner.id != customer.id:
+                raise Conflict(
+                    f"cpf and customer_id name different customers (customer {customer.id}).",
+                    code="CUSTOMER_MISMATCH",
+                )
+        return customer
+    kind, value = ref["document"]
+    return identify(session, tenant, {kind: value})
+
+
+def sale_out(session: Session, tenant: Tenant, order: Order, external_id: str | None) -> SaleOut:
+    assert order.customer_id is not None
+    balances = directory.balances_by_customer(session, tenant.program_id, [order.customer_id])
+    return SaleOut(
+        id=order.id,
+        external_id=external_id,
+        customer_id=order.customer_id,
+        sale_amount=money(order.total, tenant.currency),
+        currency=tenant.currency,
+        earned=Earned(
+            points=order.earned_points,
+            cashback=money(order.earned_cashback, tenant.currency),
+        ),
+        balance=balance_out(tenant, balances[order.customer_id]),
+        sold_at=(order.completed_at or order.created_at).astimezone(UTC),
+        created_at=order.created_at,
+    )
+
+
+@router.post(
+    "/sales",
+    response_model=SaleOut,
+    status_code=201,
+    responses={
+        404: {"model": ErrorOut, "description": "customer_not_found"},
+        409: {"model": ErrorOut, "description": "customer_mismatch"},
+        422: {"model": ErrorOut, "description": "invalid_amount, external_id_reused, ..."},
+    },
+)
+def register_sale(body: SaleIn, tenant: Merchant, session: SessionDep) -> Any:
+    """Register a sale by ``cpf`` or ``customer_id``: it earns points and cashback now, and
+    answers what it earned and the new balance. The same ``external_id`` replays that answer."""
+    amount = to_minor(body.sale_amount, tenant.currency)
+    ref = customer_ref(body)
+    external_id = body.external_id.strip() if body.external_id else None
+    claim = None
+    if external_id:
+        # Claimed before anything else: a concurrent duplicate waits here for the first
+        # and then replays its answer, so a sale never earns twice.
+        claim = idempotency.claim(
+            session, tenant.id, "v2.sales", external_id, {"amount": amount, **ref}
+        )
+        if claim.replay is not None:
+            return JSONResponse(
+                claim.replay,
+                status_code=claim.status_code,
+                headers={"Idempotent-Replayed": "true"},
+            )
+    customer = sale_customer(session, tenant, ref)
+    order = orders.upsert(
+        session,
+        tenant,
+        OrderData(
+            original_id=PREFIX + (external_id or f"auto-{uuid.uuid4().hex}"),
+            total=amount,
+            customer=customer,
+            completed=True,
+            placed_at=body.sold_at,
+            completed_at=body.sold_at,
+            details={"door": "rest_v2"},
+        ),
+    )
+    session.flush()
+    out = sale_out(session, tenant, order, external_id)
+    if claim is not None:
+        claim.store(out.model_dump(mode="json"), 201)
+    return out

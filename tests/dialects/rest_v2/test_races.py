@@ -1,0 +1,146 @@
+"""Real parallel HTTP requests (50 threads) against uvicorn on PostgreSQL: one voucher
+validated at once, stock adjusted at once, one sale sent at once, and first sales of a new
+CPF at once. ``pytest -s`` shows the counts."""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from fidelia.models import Customer, LedgerEntry, Order, Reward, Tenant, VoucherUse
+from fidelia.vouchers.service import issue
+from tests.dialects.rest_v2.conftest import (
+    ANA,
+    BIA,
+    COUPONS,
+    SALES,
+    VOUCHERS,
+    Merchant,
+    add_coupon,
+    count,
+    create_customer,
+    make_merchant,
+    token_for,
+    wallet,
+)
+from tests.support.helpers import LiveServer, ledger_invariants
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+THREADS = 50
+
+
+def burst(
+    server: LiveServer, token: str, calls: list[tuple[str, str, Any]]
+) -> list[httpx.Response]:
+    """Send every (method, path, body) at once, one thread and connection each."""
+    barrier = threading.Barrier(len(calls))
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def send(call: tuple[str, str, Any]) -> httpx.Response:
+        method, path, body = call
+        with server.client(headers=headers) as http:
+            barrier.wait()
+            return http.request(method, path, json=body)
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        return list(pool.map(send, calls))
+
+
+def codes(answers: list[httpx.Response]) -> Counter[str]:
+    return Counter(
+        "ok" if a.status_code < 300 else f"{a.status_code} {a.json()['error']['code']}"
+        for a in answers
+    )
+
+
+def start(server: LiveServer, db: Any) -> tuple[Merchant, str]:
+    merchant = make_merchant(db)
+    with server.client() as http:
+        return merchant, token_for(http, merchant)
+
+
+def test_one_voucher_validated_at_once(pg, app, db):
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        with db.session() as session:
+            code = issue(session, session.get_one(Tenant, merchant.id), value=1000).code
+        answers = burst(server, token, [("POST", f"{VOUCHERS}/{code}/validate", None)] * THREADS)
+    seen = codes(answers)
+    print(f"\none voucher x{THREADS}: {dict(seen)}")
+    assert seen == {"ok": 1, "409 voucher_used": THREADS - 1}
+    (won,) = [a.json() for a in answers if a.status_code == 200]
+    assert won["uses"] == 1 and won["status"] == "used"
+    assert count(db, VoucherUse) == 1
+
+
+def test_stock_never_goes_below_zero(pg, app, db):
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        coupon = add_coupon(db, merchant, stock=10)
+        path = f"{COUPONS}/{coupon}/stock"
+        answers = burst(server, token, [("PATCH", path, {"adjust": -1})] * THREADS)
+    seen = codes(answers)
+    print(f"\n{THREADS} x adjust -1 on stock 10: {dict(seen)}")
+    assert seen == {"ok": 10, "409 insufficient_stock": THREADS - 10}
+    # Each success saw its own unit go: the stocks answered are 9, 8, ... 0, once each.
+    assert sorted(a.json()["stock"] for a in answers if a.status_code == 200) == list(range(10))
+    with db.session(readonly=True) as session:
+        assert session.get_one(Reward, coupon).stock == 0
+
+
+def test_mixed_adjustments_add_up(pg, app, db):
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        coupon = add_coupon(db, merchant, stock=5)
+        path = f"{COUPONS}/{coupon}/stock"
+        calls = [("PATCH", path, {"adjust": -2})] * 30 + [("PATCH", path, {"adjust": 1})] * 20
+        answers = burst(server, token, calls)
+    taken = sum(1 for a in answers[:30] if a.status_code == 200)
+    added = sum(1 for a in answers[30:] if a.status_code == 200)
+    print(f"\n30 x -2, 20 x +1 on stock 5: {dict(codes(answers))}")
+    assert added == 20  # additions always go through
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert all(a.json()["stock"] >= 0 for a in answers if a.status_code == 200)
+    with db.session(readonly=True) as session:
+        final = session.get_one(Reward, coupon).stock
+    assert final == 5 + added - 2 * taken and final >= 0
+
+
+def test_one_sale_sent_at_once(pg, app, db):
+    """The same external_id 50 times at once: one sale, one earning, 50 equal answers."""
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        with server.client(headers={"Authorization": f"Bearer {token}"}) as http:
+            create_customer(http, http.headers)
+        body = {"cpf": ANA, "sale_amount": "100.00", "external_id": "NF-RACE"}
+        answers = burst(server, token, [("POST", SALES, body)] * THREADS)
+    print(f"\none sale x{THREADS}: {dict(codes(answers))}")
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.text for a in answers}) == 1
+    assert count(db, Order) == 1
+    assert count(db, LedgerEntry) == 2
+    assert wallet(db, merchant) == (100, 500)
+    assert ledger_invariants(db) == []
+
+
+def test_first_sales_of_a_new_cpf_at_once(pg, app, db):
+    """Different sales of a CPF never seen: one customer is enrolled, and earns them all."""
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        calls = [
+            ("POST", SALES, {"cpf": BIA, "sale_amount": "10.00", "external_id": f"NF-{i}"})
+            for i in range(THREADS)
+        ]
+        answers = burst(server, token, calls)
+    print(f"\n{THREADS} first sales of one CPF: {dict(codes(answers))}")
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["customer_id"] for a in answers}) == 1
+    with db.session(readonly=True) as session:
+        customers = list(session.scalars(select(Customer.id)))
+    assert len(customers) == 1
+    assert wallet(db, merchant, "cpf", BIA) == (10 * THREADS, 50 * THREADS)
+    assert ledger_invariants(db) == []
