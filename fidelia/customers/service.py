@@ -42,9 +42,11 @@ def identify(
     none is; identifiers not yet on file are linked to them (a number and a user id)."""
     present = {kind: value for kind, value in identifiers.items() if value}
     customer = None
+    found_by = None
     for kind, value in present.items():
         customer = find(session, tenant.program_id, kind, value)
         if customer is not None:
+            found_by = kind
             break
     if customer is None and present:
         try:
@@ -67,7 +69,8 @@ def identify(
     elif name and not customer.name:
         customer.name = name
     for kind, value in present.items():
-        link_identifier(session, customer, kind, value)
+        if kind != found_by:  # the one it was found by is on file: no need to look again
+            link_identifier(session, customer, kind, value)
     return customer
 
 

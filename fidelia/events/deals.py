@@ -84,14 +84,13 @@ def _eligible_amount(deal: Deal, basket: Basket) -> int | None:
     return sum(line.amount for line in matching) if matching else None
 
 
-def applicable(
-    session: Session, tenant: Tenant, customer: Customer | None, basket: Basket
-) -> list[Applied]:
+def open_to(session: Session, tenant: Tenant, customer: Customer | None) -> list[Deal]:
+    """Deals in force now for this member (their segment, or none), whatever the basket."""
     at = now()
     deals = session.scalars(
         select(Deal).where(Deal.tenant_id == tenant.id, Deal.active.is_(True)).order_by(Deal.id)
     )
-    applied = []
+    found = []
     for deal in deals:
         if (deal.valid_from and at < deal.valid_from) or (
             deal.valid_until and at >= deal.valid_until
@@ -101,6 +100,15 @@ def applicable(
             segment = session.get(Segment, deal.segment_id)
             if customer is None or segment is None or not member_in(session, segment, customer):
                 continue
+        found.append(deal)
+    return found
+
+
+def applicable(
+    session: Session, tenant: Tenant, customer: Customer | None, basket: Basket
+) -> list[Applied]:
+    applied = []
+    for deal in open_to(session, tenant, customer):
         amount = _eligible_amount(deal, basket)
         if amount is None:
             continue

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,3 +63,15 @@ def claim(session: Session, tenant_id: int, scope: str, key: str, payload: Any) 
     if existing.request_hash != digest:
         raise KeyReused(f"The key {key!r} was already used with a different request.")
     return Claim(None, replay=existing.response or {}, status_code=existing.status_code)
+
+
+def forget(session: Session, tenant_id: int, scope: str, key: str) -> None:
+    """Drop a stored answer whose effect was undone (a cancelled payment), so the same key
+    makes a fresh request instead of replaying an answer that is no longer true."""
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
+        )
+    )

@@ -145,6 +145,29 @@ def validate(
     return voucher
 
 
+def release(session: Session, tenant: Tenant, reference: str) -> list[Voucher]:
+    """Give back the uses taken under ``reference`` (a cancelled sale: the customer returned
+    the goods, so the voucher can be used again). Each use comes back once."""
+    given_back = []
+    uses = session.scalars(
+        select(VoucherUse)
+        .where(VoucherUse.tenant_id == tenant.id, VoucherUse.reference == reference)
+        .with_for_update()
+    ).all()
+    for use in uses:
+        session.execute(
+            update(Voucher)
+            .where(Voucher.id == use.voucher_id, Voucher.uses > 0)
+            .values(uses=Voucher.uses - 1)
+        )
+        session.delete(use)
+        voucher = session.get_one(Voucher, use.voucher_id)
+        session.refresh(voucher)
+        given_back.append(voucher)
+    session.flush()
+    return given_back
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[Voucher]

@@ -1,0 +1,194 @@
+"""What the seed 002 routes share: reading the member object, finding the member, and
+rendering members, balances and assets."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fidelia.customers.profile import consents_of
+from fidelia.customers.service import find
+from fidelia.dialects.retail_v1.errors import at, fail
+from fidelia.dialects.retail_v1.schemas import (
+    AssetOut,
+    BalanceOut,
+    ConsentOut,
+    MemberIn,
+    MemberOut,
+)
+from fidelia.kit.documents import normalize_email
+from fidelia.kit.errors import InvalidInput
+from fidelia.kit.phone import phone_of
+from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
+from fidelia.models import Customer, CustomerIdentifier, Tenant, Voucher
+from fidelia.orders.earning import value_of_points
+from fidelia.vouchers.service import state_of
+
+# wire field -> identifier kinds it is looked up by (the first is the one it is stored as)
+IDENTIFIERS: dict[str, tuple[str, ...]] = {
+    "phoneNumber": ("phone", "whatsapp"),
+    "email": ("email",),
+    "membershipKey": ("membership",),
+    "externalId": ("external",),
+}
+# wire consent field -> engine consent kind
+CONSENTS = {
+    "allowedSMS": "sms",
+    "allowedEmail": "email",
+    "allowedWhatsApp": "whatsapp",
+    "termsOfUse": "terms",
+    "gdpr": "gdpr",
+}
+
+
+@dataclass(frozen=True)
+class Given:
+    """An identifier from the request, normalised: the wire field, its path, the value."""
+
+    field: str
+    path: str
+    value: str
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return IDENTIFIERS[self.field]
+
+
+def given_identifiers(tenant: Tenant, member: MemberIn, path: str = "body.member") -> list[Given]:
+    """The identifiers in ``member``, validated and normalised, in lookup order."""
+    found = []
+    for field in IDENTIFIERS:
+        raw = getattr(member, field)
+        if raw is None or not str(raw).strip():
+            continue
+        where = f"{path}.{field}"
+        with at(where):
+            if field == "phoneNumber":
+                value = phone_of(tenant, raw)
+            elif field == "email":
+                value = normalize_email(raw)
+            else:
+                value = raw.strip()
+        found.append(Given(field, where, value))
+    return found
+
+
+def require_identifiers(tenant: Tenant, member: MemberIn, path: str = "body.member") -> list[Given]:
+    found = given_identifiers(tenant, member, path)
+    if not found:
+        raise fail(
+            InvalidInput,
+            "Identify the member with phoneNumber, email, membershipKey or externalId.",
+            "MEMBER_REQUIRED",
+            path,
+        )
+    return found
+
+
+def lookup(session: Session, tenant: Tenant, given: list[Given]) -> Customer | None:
+    """The first identifier, in lookup order, that names a member of this program."""
+    for identifier in given:
+        for kind in identifier.kinds:
+            customer = find(session, tenant.program_id, kind, identifier.value)
+            if customer is not None:
+                return customer
+    return None
+
+
+def require_member(
+    session: Session, tenant: Tenant, member: MemberIn | None, path: str = "body.member"
+) -> Customer:
+    if member is None:
+        raise fail(InvalidInput, "The member is required.", "MEMBER_REQUIRED", path)
+    given = require_identifiers(tenant, member, path)
+    customer = lookup(session, tenant, given)
+    if customer is None:
+        raise fail(
+            InvalidInput,
+            "Cannot find any member with the given identifier.",
+            "MEMBER_NOT_FOUND",
+            given[0].path,
+        )
+    return customer
+
+
+def optional_member(
+    session: Session, tenant: Tenant, member: MemberIn | None, path: str = "body.member"
+) -> Customer | None:
+    """No member object (or an empty one) is an anonymous call; an unknown member is not."""
+    if member is None or not given_identifiers(tenant, member, path):
+        return None
+    return require_member(session, tenant, member, path)
+
+
+def utc(moment: datetime) -> datetime:
+    """ISO 8601 UTC to the second, as the door answers every date."""
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def utc_or_none(moment: datetime | None) -> datetime | None:
+    return utc(moment) if moment is not None else None
+
+
+def balance_of(session: Session, customer: Customer) -> BalanceOut:
+    return BalanceOut(
+        points=balance(session, Account(customer.program_id, customer.id, POINTS)),
+        credit=balance(session, Account(customer.program_id, customer.id, CASHBACK)),
+    )
+
+
+def member_out(session: Session, tenant: Tenant, customer: Customer) -> MemberOut:
+    ids: dict[str, str] = {}
+    for kind, value in session.execute(
+        select(CustomerIdentifier.kind, CustomerIdentifier.value)
+        .where(CustomerIdentifier.customer_id == customer.id)
+        .order_by(CustomerIdentifier.id)
+    ):
+        ids.setdefault(kind, value)
+    consents = consents_of(session, customer)
+    wallet = balance_of(session, customer)
+    granted = {field: bool(consents.get(kind, (False,))[0]) for field, kind in CONSENTS.items()}
+    return MemberOut(
+        memberId=str(customer.id),
+        phoneNumber=ids.get("phone") or ids.get("whatsapp"),
+        email=ids.get("email"),
+        membershipKey=ids.get("membership"),
+        externalId=ids.get("external"),
+        firstName=customer.first_name,
+        lastName=customer.last_name,
+        birthday=customer.birthday,
+        allowedSMS=granted["allowedSMS"],
+        allowedEmail=granted["allowedEmail"],
+        allowedWhatsApp=granted["allowedWhatsApp"],
+        termsOfUse=granted["termsOfUse"],
+        gdpr=granted["gdpr"],
+        consents=[
+            ConsentOut(type=field, granted=consents[kind][0], updatedOn=utc(consents[kind][1]))
+            for field, kind in CONSENTS.items()
+            if kind in consents
+        ],
+        createdOn=utc(customer.created_at),
+        balance=wallet,
+        pointsValue=value_of_points(tenant, wallet.points),
+    )
+
+
+def asset_out(voucher: Voucher, at_time: datetime | None = None) -> AssetOut:
+    state = state_of(voucher, at_time)
+    kind: Literal["voucher", "birthday"] = "birthday" if voucher.kind == "birthday" else "voucher"
+    return AssetOut(
+        key=voucher.code,
+        name=voucher.benefit or ("Birthday gift" if kind == "birthday" else "Voucher"),
+        type=kind,
+        status=state,  # type: ignore[arg-type]
+        redeemable=state == "active",
+        value=voucher.value,
+        benefit=voucher.benefit,
+        campaign=voucher.campaign,
+        validFrom=utc_or_none(voucher.valid_from),
+        validUntil=utc_or_none(voucher.valid_until),
+        usesLeft=max(voucher.max_uses - voucher.uses, 0),
+        maxUses=voucher.max_uses,
+    )

@@ -1,0 +1,321 @@
+"""Seed 002: sales (``/transaction``), loyalty payments (``/payment``) and behavioural
+events (``/event``)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
+
+from fidelia.dialects.retail_v1.auth import Caller, RetailCaller
+from fidelia.dialects.retail_v1.common import balance_of, optional_member, require_member
+from fidelia.dialects.retail_v1.errors import RetailRoute, at, fail
+from fidelia.dialects.retail_v1.schemas import (
+    AppliedDealOut,
+    CancelData,
+    EarnedOut,
+    EventData,
+    EventRequest,
+    EventResponse,
+    PaymentData,
+    PaymentOut,
+    PaymentRequest,
+    PaymentResponse,
+    TransactionData,
+    TransactionIn,
+    TransactionRequest,
+    TransactionResponse,
+    UsedAssetOut,
+)
+from fidelia.events import service as events
+from fidelia.events.deals import Line
+from fidelia.kit.deps import SessionDep
+from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.kit.idempotency import claim, forget
+from fidelia.models import Customer, LoyaltyPayment
+from fidelia.orders import checkout
+from fidelia.payments import service as payments
+
+router = APIRouter(route_class=RetailRoute)
+LOYALTY = {"POINTS": "points", "CREDIT": "credit"}
+TRANSACTION_SCOPE = "retail.transaction"
+PAYMENT_SCOPE = "retail.payment"
+
+
+def basket_lines(transaction: TransactionIn) -> list[Line]:
+    return [
+        Line(
+            code=item.code,
+            department=item.departmentCode,
+            amount=item.netAmount if item.netAmount is not None else (item.grossAmount or 0),
+        )
+        for item in transaction.items
+    ]
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """The guide's dates are UTC: one without an offset is read as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def payment_key(transaction_id: str, kind: str, amount: int) -> str:
+    return f"{transaction_id}:{kind}:{amount}"
+
+
+def payment_out(payment: LoyaltyPayment) -> PaymentOut:
+    return PaymentOut(
+        type=payment.kind.upper(),
+        amount=payment.amount,
+        points=payment.units if payment.kind == "points" else None,
+        confirmationCode=payment.confirmation_code,
+    )
+
+
+def forget_payment(session: Session, payment: LoyaltyPayment) -> None:
+    """A cancelled payment frees its idempotency key: paying again is a new payment."""
+    if payment.reference:
+        key = payment_key(payment.reference, payment.kind, payment.amount)
+        forget(session, payment.tenant_id, PAYMENT_SCOPE, key)
+
+
+# -- /transaction ------------------------------------------------------------------------------
+
+
+def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[str, Any]:
+    tenant = caller.tenant
+    tx = body.transaction
+    assert tx is not None
+    customer = optional_member(session, tenant, body.member)
+    with at("body.transaction.transactionId"):
+        sale = checkout.open_sale(
+            session, tenant, tx.transactionId, customer, tx.totalAmount, basket_lines(tx)
+        )
+    only = {d.key.strip().upper() for d in body.appliedDeals} if body.appliedDeals else None
+    checkout.apply_deals(session, sale, only)
+    for i, asset in enumerate(body.usedAssets or []):
+        with at(f"body.usedAssets[{i}].key"):
+            checkout.use_voucher(session, sale, asset.key)
+    recorded = []
+    for j, line in enumerate(tx.payments):
+        kind = LOYALTY.get(line.type.strip().upper())
+        if kind is None:
+            recorded.append(PaymentOut(type=line.type.strip().upper(), amount=line.amount))
+            continue
+        with at(f"body.transaction.payments[{j}].amount"):
+            if customer is None:
+                raise fail(
+                    InvalidInput,
+                    "Paying with points or credit needs the member.",
+                    "MEMBER_REQUIRED",
+                    "body.member",
+                )
+            recorded.append(payment_out(checkout.pay(session, sale, kind, line.amount)))
+    receipt = checkout.close(
+        session,
+        sale,
+        placed_at=as_utc(tx.openTime),
+        completed_at=as_utc(tx.dateTime),
+        details={
+            "door": "retail_v1",
+            "source": caller.source,
+            "items": [item.model_dump(mode="json") for item in tx.items],
+            "payments": [line.model_dump(mode="json") for line in tx.payments],
+            "totalTaxAmount": tx.totalTaxAmount,
+            "totalGeneralDiscount": tx.totalGeneralDiscount,
+        },
+    )
+    data = TransactionData(
+        transactionId=tx.transactionId,
+        confirmationCode=receipt.confirmation_code,
+        status="completed",
+        memberId=str(customer.id) if customer else None,
+        totalAmount=tx.totalAmount,
+        totalDiscount=-sale.discount,
+        amountToPay=sale.to_pay,
+        appliedDeals=[
+            AppliedDealOut(
+                key=checkout.deal_key(d.applied.deal.id),
+                name=d.applied.deal.name,
+                type=d.applied.deal.discount_type,  # type: ignore[arg-type]
+                discountAmount=-d.discount,
+                bonusPoints=d.applied.bonus_points,
+            )
+            for d in sale.deals
+        ],
+        usedAssets=[
+            UsedAssetOut(
+                key=v.voucher.code,
+                name=v.voucher.benefit or "Voucher",
+                discountAmount=-v.discount,
+                benefit=v.voucher.benefit,
+                usesLeft=max(v.voucher.max_uses - v.voucher.uses, 0),
+            )
+            for v in sale.vouchers
+        ],
+        payments=recorded,
+        earned=EarnedOut(points=receipt.earned_points, credit=receipt.earned_credit),
+        newBalance=balance_of(session, customer) if customer else None,
+    )
+    return TransactionResponse(
+        status="success", confirmationCode=receipt.confirmation_code, data=data
+    ).model_dump(mode="json")
+
+
+def _cancel(session: Session, caller: Caller, body: TransactionRequest) -> dict[str, Any]:
+    tenant = caller.tenant
+    if not body.confirmationCode:
+        raise fail(
+            InvalidInput,
+            "confirmationCode is required to cancel a transaction.",
+            "BAD_REQUEST",
+            "body.confirmationCode",
+        )
+    with at("body.confirmationCode"):
+        order = checkout.find_sale(session, tenant, body.confirmationCode)
+    member = optional_member(session, tenant, body.member)
+    if member is not None and order.customer_id != member.id:
+        raise fail(
+            NotFound,
+            "No transaction with this confirmation code for this member.",
+            "TRANSACTION_NOT_FOUND",
+            "body.confirmationCode",
+        )
+    reversal = checkout.cancel(session, tenant, order)
+    for payment in reversal.payments:
+        forget_payment(session, payment)
+    customer = session.get(Customer, order.customer_id) if order.customer_id else None
+    code = order.details["confirmation_code"]
+    data = CancelData(
+        transactionId=order.original_id,
+        confirmationCode=code,
+        status="cancelled",
+        reversed=EarnedOut(points=reversal.points, credit=reversal.credit),
+        refundedPayments=[payment_out(p) for p in reversal.payments],
+        releasedAssets=[v.code for v in reversal.vouchers],
+        newBalance=balance_of(session, customer) if customer else None,
+    )
+    return TransactionResponse(status="success", confirmationCode=code, data=data).model_dump(
+        mode="json"
+    )
+
+
+@router.post("/transaction", response_model=TransactionResponse)
+def transaction(body: TransactionRequest, caller: RetailCaller, session: SessionDep) -> Any:
+    """Submit a sale (idempotent on transactionId): deals, assets, loyalty payments and
+    earnings in one go; or cancel one by its confirmation code (undone once)."""
+    if body.action == "cancel":
+        return _cancel(session, caller, body)
+    if body.transaction is None:
+        raise fail(InvalidInput, "transaction is required.", "BAD_REQUEST", "body.transaction")
+    with at("body.transaction.transactionId"):
+        keyed = claim(
+            session,
+            caller.tenant.id,
+            TRANSACTION_SCOPE,
+            body.transaction.transactionId,
+            body.model_dump(mode="json", exclude={"action"}),
+        )
+    if keyed.replay is not None:
+        return keyed.replay
+    answer = _submit(session, caller, body)
+    keyed.store(answer)
+    return answer
+
+
+# -- /payment ----------------------------------------------------------------------------------
+
+
+def _payment_data(session: Session, payment: LoyaltyPayment) -> dict[str, Any]:
+    customer = session.get_one(Customer, payment.customer_id)
+    return PaymentResponse(
+        status="success",
+        confirmationCode=payment.confirmation_code,
+        data=PaymentData(
+            confirmationCode=payment.confirmation_code,
+            type=payment.kind.upper(),  # type: ignore[arg-type]
+            amount=payment.amount,
+            points=payment.units if payment.kind == "points" else 0,
+            status=payment.status,  # type: ignore[arg-type]
+            transactionId=payment.reference,
+            newBalance=balance_of(session, customer),
+        ),
+    ).model_dump(mode="json")
+
+
+@router.post("/payment", response_model=PaymentResponse)
+def payment(body: PaymentRequest, caller: RetailCaller, session: SessionDep) -> Any:
+    """Pay part of a bill with points or stored credit, or cancel such a payment (once)."""
+    tenant = caller.tenant
+    asked = body.payment
+    if asked.action == "cancel":
+        if not asked.confirmationCode:
+            raise fail(
+                InvalidInput,
+                "confirmationCode is required to cancel a payment.",
+                "BAD_REQUEST",
+                "body.payment.confirmationCode",
+            )
+        member = optional_member(session, tenant, body.member)
+        with at("body.payment.confirmationCode"):
+            done = payments.cancel(session, tenant, asked.confirmationCode)
+            if member is not None and done.customer_id != member.id:
+                # Refused after the fact: raising rolls the cancellation back.
+                raise NotFound("No payment with this confirmation code.", code="PAYMENT_NOT_FOUND")
+        forget_payment(session, done)
+        return _payment_data(session, done)
+    if asked.type is None:
+        raise fail(InvalidInput, "payment.type is required.", "BAD_REQUEST", "body.payment.type")
+    if asked.amount is None:
+        raise fail(
+            InvalidInput, "payment.amount is required.", "BAD_REQUEST", "body.payment.amount"
+        )
+    customer = require_member(session, tenant, body.member)
+    kind = LOYALTY[asked.type.upper()]
+    reference = body.transaction.transactionId if body.transaction else None
+    keyed = None
+    if reference:
+        with at("body.transaction.transactionId"):
+            keyed = claim(
+                session,
+                tenant.id,
+                PAYMENT_SCOPE,
+                payment_key(reference, kind, asked.amount),
+                {"member": customer.id, "kind": kind, "amount": asked.amount},
+            )
+        if keyed.replay is not None:
+            return keyed.replay
+    with at("body.payment.amount"):
+        done = payments.pay(session, tenant, customer, kind, asked.amount, reference=reference)
+    answer = _payment_data(session, done)
+    if keyed is not None:
+        keyed.store(answer)
+    return answer
+
+
+# -- /event ------------------------------------------------------------------------------------
+
+
+@router.post("/event", response_model=EventResponse)
+def event(body: EventRequest, caller: RetailCaller, session: SessionDep) -> EventResponse:
+    """Record a behavioural event (visit, signup, referral, review, custom); earning rules
+    and segments feed on it."""
+    tenant = caller.tenant
+    customer = optional_member(session, tenant, body.member)
+    bad_type = not events.TYPE.match(body.event.type.strip().lower())
+    with at("body.event.type" if bad_type else "body.event.dateTime"):
+        recorded = events.record(
+            session,
+            tenant,
+            customer,
+            type=body.event.type,
+            sub_type=body.event.subType,
+            occurred_at=as_utc(body.event.dateTime),
+            payload={**(body.event.payload or {}), "source": caller.source},
+            tags=body.event.tags,
+        )
+    return EventResponse(
+        status="success",
+        data=EventData(eventId=str(recorded.id), type=recorded.type, pointsEarned=recorded.points),
+    )

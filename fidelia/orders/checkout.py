@@ -1,0 +1,267 @@
+"""A retail sale at the counter (seed 002's ``/transaction``), step by step: open it, apply
+the deals the member and basket qualify for, use vouchers, take part of the bill in points
+or credit, then close it. Closing records an order whose ``original_id`` is the transaction
+id, so earning, cancellation and the POS door's view of the sale stay one.
+
+The caller (a door) runs the steps in order inside one transaction, so a refusal at any
+step (a used voucher, too few points) undoes the whole sale. Locks are always taken in the
+same order (order row, member row, voucher, balances), so concurrent sales cannot deadlock,
+and a single-use voucher is taken once however many sales race for it.
+"""
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fidelia.events.deals import Applied, Basket, Line, applicable
+from fidelia.kit.errors import Conflict, InvalidInput, NotFound
+from fidelia.ledger.service import POINTS, Account, Source, credit, debit
+from fidelia.models import Customer, LedgerEntry, LoyaltyPayment, Order, Tenant, Voucher
+from fidelia.models.order import CANCELLED
+from fidelia.orders import service as orders
+from fidelia.payments import service as payments
+from fidelia.vouchers import service as vouchers
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def deal_key(deal_id: int) -> str:
+    """How a deal is named on the wire (``appliedDeals[].key``)."""
+    return f"DEAL-{deal_id}"
+
+
+def voucher_reference(transaction_id: str) -> str:
+    return f"retail:{transaction_id}"
+
+
+@dataclass
+class UsedVoucher:
+    voucher: Voucher
+    discount: int  # minor units actually taken off the bill (positive)
+
+
+@dataclass
+class AppliedDeal:
+    applied: Applied
+    discount: int  # minor units actually taken off the bill (positive)
+
+
+@dataclass
+class Sale:
+    tenant: Tenant
+    transaction_id: str
+    customer: Customer | None
+    total: int  # minor units, after the POS's own discounts, before loyalty benefits
+    lines: list[Line] = field(default_factory=list)
+    deals: list[AppliedDeal] = field(default_factory=list)
+    vouchers: list[UsedVoucher] = field(default_factory=list)
+    payments: list[LoyaltyPayment] = field(default_factory=list)
+
+    @property
+    def discount(self) -> int:
+        return sum(d.discount for d in self.deals) + sum(v.discount for v in self.vouchers)
+
+    @property
+    def to_pay(self) -> int:
+        """What the customer owes after the loyalty discounts."""
+        return max(self.total - self.discount, 0)
+
+    @property
+    def paid_with_loyalty(self) -> int:
+        return sum(p.amount for p in self.payments)
+
+    @property
+    def bonus_points(self) -> int:
+        return sum(d.applied.bonus_points for d in self.deals)
+
+
+@dataclass
+class Receipt:
+    sale: Sale
+    order: Order
+    confirmation_code: str
+    earned_points: int  # the order's points plus the deals' bonus points
+    earned_credit: int
+
+
+@dataclass
+class Reversal:
+    order: Order
+    points: int  # taken back now (0 when the sale was already cancelled)
+    credit: int
+    payments: list[LoyaltyPayment]  # loyalty payments given back now
+    vouchers: list[Voucher]  # vouchers usable again
+    already: bool
+
+
+def open_sale(
+    session: Session,
+    tenant: Tenant,
+    transaction_id: str,
+    customer: Customer | None,
+    total: int,
+    lines: list[Line],
+) -> Sale:
+    """Start a sale; refused when the transaction id is already an order at this merchant
+    (say, one the POS door reported)."""
+    if total < 0:
+        raise InvalidInput("A sale's total cannot be negative.", code="INVALID_AMOUNT")
+    existing = session.scalar(
+        select(Order.id)
+        .where(Order.tenant_id == tenant.id, Order.original_id == transaction_id)
+        .with_for_update()
+    )
+    if existing is not None:
+        raise Conflict(
+            "This transactionId is already recorded at this merchant.",
+            code="TRANSACTION_EXISTS",
+        )
+    if customer is not None:
+        # One member's sales run one at a time: their balances are always locked in the
+        # same order, and a burst of sales cannot interleave payments and earnings.
+        session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
+    return Sale(tenant, transaction_id, customer, total, lines)
+
+
+def apply_deals(session: Session, sale: Sale, only: set[str] | None = None) -> list[AppliedDeal]:
+    """The deals this member and basket qualify for (``only``: just these keys, the ones the
+    POS showed from a preview), each capped at what is left of the bill."""
+    for found in applicable(session, sale.tenant, sale.customer, Basket(sale.total, sale.lines)):
+        if only is not None and deal_key(found.deal.id) not in only:
+            continue
+        sale.deals.append(AppliedDeal(found, min(found.discount, sale.to_pay)))
+    return sale.deals
+
+
+def use_voucher(session: Session, sale: Sale, code: str) -> UsedVoucher:
+    """Take one use of a voucher (a conditional update: never more often than allowed);
+    its value comes off the bill, capped at what is left."""
+    voucher = vouchers.validate(
+        session,
+        sale.tenant,
+        code,
+        customer=sale.customer,
+        reference=voucher_reference(sale.transaction_id),
+    )
+    used = UsedVoucher(voucher, min(voucher.value, sale.to_pay))
+    sale.vouchers.append(used)
+    return used
+
+
+def pay(session: Session, sale: Sale, kind: str, amount: int) -> LoyaltyPayment:
+    """Part of the bill in points or stored credit (a loyalty payment of the member)."""
+    if sale.customer is None:
+        raise InvalidInput("Paying with points or credit needs the member.", code="MEMBER_REQUIRED")
+    if amount > 0 and sale.paid_with_loyalty + amount > sale.to_pay:
+        raise InvalidInput(
+            "Loyalty payments exceed what is left to pay.", code="PAYMENT_EXCEEDS_TOTAL"
+        )
+    payment = payments.pay(
+        session, sale.tenant, sale.customer, kind, amount, reference=sale.transaction_id
+    )
+    sale.payments.append(payment)
+    return payment
+
+
+def close(
+    session: Session,
+    sale: Sale,
+    *,
+    placed_at: datetime | None = None,
+    completed_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Receipt:
+    """Record the sale as a complete order: what was paid with money earns (points per
+    currency unit and cashback), plus the deals' bonus points."""
+    earning_base = max(sale.to_pay - sale.paid_with_loyalty, 0)
+    order = orders.upsert(
+        session,
+        sale.tenant,
+        orders.OrderData(
+            original_id=sale.transaction_id,
+            total=earning_base,
+            customer=sale.customer,
+            completed=True,
+            placed_at=placed_at,
+            completed_at=completed_at,
+            details=details or {},
+        ),
+    )
+    bonus = 0
+    if sale.customer is not None:
+        for deal in sale.deals:
+            points = deal.applied.bonus_points
+            if points > 0:
+                credit(
+                    session,
+                    Account(sale.customer.program_id, sale.customer.id, POINTS),
+                    points,
+                    Source(sale.tenant.id, "deal", f"{order.id}:{deal.applied.deal.id}"),
+                )
+                bonus += points
+    code = f"TX-{order.id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+    order.details = {**order.details, "confirmation_code": code}
+    session.flush()
+    return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback)
+
+
+def find_sale(session: Session, tenant: Tenant, confirmation_code: str) -> Order:
+    """The order of a sale by its confirmation code (``TX-<order id>-<random>``)."""
+    code = confirmation_code.strip().upper()
+    parts = code.split("-")
+    order = None
+    if len(parts) == 3 and parts[0] == "TX" and parts[1].isdigit():
+        order = session.scalar(
+            select(Order)
+            .where(Order.tenant_id == tenant.id, Order.id == int(parts[1]))
+            .with_for_update()
+        )
+    if order is None or (order.details or {}).get("confirmation_code") != code:
+        raise NotFound("No transaction with this confirmation code.", code="TRANSACTION_NOT_FOUND")
+    return order
+
+
+def cancel(session: Session, tenant: Tenant, order: Order) -> Reversal:
+    """Undo a sale once: what it earned (deal bonuses included) is taken back, its loyalty
+    payments are given back, its vouchers can be used again."""
+    if order.state == CANCELLED:
+        return Reversal(order, 0, 0, [], [], already=True)
+    points_before, credit_before = order.reversed_points, order.reversed_cashback
+    orders.cancel(session, order)
+    points = order.reversed_points - points_before
+    credit_back = order.reversed_cashback - credit_before
+    if order.customer_id is not None:
+        bonuses = session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.program_id == order.program_id,
+                LedgerEntry.source_type == "deal",
+                LedgerEntry.source_id.startswith(f"{order.id}:"),
+                LedgerEntry.kind == "earn",
+            )
+        ).all()
+        for entry in bonuses:
+            debit(
+                session,
+                Account(entry.program_id, entry.customer_id, entry.account),
+                entry.amount,
+                Source(tenant.id, "deal", entry.source_id),
+                kind="reverse",
+                allow_negative=True,
+            )
+            points += entry.amount
+    refunded = []
+    for payment in session.scalars(
+        select(LoyaltyPayment).where(
+            LoyaltyPayment.tenant_id == tenant.id,
+            LoyaltyPayment.reference == order.original_id,
+            LoyaltyPayment.status == "done",
+        )
+    ).all():
+        refunded.append(payments.cancel(session, tenant, payment.confirmation_code))
+    released = vouchers.release(session, tenant, voucher_reference(order.original_id))
+    session.flush()
+    return Reversal(order, points, credit_back, refunded, released, already=False)
