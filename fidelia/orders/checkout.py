@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from fidelia.events.deals import Applied, Basket, Line, applicable
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
-from fidelia.ledger.service import POINTS, Account, Source, credit, debit
-from fidelia.models import Customer, LedgerEntry, LoyaltyPayment, Order, Tenant, Voucher
+from fidelia.ledger.service import POINTS, Account, Source, credit
+from fidelia.models import Customer, LoyaltyPayment, Order, Tenant, Voucher
 from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
+from fidelia.orders.service import voucher_reference
 from fidelia.payments import service as payments
 from fidelia.vouchers import service as vouchers
 
@@ -32,10 +33,6 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 def deal_key(deal_id: int) -> str:
     """How a deal is named on the wire (``appliedDeals[].key``)."""
     return f"DEAL-{deal_id}"
-
-
-def voucher_reference(transaction_id: str) -> str:
-    return f"retail:{transaction_id}"
 
 
 @dataclass
@@ -226,42 +223,11 @@ def find_sale(session: Session, tenant: Tenant, confirmation_code: str) -> Order
 
 
 def cancel(session: Session, tenant: Tenant, order: Order) -> Reversal:
-    """Undo a sale once: what it earned (deal bonuses included) is taken back, its loyalty
-    payments are given back, its vouchers can be used again."""
+    """Undo a sale once (see ``orders.cancel``, which every door's cancellation runs)."""
     if order.state == CANCELLED:
         return Reversal(order, 0, 0, [], [], already=True)
-    points_before, credit_before = order.reversed_points, order.reversed_cashback
-    orders.cancel(session, order)
-    points = order.reversed_points - points_before
-    credit_back = order.reversed_cashback - credit_before
-    if order.customer_id is not None:
-        bonuses = session.scalars(
-            select(LedgerEntry).where(
-                LedgerEntry.program_id == order.program_id,
-                LedgerEntry.source_type == "deal",
-                LedgerEntry.source_id.startswith(f"{order.id}:"),
-                LedgerEntry.kind == "earn",
-            )
-        ).all()
-        for entry in bonuses:
-            debit(
-                session,
-                Account(entry.program_id, entry.customer_id, entry.account),
-                entry.amount,
-                Source(tenant.id, "deal", entry.source_id),
-                kind="reverse",
-                allow_negative=True,
-            )
-            points += entry.amount
-    refunded = []
-    for payment in session.scalars(
-        select(LoyaltyPayment).where(
-            LoyaltyPayment.tenant_id == tenant.id,
-            LoyaltyPayment.reference == order.original_id,
-            LoyaltyPayment.status == "done",
-        )
-    ).all():
-        refunded.append(payments.cancel(session, tenant, payment.confirmation_code))
-    released = vouchers.release(session, tenant, voucher_reference(order.original_id))
+    undone = orders.cancel(session, order)
     session.flush()
-    return Reversal(order, points, credit_back, refunded, released, already=False)
+    return Reversal(
+        order, undone.points, undone.cashback, undone.payments, undone.vouchers, already=False
+    )

@@ -15,11 +15,23 @@ from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
 from fidelia.kit.errors import Conflict, InvalidInput
+from fidelia.kit.ids import as_id
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
-from fidelia.models import Customer, Order, OrderRefund, Redemption, Tenant
+from fidelia.models import (
+    Customer,
+    LedgerEntry,
+    LoyaltyPayment,
+    Order,
+    OrderRefund,
+    Redemption,
+    Tenant,
+    Voucher,
+)
 from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, PENDING
 from fidelia.orders.earning import Bonus, bonus_for, proportional
+from fidelia.payments import service as payments
 from fidelia.redemptions import service as redemptions
+from fidelia.vouchers import service as vouchers
 
 
 @dataclass
@@ -47,11 +59,10 @@ def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
 def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
     """By the POS's own ``OriginalId``, else by our numeric id (both are accepted in paths)."""
     order = _locked(session, tenant, ref)
-    if order is None and ref.isdigit():
+    number = as_id(ref)
+    if order is None and number is not None:
         order = session.scalar(
-            select(Order)
-            .where(Order.tenant_id == tenant.id, Order.id == int(ref))
-            .with_for_update()
+            select(Order).where(Order.tenant_id == tenant.id, Order.id == number).with_for_update()
         )
     return order
 
@@ -134,21 +145,74 @@ def _complete(session: Session, tenant: Tenant, order: Order, at: datetime | Non
     order.completed_at = at or now()
 
 
-def cancel(session: Session, order: Order) -> Order:
-    """Reverse everything the order earned (what partial refunds have not already), and
-    give back the reward it used."""
+def voucher_reference(original_id: str) -> str:
+    """How the vouchers a sale used are marked, so its cancellation can release them."""
+    return f"retail:{original_id}"
+
+
+@dataclass
+class Undone:
+    """What a cancellation gave back or took back, for the door's answer."""
+
+    points: int = 0  # earnings (and deal bonuses) taken back
+    cashback: int = 0
+    payments: list[LoyaltyPayment] = field(default_factory=list)  # refunded
+    vouchers: list[Voucher] = field(default_factory=list)  # usable again
+
+
+def cancel(session: Session, order: Order) -> Undone:
+    """Undo a sale once, whichever door reported it: what it earned (what partial refunds
+    have not already taken back, and deal bonuses) is taken back, the reward it used and
+    its loyalty payments are given back, and its vouchers can be used again."""
+    undone = Undone()
     if order.state == CANCELLED:
-        return order
-    _reverse(
+        return undone
+    undone.points, undone.cashback = _reverse(
         session, order, order.earned_points, order.earned_cashback, "order-cancel", str(order.id)
     )
+    undone.points += _reverse_deal_bonuses(session, order)
     for redemption in session.scalars(
         select(Redemption).where(Redemption.order_id == order.id, Redemption.status == "done")
     ):
         redemptions.cancel(session, redemption, even_if_complete=True)
+    tenant = session.get_one(Tenant, order.tenant_id)
+    for payment in session.scalars(
+        select(LoyaltyPayment).where(
+            LoyaltyPayment.tenant_id == order.tenant_id,
+            LoyaltyPayment.reference == order.original_id,
+            LoyaltyPayment.status == "done",
+        )
+    ).all():
+        undone.payments.append(payments.cancel(session, tenant, payment.confirmation_code))
+    undone.vouchers = vouchers.release(session, tenant, voucher_reference(order.original_id))
     order.state = CANCELLED
     order.cancelled_at = now()
-    return order
+    return undone
+
+
+def _reverse_deal_bonuses(session: Session, order: Order) -> int:
+    if order.customer_id is None:
+        return 0
+    taken = 0
+    bonuses = session.scalars(
+        select(LedgerEntry).where(
+            LedgerEntry.program_id == order.program_id,
+            LedgerEntry.source_type == "deal",
+            LedgerEntry.source_id.startswith(f"{order.id}:"),
+            LedgerEntry.kind == "earn",
+        )
+    ).all()
+    for entry in bonuses:
+        debit(
+            session,
+            Account(entry.program_id, entry.customer_id, entry.account),
+            entry.amount,
+            Source(order.tenant_id, "deal", entry.source_id),
+            kind="reverse",
+            allow_negative=True,
+        )
+        taken += entry.amount
+    return taken
 
 
 def _reverse(

@@ -256,3 +256,31 @@ def test_the_pos_door_sees_the_sale(client, db):
     reused = sale(client, shop, "PDV-9", 1_000, MEMBER)
     error(reused, 409, "4091041", "body.transaction.transactionId")
     assert ledger_invariants(db) == []
+
+
+def test_cancelling_through_the_pos_door_undoes_the_whole_sale(client, db):
+    """One engine: the POS door's cancel of a retail sale gives back its loyalty payment,
+    releases its voucher and takes back its deal bonus, exactly as the retail cancel does."""
+    shop = make_shop(db)
+    register(client, shop)
+    add_deal(db, shop, "Bonus 25", "points", 25)
+    ok(sale(client, shop, "T-0", 50_000, MEMBER))
+    before = balance(client, shop)
+    voucher = add_voucher(db, shop, "GIFT-2", 1_000)
+    ok(
+        sale(
+            client,
+            shop,
+            "T-1",
+            21_000,
+            MEMBER,
+            usedAssets=[{"key": voucher}],
+            payments=[{"type": "POINTS", "amount": 1_000}, {"type": "CASH", "amount": 19_000}],
+        )
+    )
+    response = client.post("/v1/pvt/POS/orders/T-1/cancel", headers=shop.pos, json={})
+    assert response.status_code == 200, response.text
+    assert response.json()["Result"]["isCanceled"] is True
+    assert balance(client, shop) == before
+    ok(sale(client, shop, "T-2", 5_000, usedAssets=[{"key": "GIFT-2"}]))  # usable again
+    assert ledger_invariants(db) == []
