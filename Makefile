@@ -33,9 +33,33 @@ typecheck: dev
 	$(BIN)/mypy fidelia
 
 test: dev
-	scripts/ensure-services.sh
+	scripts/ensure-services.sh $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Benchmarks (BENCHMARKS.md): PostgreSQL server and client tools, wrk, the chart and
+# profilers (requirements-bench.lock), then one run. BENCH_ARGS="--profile" adds py-spy.
+BENCH_TOOLS := wrk pgbench:postgresql psql:postgresql-client
+
+$(VENV)/.bench: $(VENV)/.runtime requirements-bench.lock
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-bench.lock
+	touch $@
+
+bench: $(VENV)/.bench
+	scripts/ensure-services.sh $(BENCH_TOOLS)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.bench
+	scripts/ensure-services.sh $(BENCH_TOOLS)
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+# Reliability (README "Reliability"): kill -9 under load (Fidelia and PostgreSQL), races,
+# schemathesis fuzzing of every door, tenant isolation, then `fidelia check`; prints a
+# summary ending in `invariant violations: N`. `make test` runs the same suite in its short
+# form (a few minutes); this is the long one.
+reliability: dev
+	scripts/ensure-services.sh
+	FIDELIA_RELIABILITY=long $(BIN)/pytest -q tests/reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 senders_for(settings),
                 settings.worker_batch_size,
                 settings.outbox_max_attempts,
+                timedelta(seconds=settings.outbox_lease_seconds),
             )
             worker.start_thread(settings.worker_poll_seconds)
         yield

@@ -5,6 +5,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -81,7 +82,10 @@ def check(as_json: JsonOpt = False) -> None:
     from fidelia.ledger.check import check_database
 
     try:
-        report = check_database(get_settings().database_url)
+        settings = get_settings()
+        report = check_database(
+            settings.database_url, timedelta(seconds=settings.outbox_lease_seconds)
+        )
     except Exception as exc:  # unreachable or not migrated: say so, not a traceback
         typer.echo(f"error: cannot check the database: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -128,7 +132,11 @@ def run_worker() -> None:
     typer.echo("outbox worker running; Ctrl-C to stop")
     try:
         Worker(
-            db, senders_for(settings), settings.worker_batch_size, settings.outbox_max_attempts
+            db,
+            senders_for(settings),
+            settings.worker_batch_size,
+            settings.outbox_max_attempts,
+            timedelta(seconds=settings.outbox_lease_seconds),
         ).run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass

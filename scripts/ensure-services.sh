@@ -6,8 +6,12 @@ set -euo pipefail
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
 command -v redis-server > /dev/null || need+=(redis-server)
-for tool in "$@"; do  # extra tools on demand, e.g. `ensure-services.sh wrk`
-  command -v "$tool" > /dev/null || need+=("$tool")
+# Extra tools on demand, as TOOL or TOOL:PACKAGE when the Debian package is named
+# otherwise, e.g. `ensure-services.sh wrk pgbench:postgresql`.
+for spec in "$@"; do
+  tool=${spec%%:*}
+  command -v "$tool" > /dev/null || compgen -G "/usr/lib/postgresql/*/bin/$tool" > /dev/null \
+    || need+=("${spec#*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing with apt: ${need[*]}" >&2

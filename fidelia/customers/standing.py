@@ -2,7 +2,10 @@
 Shared by the public lookup (seed 000) and the bot's "puntos" answer."""
 
 from dataclasses import dataclass
+from time import monotonic
+from typing import TypeVar
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,6 +13,8 @@ from fidelia.customers.service import find_everywhere
 from fidelia.ledger.service import Account, balance
 from fidelia.models import Customer, Program, Reward, Tenant
 from fidelia.rewards.service import active_rewards, next_reward
+
+T = TypeVar("T", Program, Tenant, Reward)
 
 
 @dataclass(frozen=True)
@@ -29,15 +34,85 @@ class Standing:
         return self.program.name if self.is_group else self.tenants[0].name
 
 
-def standing_in(session: Session, customer: Customer) -> Standing:
-    program = session.get_one(Program, customer.program_id)
+@dataclass(frozen=True)
+class Catalog:
+    """What a standing shows besides the balance: the program, its merchants and their
+    active rewards."""
+
+    program: Program
+    tenants: list[Tenant]
+    rewards: list[Reward]
+
+
+def read_catalog(session: Session, program_id: int) -> Catalog:
+    program = session.get_one(Program, program_id)
     tenants = list(
-        session.scalars(select(Tenant).where(Tenant.program_id == program.id).order_by(Tenant.id))
+        session.scalars(select(Tenant).where(Tenant.program_id == program_id).order_by(Tenant.id))
     )
-    points = balance(session, Account(program.id, customer.id))
-    rewards = active_rewards(session, [t.id for t in tenants])
-    return Standing(program, tenants, customer, points, next_reward(rewards, points))
+    return Catalog(program, tenants, active_rewards(session, [t.id for t in tenants]))
 
 
-def standings(session: Session, kind: str, value: str) -> list[Standing]:
-    return [standing_in(session, c) for c in find_everywhere(session, kind, value)]
+class CatalogCache:
+    """Catalogs kept ``ttl`` seconds (``FIDELIA_TENANT_CACHE_SECONDS``, like every merchant
+    setting), so a lookup or a credit's reply reads only the customer's own rows, not three
+    more queries for data that changes a few times a day. ``ttl`` 0: no cache.
+
+    A miss reads in the caller's session, as without a cache (so with many merchants and
+    few requests each, it costs nothing extra), and keeps *copies* of the rows: objects of
+    no session, which other requests' threads can read safely."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, Catalog]] = {}
+
+    def get(self, session: Session, program_id: int) -> Catalog:
+        hit = self._entries.get(program_id)
+        if hit is not None and monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        catalog = read_catalog(session, program_id)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            twin = Catalog(
+                _copy(catalog.program),
+                [_copy(t) for t in catalog.tenants],
+                [_copy(r) for r in catalog.rewards],
+            )
+            self._entries[program_id] = (monotonic(), twin)
+        return catalog
+
+
+def _copy(row: T) -> T:
+    """A transient twin of a loaded row: its column values, in no session."""
+    columns = sa_inspect(type(row)).column_attrs
+    return type(row)(**{attr.key: getattr(row, attr.key) for attr in columns})
+
+
+def standing_in(
+    session: Session,
+    customer: Customer,
+    points: int | None = None,
+    catalogs: CatalogCache | None = None,
+) -> Standing:
+    """``points``: the balance when the caller has just read it (a credit returns it)."""
+    if catalogs is not None:
+        catalog = catalogs.get(session, customer.program_id)
+    else:
+        catalog = read_catalog(session, customer.program_id)
+    if points is None:
+        points = balance(session, Account(customer.program_id, customer.id))
+    return Standing(
+        catalog.program,
+        catalog.tenants,
+        customer,
+        points,
+        next_reward(catalog.rewards, points),
+    )
+
+
+def standings(
+    session: Session, kind: str, value: str, catalogs: CatalogCache | None = None
+) -> list[Standing]:
+    return [
+        standing_in(session, c, catalogs=catalogs) for c in find_everywhere(session, kind, value)
+    ]

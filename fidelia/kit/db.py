@@ -6,22 +6,25 @@ so writers queue on the lock (busy timeout) instead of failing or reading a stal
 balance; read-only sessions use a plain deferred ``BEGIN``.
 """
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 READONLY = "fidelia_readonly"
+SQLITE_BUSY_SECONDS = 30
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -40,7 +43,7 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -66,21 +69,39 @@ class Database:
             expire_on_commit=False,
             autoflush=False,
         )
+        # SQLite has one writer at a time. Writers of this process queue here, woken the
+        # moment the lock is free, instead of in SQLite's busy handler, which sleeps in
+        # growing steps (up to 100 ms) and so turned a burst of writes into seconds of
+        # tail latency. The busy timeout still covers other processes (the CLI).
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def session(self, readonly: bool = False) -> Iterator[Session]:
-        """The transaction boundary: commit on success, roll back on any exception."""
+        """The transaction boundary: commit on success, roll back on any exception.
+
+        A read-only session that changed nothing ends with a COMMIT of its empty
+        transaction, not a ROLLBACK: psycopg forgets every prepared statement of the
+        connection on a rollback (and sends DEALLOCATE ALL), so rolling back each read
+        made every query on that connection, reads and writes, parse and plan again.
+        One that did change something is still rolled back, and that is an error."""
         factory = self._reader if readonly else self._writer
-        with factory() as session:
-            try:
-                yield session
-                if readonly:
-                    session.rollback()
-                else:
+        lock = None if readonly else self._write_lock
+        if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        try:
+            with factory() as session:
+                try:
+                    yield session
+                    if readonly and (session.new or session.dirty or session.deleted):
+                        session.rollback()
+                        raise RuntimeError("a read-only session tried to write; rolled back")
                     session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            if lock is not None:
+                lock.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

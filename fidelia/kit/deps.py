@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from fidelia.customers.standing import CatalogCache
 from fidelia.kit.db import Database
 from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
@@ -26,7 +27,8 @@ class State:
         self.db_slots = anyio.Semaphore(db_slots(settings.database_pool_size))
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limits_enabled)
         self.keys = KeyCache(settings.tenant_cache_seconds)
-        self.bot = Bot(settings)
+        self.catalogs = CatalogCache(settings.tenant_cache_seconds)
+        self.bot = Bot(settings, self.catalogs)
 
     def process_inbound(self, messages: list[Inbound]) -> int:
         """Each message in its own transaction: one bad message does not hold up the rest,
@@ -56,7 +58,9 @@ def db_slots(pool_size: int) -> int:
     return max(1, min(pool_size, 32))
 
 
-def get_state(request: Request) -> State:
+async def get_state(request: Request) -> State:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and a
+    thread hop per request just to read an attribute cost more than the lookup itself."""
     state: State = request.app.state.fidelia
     return state
 

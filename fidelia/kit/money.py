@@ -6,9 +6,18 @@ from babel.numbers import format_currency, get_currency_precision
 
 from fidelia.kit.errors import InvalidInput
 
+# The largest amount accepted anywhere, in minor units (10^15: ten trillion reais): far above
+# any sale, small enough for a float (money_out) and a BIGINT, and for Decimal arithmetic.
+MAX_MINOR = 10**15
+
 
 def exponent(currency: str) -> int:
     return int(get_currency_precision(currency))
+
+
+def too_large(value: Decimal, currency: str) -> bool:
+    """Compared before scaling, so '1E+999999' is refused instead of overflowing Decimal."""
+    return value.adjusted() > 15 or value.scaleb(exponent(currency)) > MAX_MINOR
 
 
 def to_minor(amount: str | int | float | Decimal, currency: str) -> int:
@@ -17,7 +26,7 @@ def to_minor(amount: str | int | float | Decimal, currency: str) -> int:
         value = Decimal(str(amount))
     except InvalidOperation as exc:
         raise InvalidInput(f"Not an amount: {amount!r}", code="INVALID_AMOUNT") from exc
-    if not value.is_finite() or value < 0:
+    if not value.is_finite() or value < 0 or too_large(value, currency):
         raise InvalidInput(f"Not a valid amount: {amount!r}", code="INVALID_AMOUNT")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():

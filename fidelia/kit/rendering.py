@@ -7,12 +7,30 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fidelia.kit.errors import DomainError
 
 log = logging.getLogger("fidelia.errors")
 Renderer = Callable[[DomainError], Response]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class DefaultError(BaseModel):
+    """Errors outside the doors (webhook, simulator): ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+def default_errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for routes rendered by ``default_render``."""
+    return {status: {"model": DefaultError} for status in statuses}
 
 
 def default_render(error: DomainError) -> Response:
@@ -54,6 +72,18 @@ def install(app: FastAPI, doors: list[tuple[str, Renderer]]) -> None:
     async def http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
         error = DomainError(str(exc.detail), code=code, status=exc.status_code)
+        return renderer_for(request)(error)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        """A value the database refuses (a NUL character in text on PostgreSQL, a string
+        longer than its column, a number out of range): the client's input, so a 400 in the
+        door's format, and the transaction was rolled back like any other refusal."""
+        log.warning("refused input on %s %s: %s", request.method, request.url.path, exc.orig)
+        error = DomainError(
+            "Invalid request: a value contains characters or a size that cannot be stored.",
+            code="BAD_REQUEST",
+        )
         return renderer_for(request)(error)
 
     @app.exception_handler(Exception)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     worker_batch_size: int = 20
     outbox_max_attempts: int = 12
+    # How long a worker holds a row it is delivering; a worker that dies (kill -9) leaves its
+    # rows to be taken back by another once the lease runs out.
+    outbox_lease_seconds: float = 60
     tenant_cache_seconds: float = 2.0
 
     @field_validator("bot_number")

@@ -72,6 +72,9 @@ def credit(
         set_={"amount": Balance.amount + amount},
     ).returning(Balance.amount)
     after = int(session.execute(stmt).scalar_one())
+    # A credit first pays off a negative balance (a reversal of points already spent): only
+    # what it leaves above zero is a lot that can be spent, so the lots add up to the balance.
+    lot = min(amount, max(after, 0))
     entry = LedgerEntry(
         program_id=acct.program_id,
         tenant_id=source.tenant_id,
@@ -82,7 +85,7 @@ def credit(
         balance_after=after,
         source_type=source.type,
         source_id=source.id,
-        remaining=amount,
+        remaining=lot,
         expires_at=expires_at,
         created_at=now(),
     )

@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fidelia.customers.service import identify
-from fidelia.customers.standing import Standing, standing_in, standings
+from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
 from fidelia.kit.clock import now
+from fidelia.kit.db import insert_for
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Source, credit
 from fidelia.messaging import outbox
@@ -65,20 +66,26 @@ def is_chatter(text: str) -> bool:
 
 
 class Bot:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalogs: CatalogCache | None = None) -> None:
         self.settings = settings
+        self.catalogs = catalogs
         self.failure_limit = parse_limit(settings.rate_limit_pin_failures)
 
     def handle(self, session: Session, msg: Inbound) -> bool:
-        """Process one message; False when it was already processed (a redelivery)."""
-        try:
-            with session.begin_nested():
-                session.add(InboundMessage(message_id=msg.message_id))
-                session.flush()
-        except IntegrityError:
-            return False
+        """Process one message; False when it was already processed (a redelivery).
+
+        The sender is found (or created) first, so the dedupe row is written once, with
+        its contact, by one INSERT ... ON CONFLICT DO NOTHING: no savepoint, no update.
+        A concurrent redelivery waits on the row and then finds it taken."""
         contact = self._contact(session, msg)
-        session.get_one(InboundMessage, msg.message_id).contact_id = contact.id
+        stored = session.execute(
+            insert_for(session)(InboundMessage)
+            .values(message_id=msg.message_id, contact_id=contact.id, received_at=now())
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(InboundMessage.message_id)
+        ).first()
+        if stored is None:
+            return False
         code = find_pin_code(msg.text)
         if code is not None:
             self._pin(session, msg, contact, code)
@@ -93,14 +100,14 @@ class Bot:
     # -- steps -----------------------------------------------------------------------------
 
     def _pin(self, session: Session, msg: Inbound, contact: WhatsAppContact, code: str) -> None:
-        locale = self._locale(session, contact)
         if self._failures(session, contact) >= self.failure_limit.amount:
-            self._reply(session, contact, say(locale, "too_many"))
+            self._reply(session, contact, say(self._locale(session, contact), "too_many"))
             return
         activation = pins.activate(session, msg.bot_number, code)
         if activation.outcome != "credited" or activation.pin is None:
             session.add(PinFailure(contact_id=contact.id, attempted=code, created_at=now()))
-            self._reply(session, contact, say(locale, f"{activation.outcome}_pin", pin=code))
+            text = say(self._locale(session, contact), f"{activation.outcome}_pin", pin=code)
+            self._reply(session, contact, text)
             return
         pin = activation.pin
         tenant = session.get_one(Tenant, pin.tenant_id)
@@ -111,7 +118,7 @@ class Bot:
             name=contact.name,
         )
         pin.customer_id = customer.id
-        credit(
+        entry = credit(
             session,
             Account(customer.program_id, customer.id),
             pin.points,
@@ -130,7 +137,7 @@ class Bot:
             )
             self._reply(session, contact, text)
             return
-        standing = standing_in(session, customer)
+        standing = standing_in(session, customer, entry.balance_after, self.catalogs)
         text = say(
             tenant.locale,
             "credited",
@@ -159,7 +166,7 @@ class Bot:
         if current is None:
             self._reply(session, contact, say(locale, "help"))
             return
-        standing = standing_in(session, current)
+        standing = standing_in(session, current, catalogs=self.catalogs)
         text = say(
             locale,
             "welcome",
@@ -175,7 +182,7 @@ class Bot:
         seen: set[int] = set()
         for kind, value in (("whatsapp", contact.wa_number), ("wa_user", contact.wa_user_id)):
             if value:
-                for standing in standings(session, kind, value):
+                for standing in standings(session, kind, value, self.catalogs):
                     if standing.customer.id not in seen:
                         seen.add(standing.customer.id)
                         found.append(standing)

@@ -7,15 +7,96 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel
 
 from fidelia.kit.deps import AppState
+from fidelia.kit.errors import DomainError, Unauthorized
 from fidelia.kit.phone import normalize_e164
+from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import verify_sha256
 from fidelia.messaging.bot import Inbound
 
 log = logging.getLogger("fidelia.webhook")
 router = APIRouter(tags=["WhatsApp webhook"])
+
+_TEXT = {"type": "object", "properties": {"body": {"type": "string"}}}
+_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "from": {"type": "string"},
+        "id": {"type": "string"},
+        "timestamp": {"type": "string"},
+        "type": {"type": "string"},
+        "text": _TEXT,
+    },
+}
+_CONTACT = {
+    "type": "object",
+    "properties": {
+        "profile": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "wa_id": {"type": "string"},
+        "user_id": {"type": "string"},
+    },
+}
+_VALUE = {
+    "type": "object",
+    "properties": {
+        "messaging_product": {"type": "string"},
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "display_phone_number": {"type": "string"},
+                "phone_number_id": {"type": "string"},
+            },
+        },
+        "contacts": {"type": "array", "items": _CONTACT},
+        "messages": {"type": "array", "items": _MESSAGE},
+        "statuses": {"type": "array", "items": {"type": "object"}},
+    },
+}
+# Meta's notification, as documented (the handler reads the raw body, so FastAPI does not
+# see it): declared for integrators and for the fuzzer. Anything else that is a JSON object
+# is accepted and skipped; what is not JSON, or not an object, is a 400.
+INBOUND_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "object": {"type": "string"},
+                        "entry": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "changes": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "field": {"type": "string"},
+                                                "value": _VALUE,
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class Received(BaseModel):
+    received: int
+    processed: int
 
 
 def parse_inbound(payload: dict[str, Any], default_bot_number: str) -> list[Inbound]:
@@ -48,6 +129,15 @@ def _objects(items: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
+def _identity(value: Any, limit: int) -> str | None:
+    """An id from Meta as we store it: text without NUL characters, within its column. A
+    message whose id cannot be stored is skipped (it would fail on every redelivery)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value)
+    return text if text and "\x00" not in text and len(text) <= limit else None
+
+
 def _message(message: dict[str, Any], contacts: list[dict[str, Any]], bot: str) -> Inbound | None:
     sender = message.get("from")
     contact = next(
@@ -55,7 +145,7 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], bot: str) 
         contacts[0] if len(contacts) == 1 and isinstance(contacts[0], dict) else {},
     )
     number_raw = sender or contact.get("wa_id")
-    user_id = contact.get("user_id") or message.get("from_user_id")
+    user_id = _identity(contact.get("user_id") or message.get("from_user_id"), 64)
     number = None
     if number_raw:
         try:
@@ -64,14 +154,25 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], bot: str) 
             number = None
     text = message.get("text")
     body = text.get("body") if isinstance(text, dict) else ""
-    message_id = message.get("id")
+    message_id = _identity(message.get("id"), 128)
     if not message_id or not (number or user_id) or not isinstance(body, str):
         return None
-    name = (contact.get("profile") or {}).get("name")
-    return Inbound(str(message_id), number, user_id and str(user_id), body, bot, name)
+    profile = contact.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else None
+    text_body = body.replace("\x00", "")
+    return Inbound(
+        message_id, number, user_id, text_body, bot, name if isinstance(name, str) else None
+    )
 
 
-@router.get("/webhooks/whatsapp", response_class=PlainTextResponse)
+@router.get(
+    "/webhooks/whatsapp",
+    response_class=PlainTextResponse,
+    responses={
+        403: {"description": "Wrong verify token", "content": {"text/plain": {}}},
+        **default_errors(400),
+    },
+)
 def verify(
     state: AppState,
     mode: str = Query("", alias="hub.mode"),
@@ -84,20 +185,26 @@ def verify(
     return PlainTextResponse("forbidden", status_code=403)
 
 
-@router.post("/webhooks/whatsapp")
-async def receive(request: Request, state: AppState) -> Response:
-    """Inbound messages and statuses; answered 200 once every message is safely stored."""
+@router.post(
+    "/webhooks/whatsapp",
+    response_model=Received,
+    responses=default_errors(400, 401),
+    openapi_extra=INBOUND_BODY,
+)
+async def receive(request: Request, state: AppState) -> Received:
+    """Inbound messages and statuses, signed by Meta (``X-Hub-Signature-256`` over the raw
+    body; anything unsigned is 401 and not read); answered 200 once every message is stored."""
     raw = await request.body()
     if not verify_sha256(
         raw, state.settings.whatsapp_app_secret, request.headers.get("X-Hub-Signature-256")
     ):
-        return JSONResponse({"error": "invalid signature"}, status_code=401)
+        raise Unauthorized("Invalid or missing X-Hub-Signature-256.", code="INVALID_SIGNATURE")
     try:
         payload = json.loads(raw)
-    except ValueError:
-        return JSONResponse({"error": "malformed JSON"}, status_code=400)
+    except ValueError as exc:
+        raise DomainError("Malformed JSON.", code="BAD_REQUEST") from exc
     if not isinstance(payload, dict):
-        return JSONResponse({"error": "expected an object"}, status_code=400)
+        raise DomainError("Expected a JSON object.", code="BAD_REQUEST")
     messages = parse_inbound(payload, state.settings.bot_number)
     processed = await state.run_in_db_slot(state.process_inbound, messages)
-    return JSONResponse({"received": len(messages), "processed": processed})
+    return Received(received=len(messages), processed=processed)

@@ -32,12 +32,18 @@ def backoff(attempts: int) -> timedelta:
 
 class Worker:
     def __init__(
-        self, db: Database, senders: dict[str, Sender], batch: int = 20, max_attempts: int = 12
+        self,
+        db: Database,
+        senders: dict[str, Sender],
+        batch: int = 20,
+        max_attempts: int = 12,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db = db
         self.senders = senders
         self.batch = batch
         self.max_attempts = max_attempts
+        self.lease = lease
         self._stop = threading.Event()
 
     def claim(self) -> list[OutboxMessage]:
@@ -57,7 +63,7 @@ class Worker:
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.scalars(query))
             for row in rows:
-                row.locked_until = at + LEASE
+                row.locked_until = at + self.lease
             return rows
 
     def deliver(self, row: OutboxMessage) -> str:

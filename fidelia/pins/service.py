@@ -1,21 +1,22 @@
 """PINs: single-use codes, unique among the open PINs of one bot number (a namespace
 shared by every merchant on that number), enforced by a partial unique index.
 
-Generation picks a random code and inserts it inside a SAVEPOINT; a unique violation
-(another open PIN, perhaps being inserted concurrently) rolls back just that attempt and
-tries another code. When more than ``FILL_THRESHOLD`` of a length's space is open, codes
-get one digit longer, so the space never fills up and guessing stays hard.
+Generation picks a random code and inserts it with ON CONFLICT DO NOTHING on that index;
+when the code is taken (by another open PIN, perhaps being inserted concurrently) nothing
+is written and another code is tried. When more than ``FILL_THRESHOLD`` of a length's
+space is open, codes get one digit longer, so the space never fills up and guessing stays
+hard.
 """
 
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
+from fidelia.kit.db import insert_for
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 
@@ -59,43 +60,57 @@ def generate(session: Session, tenant: Tenant, namespace: str, amount: int | Non
     length = length_for(open_count(session, namespace))
     created = now()
     expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
+    values = {
+        "tenant_id": tenant.id,
+        "namespace": namespace,
+        "status": "open",
+        "amount": amount,
+        "points": tenant.points_per_pin,
+        "created_at": created,
+        "expires_at": expires,
+    }
     for _ in range(ATTEMPTS):
         code = f"{secrets.randbelow(10**length):0{length}d}"
-        pin = Pin(
-            tenant_id=tenant.id,
-            namespace=namespace,
-            code=code,
-            amount=amount,
-            points=tenant.points_per_pin,
-            created_at=created,
-            expires_at=expires,
-        )
-        try:
-            with session.begin_nested():
-                # An expired PIN still marked open must not block its code.
-                session.execute(
-                    update(Pin)
-                    .where(
-                        Pin.namespace == namespace,
-                        Pin.code == code,
-                        Pin.status == "open",
-                        Pin.expires_at <= created,
-                    )
-                    .values(status="expired")
+        pin = _insert_open(session, {**values, "code": code})
+        if pin is None:
+            # Taken. If by an expired PIN still marked open (the sweep has not reached it
+            # yet), that one must not block its code: expire it and take the code.
+            freed = session.execute(
+                update(Pin)
+                .where(
+                    Pin.namespace == namespace,
+                    Pin.code == code,
+                    Pin.status == "open",
+                    Pin.expires_at <= created,
                 )
-                session.add(pin)
-                session.flush()
+                .values(status="expired")
+            )
+            if freed.rowcount:  # type: ignore[attr-defined]
+                pin = _insert_open(session, {**values, "code": code})
+        if pin is not None:
             return pin
-        except IntegrityError:
-            continue
     raise DomainError("Could not find a free PIN.", code="PIN_GENERATION_FAILED", status=500)
+
+
+def _insert_open(session: Session, values: dict[str, object]) -> Pin | None:
+    """One INSERT ... ON CONFLICT DO NOTHING on the open-PIN unique index (no savepoint):
+    the new PIN, or None when its code is taken. A concurrent insert of the same code
+    that has not committed yet is waited for, as a unique index always makes us do."""
+    return session.scalars(
+        insert_for(session)(Pin)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=["namespace", "code"], index_where=text("status = 'open'")
+        )
+        .returning(Pin)
+    ).one_or_none()
 
 
 def activate(session: Session, namespace: str, code: str) -> Activation:
     """Use the open PIN ``code`` once. The conditional UPDATE makes two senders racing for
     the same PIN end with exactly one winner."""
     at = now()
-    pin_id = session.execute(
+    pin = session.scalars(
         update(Pin)
         .where(
             Pin.namespace == namespace,
@@ -104,10 +119,10 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
             Pin.expires_at > at,
         )
         .values(status="used", used_at=at)
-        .returning(Pin.id)
-    ).scalar_one_or_none()
-    if pin_id is not None:
-        return Activation("credited", session.get_one(Pin, pin_id))
+        .returning(Pin)  # the whole row: no second round trip to load it
+    ).one_or_none()
+    if pin is not None:
+        return Activation("credited", pin)
     latest = session.scalar(
         select(Pin).where(Pin.namespace == namespace, Pin.code == code).order_by(Pin.id.desc())
     )

@@ -20,7 +20,7 @@ from fidelia.ledger.service import (
     debit,
     last_earning_at,
 )
-from fidelia.models import Customer, LedgerEntry, Order, Redemption, Reward, Tenant
+from fidelia.models import Balance, Customer, LedgerEntry, Order, Redemption, Reward, Tenant
 from fidelia.models.order import COMPLETE
 from fidelia.orders.earning import points_for_value
 from fidelia.rewards.eligibility import Wallet
@@ -31,10 +31,16 @@ def new_external_code() -> str:
 
 
 def wallet_of(session: Session, customer: Customer) -> Wallet:
-    return Wallet(
-        points=balance(session, Account(customer.program_id, customer.id, POINTS)),
-        cashback=balance(session, Account(customer.program_id, customer.id, CASHBACK)),
+    """Both balances in one query (an account never credited counts as 0)."""
+    rows = session.execute(
+        select(Balance.account, Balance.amount).where(
+            Balance.program_id == customer.program_id,
+            Balance.customer_id == customer.id,
+            Balance.account.in_((POINTS, CASHBACK)),
+        )
     )
+    amounts = {account: amount for account, amount in rows}
+    return Wallet(points=int(amounts.get(POINTS, 0)), cashback=int(amounts.get(CASHBACK, 0)))
 
 
 def require_recent_visit(session: Session, tenant: Tenant, customer: Customer) -> None:
@@ -91,7 +97,8 @@ def redeem(
         tenant_id=tenant.id,
         customer_id=customer.id,
         reward_id=reward.id,
-        points=0,
+        # Known now except for cashback: written with the row, not by an UPDATE after.
+        points=reward.points_required if reward.reward_type != "cashback" else 0,
         value=reward.value if reward.reward_type in ("fixed", "product") else 0,
         origin=origin,
         external_code=new_external_code(),

@@ -17,11 +17,16 @@ from sqlalchemy import select
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
 from fidelia.kit.errors import NotFound, Unauthorized
 from fidelia.kit.phone import normalize_e164
+from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import sign_sha256
 from fidelia.messaging.webhook import parse_inbound
 from fidelia.models import SimulatorMessage
 
-router = APIRouter(prefix="/simulator", tags=["WhatsApp simulator (development)"])
+router = APIRouter(
+    prefix="/simulator",
+    tags=["WhatsApp simulator (development)"],
+    responses=default_errors(400, 401, 404, 422),
+)
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
     autoescape=select_autoescape(["html"]),

@@ -264,6 +264,14 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[tuple[str, str | None], tuple[float, Tenant | None]] = {}
 
+    def cached(self, secret: str, token: str | None = None) -> tuple[bool, Tenant | None]:
+        """(True, tenant or None) when the answer is in the cache and fresh; (False, None)
+        when only ``tenant_for`` can tell (it reads the database)."""
+        hit = self._entries.get((digest(secret), token))
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return True, hit[1]
+        return False, None
+
     def tenant_for(self, db: Database, secret: str, token: str | None = None) -> Tenant | None:
         """The tenant of an active key; with ``token``, the key must also carry that token."""
         key = (digest(secret), token)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fidelia.kit.errors import InvalidInput
-from fidelia.kit.money import exponent
+from fidelia.kit.money import exponent, too_large
 
 
 class PdvModel(BaseModel):
@@ -26,7 +26,7 @@ def money_in(value: Decimal | None, currency: str) -> int:
     """A decimal amount from the POS (``"10.00"``, ``250.5``) in minor units, rounded half up."""
     if value is None:
         return 0
-    if not value.is_finite() or value < 0:
+    if not value.is_finite() or value < 0 or too_large(value, currency):
         raise InvalidInput(f"Not a valid amount: {value}", code="INVALID_AMOUNT")
     places = exponent(currency)
     return int((value.scaleb(places)).quantize(Decimal(1), rounding=ROUND_HALF_UP))

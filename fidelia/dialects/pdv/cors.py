@@ -5,11 +5,12 @@ allows (``tenant set S cors_origins https://pos.example``); the real request is 
 authenticated, and its answer carries ``Access-Control-Allow-Origin`` only when the
 origin is among *that* merchant's origins."""
 
-from collections.abc import Awaitable, Callable
 from time import monotonic
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from sqlalchemy import select
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fidelia.kit.deps import State
 from fidelia.models import Tenant
@@ -37,19 +38,31 @@ class KnownOrigins:
 
 
 def install(app: FastAPI, state: State) -> None:
-    known = KnownOrigins(state, ttl=state.settings.tenant_cache_seconds)
+    app.add_middleware(PdvCors, known=KnownOrigins(state, ttl=state.settings.tenant_cache_seconds))
 
-    @app.middleware("http")
-    async def pdv_cors(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        origin = request.headers.get("origin")
-        if not origin or not request.url.path.startswith(PREFIX):
-            return await call_next(request)
-        if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
-            if origin not in known.get():
-                return Response(status_code=403)
-            return Response(
+
+class PdvCors:
+    """Plain ASGI rather than ``@app.middleware("http")``: that form wraps every request of
+    every door in a task group and memory streams, which cost more than most endpoints.
+    Requests outside ``/v1/pvt/`` or without ``Origin`` pass straight through."""
+
+    def __init__(self, app: ASGIApp, known: KnownOrigins) -> None:
+        self.app, self.known = app, known
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if not origin:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            if origin not in self.known.get():
+                await Response(status_code=403)(scope, receive, send)
+                return
+            preflight = Response(
                 status_code=204,
                 headers={
                     "Access-Control-Allow-Origin": origin,
@@ -59,9 +72,20 @@ def install(app: FastAPI, state: State) -> None:
                     "Vary": "Origin",
                 },
             )
-        response = await call_next(request)
-        if origin in getattr(request.state, "cors_origins", ()):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-        return response
+            await preflight(scope, receive, send)
+            return
+        # The door's authentication puts the merchant's origins in the request state
+        # (request.state.cors_origins); the dict exists before the app runs, so it is shared.
+        request_state = scope.setdefault("state", {})
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start" and origin in request_state.get(
+                "cors_origins", ()
+            ):
+                answer = MutableHeaders(scope=message)
+                answer["Access-Control-Allow-Origin"] = origin
+                answer["Vary"] = "Origin"
+                answer["Access-Control-Expose-Headers"] = "Retry-After"
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)

@@ -7,6 +7,7 @@ from fidelia.challenges import service as challenges
 from fidelia.customers.service import link_identifier
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.common import identifiers_of, phone_of, require_customer
+from fidelia.dialects.pdv.errors import BARE_ERRORS
 from fidelia.dialects.pdv.schemas import (
     ChallengeIn,
     ChallengeOut,
@@ -17,7 +18,9 @@ from fidelia.kit.deps import AppState, SessionDep
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import Conflict
 
-router = APIRouter(prefix="/v1/pvt/POS/customers", tags=["Seed 001: POS rewards"])
+router = APIRouter(
+    prefix="/v1/pvt/POS/customers", tags=["Seed 001: POS rewards"], responses=BARE_ERRORS
+)
 
 
 @router.post("/{document}/challenge", response_model=ChallengeOut)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from fidelia.dialects.pdv.schemas import BareError, ErrorEnvelope
 from fidelia.kit.errors import DomainError
 
 # engine code -> (HTTP status, numeric Code, CodeName)
@@ -38,6 +39,18 @@ CODES: dict[str, tuple[int, int, str]] = {
     "INVALID_REFUND": (422, 1019, "InvalidRefund"),
     "REWARD_NOT_USABLE": (422, 1015, "RewardCannotBeUsed"),
     "TOO_MANY_REQUESTS": (429, 429, "TooManyRequests"),
+}
+
+
+# What the OpenAPI schema declares for every route of the door (malformed input is 400).
+STATUSES = (400, 401, 403, 404, 409, 422, 429, 500)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": "Refused: the envelope with HasError"}
+    for status in STATUSES
+}
+BARE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": BareError, "description": "Refused (challenge calls answer bare)"}
+    for status in STATUSES
 }
 
 

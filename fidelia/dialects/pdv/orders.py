@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
 from fidelia.dialects.pdv.common import customer_from_order
-from fidelia.dialects.pdv.errors import envelope
+from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import Envelope, OrderCancelIn, OrderIn, PartialCancelIn
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import InvalidInput, NotFound
@@ -19,7 +19,7 @@ from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
 
-router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"])
+router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 
 
 def parse_date(value: str | None, field: str) -> datetime | None:

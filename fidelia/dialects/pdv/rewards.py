@@ -9,7 +9,7 @@ from fidelia.challenges.service import consume_verification
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
 from fidelia.dialects.pdv.common import by_document, customer_out, require_customer
-from fidelia.dialects.pdv.errors import envelope
+from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import (
     AvailableIn,
     AvailableOut,
@@ -21,13 +21,14 @@ from fidelia.dialects.pdv.schemas import (
 from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.idempotency import claim
+from fidelia.kit.ids import IdPath, as_id
 from fidelia.kit.money import format_money
 from fidelia.models import Redemption, Reward, Tenant
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_rewards, get_for_tenant
 
-router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"])
+router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 REWARD_TYPES = {"percent": 0, "fixed": 1, "cashback": 3, "custom": 4, "product": 5}
 
 
@@ -102,7 +103,7 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
 
 @router.post("/rewards/{reward_id}/redeem", response_model=Envelope)
 def redeem(
-    reward_id: int, body: RedeemIn, tenant: PdvMerchant, session: SessionDep
+    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, session: SessionDep
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
     # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
@@ -163,8 +164,9 @@ def cancel_redemption(
     redemption_ref: str, tenant: PdvMerchant, session: SessionDep
 ) -> dict[str, Any]:
     """Cancel a redemption (its id or ExternalCode) while its order is not complete."""
-    if redemption_ref.isdigit():
-        redemption = redemptions.find_redemption(session, tenant, id=int(redemption_ref))
+    number = as_id(redemption_ref)
+    if number is not None:
+        redemption = redemptions.find_redemption(session, tenant, id=number)
     else:
         redemption = redemptions.find_redemption(session, tenant, external_code=redemption_ref)
     redemptions.cancel(session, redemption)

@@ -167,3 +167,26 @@ class Envelope(BaseModel):
     Severity: int
     HasWarning: bool
     HasError: bool
+
+
+class ErrorEnvelope(BaseModel):
+    """Every refusal of the enveloped calls: ``Result`` null, ``HasError`` true, Severity 2."""
+
+    Result: None = None
+    ErrorMessage: str
+    ErrorCode: str
+    Code: int
+    CodeName: str = Field(description="PascalCase: CustomerNotFound, InsufficientPoints, ...")
+    Severity: int = 2
+    HasWarning: bool = False
+    HasError: bool = True
+
+
+class BareError(BaseModel):
+    """Refusals of the challenge calls, which answer without the envelope."""
+
+    Success: bool = False
+    FriendlyErrorMessage: str
+    ErrorMessage: str
+    Code: int
+    CodeName: str

@@ -2,7 +2,7 @@
 (``/api/v1/redimir``), exactly as the integration guide documents them."""
 
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from fidelia.customers.service import find
 from fidelia.customers.standing import Standing, standings
@@ -44,18 +45,24 @@ ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(prefix="/api/v1", tags=["Seed 000: PIN + WhatsApp"], responses=ERRORS)
 
 
-def rate_limited(name: str) -> Callable[[Request, AppState], None]:
-    def check(request: Request, state: AppState) -> None:
+# The two dependencies below are async so that, in the common case (counters in memory,
+# the key in the cache), they cost no trip to a worker thread; what blocks goes to one.
+def rate_limited(name: str) -> Callable[[Request, AppState], Awaitable[None]]:
+    async def check(request: Request, state: AppState) -> None:
         ip = request.client.host if request.client else "unknown"
-        state.limiter.hit(state.settings.rate_limit_pin_door, "pin-door", name, ip)
+        await state.limiter.hit_async(state.settings.rate_limit_pin_door, "pin-door", name, ip)
 
     return check
 
 
-def merchant(
+async def merchant(
     state: AppState, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
 ) -> Tenant:
-    tenant = state.keys.tenant_for(state.db, x_api_key) if x_api_key else None
+    tenant = None
+    if x_api_key:
+        hit, tenant = state.keys.cached(x_api_key)
+        if not hit:
+            tenant = await run_in_threadpool(state.keys.tenant_for, state.db, x_api_key)
     if tenant is None:
         raise Unauthorized("API key inválida, revocada o ausente.")
     return tenant
@@ -160,10 +167,10 @@ def _saldo(standing: Standing) -> SaldoOut:
     response_model=PuntosResponse,
     dependencies=[Depends(rate_limited("puntos"))],
 )
-def puntos(wa: str, session: ReadSessionDep) -> PuntosResponse:
+def puntos(wa: str, session: ReadSessionDep, state: AppState) -> PuntosResponse:
     """A WhatsApp number's points at every merchant (``+`` sent as ``%2B``)."""
     number = normalize_e164(wa)
-    found = standings(session, "whatsapp", number)
+    found = standings(session, "whatsapp", number, state.catalogs)
     if not found:
         raise NotFound("Este WhatsApp no tiene puntos registrados.", code="CUSTOMER_NOT_FOUND")
     data = [_saldo(s) for s in found]

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from fidelia.kit.ids import IdField
+
 
 class GenerarPinIn(BaseModel):
     monto: Decimal | None = Field(
@@ -66,8 +68,8 @@ class PuntosResponse(BaseModel):
 
 class CanjearIn(BaseModel):
     whatsapp: str | int
-    id_comercio: int
-    id_promocion: int
+    id_comercio: IdField
+    id_promocion: IdField
 
 
 class CanjearResponse(BaseModel):

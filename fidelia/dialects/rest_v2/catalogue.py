@@ -18,6 +18,7 @@ from fidelia.dialects.rest_v2.schemas import (
 )
 from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import InvalidInput
+from fidelia.kit.ids import MAX_ID, IdPath
 from fidelia.rewards import service as rewards
 
 router = APIRouter()
@@ -28,7 +29,7 @@ def list_coupons(
     tenant: Merchant,
     session: ReadSessionDep,
     paging: PagingDep,
-    category_id: int | None = None,
+    category_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     available: Annotated[
         bool | None,
         Query(description="true: only those with stock left (or no limit); false: sold out"),
@@ -49,7 +50,7 @@ def list_coupons(
 
 
 @router.get("/coupons/{coupon_id}", response_model=CouponOut, tags=["Seed 004: coupons"])
-def get_coupon(coupon_id: int, tenant: Merchant, session: ReadSessionDep) -> CouponOut:
+def get_coupon(coupon_id: IdPath, tenant: Merchant, session: ReadSessionDep) -> CouponOut:
     """One coupon."""
     return coupon_out(tenant, rewards.get_for_tenant(session, tenant.id, coupon_id))
 
@@ -63,7 +64,9 @@ def get_coupon(coupon_id: int, tenant: Merchant, session: ReadSessionDep) -> Cou
         409: {"model": ErrorOut, "description": "insufficient_stock, stock_not_tracked"},
     },
 )
-def update_stock(coupon_id: int, body: StockIn, tenant: Merchant, session: SessionDep) -> CouponOut:
+def update_stock(
+    coupon_id: IdPath, body: StockIn, tenant: Merchant, session: SessionDep
+) -> CouponOut:
     """Set the stock (``{"stock": N}``, null for no limit) or adjust it (``{"adjust": -1}``);
     an adjustment that would go below zero is refused (409), also under concurrency."""
     given = body.model_fields_set & {"stock", "adjust"}

@@ -12,6 +12,7 @@ from fidelia.dialects.rest_v2.schemas import CustomerIn, CustomerOut, CustomerPa
 from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import InvalidInput
+from fidelia.kit.ids import IdPath
 from fidelia.kit.passwords import hash_password
 from fidelia.kit.phone import phone_of
 from fidelia.models import Tenant
@@ -95,7 +96,7 @@ def create_customer(
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-def get_customer(customer_id: int, tenant: Merchant, session: ReadSessionDep) -> CustomerOut:
+def get_customer(customer_id: IdPath, tenant: Merchant, session: ReadSessionDep) -> CustomerOut:
     """One customer, with their points and cashback balance."""
     customer = directory.get_in_program(session, tenant.program_id, customer_id)
     return customer_out(session, tenant, customer)

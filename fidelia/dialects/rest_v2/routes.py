@@ -11,8 +11,12 @@ router = APIRouter(
     prefix="/v2",
     responses={
         401: {"model": ErrorOut, "description": "unauthorized, invalid_token"},
+        403: {"model": ErrorOut, "description": "forbidden"},
+        404: {"model": ErrorOut, "description": "*_not_found"},
+        409: {"model": ErrorOut, "description": "conflicts: *_exists, insufficient_stock, ..."},
         422: {"model": ErrorOut, "description": "invalid_request and field-specific codes"},
         429: {"model": ErrorOut, "description": "rate_limited (see Retry-After)"},
+        500: {"model": ErrorOut, "description": "internal_error"},
     },
 )
 for part in (auth, customers, sales, catalogue, vouchers):

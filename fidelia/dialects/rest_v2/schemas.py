@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fidelia.kit.ids import MAX_ID
+
 
 class Body(BaseModel):
     # Extra keys are ignored: an integrator's "additional data" never breaks a call.
@@ -112,7 +114,7 @@ class SaleIn(Body):
     cpf: str | None = Field(
         default=None, max_length=20, description="The customer's CPF (or customer_id)"
     )
-    customer_id: int | None = Field(default=None, ge=1)
+    customer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     external_id: str | None = Field(
         default=None,
         min_length=1,
@@ -217,6 +219,7 @@ class ValidateIn(Body):
     customer_id: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_ID,
         description="Validate for this customer (a customer's voucher is theirs only)",
     )
     cpf: str | None = Field(default=None, max_length=20)

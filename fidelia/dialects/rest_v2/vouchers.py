@@ -1,7 +1,9 @@
 """Seed 004 vouchers: list, read, and validate (a use taken with a conditional update, so
 a single-use voucher validates once, also under concurrent attempts)."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from fidelia.customers import directory
 from fidelia.dialects.rest_v2.auth import Merchant
@@ -9,6 +11,7 @@ from fidelia.dialects.rest_v2.common import PagingDep, cpf_identifier, voucher_o
 from fidelia.dialects.rest_v2.schemas import ErrorOut, ValidateIn, VoucherOut, VoucherPage
 from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import NotFound
+from fidelia.kit.ids import MAX_ID
 from fidelia.models import Customer
 from fidelia.vouchers import service as vouchers
 
@@ -17,7 +20,10 @@ router = APIRouter(tags=["Seed 004: vouchers"])
 
 @router.get("/vouchers", response_model=VoucherPage)
 def list_vouchers(
-    tenant: Merchant, session: ReadSessionDep, paging: PagingDep, customer_id: int | None = None
+    tenant: Merchant,
+    session: ReadSessionDep,
+    paging: PagingDep,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> VoucherPage:
     """List the merchant's vouchers, optionally one customer's."""
     found = vouchers.listing(

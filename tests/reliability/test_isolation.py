@@ -1,0 +1,303 @@
+"""Tenant isolation. The authenticated operations are found, not listed: every operation of
+the app's OpenAPI schema outside the public ones must answer 401 to wrong credentials
+(made up, or merchant A's token with B's key). Then, for each of them, merchant A's valid
+credentials are used against merchant B's resources (PINs and their QR, redemptions,
+orders, rewards, customers): aimed at a resource of B's, the request is refused (4xx); in
+any case the answer reveals nothing of B (no name, document, contact, code or order of B's
+that the request did not itself carry), and none of B's rows changes.
+
+Operations with a door-specific case below get it; any other (a new door's) gets a generic
+one: B's identifiers in every path parameter and identifier-looking body field.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import or_, select
+
+from fidelia.kit.db import Database
+from fidelia.models import Base, Pin
+from tests.reliability.doors import Credentials, is_public, wrong_credentials
+from tests.reliability.summary import SUMMARY
+from tests.support.world import Merchant, two_merchants
+
+POS = "/v1/pvt/POS"
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    body: Any = None
+    refused: bool = True  # aimed at a resource of B's: must be a 4xx
+
+
+Case = Callable[[Merchant, Merchant], list[Call]]
+
+
+def b_order(b: Merchant) -> str:
+    return f"{b.slug}-2"  # pending, with a redemption linked through its coupon
+
+
+# Door-specific cases, keyed by "METHOD /path/template".
+CASES: dict[str, Case] = {
+    "POST /api/v1/integraciones/pin/generar": lambda a, b: [
+        Call("POST", "/api/v1/integraciones/pin/generar", None, refused=False)
+    ],
+    "GET /api/v1/integraciones/pin/{pin}/qr.{fmt}": lambda a, b: [
+        Call("GET", f"/api/v1/integraciones/pin/{code}/qr.{fmt}")
+        for code in (b.open_pin, b.used_pin)
+        for fmt in ("svg", "png")
+    ],
+    "POST /v1/pvt/POS/rewards/available": lambda a, b: [
+        Call(
+            "POST",
+            f"{POS}/rewards/available",
+            {"CustomerId": who, "PurchaseValue": 100},
+            refused=False,
+        )
+        for who in (b.document, b.email)
+    ],
+    "POST /v1/pvt/POS/rewards/{reward_id}/redeem": lambda a, b: [
+        # B's reward for B's customer, for A's customer; and A's own reward with B's key:
+        # keys are per merchant, so this is A's first use of it (never B's answer replayed).
+        *(
+            Call(
+                "POST",
+                f"{POS}/rewards/{reward}/redeem",
+                {"CustomerId": who, "OriginalKey": f"iso-{reward}-{who}", "Value": "5.00"},
+            )
+            for reward in b.rewards.values()
+            for who in (b.document, a.document)
+        ),
+        Call(
+            "POST",
+            f"{POS}/rewards/{a.rewards['custom']}/redeem",
+            {"CustomerId": b.document, "OriginalKey": b.original_key},
+        ),
+        Call(
+            "POST",
+            f"{POS}/rewards/{a.rewards['custom']}/redeem",
+            {"CustomerId": a.document, "OriginalKey": b.original_key},
+            refused=False,
+        ),
+    ],
+    "DELETE /v1/pvt/POS/rewards/{redemption_ref}": lambda a, b: [
+        Call("DELETE", f"{POS}/rewards/{ref}") for ref in (b.external_code, b.redemption_id)
+    ],
+    "DELETE /v1/pvt/POS/rewards": lambda a, b: [
+        # Not key-1: A used B's key-1 for a redemption of its own (the redeem case).
+        Call("DELETE", f"{POS}/rewards?OriginalKey={b.slug}-key-3"),
+        Call("DELETE", f"{POS}/rewards", {"OriginalKey": f"{b.slug}-key-2"}),
+    ],
+    "POST /v1/pvt/POS/customers/{document}/challenge": lambda a, b: [
+        Call("POST", f"{POS}/customers/{who}/challenge", {"TransactionId": "T-iso"})
+        for who in (b.document, b.email)
+    ],
+    "POST /v1/pvt/POS/customers/{document}/challengevalidate": lambda a, b: [
+        Call(
+            "POST",
+            f"{POS}/customers/{b.document}/challengevalidate",
+            {"TransactionId": "T-1", "Code": "000000"},
+        )
+    ],
+    "POST /v1/pvt/POS/orders": lambda a, b: [
+        # B's coupon on A's order: A's order, and B's redemption stays unlinked.
+        Call(
+            "POST",
+            f"{POS}/orders",
+            {
+                "OriginalId": "iso-1",
+                "OrderTotal": 50,
+                "Coupon": b.external_code,
+                "Customer": {"Document": a.document},
+            },
+            refused=False,
+        ),
+        # B's order id: A gets an order of its own with that OriginalId (not the one the
+        # cancel cases aim at, which would then be A's own).
+        Call(
+            "POST",
+            f"{POS}/orders",
+            {"OriginalId": f"{b.slug}-1", "OrderTotal": 10, "IsCancelledOrReturned": True},
+            refused=False,
+        ),
+    ],
+    "POST /v1/pvt/POS/orders/{order_ref}/cancel": lambda a, b: [
+        Call("POST", f"{POS}/orders/{ref}/cancel", {})
+        for ref in (b_order(b), f"{b.slug}-3", *map(str, b.orders.values()))
+    ],
+    "POST /v1/pvt/POS/{order_ref}/partialcancel": lambda a, b: [
+        Call("POST", f"{POS}/{ref}/partialcancel", {"ValueToRefund": 1, "CancelKey": "iso"})
+        for ref in (b_order(b), f"{b.slug}-3", *map(str, b.orders.values()))
+    ],
+}
+
+
+def b_values(b: Merchant) -> dict[str, Any]:
+    """B's identifiers, by the names parameters and fields give them."""
+    return {
+        "pin": b.open_pin,
+        "fmt": "svg",
+        "document": b.document,
+        "cpf": b.document,
+        "customerid": b.document,
+        "customer_id": b.customer_id,
+        "reward_id": b.rewards["fixed"],
+        "coupon_id": b.rewards["fixed"],
+        "redemption_ref": b.external_code,
+        "order_ref": b_order(b),
+        "code": b.external_code,
+        "coupon": b.external_code,
+        "originalkey": b.original_key,
+        "external_id": b.original_key,
+        "email": b.email,
+        "phone": b.phone,
+        "mobile": b.phone,
+        "whatsapp": b.whatsapp,
+    }
+
+
+def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        return resolve(options[0], components) if options else {}
+    return schema
+
+
+def generic_body(schema: dict[str, Any], components: dict[str, Any], b: Merchant) -> Any:
+    """A body with B's identifiers in identifier-looking fields, plausible values in the
+    other required ones."""
+    schema = resolve(schema, components)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        values = b_values(b)
+        body = {}
+        required = set(schema.get("required", []))
+        for name, sub in schema.get("properties", {}).items():
+            key = name.lower()
+            if key in values:
+                body[name] = values[key]
+            elif name in required:
+                body[name] = generic_body(sub, components, b)
+        return body
+    if kind == "array":
+        return [generic_body(schema.get("items", {}), components, b)]
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 10
+    if kind == "boolean":
+        return False
+    if "enum" in schema:
+        return schema["enum"][0]
+    return "x"
+
+
+def generic_case(path: str, method: str, operation: dict[str, Any], components: dict[str, Any]):
+    def case(a: Merchant, b: Merchant) -> list[Call]:
+        values = b_values(b)
+        url, aimed = path, False
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                value = values.get(parameter["name"].lower(), "x")
+                aimed = aimed or parameter["name"].lower() in values
+                url = url.replace("{" + parameter["name"] + "}", str(value))
+        body = None
+        content = operation.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            body = generic_body(content["application/json"].get("schema", {}), components, b)
+        return [Call(method.upper(), url, body, refused=aimed)]
+
+    return case
+
+
+def rows_of(db: Database, m: Merchant) -> dict[str, list[str]]:
+    """Every row of every table that belongs to merchant ``m`` or its program."""
+    found: dict[str, list[str]] = {}
+    with db.session(readonly=True) as s:
+        for table in Base.metadata.sorted_tables:
+            conditions = []
+            if "tenant_id" in table.c:
+                conditions.append(table.c.tenant_id == m.id)
+            if "program_id" in table.c:
+                conditions.append(table.c.program_id == m.program_id)
+            if not conditions:
+                continue
+            rows = s.execute(select(table).where(or_(*conditions))).all()
+            found[table.name] = sorted(repr(tuple(row)) for row in rows)
+    return found
+
+
+def leaks(text: str, b: Merchant, sent: str) -> list[str]:
+    return [value for value in b.secrets() if value in text and value not in sent]
+
+
+@pytest.fixture
+def world(client, db, settings) -> tuple[Merchant, Merchant]:
+    return two_merchants(client, db, settings)
+
+
+def test_merchant_a_cannot_reach_merchant_b(app, client, db, world):
+    a, b = world
+    schema = app.openapi()
+    components = schema.get("components", {}).get("schemas", {})
+    credentials = Credentials(client, a)
+    with db.session(readonly=True) as s:  # a PIN code B shares with A would not be B's alone
+        a_pins = set(s.scalars(select(Pin.code).where(Pin.tenant_id == a.id)))
+    problems: list[str] = []
+    authenticated = 0
+    calls = 0
+    b_before = rows_of(db, b)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            if is_public(path):
+                continue
+            authenticated += 1
+            for wrong in wrong_credentials(path, a, b):
+                url = generic_case(path, method, operation, components)(a, b)[0].url
+                answer = client.request(method.upper(), url, headers=wrong, json={})
+                calls += 1
+                if answer.status_code != 401:
+                    problems.append(f"{label}: wrong credentials answered {answer.status_code}")
+            case = CASES.get(label) or generic_case(path, method, operation, components)
+            for call in case(a, b):
+                if any(code in call.url for code in a_pins):
+                    continue
+                sent = call.url + json.dumps(call.body)
+                answer = client.request(
+                    call.method,
+                    call.url,
+                    headers=credentials.for_path(path),
+                    json=call.body,
+                )
+                calls += 1
+                what = f"{label} as {call.method} {call.url} {call.body or ''}".strip()
+                if answer.status_code >= 500:
+                    problems.append(f"{what}: {answer.status_code}")
+                if call.refused and not 400 <= answer.status_code < 500:
+                    problems.append(f"{what}: not refused ({answer.status_code} {answer.text})")
+                leaked = leaks(answer.text, b, sent)
+                if leaked:
+                    problems.append(f"{what}: reveals {leaked} of B: {answer.text[:300]}")
+                b_now = rows_of(db, b)
+                changed = [t for t in b_before if b_before[t] != b_now[t]]
+                if changed:
+                    problems.append(f"{what}: changed B's {changed}")
+                    b_before = b_now
+    backend = "sqlite" if db.is_sqlite else "postgresql"
+    SUMMARY.sent(calls)
+    SUMMARY.note(
+        f"isolation [{backend}]: {authenticated} authenticated operations, {calls} requests "
+        "with wrong credentials or A's against B's resources; refused, nothing of B revealed "
+        "or changed"
+    )
+    SUMMARY.violated(f"isolation {backend}", problems)
+    assert not problems, "\n".join(problems)
+    assert authenticated >= 10
