@@ -1,0 +1,185 @@
+"""CPU cost of one request on each hot path, measured in process: no HTTP server, no load
+generator, no other process's noise. What `make bench` shows as requests/s on 2 cores is
+mostly this number (the web processes are CPU-bound), so this is the one to drive down.
+
+    python bench/hotpath.py                       # every scenario, PostgreSQL and SQLite
+    python bench/hotpath.py credit --db sqlite    # one scenario, one database
+    python bench/hotpath.py credit --profile py-spy   # where its CPU goes, every thread
+
+Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
+database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
+(``time.process_time``) is divided by their count. The database server's own CPU is
+not included (pgbench is the reference for that), the profilers' is (with --profile).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from bench import load, seed  # noqa: E402
+from bench.services import APP_SECRET, RATE_LIMIT  # noqa: E402
+from fidelia.app import create_app  # noqa: E402
+from fidelia.kit.migrate import upgrade  # noqa: E402
+from fidelia.kit.settings import Settings  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+
+SCENARIOS = ("credit", "pin", "lookup", "redeem")
+RESULTS = Path(__file__).resolve().parent / "results"  # profiles: profile-hotpath-*
+
+
+def _split(raw: bytes) -> tuple[str, str, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    method, path, _ = lines[0].split(" ")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    headers.pop("Host", None)
+    headers.pop("Content-Length", None)
+    return method, path, headers, body
+
+
+def requests_for(
+    name: str, url: str, data: seed.Dataset, n: int, rng: random.Random
+) -> list[bytes]:
+    host = "bench"
+    if name == "credit":
+        with seed.Loader(url) as db:
+            pool = seed.add_pin_pool(db, data, n, rng)
+        return load.webhook_requests(pool, host, APP_SECRET, str(rng.randrange(10**9)))
+    if name == "pin":
+        return load.pin_requests(data.merchants, host, n, rng)
+    if name == "lookup":
+        return load.lookup_requests(data.all_customers(), host, n, rng)
+    rewards = {m.id: m.reward_id for m in data.merchants}
+    return load.redeem_requests(data.all_customers(), rewards, host, n, rng)
+
+
+async def drive(app: Any, raws: list[bytes]) -> list[int]:
+    statuses = []
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for raw in raws:
+            method, path, headers, body = _split(raw)
+            response = await client.request(method, path, headers=headers, content=body)
+            statuses.append(response.status_code)
+    return statuses
+
+
+def measure(
+    app: Any, build: Callable[[int], list[bytes]], n: int, profile: str, out: Path
+) -> tuple[float, float, int]:
+    """(CPU ms per request, wall ms per request, errors) over ``n`` requests.
+    ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
+    or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
+    asyncio.run(drive(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
+    raws = build(n)
+    spy = pyinstrument = None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if profile == "py-spy":
+        from bench import profile as spying
+
+        spy = spying.start([os.getpid()], out, 3600)
+    elif profile == "pyinstrument":
+        from pyinstrument import Profiler
+
+        pyinstrument = Profiler(interval=0.0005, async_mode="disabled")
+        pyinstrument.start()
+    cpu, wall = time.process_time(), time.perf_counter()
+    statuses = asyncio.run(drive(app, raws))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if spy is not None:
+        from bench import profile as spying
+
+        for proc in spy.procs:
+            proc.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+        print("\n".join(spying.finish(spy)))
+    if pyinstrument is not None:
+        pyinstrument.stop()
+        text = pyinstrument.output_text(unicode=True, color=False, show_all=False)
+        out.with_suffix(".pyinstrument.txt").write_text(text)
+        print(f"  pyinstrument profile: {out.with_suffix('.pyinstrument.txt')}")
+    errors = sum(1 for s in statuses if s >= 400)
+    return 1000 * cpu / n, 1000 * wall / n, errors
+
+
+def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp:
+        pg = PostgresServer().start() if db_kind == "postgresql" else None
+        try:
+            if pg is not None:
+                pg.psql("CREATE DATABASE fidelia")
+                url = pg.url("fidelia")
+            else:
+                url = f"sqlite:///{tmp}/fidelia.db"
+            upgrade(url)
+            data = seed.Dataset()
+            with seed.Loader(url) as db:
+                seed.add_merchants(db, data, 10, 100)
+                db.analyze()
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                database_url=url,
+                whatsapp_app_secret=APP_SECRET,
+                rate_limit_pin_door=RATE_LIMIT,
+                simulator=False,
+            )
+            app = create_app(settings, run_worker=False)
+            rng = random.Random(7)
+            for name in names:
+                cpu, wall, errors = measure(
+                    app,
+                    lambda k, name=name: requests_for(name, url, data, k, rng),
+                    n,
+                    profile,
+                    RESULTS / f"profile-hotpath-{name}-{db_kind}",
+                )
+                line = (
+                    f"hotpath {name} {db_kind}: {cpu:.2f} ms CPU/request, "
+                    f"{wall:.2f} ms wall, {errors} errors"
+                )
+                print(line, flush=True)
+                out.append(line)
+            app.state.fidelia.db.dispose()
+        finally:
+            if pg is not None:
+                pg.destroy()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", nargs="*", help=f"any of {', '.join(SCENARIOS)} (all)")
+    parser.add_argument("--db", choices=("postgresql", "sqlite", "both"), default="both")
+    parser.add_argument("-n", type=int, default=1000, help="requests per scenario")
+    parser.add_argument(
+        "--profile",
+        choices=("py-spy", "pyinstrument"),
+        default="",
+        help="profile each scenario (bench/results/profile-hotpath-*)",
+    )
+    args = parser.parse_args()
+    names = args.scenario or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
+    kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
+    for kind in kinds:
+        run(kind, names, args.n, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

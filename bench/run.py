@@ -1,0 +1,561 @@
+"""`make bench`: Fidelia under load next to what its database can do, in one invocation.
+
+    python bench/run.py            # the full run (under 10 minutes on 2 cores)
+    python bench/run.py --quick    # smoke test: every scenario runs and answers correctly
+
+Sets everything up itself: a throwaway PostgreSQL server, pgbench as the reference, the
+data (bulk-loaded), Fidelia as real processes with production settings, wrk as the load
+generator. Prints the table, then one ``scenario NAME rps=N p50_ms=N p99_ms=N ratio=N``
+line per scenario; writes bench/results/*.json, bench/results/bench.png and the table
+in BENCHMARKS.md (a quick run writes only its JSON, to --out). Exits 1 when a scenario
+did not answer correctly (the credit path must really credit, and so on).
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import load, reference, report, seed  # noqa: E402
+from bench.services import (  # noqa: E402
+    APP_SECRET,
+    RATE_LIMIT,
+    FideliaServer,
+    GraphSink,
+    PostgresServer,
+    fidelia_env,
+)
+from fidelia.kit.migrate import upgrade  # noqa: E402
+
+
+@dataclass
+class Config:
+    quick: bool
+    seconds: float = 15.0  # one measurement at peak
+    half_seconds: float = 10.0  # one measurement at half of the peak rate
+    warmup: float = 2.0
+    connections: int = 32
+    threads: int = 2  # wrk and pgbench threads
+    web_workers: int = 2  # `fidelia serve --workers`
+    pgbench_scale: int = 10
+    merchants: int = 10
+    customers_each: int = 100  # base: 10 x 100 customers, one ledger entry each = 1k
+    levels: list[tuple[int, int]] = field(
+        default_factory=lambda: [(100_000, 10), (1_000_000, 10), (1_000_000, 1_000)]
+    )
+    max_rps: float = 2_500.0  # sizes the credit path's PIN pool
+    drain_wait: float = 30.0  # longest wait for the outbox backlog between scenarios
+    profile: bool = False
+
+    @classmethod
+    def for_quick(cls) -> "Config":
+        return cls(
+            quick=True,
+            seconds=2,
+            half_seconds=1,
+            warmup=0.0,
+            connections=8,
+            pgbench_scale=1,
+            customers_each=20,
+            levels=[(2_000, 10), (2_000, 30)],
+            max_rps=1_500,
+            drain_wait=30,
+        )
+
+
+class Bench:
+    def __init__(self, config: Config, out: Path, workdir: Path) -> None:
+        self.c = config
+        self.out = out
+        self.work = workdir
+        self.rng = random.Random(20_261_121)
+        self.results: dict[str, Any] = {
+            "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "quick": config.quick,
+            "references": {},
+            "scenarios": [],
+            "scaling": [],
+            "notes": [],
+        }
+        self.failures: list[str] = []
+        self.started = time.monotonic()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+
+    def wrk(
+        self,
+        server: FideliaServer,
+        requests: list[bytes],
+        mode: str,
+        seconds: float,
+        rate: float = 0,
+    ) -> load.LoadResult:
+        prefix = self.work / f"req-{self.rng.randrange(10**9)}"
+        load.write_requests(prefix, requests, self.c.threads)
+        try:
+            web, worker = server.cpu_seconds()
+            result = load.run_wrk(
+                server.url,
+                prefix,
+                mode=mode,
+                seconds=seconds,
+                connections=self.c.connections,
+                threads=self.c.threads,
+                rate=rate,
+            )
+            web_after, worker_after = server.cpu_seconds()
+            done = max(1, result.requests)
+            return replace(
+                result,
+                web_cpu_ms=1000 * (web_after - web) / done,
+                worker_cpu_ms=1000 * (worker_after - worker) / done,
+            )
+        finally:
+            for t in range(self.c.threads):
+                Path(f"{prefix}.{t}").unlink(missing_ok=True)
+
+    def check(self, name: str, ok: bool, detail: str) -> str:
+        if not ok:
+            self.failures.append(f"{name}: {detail}")
+            self.say(f"CHECK FAILED {name}: {detail}")
+            return f"FAILED: {detail}"
+        return "ok"
+
+    def reference(self, key: str, label: str, result: load.LoadResult) -> None:
+        self.results["references"][key] = {"label": label, **result.as_dict()}
+        self.say(f"{label}: {result.rps:,.0f}/s p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f}")
+
+    def scenario(
+        self,
+        name: str,
+        what: str,
+        ref: str,
+        result: load.LoadResult,
+        check: str,
+        target: float | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        ref_rps = self.results["references"][ref]["rps"]
+        entry = {
+            "name": name,
+            "what": what,
+            "reference": ref,
+            **result.as_dict(),
+            "ratio": round(result.rps / ref_rps, 4) if ref_rps else 0.0,
+            "target": target,
+            "check": check,
+            **extra,
+        }
+        self.results["scenarios"].append(entry)
+        self.say(
+            f"{name}: {result.rps:,.0f}/s p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms "
+            f"ratio {entry['ratio']:.3f} ({check})"
+        )
+        return entry
+
+    # -- PostgreSQL ---------------------------------------------------------------------
+
+    def postgres(self, sink: GraphSink) -> None:
+        pg = PostgresServer().start()
+        try:
+            version = pg.psql("SHOW server_version").split()[0]
+            self.results["settings_pg"] = version
+            self.say(
+                f"PostgreSQL {version} on port {pg.port}; pgbench scale {self.c.pgbench_scale}"
+            )
+            reference.pgbench_init(pg, self.c.pgbench_scale)
+            seconds = max(1, round(self.c.seconds))
+            for mode, key, label in (
+                ("-N", "pgbench-N", "pgbench -N (write transaction)"),
+                ("-S", "pgbench-S", "pgbench -S (primary-key read)"),
+            ):
+                result = reference.pgbench(pg, mode, self.c.connections, seconds, self.c.threads)
+                self.reference(key, label, result)
+            pg.psql("CREATE DATABASE fidelia")
+            url = pg.url("fidelia")
+            upgrade(url)
+            self.fidelia_postgres(url, sink)
+        finally:
+            pg.destroy()
+
+    def fidelia_postgres(self, url: str, sink: GraphSink) -> None:
+        data = seed.Dataset()
+        with seed.Loader(url) as db:
+            seed.add_merchants(db, data, self.c.merchants, self.c.customers_each)
+            db.analyze()
+        env = fidelia_env(url, sink.url)
+        server = FideliaServer(
+            env, self.work, workers=self.c.web_workers, separate_worker=True, name="pg"
+        )
+        self.results["settings"]["serve"] = (
+            f"fidelia serve --workers {self.c.web_workers} --no-worker"
+        )
+        self.say(f"seeded {self.describe(url, data)}; starting {self.results['settings']['serve']}")
+        with server:
+            credit = self.credit(url, data, server, "credit")
+            self.scaling_point(url, data, credit)
+            self.drain(url)
+            self.pin(url, data, server)
+            self.lookup(data, server)
+            self.redeem(url, data, server)
+            self.drain(url)
+            for entries, merchants in self.c.levels:
+                with seed.Loader(url) as db:
+                    started = time.monotonic()
+                    missing = merchants - len(data.merchants)
+                    if missing > 0:
+                        seed.add_merchants(db, data, missing, 10)
+                    seed.grow_ledger(db, data, entries)
+                    db.analyze()
+                self.say(
+                    f"seeded up to {self.describe(url, data)} in {time.monotonic() - started:.1f} s"
+                )
+                result = self.credit(url, data, server, f"credit-{entries}-{merchants}", half=False)
+                self.scaling_point(url, data, result)
+                self.drain(url)
+            self.results["outbox_delivered"] = self.sink.received
+
+    def describe(self, url: str, data: seed.Dataset) -> str:
+        with seed.Loader(url) as db:
+            entries = seed.count_entries(db)
+        customers = sum(len(v) for v in data.customers.values())
+        return f"{len(data.merchants):,} merchants, {customers:,} customers, {entries:,} entries"
+
+    def scaling_point(self, url: str, data: seed.Dataset, result: dict[str, Any]) -> None:
+        self.results["scaling"].append(
+            {
+                "ledger_entries": result["entries_before"],
+                "tenants": len(data.merchants),
+                "customers": sum(len(v) for v in data.customers.values()),
+                "rps": result["rps"],
+                "p50_ms": result["p50_ms"],
+                "p99_ms": result["p99_ms"],
+                "web_cpu_ms": result["web_cpu_ms"],
+                "check": result["check"],
+            }
+        )
+
+    def credits(self, url: str) -> int:
+        with seed.Loader(url) as db:
+            return int(db.scalar("SELECT COUNT(*) FROM ledger_entries WHERE source_type = 'pin'"))
+
+    def run_credit(
+        self, url: str, data: seed.Dataset, server: FideliaServer, seconds: float, rate: float = 0
+    ) -> tuple[load.LoadResult, str]:
+        """Webhooks activating fresh PINs; checks that each answered one was credited."""
+        size = int((rate or self.c.max_rps) * seconds * 1.3) + 50
+        with seed.Loader(url) as db:
+            pool = seed.add_pin_pool(db, data, size, self.rng)
+        host = server.url.removeprefix("http://")
+        tag = f"{self.rng.randrange(10**9)}"
+        requests = load.webhook_requests(pool, host, APP_SECRET, tag)
+        before = self.credits(url)
+        result = self.wrk(server, requests, "once", seconds, rate)
+        time.sleep(0.3)  # requests in flight when wrk stopped still commit
+        credited = self.credits(url) - before
+        with seed.Loader(url) as db:
+            seed.retire_pool(db, pool)
+        answered = result.requests - result.errors
+        ok = result.errors == 0 and answered <= credited <= result.sent and credited > 0
+        detail = f"{credited} credited for {answered} answered, {result.errors} errors"
+        if result.error_sample:
+            detail += f" ({result.error_sample})"
+        if result.exhausted:
+            self.results["notes"].append(
+                f"the PIN pool ran out during a credit run ({len(pool)} PINs); raise max_rps"
+            )
+        return result, detail if not ok else "ok"
+
+    def credit(
+        self, url: str, data: seed.Dataset, server: FideliaServer, name: str, half: bool = True
+    ) -> dict[str, Any]:
+        with seed.Loader(url) as db:
+            entries_before = seed.count_entries(db)
+        if self.c.warmup:
+            self.run_credit(url, data, server, self.c.warmup)
+        profiler = self.start_profile(server, name)
+        result, detail = self.run_credit(url, data, server, self.c.seconds)
+        self.stop_profile(profiler)
+        check = self.check(name, detail == "ok", detail)
+        extra: dict[str, Any] = {"entries_before": entries_before}
+        if half:
+            self.drain(url)  # the peak's backlog of replies must not slow the paced run
+            paced, paced_detail = self.run_credit(
+                url, data, server, self.c.half_seconds, rate=result.rps / 2
+            )
+            self.check(f"{name} at half rate", paced_detail == "ok", paced_detail)
+            extra["half"] = paced.as_dict()
+        if name != "credit":
+            entry = {"name": name, **result.as_dict(), "check": check, **extra}
+            self.say(
+                f"{name}: {result.rps:,.0f}/s p50 {result.p50_ms:.2f} ms "
+                f"p99 {result.p99_ms:.2f} ms ({check})"
+            )
+            return entry
+        return self.scenario(
+            "credit",
+            "signed webhook activating a fresh PIN",
+            "pgbench-N",
+            result,
+            check,
+            target=0.5,
+            **extra,
+        )
+
+    def cycled(
+        self,
+        server: FideliaServer,
+        build: Callable[[int], list[bytes]],
+        counter: Callable[[], int] | None,
+    ) -> tuple[load.LoadResult, load.LoadResult, str]:
+        """A scenario whose requests may repeat: warm-up, peak, then half of the peak."""
+        requests = build(20_000 if not self.c.quick else 2_000)
+        if self.c.warmup:
+            self.wrk(server, requests, "cycle", self.c.warmup)
+        before = counter() if counter else 0
+        peak = self.wrk(server, requests, "cycle", self.c.seconds)
+        time.sleep(0.3)
+        done = (counter() - before) if counter else peak.requests
+        half = self.wrk(server, requests, "cycle", self.c.half_seconds, rate=peak.rps / 2)
+        answered = peak.requests - peak.errors
+        errors = peak.errors + half.errors
+        ok = errors == 0 and peak.requests > 0 and done >= answered
+        detail = f"{done} done for {answered} answered, {errors} errors"
+        sample = " | ".join(r.error_sample for r in (peak, half) if r.error_sample)
+        return peak, half, "ok" if ok else detail + (f" ({sample})" if sample else "")
+
+    def pin(self, url: str, data: seed.Dataset, server: FideliaServer) -> None:
+        host = server.url.removeprefix("http://")
+
+        def generated() -> int:
+            with seed.Loader(url) as db:
+                return int(db.scalar("SELECT COUNT(*) FROM pins WHERE LENGTH(code) < 8"))
+
+        peak, half, detail = self.cycled(
+            server, lambda n: load.pin_requests(data.merchants, host, n, self.rng), generated
+        )
+        self.scenario(
+            "pin",
+            "`POST /api/v1/integraciones/pin/generar`",
+            "pgbench-N",
+            peak,
+            self.check("pin", detail == "ok", detail),
+            half=half.as_dict(),
+        )
+
+    def lookup(self, data: seed.Dataset, server: FideliaServer) -> None:
+        host = server.url.removeprefix("http://")
+        customers = data.all_customers()
+        peak, half, detail = self.cycled(
+            server, lambda n: load.lookup_requests(customers, host, n, self.rng), None
+        )
+        self.scenario(
+            "lookup",
+            "`GET /api/v1/redimir/puntos/{wa}`",
+            "pgbench-S",
+            peak,
+            self.check("lookup", detail == "ok", detail),
+            target=0.25,
+            half=half.as_dict(),
+        )
+
+    def redeem(self, url: str, data: seed.Dataset, server: FideliaServer) -> None:
+        host = server.url.removeprefix("http://")
+        customers = data.all_customers()
+        rewards = {m.id: m.reward_id for m in data.merchants}
+
+        def redemptions() -> int:
+            with seed.Loader(url) as db:
+                return int(db.scalar("SELECT COUNT(*) FROM redemptions"))
+
+        peak, half, detail = self.cycled(
+            server,
+            lambda n: load.redeem_requests(customers, rewards, host, n, self.rng),
+            redemptions,
+        )
+        self.scenario(
+            "redeem",
+            f"`POST /api/v1/redimir/canjear` over {len(customers):,} customers",
+            "pgbench-N",
+            peak,
+            self.check("redeem", detail == "ok", detail),
+            half=half.as_dict(),
+        )
+
+    def drain(self, url: str) -> None:
+        """Let the outbox worker catch up, so its backlog does not slow the next scenario
+        (a bounded wait; what is left is reported)."""
+        deadline = time.monotonic() + self.c.drain_wait
+        started = time.monotonic()
+        pending = 0
+        while time.monotonic() < deadline:
+            with seed.Loader(url) as db:
+                pending = int(db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"))
+            if pending == 0:
+                break
+            time.sleep(0.5)
+        self.say(
+            f"outbox: {pending} pending after {time.monotonic() - started:.1f} s; "
+            f"{self.sink.received:,} replies delivered so far"
+        )
+        if pending and self.c.quick:
+            self.check("outbox", False, f"{pending} replies still pending")
+
+    # -- SQLite -------------------------------------------------------------------------
+
+    def sqlite(self, sink: GraphSink) -> None:
+        path = self.work / "fidelia.db"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        data = seed.Dataset()
+        with seed.Loader(url) as db:
+            seed.add_merchants(db, data, self.c.merchants, self.c.customers_each)
+            db.analyze()
+        ref_path = self.work / "reference.db"
+        shutil.copy(path, ref_path)
+        ref_url = f"sqlite:///{ref_path}"
+        pool_size = int(40_000 * self.c.seconds)
+        with seed.Loader(ref_url) as db:
+            pool = seed.add_pin_pool(db, data, pool_size, self.rng)
+        loop = reference.sqlite_loop(ref_path, pool, self.c.seconds)
+        self.reference("sqlite-loop", "plain sqlite3 loop, same writes", loop)
+        server = FideliaServer(fidelia_env(url, sink.url), self.work, workers=1, name="sqlite")
+        with server:
+            result, detail = self.run_credit(url, data, server, self.c.seconds)
+            self.scenario(
+                "sqlite-credit",
+                "the credit path on SQLite (`fidelia serve`)",
+                "sqlite-loop",
+                result,
+                self.check("sqlite-credit", detail == "ok", detail),
+                target=0.5,
+            )
+
+    # -- profiling ----------------------------------------------------------------------
+
+    def start_profile(self, server: FideliaServer, name: str) -> Any:
+        if not self.c.profile:
+            return None
+        from bench import profile
+
+        return profile.start(server.web_pids(), self.out / f"profile-{name}", self.c.seconds)
+
+    def stop_profile(self, profiler: Any) -> None:
+        if profiler is not None:
+            from bench import profile
+
+            for line in profile.finish(profiler):
+                self.say(line)
+
+    def keep_logs(self) -> None:
+        logs = self.out / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log in self.work.glob("*.log"):
+            shutil.copy(log, logs / log.name)
+        self.say(f"server logs kept in {logs}")
+
+    # -- the whole run ------------------------------------------------------------------
+
+    def run(self) -> int:
+        busy = machine_busy()
+        if busy > 0.15:
+            self.results["notes"].append(
+                f"other processes kept {busy:.0%} of the CPU busy when the run started "
+                f"(load average {os.getloadavg()[0]:.1f}): every number here understates"
+            )
+        self.results["settings"] = {
+            "cpus": os.cpu_count(),
+            "connections": self.c.connections,
+            "seconds": self.c.seconds,
+            "half_seconds": self.c.half_seconds,
+            "web_workers": self.c.web_workers,
+            "rate_limit": RATE_LIMIT,
+            "pgbench_scale": self.c.pgbench_scale,
+            "busy_before": round(busy, 2),
+        }
+        self.say(
+            f"rate limits stay on; raised for the benchmark's single client address with "
+            f"FIDELIA_RATE_LIMIT_PIN_DOOR={RATE_LIMIT} (production default: 30/minute)"
+        )
+        with GraphSink() as sink:
+            self.sink = sink
+            try:
+                self.postgres(sink)
+                self.sqlite(sink)
+            finally:
+                if self.failures:
+                    self.keep_logs()
+        settings = self.results["settings"]
+        settings["postgres"] = self.results.pop("settings_pg", "?")
+        settings["elapsed_s"] = round(time.monotonic() - self.started, 1)
+        path = report.write_json(self.results, self.out)
+        if not self.c.quick:
+            report.chart(self.results, self.out / "bench.png")
+            report.update_markdown(self.results, report.ROOT / "BENCHMARKS.md")
+        print()
+        print(report.summary(self.results))
+        print()
+        print(f"results: {path}")
+        for line in report.scenario_lines(self.results):
+            print(line)
+        if self.failures:
+            print("FAILED: " + "; ".join(self.failures))
+            return 1
+        return 0
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over ``seconds`` (before the run starts anything)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields[:8]), idle
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test (CI): small and short")
+    parser.add_argument("--out", type=Path, help="results folder (default bench/results)")
+    parser.add_argument("--seconds", type=float, help="length of one measurement")
+    parser.add_argument("--connections", type=int, help="clients for wrk and pgbench alike")
+    parser.add_argument("--workers", type=int, help="web processes (fidelia serve --workers)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the credit path")
+    args = parser.parse_args(argv)
+    config = Config.for_quick() if args.quick else Config(quick=False)
+    if args.seconds:
+        config.seconds = args.seconds
+        config.half_seconds = max(1.0, args.seconds * 0.8)
+    if args.connections:
+        config.connections = args.connections
+    if args.workers:
+        config.web_workers = args.workers
+    config.profile = args.profile
+    out = args.out or report.ROOT / "bench" / "results"
+    with tempfile.TemporaryDirectory(prefix="fidelia-bench-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        return Bench(config, out, work).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""Bulk-load benchmark data straight into the tables (COPY on PostgreSQL, executemany on
+SQLite), never through the API: 1M ledger entries in seconds, not hours.
+
+The data is what the engine itself would have written: every balance equals the sum of
+its entries and each entry's ``balance_after`` chains, customers are linked to a WhatsApp
+contact with a name (so a credit takes the steady-state path: known sender, known
+customer), and each customer's newest entry is recent, so the "recent visit" check of a
+redemption passes. Seeding only ever adds; a :class:`Dataset` remembers what is there.
+"""
+
+import random
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from fidelia.kit.security import digest, new_secret
+
+NAMESPACE = "50600000000"  # the platform's shared bot number (FIDELIA_BOT_NUMBER default)
+WELCOME_POINTS = 1_000_000  # enough for every redemption a run can make
+LOT_POINTS = 10
+REWARD_POINTS = 10
+POINTS_PER_PIN = 10
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    program_id: int
+    tenant_id: int
+    number: str  # E.164
+
+
+@dataclass(frozen=True)
+class Merchant:
+    id: int
+    program_id: int
+    api_key: str
+    reward_id: int
+
+
+@dataclass(frozen=True)
+class PoolPin:
+    """A fresh open PIN and the existing customer who will send it."""
+
+    id: int
+    code: str
+    customer: Customer
+
+
+@dataclass
+class Dataset:
+    merchants: list[Merchant] = field(default_factory=list)
+    customers: dict[int, list[Customer]] = field(default_factory=dict)  # by tenant id
+    ledger_entries: int = 0
+    next_number: int = 0
+
+    def all_customers(self) -> list[Customer]:
+        return [c for group in self.customers.values() for c in group]
+
+
+class Loader:
+    """One connection, COPY (PostgreSQL) or executemany (SQLite), explicit ids."""
+
+    def __init__(self, url: str) -> None:
+        self.pg = not url.startswith("sqlite")
+        self._explicit_ids: set[str] = set()
+        self.conn: Any
+        if self.pg:
+            self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        else:
+            self.conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def ts(self, at: datetime) -> Any:
+        """A timestamp as each database stores it (SQLite: naive UTC text, like SQLAlchemy)."""
+        if self.pg:
+            return at
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _begin(self) -> None:
+        if not self.pg and not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def scalar(self, sql: str, *params: Any) -> Any:
+        self._begin()
+        if self.pg:
+            row = self.conn.execute(sql.replace("?", "%s"), params).fetchone()
+        else:
+            row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def execute(self, sql: str, *params: Any) -> int:
+        self._begin()
+        if self.pg:
+            return int(self.conn.execute(sql.replace("?", "%s"), params).rowcount)
+        return int(self.conn.execute(sql, params).rowcount)
+
+    def next_id(self, table: str) -> int:
+        """Past every id in use, and on PostgreSQL past every id the sequence handed out
+        (a running server may be about to commit one)."""
+        if self.pg:
+            return int(
+                self.scalar(
+                    f"SELECT GREATEST(COALESCE(MAX(id), 0), (SELECT last_value FROM "
+                    f"{_sequence(table)})) + 1 FROM {table}"
+                )
+            )
+        return int(self.scalar(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}"))
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> int:
+        count = 0
+        self._begin()
+        if "id" in columns:
+            self._explicit_ids.add(table)
+        if self.pg:
+            with self.conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+                for row in rows:
+                    cp.write_row(row)
+                    count += 1
+        else:
+            marks = ", ".join("?" * len(columns))
+            cur = self.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+            )
+            count = cur.rowcount
+        return count
+
+    def commit(self) -> None:
+        """Commit, and move PostgreSQL's id sequences past the ids we chose (never back:
+        a running server's uncommitted rows hold ids past the committed maximum)."""
+        if self.pg:
+            for table in sorted(self._explicit_ids):
+                seq = _sequence(table)
+                self.conn.execute(
+                    f"SELECT setval('{seq}', GREATEST((SELECT COALESCE(MAX(id), 1) FROM "
+                    f"{table}), (SELECT last_value FROM {seq})))"
+                )
+            self._explicit_ids.clear()
+            self.conn.commit()
+        elif self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def analyze(self) -> None:
+        """Fresh planner statistics after a bulk load (as autovacuum would soon make)."""
+        self.commit()
+        self.conn.execute("ANALYZE")
+        self.commit()
+
+    def close(self) -> None:
+        self.commit()
+        self.conn.close()
+
+    def __enter__(self) -> "Loader":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            if self.pg:
+                self.conn.rollback()
+            elif self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.conn.close()
+
+
+def _sequence(table: str) -> str:
+    return f"{table}_id_seq"  # SERIAL/BIGSERIAL naming, as the migrations create them
+
+
+LEDGER_COLUMNS = (
+    "id",
+    "program_id",
+    "tenant_id",
+    "customer_id",
+    "account",
+    "kind",
+    "amount",
+    "balance_after",
+    "source_type",
+    "source_id",
+    "remaining",
+    "expires_at",
+    "created_at",
+)
+
+
+def add_merchants(
+    loader: Loader, data: Dataset, count: int, customers_each: int, entries_each: int = 1
+) -> None:
+    """``count`` merchants (program, merchant, API key, a 10-point reward), each with
+    ``customers_each`` customers of ``entries_each`` ledger entries."""
+    at = datetime.now(UTC)
+    program_id = loader.next_id("programs")
+    tenant_id = loader.next_id("tenants")
+    key_id = loader.next_id("api_keys")
+    reward_id = loader.next_id("rewards")
+    programs, tenants, keys, rewards = [], [], [], []
+    for k in range(count):
+        pid, tid, rid = program_id + k, tenant_id + k, reward_id + k
+        secret = new_secret("fk_live")
+        programs.append((pid, f"Bench {tid}", "individual", None, loader.ts(at)))
+        tenants.append(
+            (tid, pid, f"bench-{tid}", f"Bench {tid}", "USD", "UTC", "es", 0, 30)
+            + (POINTS_PER_PIN, 30, None, 0, 0, 0, 0, False, False, "", loader.ts(at))
+        )
+        keys.append(
+            (key_id + k, tid, new_secret("ftk", 12), digest(secret), secret[-4:], loader.ts(at))
+        )
+        rewards.append(
+            (rid, tid, "Café gratis", "", REWARD_POINTS, "custom", 0, 0, None, True, None, True)
+            + (loader.ts(at),)
+        )
+        data.merchants.append(Merchant(tid, pid, secret, rid))
+        data.customers.setdefault(tid, [])
+    loader.insert("programs", ("id", "name", "kind", "slug", "created_at"), programs)
+    loader.insert(
+        "tenants",
+        (
+            "id",
+            "program_id",
+            "slug",
+            "name",
+            "currency",
+            "timezone",
+            "locale",
+            "min_purchase",
+            "pin_lifetime_minutes",
+            "points_per_pin",
+            "verification_window_minutes",
+            "bot_number",
+            "earn_milli_points_per_unit",
+            "point_value_milli_minor",
+            "cashback_basis_points",
+            "min_order_value",
+            "should_validate_customer",
+            "sandbox",
+            "cors_origins",
+            "created_at",
+        ),
+        tenants,
+    )
+    loader.insert(
+        "api_keys", ("id", "tenant_id", "token", "secret_digest", "hint", "created_at"), keys
+    )
+    loader.insert(
+        "rewards",
+        (
+            "id",
+            "tenant_id",
+            "title",
+            "description",
+            "points_required",
+            "reward_type",
+            "value",
+            "min_purchase",
+            "max_share_percent",
+            "cumulative",
+            "stock",
+            "active",
+            "created_at",
+        ),
+        rewards,
+    )
+    new = data.merchants[-count:]
+    add_customers(loader, data, [m for m in new for _ in range(customers_each)], entries_each)
+
+
+def add_customers(
+    loader: Loader, data: Dataset, merchants: list[Merchant], entries_each: int
+) -> None:
+    """One new customer (and WhatsApp contact) per item of ``merchants``, each with a
+    recent welcome lot and ``entries_each - 1`` older ones."""
+    at = datetime.now(UTC)
+    contact_id = loader.next_id("whatsapp_contacts")
+    customer_id = loader.next_id("customers")
+    ident_id = loader.next_id("customer_identifiers")
+    entry_id = loader.next_id("ledger_entries")
+    contacts, customers, idents, balances = [], [], [], []
+    entries: list[tuple[Any, ...]] = []
+    for k, merchant in enumerate(merchants):
+        number = f"+506{80_000_000 + data.next_number}"
+        data.next_number += 1
+        cid = customer_id + k
+        name = f"Cliente {cid}"
+        contacts.append(
+            (contact_id + k, number, None, name, "ready", merchant.id, loader.ts(at))
+            + (loader.ts(at),)
+        )
+        customers.append((cid, merchant.program_id, merchant.id, name, loader.ts(at)))
+        idents.append((ident_id + k, merchant.program_id, cid, "whatsapp", number))
+        total = 0
+        for n in range(entries_each):
+            amount = WELCOME_POINTS if n == 0 else LOT_POINTS
+            when = at if n == 0 else at - timedelta(days=1 + n % 300, seconds=n)
+            total += amount
+            entries.append(
+                (entry_id, merchant.program_id, merchant.id, cid, "points", "earn", amount)
+                + (total, "seed", f"{cid}-{n}", amount, None, loader.ts(when))
+            )
+            entry_id += 1
+        balances.append((merchant.program_id, cid, "points", total))
+        data.customers[merchant.id].append(Customer(cid, merchant.program_id, merchant.id, number))
+    loader.insert(
+        "whatsapp_contacts",
+        (
+            "id",
+            "wa_number",
+            "wa_user_id",
+            "name",
+            "state",
+            "last_tenant_id",
+            "created_at",
+            "updated_at",
+        ),
+        contacts,
+    )
+    loader.insert("customers", ("id", "program_id", "tenant_id", "name", "created_at"), customers)
+    loader.insert(
+        "customer_identifiers", ("id", "program_id", "customer_id", "kind", "value"), idents
+    )
+    loader.insert("balances", ("program_id", "customer_id", "account", "amount"), balances)
+    data.ledger_entries += loader.insert("ledger_entries", LEDGER_COLUMNS, entries)
+
+
+def grow_ledger(loader: Loader, data: Dataset, target: int, entries_each: int = 10) -> None:
+    """Add customers of ``entries_each`` entries, spread over the merchants, until the
+    ledger holds about ``target`` entries (seeded ones; runs add their own)."""
+    missing = target - count_entries(loader)
+    if missing <= 0:
+        return
+    n = max(1, missing // entries_each)
+    merchants = [data.merchants[k % len(data.merchants)] for k in range(n)]
+    add_customers(loader, data, merchants, entries_each)
+
+
+def count_entries(loader: Loader) -> int:
+    return int(loader.scalar("SELECT COUNT(*) FROM ledger_entries"))
+
+
+def add_pin_pool(loader: Loader, data: Dataset, size: int, rng: random.Random) -> list[PoolPin]:
+    """``size`` open 8-digit PINs, each for an existing customer: a merchant picked
+    uniformly (so 1,000 merchants really means 1,000), then one of its customers."""
+    at = datetime.now(UTC)
+    first = loader.next_id("pins")
+    taken = {
+        row[0]
+        for row in loader.conn.execute(
+            "SELECT code FROM pins WHERE status = 'open' AND LENGTH(code) = 8"
+        ).fetchall()
+    }
+    codes = [c for c in rng.sample(range(10_000_000, 100_000_000), size + len(taken))]
+    codes = [c for c in codes if str(c) not in taken][:size]
+    merchants = [m for m in data.merchants if data.customers.get(m.id)]
+    pool, rows = [], []
+    for k in range(size):
+        merchant = rng.choice(merchants)
+        customer = rng.choice(data.customers[merchant.id])
+        code = str(codes[k])
+        pool.append(PoolPin(first + k, code, customer))
+        rows.append(
+            (first + k, merchant.id, NAMESPACE, code, "open", None, POINTS_PER_PIN)
+            + (loader.ts(at), loader.ts(at + timedelta(minutes=30)))
+        )
+    loader.insert(
+        "pins",
+        (
+            "id",
+            "tenant_id",
+            "namespace",
+            "code",
+            "status",
+            "amount",
+            "points",
+            "created_at",
+            "expires_at",
+        ),
+        rows,
+    )
+    return pool
+
+
+def retire_pool(loader: Loader, pool: list[PoolPin]) -> int:
+    """Expire what a run left unused, so later scenarios see only the open PINs that
+    real traffic would leave (PIN generation counts them)."""
+    if not pool:
+        return 0
+    return loader.execute(
+        "UPDATE pins SET status = 'expired' WHERE id BETWEEN ? AND ? AND status = 'open'",
+        pool[0].id,
+        pool[-1].id,
+    )
+
+
+def sample(items: list[Any], n: int, rng: random.Random) -> Iterator[Any]:
+    for _ in range(n):
+        yield rng.choice(items)
