@@ -25,6 +25,16 @@ class Permanent(Exception):
     """Delivery refused for good (say, a malformed number): retrying will not help."""
 
 
+def check(response: httpx.Response) -> None:
+    """A 2xx is delivered; a PERMANENT refusal fails for good; anything else is retried."""
+    if response.status_code < 300:
+        return
+    detail = f"{response.status_code} {response.text[:300]}"
+    if response.status_code in PERMANENT:
+        raise Permanent(detail)
+    raise RuntimeError(detail)
+
+
 class WhatsAppCloud:
     """POST {graph_base}/v{N}/{phone_number_id}/messages with the Bearer token."""
 
@@ -40,13 +50,7 @@ class WhatsAppCloud:
     def __call__(self, payload: dict[str, Any]) -> None:
         # "secret" marks a code for redaction after delivery; it is ours, not Meta's.
         body = {key: value for key, value in payload.items() if key != "secret"}
-        response = self.client.post(self.url, json=body)
-        if response.status_code < 300:
-            return
-        detail = f"{response.status_code} {response.text[:300]}"
-        if response.status_code in PERMANENT:
-            raise Permanent(detail)
-        raise RuntimeError(detail)
+        check(self.client.post(self.url, json=body))
 
 
 class SmsGateway:
@@ -57,13 +61,7 @@ class SmsGateway:
         self.client = httpx.Client(timeout=10.0, headers={"Authorization": f"Bearer {token}"})
 
     def __call__(self, payload: dict[str, Any]) -> None:
-        response = self.client.post(self.url, json={"to": payload["to"], "text": payload["text"]})
-        if response.status_code < 300:
-            return
-        detail = f"{response.status_code} {response.text[:300]}"
-        if response.status_code in PERMANENT:
-            raise Permanent(detail)
-        raise RuntimeError(detail)
+        check(self.client.post(self.url, json={"to": payload["to"], "text": payload["text"]}))
 
 
 class Smtp:
