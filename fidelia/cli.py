@@ -301,9 +301,9 @@ def _customer_by(
 ) -> Any:
     """The customer named on the command line (one of phone, CPF, e-mail, id)."""
     from fidelia.customers.service import find
-    from fidelia.dialects.pdv.common import phone_of
     from fidelia.kit.documents import identify_document, normalize_email
     from fidelia.kit.errors import InvalidInput, NotFound
+    from fidelia.kit.phone import phone_of
     from fidelia.models import Customer
 
     given = [v for v in (phone, cpf, email, customer_id) if v is not None]
@@ -503,13 +503,13 @@ def deal_create(
     from fidelia.events.deals import create_deal
     from fidelia.kit.errors import InvalidInput
     from fidelia.kit.money import to_minor
-    from fidelia.rewards.service import _percent
+    from fidelia.rewards.service import parse_percent
     from fidelia.tenants.service import get_by_slug
 
     with transaction() as session:
         merchant = get_by_slug(session, tenant)
         if deal_type == "percent":
-            amount = _percent(value)
+            amount = parse_percent(value)
         elif deal_type == "fixed":
             amount = to_minor(value, merchant.currency)
         elif deal_type == "points" and value.isdigit():

@@ -32,6 +32,40 @@ def code_digest(secret_key: str, challenge_salt: str, code: str) -> str:
     ).hexdigest()
 
 
+def issue_code(
+    session: Session,
+    tenant: Tenant,
+    customer: Customer,
+    transaction_id: str,
+    lifetime: timedelta,
+    secret_key: str,
+) -> tuple[Challenge, str]:
+    """A fresh 6-digit code, stored only as its keyed digest; the open codes of the same
+    customer and transaction stop working. Returns the row and the code to send."""
+    for old in session.scalars(
+        select(Challenge).where(
+            Challenge.tenant_id == tenant.id,
+            Challenge.customer_id == customer.id,
+            Challenge.transaction_id == transaction_id,
+            Challenge.verified_at.is_(None),
+            Challenge.expires_at > now(),
+        )
+    ):
+        old.expires_at = now()
+    code = f"{secrets.randbelow(10**6):06d}"
+    challenge = Challenge(
+        tenant_id=tenant.id,
+        customer_id=customer.id,
+        transaction_id=transaction_id,
+        code_digest="",
+        expires_at=now() + lifetime,
+    )
+    session.add(challenge)
+    session.flush()
+    challenge.code_digest = code_digest(secret_key, str(challenge.id), code)
+    return challenge, code
+
+
 def start(
     session: Session,
     tenant: Tenant,
@@ -44,28 +78,8 @@ def start(
 ) -> Sent:
     """Issue a fresh code (earlier open codes of this transaction stop working) and queue
     it to every contact given; the caller checks there is at least one."""
-    for old in session.scalars(
-        select(Challenge).where(
-            Challenge.tenant_id == tenant.id,
-            Challenge.customer_id == customer.id,
-            Challenge.transaction_id == transaction_id,
-            Challenge.verified_at.is_(None),
-        )
-    ):
-        old.expires_at = now()
-    code = f"{secrets.randbelow(10**6):06d}"
-    challenge = Challenge(
-        tenant_id=tenant.id,
-        customer_id=customer.id,
-        transaction_id=transaction_id,
-        code_digest="",
-        sent_sms=bool(phone),
-        sent_email=bool(email),
-        expires_at=now() + LIFETIME,
-    )
-    session.add(challenge)
-    session.flush()
-    challenge.code_digest = code_digest(secret_key, str(challenge.id), code)
+    challenge, code = issue_code(session, tenant, customer, transaction_id, LIFETIME, secret_key)
+    challenge.sent_sms, challenge.sent_email = bool(phone), bool(email)
     text = f"{tenant.name}: seu código de verificação é {code}. Válido por 60 minutos."
     if phone:
         outbox.enqueue(session, "sms", {"to": phone, "text": text, "secret": True}, tenant.id)

@@ -7,20 +7,18 @@ by SMS when they consented to SMS; never on a channel without consent. It goes t
 outbox, written in the same transaction as the code.
 """
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fidelia.challenges.service import code_digest, validate
+from fidelia.challenges.service import issue_code, validate
 from fidelia.customers.profile import allows
-from fidelia.kit.clock import now
 from fidelia.kit.errors import DomainError
 from fidelia.messaging import outbox
 from fidelia.messaging.texts import say
-from fidelia.models import Challenge, Customer, CustomerIdentifier, Tenant
+from fidelia.models import Customer, CustomerIdentifier, Tenant
 
 PURPOSE = "short-code"  # Challenge.transaction_id of these codes
 LIFETIME = timedelta(minutes=10)
@@ -40,27 +38,7 @@ class ShortCode:
 
 def issue(session: Session, tenant: Tenant, customer: Customer, secret_key: str) -> ShortCode:
     """A fresh code; earlier open codes of this member stop working."""
-    for old in session.scalars(
-        select(Challenge).where(
-            Challenge.tenant_id == tenant.id,
-            Challenge.customer_id == customer.id,
-            Challenge.transaction_id == PURPOSE,
-            Challenge.verified_at.is_(None),
-            Challenge.expires_at > now(),
-        )
-    ):
-        old.expires_at = now()
-    code = f"{secrets.randbelow(10**6):06d}"
-    challenge = Challenge(
-        tenant_id=tenant.id,
-        customer_id=customer.id,
-        transaction_id=PURPOSE,
-        code_digest="",
-        expires_at=now() + LIFETIME,
-    )
-    session.add(challenge)
-    session.flush()
-    challenge.code_digest = code_digest(secret_key, str(challenge.id), code)
+    challenge, code = issue_code(session, tenant, customer, PURPOSE, LIFETIME, secret_key)
     return ShortCode(code, challenge.expires_at, None)
 
 

@@ -64,7 +64,7 @@ def _value(tenant: Tenant, reward_type: str, value: str | None) -> int:
     if reward_type == "percent":
         if value is None:
             raise InvalidInput("A percent reward needs --value (the percentage).")
-        basis_points = _percent(value)
+        basis_points = parse_percent(value)
         if not 0 < basis_points <= 10_000:
             raise InvalidInput("A percentage is more than 0 and at most 100.")
         return basis_points
@@ -80,7 +80,8 @@ def _value(tenant: Tenant, reward_type: str, value: str | None) -> int:
     return to_minor(value, tenant.currency) if value else 0
 
 
-def _percent(value: str) -> int:
+def parse_percent(value: str) -> int:
+    """'12.5' -> 1250 basis points (at most two decimals)."""
     try:
         number = Decimal(str(value))
     except InvalidOperation as exc:

@@ -7,7 +7,7 @@ from fidelia.customers.service import find, identify
 from fidelia.dialects.pdv.schemas import CustomerOut, OrderCustomerIn
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import NotFound
-from fidelia.kit.phone import phone_of  # moved there; fidelia.cli imports it from here
+from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
 
 

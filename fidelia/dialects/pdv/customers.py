@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fidelia.challenges import service as challenges
 from fidelia.customers.service import link_identifier
 from fidelia.dialects.pdv.auth import PdvMerchant
-from fidelia.dialects.pdv.common import identifiers_of, phone_of, require_customer
+from fidelia.dialects.pdv.common import identifiers_of, require_customer
 from fidelia.dialects.pdv.errors import BARE_ERRORS
 from fidelia.dialects.pdv.schemas import (
     ChallengeIn,
@@ -17,6 +17,7 @@ from fidelia.dialects.pdv.schemas import (
 from fidelia.kit.deps import AppState, SessionDep
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import Conflict
+from fidelia.kit.phone import phone_of
 
 router = APIRouter(
     prefix="/v1/pvt/POS/customers", tags=["Seed 001: POS rewards"], responses=BARE_ERRORS
