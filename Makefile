@@ -11,8 +11,8 @@ venv: $(VENV)/.runtime
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . || \
-		$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	# requirements.lock pins `wheel`, so the editable install builds offline, with no error.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 dev: $(VENV)/.dev
@@ -21,9 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 	touch $@
 
 run: venv
-	$(BIN)/fidelia migrate
-	FIDELIA_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/fidelia demo
-	FIDELIA_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/fidelia serve --host $(HOST) --port $(PORT)
+	FIDELIA_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/fidelia serve --demo --host $(HOST) --port $(PORT)
 
 lint: dev
 	$(BIN)/ruff check fidelia tests $(wildcard bench)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from fidelia import __version__
+from fidelia import __version__, apidocs
 from fidelia.dialects.pdv import cors as pdv_cors
 from fidelia.dialects.pdv import customers as pdv_customers
 from fidelia.dialects.pdv import errors as pdv_errors
@@ -20,6 +20,7 @@ from fidelia.dialects.rest_v2 import errors as rest_errors
 from fidelia.dialects.rest_v2.routes import router as rest_router
 from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
+from fidelia.doors import DOORS
 from fidelia.kit import rendering
 from fidelia.kit.deps import State
 from fidelia.kit.settings import Settings, get_settings
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         version=__version__,
         description="Multi-tenant loyalty platform: one engine behind each documented door.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.fidelia = state
     rendering.install(
@@ -80,11 +83,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(webhook_router)
     if settings.simulator:
         app.include_router(simulator_router)
+    apidocs.install(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> HTMLResponse:
         return HTMLResponse(
-            templates.get_template("home.html").render(simulator=settings.simulator)
+            templates.get_template("home.html").render(
+                simulator=settings.simulator, doors=DOORS, base=settings.public_url.rstrip("/")
+            )
         )
 
     @app.get("/healthz", tags=["Operations"])

@@ -61,7 +61,7 @@ def transaction() -> Iterator[Session]:
 
 def emit(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(data, default=str))
+        typer.echo(json.dumps(data, default=str, ensure_ascii=False))
     else:
         for key, value in data.items():
             typer.echo(f"{key}: {value}")
@@ -101,13 +101,31 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run the outbox worker inside.")
     ] = True,
+    with_demo: Annotated[
+        bool, typer.Option("--demo", help="Create the demo merchant first and print its key.")
+    ] = False,
 ) -> None:
     """Serve the web API, with the outbox worker inside unless --no-worker."""
+    import socket
+
     import uvicorn
 
-    upgrade(get_settings().database_url)
-    os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
+    try:  # a busy port fails here, before anything is printed or created
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot listen on {host}:{port} ({exc.strerror}); "
+            "choose another port: make run PORT=8001 (or fidelia serve --port 8001)",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
     os.environ.setdefault("FIDELIA_PUBLIC_URL", f"http://{host}:{port}")
+    get_settings.cache_clear()
+    upgrade(get_settings().database_url)
+    if with_demo:
+        demo()
+    os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
     get_settings.cache_clear()
     uvicorn.run(
         "fidelia.app:create_app",
@@ -176,16 +194,55 @@ def tenant_create(
     emit(data, as_json)
 
 
-@tenant_app.command("set")
+def _settings_help() -> str:
+    from fidelia.tenants.service import SETTING_HELP
+
+    lines = [f"{key} ({unit}): {text}" for key, (unit, text) in SETTING_HELP.items()]
+    return "Change one setting. KEY is one of:\n\n" + "\n\n".join(lines)
+
+
+@tenant_app.command("set", help=_settings_help())
 def tenant_set(slug: str, key: str, value: str) -> None:
-    """Change one setting (currency, timezone, locale, min_purchase, pin_lifetime_minutes,
-    points_per_pin, verification_window_minutes, bot_number)."""
     from fidelia.tenants.service import set_setting, settings_of
 
     with transaction() as session:
         tenant = set_setting(session, slug, key, value)
         shown = settings_of(tenant)[key]
     typer.echo(f"{slug}: {key} = {shown}")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: JsonOpt = False) -> None:
+    """Every merchant: id, slug, name, currency, program (one JSON object a line with --json)."""
+    from sqlalchemy import select
+
+    from fidelia.models import Tenant
+
+    with transaction() as session:
+        rows = [
+            {
+                "id": t.id,
+                "slug": t.slug,
+                "name": t.name,
+                "currency": t.currency,
+                "program_id": t.program_id,
+            }
+            for t in session.scalars(select(Tenant).order_by(Tenant.id))
+        ]
+    _table(rows, as_json, ("id", "slug", "name", "currency", "program_id"))
+
+
+def _table(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -> None:
+    """Rows as aligned columns, or one JSON object a line."""
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+        return
+    cells = [[str(row[c]) if row[c] is not None else "-" for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 @tenant_app.command("show")
@@ -213,6 +270,25 @@ def apikey_create(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = Fal
             "token": key.token,
         }
     emit(data, as_json)
+
+
+@apikey_app.command("list")
+def apikey_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+    """The merchant's API keys: public token, the key's last characters, created, revoked."""
+    from fidelia.tenants.service import api_keys_of, get_by_slug
+
+    with transaction() as session:
+        rows = [
+            {
+                "id": k.id,
+                "token": k.token,
+                "api_key": f"fk_live_…{k.hint}",
+                "created_at": k.created_at.isoformat(timespec="seconds"),
+                "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
+            }
+            for k in api_keys_of(session, get_by_slug(session, tenant))
+        ]
+    _table(rows, as_json, ("id", "token", "api_key", "created_at", "revoked_at"))
 
 
 @apikey_app.command("revoke")
@@ -273,6 +349,55 @@ def reward_create(
             "type": reward.reward_type,
         }
     emit(data, as_json)
+
+
+@reward_app.command("list")
+def reward_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+    """The merchant's rewards, disabled ones too."""
+    from decimal import Decimal
+
+    from fidelia.rewards.service import all_rewards
+    from fidelia.tenants.service import get_by_slug, money_text
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        rows = [
+            {
+                "id": r.id,
+                "title": r.title,
+                "type": r.reward_type,
+                "points": r.points_required,
+                "value": f"{Decimal(r.value).scaleb(-2):f}%"
+                if r.reward_type == "percent"
+                else money_text(r.value, merchant.currency),
+                "stock": r.stock,
+                "active": r.active,
+            }
+            for r in all_rewards(session, merchant)
+        ]
+    _table(rows, as_json, ("id", "title", "type", "points", "value", "stock", "active"))
+
+
+@reward_app.command("disable")
+def reward_disable(reward_id: int, tenant: Annotated[str, typer.Option()]) -> None:
+    """Stop offering a reward (it can be enabled again; past redemptions are kept)."""
+    from fidelia.rewards.service import set_active
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        set_active(session, get_by_slug(session, tenant), reward_id, False)
+    typer.echo(f"reward {reward_id} disabled")
+
+
+@reward_app.command("enable")
+def reward_enable(reward_id: int, tenant: Annotated[str, typer.Option()]) -> None:
+    """Offer a disabled reward again."""
+    from fidelia.rewards.service import set_active
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        set_active(session, get_by_slug(session, tenant), reward_id, True)
+    typer.echo(f"reward {reward_id} enabled")
 
 
 @group_app.command("create")
@@ -574,12 +699,13 @@ def jobs_birthdays() -> None:
 
 @app.command()
 def demo() -> None:
-    """Create the demo merchant 'cafe-demo' with a reward if missing; print a fresh key."""
+    """Create the demo merchant 'cafe-demo' with a reward if missing, and print its API key
+    (the same key on every run: it is derived from FIDELIA_SECRET_KEY)."""
     from sqlalchemy import select
 
     from fidelia.models import Tenant
     from fidelia.rewards.service import create_reward
-    from fidelia.tenants.service import create_tenant, issue_api_key
+    from fidelia.tenants.service import create_tenant, derived_api_key
 
     settings = get_settings()
     with transaction() as session:
@@ -600,19 +726,23 @@ def demo() -> None:
                 points=10,
                 description="Un café americano de cortesía",
             )
-        key = issue_api_key(session, tenant)
+        key = derived_api_key(session, tenant, settings.secret_key, "demo")
     base = settings.public_url.rstrip("/")
     typer.echo(
         f"""
 Demo merchant: cafe-demo (id {tenant.id})
-API key (shown once): {key.api_key}
+  API key:    {key.api_key}
+  API token:  {key.token}   (POS door: Basic token:key; REST v2: api_key/api_secret)
+  Database:   {settings.database_url}
+  CLI:        .venv/bin/fidelia --help   (finds the same database from any folder)
 
   Web:        {base}/
   API docs:   {base}/docs
   Simulator:  {base}/simulator
 
 Try it:
-  curl -s -X POST -H 'X-API-Key: {key.api_key}' {base}/api/v1/integraciones/pin/generar
+  KEY={key.api_key}
+  curl -s -X POST -H "X-API-Key: $KEY" {base}/api/v1/integraciones/pin/generar
   # send the PIN from the simulator page, give a name, then:
   curl -s {base}/api/v1/redimir/puntos/%2B50688887777
 """

@@ -294,23 +294,160 @@ def test_running_server_honours_tenant_set(fidelia, sqlite_url, tmp_path):
         assert seen == 300
 
 
-def test_demo_once_with_a_working_key(fidelia, sqlite_url):
+def test_demo_shows_one_stable_key_that_works(fidelia, sqlite_url):
     keys = []
     for _ in range(2):
         out = fidelia("demo").stdout
         assert "cafe-demo" in out
-        found = re.search(r"API key \(shown once\): (\S+)", out)
+        found = re.search(r"API key: +(\S+)", out)
         assert found, out
         keys.append(found.group(1))
-    assert keys[0] != keys[1]
+    assert keys[0] == keys[1]  # shown again, not a new key on every start
+    listed = fidelia("apikey", "list", "--tenant", "cafe-demo", "--json").stdout.splitlines()
+    assert len(listed) == 1
 
     with door(sqlite_url) as client:
         comercio = client.get("/api/v1/redimir/comercio/cafe-demo").json()
         assert [p["titulo"] for p in comercio["promociones"]] == ["Café gratis"]
-        for key in keys:
-            response = client.post(GENERAR, headers={"X-API-Key": key})
-            assert response.status_code == 200, response.text
-            assert response.json()["id_comercio"] == comercio["comercio"]["id"]
+        response = client.post(GENERAR, headers={"X-API-Key": keys[0]})
+        assert response.status_code == 200, response.text
+        assert response.json()["id_comercio"] == comercio["comercio"]["id"]
+
+    # Revoked, the demo key is replaced by the next one, which works; the old one does not.
+    fidelia("apikey", "revoke", keys[0])
+    fresh = re.search(r"API key: +(\S+)", fidelia("demo").stdout).group(1)
+    assert fresh != keys[0]
+    with door(sqlite_url) as client:
+        assert client.post(GENERAR, headers={"X-API-Key": keys[0]}).status_code == 401
+        assert client.post(GENERAR, headers={"X-API-Key": fresh}).status_code == 200
+
+
+def test_the_cli_finds_the_servers_database_from_any_folder(tmp_path):
+    """Without FIDELIA_DATABASE_URL the database lives in the user's data folder, not in
+    the folder the command was started from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIDELIA_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    outputs = []
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        result = subprocess.run(
+            [str(FIDELIA), "tenant", "list", "--json"]
+            if outputs
+            else [str(FIDELIA), "tenant", "create", "--slug", "loja", "--name", "Loja", "--json"],
+            env=env,
+            cwd=tmp_path / folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+        assert list((tmp_path / folder).iterdir()) == []  # no stray fidelia.db here
+    assert json.loads(outputs[1])["slug"] == "loja"
+    assert (tmp_path / "data" / "fidelia" / "fidelia.db").exists()
+
+
+def test_lists_and_reward_disable(fidelia, sqlite_url):
+    create_tenant(fidelia, "cafe", "--currency", "BRL")
+    create_tenant(fidelia, "loja")
+    tenants = [json.loads(line) for line in fidelia("tenant", "list", "--json").stdout.splitlines()]
+    assert [(t["slug"], t["name"]) for t in tenants] == [("cafe", "Café Uno"), ("loja", "Café Uno")]
+    assert "Café Uno" in fidelia("tenant", "list").stdout  # a table, non-ASCII kept
+
+    second = one_json(fidelia("apikey", "create", "--tenant", "cafe", "--json"))
+    fidelia("apikey", "revoke", second["token"])
+    keys = [
+        json.loads(x)
+        for x in fidelia("apikey", "list", "--tenant", "cafe", "--json").stdout.splitlines()
+    ]
+    assert [k["token"] for k in keys][0] == second["token"]  # newest first
+    assert keys[0]["revoked_at"] is not None and keys[1]["revoked_at"] is None
+    assert keys[0]["api_key"].endswith(second["api_key"][-4:])
+    assert second["api_key"] not in fidelia("apikey", "list", "--tenant", "cafe").stdout
+
+    reward = one_json(
+        fidelia(
+            "reward",
+            "create",
+            "--tenant",
+            "cafe",
+            "--title",
+            "Pão de queijo",
+            "--points",
+            "5",
+            "--type",
+            "fixed",
+            "--value",
+            "7.5",
+            "--json",
+        )
+    )
+    listed = [
+        json.loads(x)
+        for x in fidelia("reward", "list", "--tenant", "cafe", "--json").stdout.splitlines()
+    ]
+    assert listed == [
+        {
+            "id": reward["id"],
+            "title": "Pão de queijo",
+            "type": "fixed",
+            "points": 5,
+            "value": "7.50",
+            "stock": None,
+            "active": True,
+        }
+    ]
+    fidelia("reward", "disable", str(reward["id"]), "--tenant", "cafe")
+    with door(sqlite_url) as client:
+        assert client.get("/api/v1/redimir/comercio/cafe").json()["promociones"] == []
+    assert (
+        fidelia("reward", "disable", str(reward["id"]), "--tenant", "loja", ok=False).returncode
+        == 1
+    )
+    fidelia("reward", "enable", str(reward["id"]), "--tenant", "cafe")
+    with door(sqlite_url) as client:
+        assert len(client.get("/api/v1/redimir/comercio/cafe").json()["promociones"]) == 1
+
+
+def test_tenant_set_help_names_every_setting_with_its_unit(fidelia):
+    from fidelia.tenants.service import SETTINGS
+
+    text = " ".join(fidelia("tenant", "set", "--help").stdout.split())
+    for key in SETTINGS:
+        assert key in text, key
+    assert "cashback_percent (%)" in text
+
+
+def test_money_prints_with_the_currencys_decimals(fidelia):
+    create_tenant(fidelia, "cafe", "--currency", "BRL")
+    fidelia("tenant", "set", "cafe", "min_purchase", "15")
+    fidelia("tenant", "set", "cafe", "point_value", "0.1")
+    fidelia("tenant", "set", "cafe", "earn_points_per_unit", "100")
+    shown = show(fidelia)
+    assert (shown["min_purchase"], shown["point_value"], shown["earn_points_per_unit"]) == (
+        "15.00",
+        "0.10",
+        "100",
+    )
+    assert '"Café Uno"' in fidelia("tenant", "show", "cafe", "--json").stdout
+
+
+def test_serve_on_a_busy_port_fails_before_printing_a_key(sqlite_url, tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [str(FIDELIA), "serve", "--demo", "--port", str(port)],
+            env=environment(sqlite_url),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "API key" not in result.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "PORT=" in result.stderr
 
 
 def test_on_postgresql(pg, tmp_path):

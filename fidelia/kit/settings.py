@@ -4,14 +4,26 @@ Tenant settings (currency, PIN lifetime, ...) live in the database; these are th
 operator's knobs: where the database is, how to reach WhatsApp, rate-limit storage.
 """
 
+import os
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-app-secret"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database lives when FIDELIA_DATABASE_URL is not set: one place
+    per user ($XDG_DATA_HOME/fidelia, else ~/.local/share/fidelia), so the server and the CLI
+    find the same database wherever they are started from."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fidelia"
+
+
 DEV_VERIFY_TOKEN = "dev-verify-token"
 
 
@@ -19,7 +31,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIDELIA_", env_file=".env", extra="ignore")
 
     env: Literal["development", "production"] = "development"
-    database_url: str = "sqlite:///fidelia.db"
+    # Empty: SQLite at {data_dir}/fidelia.db (the embedded default).
+    data_dir: Path = default_data_dir()
+    database_url: str = ""
     database_pool_size: int = 10
     public_url: str = "http://127.0.0.1:8000"
 
@@ -75,6 +89,12 @@ class Settings(BaseSettings):
         if not 8 <= len(digits) <= 15:
             raise ValueError("FIDELIA_BOT_NUMBER is a phone number in international form")
         return digits
+
+    @model_validator(mode="after")
+    def _embedded_database(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir.expanduser().resolve()}/fidelia.db"
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":

@@ -86,6 +86,9 @@ class Bot:
         ).first()
         if stored is None:
             return False
+        if not contact.name and msg.profile_name:
+            # WhatsApp sends the sender's profile name: the name the bot would ask for.
+            self._adopt_name(session, contact, msg.profile_name)
         code = find_pin_code(msg.text)
         if code is not None:
             self._pin(session, msg, contact, code)
@@ -106,7 +109,10 @@ class Bot:
         activation = pins.activate(session, msg.bot_number, code)
         if activation.outcome != "credited" or activation.pin is None:
             session.add(PinFailure(contact_id=contact.id, attempted=code, created_at=now()))
-            text = say(self._locale(session, contact), f"{activation.outcome}_pin", pin=code)
+            locale = self._locale(session, contact)
+            text = say(locale, f"{activation.outcome}_pin", pin=code)
+            if contact.state == "awaiting_name":  # the question still stands
+                text = _join(text, say(locale, "still_ask_name"))
             self._reply(session, contact, text)
             return
         pin = activation.pin
@@ -149,18 +155,26 @@ class Bot:
         )
         self._reply(session, contact, _join(text, self._next_line(tenant.locale, standing)))
 
-    def _name(self, session: Session, contact: WhatsAppContact, text: str) -> None:
-        locale = self._locale(session, contact)
+    def _adopt_name(self, session: Session, contact: WhatsAppContact, text: str) -> str | None:
+        """Take ``text`` as the contact's name (and their nameless customers'); None when it
+        is no name (no letters)."""
         name = " ".join(unquote_plus(text).split())[:NAME_MAX].strip(" .,!¡?¿")
         if not name or not any(ch.isalpha() for ch in name):
-            self._reply(session, contact, say(locale, "ask_name_again"))
-            return
+            return None
         contact.name = name
         contact.state = "ready"
-        mine = self._customers(session, contact)
-        for each in mine:
+        for each in self._customers(session, contact):
             if not each.name:
                 each.name = name
+        return name
+
+    def _name(self, session: Session, contact: WhatsAppContact, text: str) -> None:
+        locale = self._locale(session, contact)
+        name = self._adopt_name(session, contact, text)
+        if name is None:
+            self._reply(session, contact, say(locale, "ask_name_again"))
+            return
+        mine = self._customers(session, contact)
         tenant = session.get(Tenant, contact.last_tenant_id) if contact.last_tenant_id else None
         current = next((c for c in mine if tenant and c.program_id == tenant.program_id), None)
         if current is None:

@@ -5,6 +5,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "es": {
         "ask_name": "¡Sumaste {points} {unit} en {merchant}! 🎉 Es tu primera vez: ¿cómo te llamás?",
         "ask_name_again": "No entendí tu nombre. ¿Cómo te llamás?",
+        "still_ask_name": "Y contanos: ¿cómo te llamás?",
         "credited": "¡Gracias, {name}! Sumaste {points} {unit} en {merchant}. Tu saldo: {balance}.",
         "welcome": "¡Listo, {name}! Tu saldo en {merchant}: {balance}.",
         "missing": "Te faltan {missing} para «{reward}».",
@@ -25,6 +26,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "pt": {
         "ask_name": "Você ganhou {points} {unit} em {merchant}! 🎉 É sua primeira vez: qual é o seu nome?",
         "ask_name_again": "Não entendi seu nome. Qual é o seu nome?",
+        "still_ask_name": "E conta pra gente: qual é o seu nome?",
         "credited": "Obrigado, {name}! Você ganhou {points} {unit} em {merchant}. Seu saldo: {balance}.",
         "welcome": "Pronto, {name}! Seu saldo em {merchant}: {balance}.",
         "missing": "Faltam {missing} para «{reward}».",
@@ -45,6 +47,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "ask_name": "You earned {points} {unit} at {merchant}! 🎉 It's your first time: what's your name?",
         "ask_name_again": "I didn't get your name. What's your name?",
+        "still_ask_name": "And tell us: what's your name?",
         "credited": "Thanks, {name}! You earned {points} {unit} at {merchant}. Your balance: {balance}.",
         "welcome": "All set, {name}! Your balance at {merchant}: {balance}.",
         "missing": "{missing} more for “{reward}”.",

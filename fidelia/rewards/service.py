@@ -182,3 +182,23 @@ def adjust_stock(session: Session, reward: Reward, change: int) -> int:
         )
     session.refresh(reward)
     return int(after)
+
+
+def all_rewards(session: Session, tenant: Tenant) -> list[Reward]:
+    """Every reward the merchant configured, disabled ones too, by id."""
+    return list(
+        session.scalars(select(Reward).where(Reward.tenant_id == tenant.id).order_by(Reward.id))
+    )
+
+
+def set_active(session: Session, tenant: Tenant, reward_id: int, active: bool) -> Reward:
+    """Disable (or enable again) a reward: a disabled reward is no longer offered or
+    redeemable; past redemptions keep pointing at it."""
+    reward = session.scalar(
+        select(Reward).where(Reward.id == reward_id, Reward.tenant_id == tenant.id)
+    )
+    if reward is None:
+        raise NotFound("No such reward at this merchant.", code="REWARD_NOT_FOUND")
+    reward.active = active
+    session.flush()
+    return reward

@@ -1,5 +1,8 @@
 """Merchants, their settings, their credentials, and merchant groups."""
 
+import base64
+import hashlib
+import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -26,21 +29,38 @@ INT_SETTINGS = {
     "verification_window_minutes": (1, 7 * 24 * 60),
 }
 BOOL_SETTINGS = ("should_validate_customer", "sandbox")
-SETTINGS = (
-    "currency",
-    "timezone",
-    "locale",
-    "min_purchase",
-    "bot_number",
-    *INT_SETTINGS,
-    "earn_points_per_unit",
-    "point_value",
-    "cashback_percent",
-    "min_order_value",
-    "birthday_gift_value",
-    *BOOL_SETTINGS,
-    "cors_origins",
-)
+# Every merchant setting, in the order forms show them: (unit, help). `tenant set --help`
+# and (later) the panel's program form are drawn from it.
+SETTING_HELP: dict[str, tuple[str, str]] = {
+    "currency": ("ISO 4217 code", "Currency of every amount (BRL, USD, CRC, ...)."),
+    "timezone": ("IANA zone", "Time zone for expiry times, birthdays and reports."),
+    "locale": ("es | pt | en (e.g. pt_BR)", "Language of the bot's replies and messages."),
+    "min_purchase": ("currency", "Smallest purchase that earns a sale PIN (seed 000)."),
+    "bot_number": ("phone, international", "The merchant's own WhatsApp bot number, or none."),
+    "pin_lifetime_minutes": ("minutes", "How long a sale PIN can be activated."),
+    "points_per_pin": ("points", "Points a customer earns for each activated PIN."),
+    "verification_window_minutes": (
+        "minutes",
+        "After a visit (PIN), how long public redemption is open to that customer.",
+    ),
+    "birthday_gift_days": ("days", "How long a birthday gift voucher stays valid."),
+    "earn_points_per_unit": ("points per currency unit", "Points per unit spent on orders."),
+    "point_value": ("currency per point", "What a point is worth in cashback rewards/payments."),
+    "cashback_percent": ("%", "Share of each order given back as cashback."),
+    "min_order_value": ("currency", "Smallest order that earns points or cashback."),
+    "birthday_gift_value": ("currency", "Value of the birthday gift voucher (0: none)."),
+    "should_validate_customer": (
+        "true | false",
+        "Require a code sent to the customer before spending points at the POS.",
+    ),
+    "sandbox": ("true | false", "Test mode: challenge codes are echoed in the answer."),
+    "cors_origins": (
+        "origins, comma-separated",
+        "Browser POS origins allowed to call the POS door (https://pos.example).",
+    ),
+}
+SETTINGS = tuple(SETTING_HELP)
+assert set(INT_SETTINGS) | set(BOOL_SETTINGS) <= set(SETTINGS)
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -208,22 +228,33 @@ def _scaled(key: str, value: str, places: int, maximum: int) -> int:
     return int(scaled)
 
 
+def money_text(minor: int, currency: str) -> str:
+    """1500 in BRL -> '15.00': always the currency's decimals, never a float."""
+    return f"{from_minor(minor, currency):.{exponent(currency)}f}"
+
+
+def _plain(value: Decimal, places: int = 0) -> str:
+    """A decimal without trailing zeros or exponent, with at least ``places`` decimals:
+    '0.1' with places 2 -> '0.10'; 100 -> '100' (never '1E+2')."""
+    text = f"{value.normalize():f}"
+    decimals = len(text.partition(".")[2])
+    return f"{value:.{max(decimals, places)}f}"
+
+
 def settings_of(tenant: Tenant) -> dict[str, object]:
     minor = exponent(tenant.currency)
     return {
         "currency": tenant.currency,
         "timezone": tenant.timezone,
         "locale": tenant.locale,
-        "min_purchase": str(from_minor(tenant.min_purchase, tenant.currency)),
+        "min_purchase": money_text(tenant.min_purchase, tenant.currency),
         "bot_number": tenant.bot_number,
         **{key: getattr(tenant, key) for key in INT_SETTINGS},
-        "earn_points_per_unit": str(
-            Decimal(tenant.earn_milli_points_per_unit).scaleb(-3).normalize()
-        ),
-        "point_value": str(Decimal(tenant.point_value_milli_minor).scaleb(-3 - minor).normalize()),
-        "cashback_percent": str(Decimal(tenant.cashback_basis_points).scaleb(-2).normalize()),
-        "min_order_value": str(from_minor(tenant.min_order_value, tenant.currency)),
-        "birthday_gift_value": str(from_minor(tenant.birthday_gift_value, tenant.currency)),
+        "earn_points_per_unit": _plain(Decimal(tenant.earn_milli_points_per_unit).scaleb(-3)),
+        "point_value": _plain(Decimal(tenant.point_value_milli_minor).scaleb(-3 - minor), minor),
+        "cashback_percent": _plain(Decimal(tenant.cashback_basis_points).scaleb(-2)),
+        "min_order_value": money_text(tenant.min_order_value, tenant.currency),
+        "birthday_gift_value": money_text(tenant.birthday_gift_value, tenant.currency),
         **{key: getattr(tenant, key) for key in BOOL_SETTINGS},
         "cors_origins": tenant.cors_origins,
     }
@@ -253,6 +284,36 @@ def revoke_api_key(session: Session, key_or_token: str) -> None:
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound("No active API key matches.", code="API_KEY_NOT_FOUND")
+
+
+def api_keys_of(session: Session, tenant: Tenant) -> list[ApiKey]:
+    """The merchant's API credentials, revoked ones too, newest first (secrets are digests:
+    only the public token and the key's last characters can be shown)."""
+    query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id.desc())
+    return list(session.scalars(query))
+
+
+def derived_api_key(session: Session, tenant: Tenant, secret_key: str, label: str) -> IssuedKey:
+    """A credential derived from the server's secret (HMAC of ``label``): the same value every
+    time it is asked for, so the development demo shows its one key on each start instead of
+    issuing yet another. Created when missing; once revoked, the next derivation is used."""
+    for generation in range(1000):
+        message = f"{label}:{tenant.id}:{generation}".encode()
+        seed = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
+        raw = base64.urlsafe_b64encode(seed).decode().rstrip("=")
+        secret, token = f"fk_live_{raw[:32]}", f"ftk_{raw[32:]}"
+        row = session.scalar(select(ApiKey).where(ApiKey.secret_digest == digest(secret)))
+        if row is None:
+            session.add(
+                ApiKey(
+                    tenant_id=tenant.id, token=token, secret_digest=digest(secret), hint=secret[-4:]
+                )
+            )
+            session.flush()
+        elif row.revoked_at is not None:
+            continue
+        return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id)
+    raise Conflict("Every derived key was revoked.", code="API_KEY_EXHAUSTED")
 
 
 class KeyCache:

@@ -171,8 +171,8 @@ def test_used_pin(client, db, chat):
     assert reply == f"El PIN {pin} ya fue usado."
     assert len(ledger(db)) == 1
     assert len(customer_names(db)) == 1  # Beto got no customer record anywhere
-    # The owner sending it again is refused too.
-    assert chat(ANA, pin) == f"El PIN {pin} ya fue usado."
+    # The owner sending it again is refused too (and still asked her name).
+    assert chat(ANA, pin) == f"El PIN {pin} ya fue usado. Y contanos: ¿cómo te llamás?"
     assert len(ledger(db)) == 1
 
 
@@ -431,3 +431,51 @@ def test_greetings_and_keywords_are_not_taken_as_the_name(db, client, chat):
     chat(ANA, "puntos")
     assert chat(ANA, "Ana María").startswith("¡Listo, Ana María!")
     assert customer_names(db) == ["Ana María"]
+
+
+# -- the name: from the WhatsApp profile, or asked until given ------------------------------
+
+
+def test_the_profile_name_is_the_name_and_nothing_is_asked(client, db, settings, graph, worker):
+    tenant, key = make_tenant(db)
+    make_reward(db, tenant, points=10, title="Café gratis")
+    send_whatsapp(
+        client,
+        settings,
+        ANA,
+        f"Quiero activar mi PIN: {generate_pin(client, key)}",
+        profile_name="Ana Souza",
+    )
+    worker.drain()
+    assert graph.texts_to(ANA)[-1] == (
+        "¡Gracias, Ana Souza! Sumaste 1 punto en Café Uno. Tu saldo: 1 punto. "
+        "Te faltan 9 puntos para «Café gratis»."
+    )
+    assert customer_names(db) == ["Ana Souza"]
+
+
+def test_a_profile_name_without_letters_is_no_name(client, db, settings, graph, worker):
+    tenant, key = make_tenant(db)
+    send_whatsapp(client, settings, ANA, generate_pin(client, key), profile_name="🙂 ...")
+    worker.drain()
+    assert graph.texts_to(ANA)[-1].endswith("Es tu primera vez: ¿cómo te llamás?")
+    assert customer_names(db) == [None]
+
+
+def test_a_pin_sent_instead_of_the_name_keeps_the_question_open(client, db, chat):
+    tenant, key = make_tenant(db)
+    first = chat(ANA, generate_pin(client, key))
+    assert first.endswith("¿cómo te llamás?")
+    # A wrong PIN while the bot waits: the failure is told, and the question repeated.
+    (wrong,) = other_codes(generate_pin(client, key), 1)
+    assert chat(ANA, f"Quiero activar mi PIN: {wrong}") == (
+        f"No encontramos el PIN {wrong}. Revisá el número en tu factura. "
+        "Y contanos: ¿cómo te llamás?"
+    )
+    # A good PIN while the bot waits: credited, and the question asked again.
+    second = chat(ANA, generate_pin(client, key))
+    assert second.startswith("¡Sumaste 1 punto en Café Uno!")
+    assert second.endswith("¿cómo te llamás?")
+    # The name, whenever it comes, is taken.
+    assert chat(ANA, "Ana").startswith("¡Listo, Ana! Tu saldo en Café Uno: 2 puntos.")
+    assert customer_names(db) == ["Ana"]

@@ -51,13 +51,14 @@ def webhook_body(
     text: str,
     message_id: str | None = None,
     user_id: str | None = None,
+    profile_name: str | None = None,
 ) -> bytes:
     payload: dict[str, Any] = cloud_api_payload(
         number or "+10000000000",
         text,
         settings.bot_number,
         settings.whatsapp_phone_number_id,
-        "Cliente",
+        profile_name,
     )
     value = payload["entry"][0]["changes"][0]["value"]
     message = value["messages"][0]
