@@ -22,6 +22,7 @@ from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
 from fidelia.kit import rendering
+from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.deps import State
 from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     app.state.fidelia = state
-    rendering.install(
+    render = rendering.install(
         app,
         [
             ("/api/v1/", pin_errors.render),
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, render=render)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> HTMLResponse:

@@ -52,7 +52,12 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
-def install(app: FastAPI, doors: list[tuple[str, Renderer]]) -> None:
+def install(
+    app: FastAPI, doors: list[tuple[str, Renderer]]
+) -> Callable[[Request, DomainError], Response]:
+    """Register the handlers; returns ``render(request, error)`` for code outside FastAPI's
+    handlers (ASGI middleware) to answer in the door's format too."""
+
     def renderer_for(request: Request) -> Renderer:
         path = request.url.path
         for prefix, render in doors:
@@ -70,7 +75,9 @@ def install(app: FastAPI, doors: list[tuple[str, Renderer]]) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
+            exc.status_code, "BAD_REQUEST"
+        )
         error = DomainError(str(exc.detail), code=code, status=exc.status_code)
         return renderer_for(request)(error)
 
@@ -91,3 +98,8 @@ def install(app: FastAPI, doors: list[tuple[str, Renderer]]) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         error = DomainError("Internal error.", code="INTERNAL_ERROR", status=500)
         return renderer_for(request)(error)
+
+    def render(request: Request, error: DomainError) -> Response:
+        return renderer_for(request)(error)
+
+    return render

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     rate_limit_rest_v2_token: str = "30/minute"
     rate_limits_enabled: bool = True
 
+    # Largest request body accepted, in bytes (413 beyond, before it is read). 1 MiB holds a
+    # retail sale of thousands of items and Meta's webhook batches many times over, while a
+    # flood of oversized bodies costs the server at most this much memory per request.
+    max_body_bytes: int = 1024 * 1024
+
     # Outbox worker. `fidelia serve` runs one inside the web process (embedded_worker).
     embedded_worker: bool = False
     worker_poll_seconds: float = 0.5

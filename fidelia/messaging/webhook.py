@@ -1,6 +1,7 @@
 """Meta's webhook for the WhatsApp Cloud API: the verification handshake, and inbound
 messages checked against ``X-Hub-Signature-256`` on the raw body before anything is read."""
 
+import hmac
 import json
 import logging
 import re
@@ -180,7 +181,8 @@ def verify(
     challenge: str = Query("", alias="hub.challenge"),
 ) -> Response:
     """Meta's subscription handshake: echo the challenge when the verify token matches."""
-    if mode == "subscribe" and token and token == state.settings.whatsapp_verify_token:
+    expected = state.settings.whatsapp_verify_token.encode()
+    if mode == "subscribe" and token and hmac.compare_digest(token.encode(), expected):
         return PlainTextResponse(challenge)
     return PlainTextResponse("forbidden", status_code=403)
 
@@ -194,10 +196,11 @@ def verify(
 async def receive(request: Request, state: AppState) -> Received:
     """Inbound messages and statuses, signed by Meta (``X-Hub-Signature-256`` over the raw
     body; anything unsigned is 401 and not read); answered 200 once every message is stored."""
-    raw = await request.body()
-    if not verify_sha256(
-        raw, state.settings.whatsapp_app_secret, request.headers.get("X-Hub-Signature-256")
-    ):
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not signature or not signature.startswith("sha256="):  # refused before reading a byte
+        raise Unauthorized("Invalid or missing X-Hub-Signature-256.", code="INVALID_SIGNATURE")
+    raw = await request.body()  # bounded by FIDELIA_MAX_BODY_BYTES (kit/body_limit)
+    if not verify_sha256(raw, state.settings.whatsapp_app_secret, signature):
         raise Unauthorized("Invalid or missing X-Hub-Signature-256.", code="INVALID_SIGNATURE")
     try:
         payload = json.loads(raw)

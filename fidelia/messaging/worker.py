@@ -9,8 +9,10 @@ once; failures back off exponentially and stay visible (``status='failed'``, ``l
 
 import logging
 import random
+import re
 import threading
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -24,6 +26,19 @@ from fidelia.vouchers import birthdays
 
 log = logging.getLogger("fidelia.worker")
 LEASE = timedelta(seconds=60)
+
+
+REDACTED = "[redacted]"
+_CODE = re.compile(r"\d{4,}")
+
+
+def scrub(error: str, payload: dict[str, Any]) -> str:
+    """An error about a secret message without the secret: a gateway that echoes the text in
+    its error (or an exception that quotes the request) must not put the code in last_error
+    or the log."""
+    if not payload.get("secret"):
+        return error
+    return _CODE.sub(REDACTED, error)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -84,15 +99,17 @@ class Worker:
             fresh.locked_until = None
             if error is None:
                 fresh.status, fresh.sent_at, fresh.last_error = "sent", now(), None
-                if fresh.payload.get("secret"):  # a code: once delivered, keep no readable copy
-                    fresh.payload = {**fresh.payload, "text": "[redacted after delivery]"}
             else:
+                error = scrub(error, fresh.payload)
                 fresh.last_error = error[:2000]
                 if permanent or fresh.attempts >= self.max_attempts:
                     fresh.status = "failed"
                     log.warning("outbox %s failed for good: %s", row.id, error)
                 else:
                     fresh.next_attempt_at = now() + backoff(fresh.attempts)
+            if fresh.status != "pending" and fresh.payload.get("secret"):
+                # A code, delivered or failed for good: keep no readable copy either way.
+                fresh.payload = {**fresh.payload, "text": f"{REDACTED} ({fresh.status})"}
             return fresh.status
 
     def run_once(self) -> int:

@@ -13,6 +13,7 @@ class FakeGraph:
         self.sent: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail_next: list[int] = []  # statuses to answer before succeeding
+        self.echo_in_errors = False  # like a gateway that quotes the request in its error
         self.lock = threading.Lock()
         fake = self
 
@@ -24,8 +25,9 @@ class FakeGraph:
                     if self.headers.get("Authorization") != f"Bearer {fake.token}":
                         return self._answer(401, {"error": {"message": "bad token", "code": 190}})
                     if fake.fail_next:
+                        quoted = body.decode(errors="replace") if fake.echo_in_errors else ""
                         return self._answer(
-                            fake.fail_next.pop(0), {"error": {"message": "injected"}}
+                            fake.fail_next.pop(0), {"error": {"message": f"injected {quoted}"}}
                         )
                     fake.sent.append(json.loads(body))
                     fake.paths.append(self.path)

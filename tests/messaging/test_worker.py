@@ -200,3 +200,42 @@ def test_nothing_is_lost_when_some_deliveries_fail(db, graph, worker, clock):
     (failed,) = [row for row in final if row["status"] == "failed"]
     assert failed["payload"]["text"]["body"] == f"hola {numbers[1]}"
     assert failed["last_error"].startswith("400")
+
+
+@pytest.mark.parametrize("failures", [[400], [500] * 3])
+def test_a_code_that_cannot_be_delivered_is_redacted_too(db, graph, settings, clock, failures):
+    """A secret message (a short code) that fails for good keeps no readable code: neither in
+    its payload nor in the error, even when the gateway quotes the request back."""
+    worker = Worker(db, senders_for(settings), batch=10, max_attempts=3)
+    with db.session() as session:
+        row = outbox.whatsapp_text(
+            session, text="Tu código es 482913", wa_number=ANA, wa_user_id=None
+        )
+        row.payload = {**row.payload, "secret": True}
+    graph.fail_next = list(failures)
+    graph.echo_in_errors = True
+    for _ in failures:
+        worker.drain()
+        clock(now() + timedelta(hours=2))
+    (found,) = rows(db)
+    assert found["status"] == "failed"
+    assert "482913" not in str(found["payload"]) and "482913" not in found["last_error"]
+    assert "injected" in found["last_error"]
+
+
+def test_a_pending_code_keeps_its_text_until_delivered(db, graph, settings, clock):
+    worker = Worker(db, senders_for(settings), batch=10, max_attempts=3)
+    with db.session() as session:
+        row = outbox.whatsapp_text(
+            session, text="Tu código es 482913", wa_number=ANA, wa_user_id=None
+        )
+        row.payload = {**row.payload, "secret": True}
+    graph.fail_next = [500]
+    worker.drain()
+    (pending,) = rows(db)
+    assert pending["status"] == "pending" and "482913" in str(pending["payload"])
+    clock(now() + timedelta(hours=2))
+    worker.drain()
+    (sent,) = rows(db)
+    assert sent["status"] == "sent" and "482913" not in str(sent["payload"])
+    assert graph.texts_to(ANA) == ["Tu código es 482913"]

@@ -21,6 +21,7 @@ CODES: dict[str, tuple[int, str]] = {
     "BAD_REQUEST": (400, "SOLICITUD_INVALIDA"),
     "NOT_FOUND": (404, "NOT_FOUND"),
     "METHOD_NOT_ALLOWED": (405, "METHOD_NOT_ALLOWED"),
+    "PAYLOAD_TOO_LARGE": (413, "PAYLOAD_TOO_LARGE"),
     "PIN_GENERATION_FAILED": (500, "PIN_GENERATION_FAILED"),
 }
 
@@ -41,7 +42,8 @@ MENSAJES = {
 
 
 def render(error: DomainError) -> JSONResponse:
-    status, codigo = CODES.get(error.code, (500, "INTERNAL_ERROR"))
+    fallback = (error.status, error.code) if error.status < 500 else (500, "INTERNAL_ERROR")
+    status, codigo = CODES.get(error.code, fallback)
     message = MENSAJES.get(codigo, error.message)
     headers = {}
     retry_after = getattr(error, "retry_after", None)
