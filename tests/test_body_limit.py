@@ -4,7 +4,6 @@ server; nothing is written."""
 
 from collections.abc import Iterator
 
-
 import pytest
 from sqlalchemy import func, select
 

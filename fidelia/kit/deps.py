@@ -29,6 +29,7 @@ class State:
         self.keys = KeyCache(settings.tenant_cache_seconds)
         self.catalogs = CatalogCache(settings.tenant_cache_seconds)
         self.bot = Bot(settings, self.catalogs)
+        self.pin_policy = self.bot.policy
 
     def process_inbound(self, messages: list[Inbound]) -> int:
         """Each message in its own transaction: one bad message does not hold up the rest,

@@ -62,7 +62,10 @@ class Settings(BaseSettings):
     # default, in Redis when redis_url is set (shared by every process).
     redis_url: str = ""
     rate_limit_pin_door: str = "30/minute"
-    rate_limit_pin_failures: str = "5/hour"
+    rate_limit_pin_failures: str = "5/hour"  # failed PIN activations per sender
+    # Failed activations per bot number before it is guarded (pins/guard.py): with the
+    # default, the expected number of PINs guessed stays under 0.01 a day.
+    pin_namespace_failures: str = "60/hour"
     rate_limit_pdv: str = "10/second;300/minute;10000/hour"
     rate_limit_retail: str = "10/second;300/minute;10000/hour"  # seed 002, per API key
     # REST v2 (seed 004): per API credential behind the Bearer token, and per client IP on

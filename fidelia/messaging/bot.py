@@ -3,11 +3,9 @@ the dedupe row, the PIN, the credit and the reply (an outbox row) commit togethe
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import unquote_plus
 
-from limits import parse as parse_limit
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,14 +21,15 @@ from fidelia.models import (
     Customer,
     CustomerIdentifier,
     InboundMessage,
-    PinFailure,
     Tenant,
     WhatsAppContact,
 )
+from fidelia.pins import guard
 from fidelia.pins import service as pins
+from fidelia.pins.guard import GuessPolicy
 
-PIN_AFTER_WORD = re.compile(r"pin\D{0,5}?(\d{4,8})(?!\d)", re.IGNORECASE)
-BARE_PIN = re.compile(r"(?<!\d)(\d{4,8})(?!\d)")
+PIN_AFTER_WORD = re.compile(r"pin\D{0,5}?(\d{4,10})(?!\d)", re.IGNORECASE)
+BARE_PIN = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
 NAME_MAX = 80
 
 
@@ -69,7 +68,7 @@ class Bot:
     def __init__(self, settings: Settings, catalogs: CatalogCache | None = None) -> None:
         self.settings = settings
         self.catalogs = catalogs
-        self.failure_limit = parse_limit(settings.rate_limit_pin_failures)
+        self.policy = GuessPolicy.from_settings(settings)
 
     def handle(self, session: Session, msg: Inbound) -> bool:
         """Process one message; False when it was already processed (a redelivery).
@@ -103,14 +102,17 @@ class Bot:
     # -- steps -----------------------------------------------------------------------------
 
     def _pin(self, session: Session, msg: Inbound, contact: WhatsAppContact, code: str) -> None:
-        if self._failures(session, contact) >= self.failure_limit.amount:
-            self._reply(session, contact, say(self._locale(session, contact), "too_many"))
+        refused = guard.refusal(session, self.policy, contact, msg.bot_number)
+        if refused is not None:
+            self._reply(session, contact, say(self._locale(session, contact), refused))
             return
         activation = pins.activate(session, msg.bot_number, code)
         if activation.outcome != "credited" or activation.pin is None:
-            session.add(PinFailure(contact_id=contact.id, attempted=code, created_at=now()))
+            guard.record_failure(session, contact, msg.bot_number, code)
             locale = self._locale(session, contact)
-            text = say(locale, f"{activation.outcome}_pin", pin=code)
+            # One reply for unknown, used and expired alike: it must not tell a guesser
+            # which codes exist.
+            text = say(locale, "failed_pin", pin=code)
             if contact.state == "awaiting_name":  # the question still stands
                 text = _join(text, say(locale, "still_ask_name"))
             self._reply(session, contact, text)
@@ -260,17 +262,6 @@ class Bot:
                 .where(or_(*conditions))
                 .distinct()
             )
-        )
-
-    def _failures(self, session: Session, contact: WhatsAppContact) -> int:
-        since = now() - timedelta(seconds=self.failure_limit.get_expiry())
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(PinFailure)
-                .where(PinFailure.contact_id == contact.id, PinFailure.created_at > since)
-            )
-            or 0
         )
 
     def _locale(self, session: Session, contact: WhatsAppContact) -> str:

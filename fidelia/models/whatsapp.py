@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fidelia.kit.clock import now
@@ -38,9 +38,12 @@ class PinFailure(Base):
     every web process sees the same count)."""
 
     __tablename__ = "pin_failures"
+    __table_args__ = (Index("ix_pin_failures_namespace_created", "namespace", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("whatsapp_contacts.id"), index=True)
+    # The bot number the PIN was sent to: failures are also budgeted per namespace.
+    namespace: Mapped[str] = mapped_column(String(20), default="", server_default="")
     attempted: Mapped[str] = mapped_column(String(32))
     failures: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, index=True)

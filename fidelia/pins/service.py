@@ -3,9 +3,8 @@ shared by every merchant on that number), enforced by a partial unique index.
 
 Generation picks a random code and inserts it with ON CONFLICT DO NOTHING on that index;
 when the code is taken (by another open PIN, perhaps being inserted concurrently) nothing
-is written and another code is tried. When more than ``FILL_THRESHOLD`` of a length's
-space is open, codes get one digit longer, so the space never fills up and guessing stays
-hard.
+is written and another code is tried. The length comes from the namespace's open share
+(``pins/guard.py``): longer as it fills, so that guessing stays hopeless.
 """
 
 import secrets
@@ -19,10 +18,8 @@ from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
+from fidelia.pins.guard import GuessPolicy
 
-MIN_LENGTH = 4
-MAX_LENGTH = 8
-FILL_THRESHOLD = 0.5
 ATTEMPTS = 30
 
 
@@ -47,17 +44,16 @@ def open_count(session: Session, namespace: str) -> int:
     )
 
 
-def length_for(open_pins: int) -> int:
-    length = MIN_LENGTH
-    while length < MAX_LENGTH and open_pins >= FILL_THRESHOLD * 10**length:
-        length += 1
-    return length
-
-
-def generate(session: Session, tenant: Tenant, namespace: str, amount: int | None = None) -> Pin:
+def generate(
+    session: Session,
+    tenant: Tenant,
+    namespace: str,
+    amount: int | None = None,
+    policy: GuessPolicy | None = None,
+) -> Pin:
     if amount is not None and amount < tenant.min_purchase:
         raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
-    length = length_for(open_count(session, namespace))
+    length = (policy or GuessPolicy()).length_for(open_count(session, namespace))
     created = now()
     expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
     values = {

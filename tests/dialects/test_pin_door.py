@@ -22,7 +22,7 @@ def test_generate_without_body(client, db):
     assert response.status_code == 200
     body = response.json()
     assert body["ok"] is True
-    assert len(body["pin"]) == 4 and body["pin"].isdigit()
+    assert len(body["pin"]) == 6 and body["pin"].isdigit()  # see pins/guard.py
     assert body["expires_in"] == 1800
     assert body["id_comercio"] == tenant.id
     assert datetime.fromisoformat(body["expires_at"]).utcoffset().total_seconds() == -6 * 3600
@@ -93,12 +93,21 @@ def test_qr_codes(client, db):
 
 
 def test_pins_are_distinct_and_grow_when_space_fills(client, db):
-    from fidelia.pins.service import length_for
+    from fidelia.pins.guard import GuessPolicy
 
     _, key = make_tenant(db)
-    pins = {client.post(URL, headers={"X-API-Key": key}).json()["pin"] for _ in range(30)}
-    assert len(pins) == 30
-    assert length_for(0) == 4
-    assert length_for(4999) == 4
-    assert length_for(5000) == 5
-    assert length_for(50_000) == 6
+    made = [client.post(URL, headers={"X-API-Key": key}).json()["pin"] for _ in range(30)]
+    assert len(set(made)) == 30
+    policy = GuessPolicy()  # the defaults: 60 failures an hour per bot number
+    assert [len(p) for p in made] == [policy.length_for(n) for n in range(30)]
+    assert [policy.length_for(n) for n in (0, 5, 6, 63, 64, 648, 649, 6492, 6493)] == [
+        6,
+        6,
+        7,
+        7,
+        8,
+        8,
+        9,
+        9,
+        10,
+    ]

@@ -18,6 +18,16 @@ from tests.support.helpers import (
 )
 
 ANA = "+50688887777"
+
+
+def failed(pin):
+    """The one reply for every PIN that does not credit: unknown, used and expired alike."""
+    return (
+        f"No pudimos activar el PIN {pin}. Revisá el número en tu factura: "
+        "cada PIN se usa una sola vez y vence."
+    )
+
+
 BETO = "+50688886666"
 
 
@@ -158,7 +168,7 @@ def test_unknown_pin(client, db, chat):
     pin = generate_pin(client, key)
     (wrong,) = other_codes(pin, 1)
     reply = chat(ANA, f"Quiero activar mi PIN: {wrong}")
-    assert reply == f"No encontramos el PIN {wrong}. Revisá el número en tu factura."
+    assert reply == failed(wrong)
     assert ledger(db) == []
     assert pin_status(db, pin) == "open"
 
@@ -168,11 +178,11 @@ def test_used_pin(client, db, chat):
     pin = generate_pin(client, key)
     chat(ANA, f"Quiero activar mi PIN: {pin}")
     reply = chat(BETO, f"Quiero activar mi PIN: {pin}")
-    assert reply == f"El PIN {pin} ya fue usado."
+    assert reply == failed(pin)
     assert len(ledger(db)) == 1
     assert len(customer_names(db)) == 1  # Beto got no customer record anywhere
     # The owner sending it again is refused too (and still asked her name).
-    assert chat(ANA, pin) == f"El PIN {pin} ya fue usado. Y contanos: ¿cómo te llamás?"
+    assert chat(ANA, pin) == failed(pin) + " Y contanos: ¿cómo te llamás?"
     assert len(ledger(db)) == 1
 
 
@@ -181,7 +191,7 @@ def test_expired_pin(client, db, chat, clock):
     pin = generate_pin(client, key)
     clock(datetime.now(UTC) + timedelta(minutes=31))
     reply = chat(ANA, f"Quiero activar mi PIN: {pin}")
-    assert reply == f"El PIN {pin} venció. Pedí uno nuevo en tu próxima compra."
+    assert reply == failed(pin)
     assert ledger(db) == []
     assert pin_status(db, pin) != "used"
 
@@ -190,7 +200,7 @@ def test_after_five_failures_in_an_hour_even_a_valid_pin_is_refused(client, db, 
     _, key = make_tenant(db, pin_lifetime_minutes="180")
     pin = generate_pin(client, key)
     for wrong in other_codes(pin, 5):
-        assert chat(ANA, f"Quiero activar mi PIN: {wrong}").startswith("No encontramos el PIN")
+        assert chat(ANA, f"Quiero activar mi PIN: {wrong}") == failed(wrong)
 
     reply = chat(ANA, f"Quiero activar mi PIN: {pin}")
     assert reply == "Demasiados intentos fallidos. Probá de nuevo en una hora."
@@ -291,7 +301,12 @@ def test_the_bot_speaks_the_merchants_language(
     assert chat(ANA, "Ana") == welcome
     assert chat(ANA, "what?").startswith(help_start)
     assert chat(ANA, "pontos" if locale == "pt" else "points") == balances
-    used = {"pt": f"O PIN {pin} já foi usado.", "en": f"PIN {pin} has already been used."}
+    used = {
+        "pt": f"Não conseguimos ativar o PIN {pin}. Confira o número na sua nota: "
+        "cada PIN vale uma vez só e expira.",
+        "en": f"We couldn't activate PIN {pin}. Check the number on your receipt: "
+        "each PIN works once and expires.",
+    }
     assert chat(ANA, pin) == used[locale]
 
 
@@ -317,7 +332,7 @@ def test_a_pin_lives_in_the_namespace_of_the_number_it_was_made_for(
     worker.drain()
 
     unknown, credited = graph.texts_to(ANA)
-    assert unknown == f"No encontramos el PIN {pin}. Revisá el número en tu factura."
+    assert unknown == failed(pin)
     assert credited.startswith("¡Sumaste 1 punto en Café Uno!")
     assert pin_status(db, pin) == "used"
 
@@ -469,8 +484,7 @@ def test_a_pin_sent_instead_of_the_name_keeps_the_question_open(client, db, chat
     # A wrong PIN while the bot waits: the failure is told, and the question repeated.
     (wrong,) = other_codes(generate_pin(client, key), 1)
     assert chat(ANA, f"Quiero activar mi PIN: {wrong}") == (
-        f"No encontramos el PIN {wrong}. Revisá el número en tu factura. "
-        "Y contanos: ¿cómo te llamás?"
+        failed(wrong) + " Y contanos: ¿cómo te llamás?"
     )
     # A good PIN while the bot waits: credited, and the question asked again.
     second = chat(ANA, generate_pin(client, key))

@@ -36,7 +36,7 @@ from fidelia.models import (
     OutboxMessage,
     Pin,
 )
-from fidelia.pins import service as pins
+from fidelia.pins.guard import GuessPolicy
 from fidelia.tenants.service import create_tenant
 from tests.fakes.graph import FakeGraph
 from tests.reliability.harness import (
@@ -72,7 +72,7 @@ def pins_for(url: str, n: int) -> list[tuple[int, str]]:
         with db.session() as session:
             tenant = create_tenant(session, slug="carga", name="Carga")
             tenant.points_per_pin = POINTS
-            length = pins.length_for(n)
+            length = GuessPolicy().length_for(n)
             codes: set[str] = set()
             while len(codes) < n:
                 codes.add(f"{secrets.randbelow(10**length):0{length}d}")

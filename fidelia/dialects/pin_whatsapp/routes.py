@@ -86,7 +86,7 @@ def generar_pin(
     """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
     amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
     namespace = pins.namespace_of(tenant, state.settings.bot_number)
-    pin = pins.generate(session, tenant, namespace, amount)
+    pin = pins.generate(session, tenant, namespace, amount, state.pin_policy)
     base = state.settings.public_url.rstrip("/")
     expires_local = pin.expires_at.astimezone(ZoneInfo(tenant.timezone))
     return PinOut(
