@@ -94,9 +94,13 @@ def refusal(
     session: Session, policy: GuessPolicy, contact: WhatsAppContact, namespace: str
 ) -> str | None:
     """Why this sender may not try a PIN in ``namespace`` now (``too_many`` or ``guarded``),
-    or None. Locks the sender's row first, so the count is exact under concurrency."""
+    or None. Locks the sender's row first, so the count is exact under concurrency: FOR NO
+    KEY UPDATE, which the foreign-key locks of the sender's other messages (KEY SHARE, taken
+    when their inbound row is stored) do not conflict with, so they queue without deadlock."""
     session.execute(
-        select(WhatsAppContact.id).where(WhatsAppContact.id == contact.id).with_for_update()
+        select(WhatsAppContact.id)
+        .where(WhatsAppContact.id == contact.id)
+        .with_for_update(key_share=True)
     )
     mine = _failures(session, policy.sender_window, contact_id=contact.id)
     if mine >= policy.sender_limit:
