@@ -127,6 +127,14 @@ def serve(
         demo()
     os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
     get_settings.cache_clear()
+    if workers > 1 and not get_settings().redis_url:
+        typer.echo(
+            f"warning: {workers} web processes without FIDELIA_REDIS_URL: throughput limits "
+            "(requests per second/minute) are counted per process, so each allows its own "
+            "quota. Limits that protect customers (PIN guesses, code sends and attempts) are "
+            "counted in the database and hold anyway.",
+            err=True,
+        )
     uvicorn.run(
         "fidelia.app:create_app",
         factory=True,

@@ -12,12 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.errors import Forbidden
+from fidelia.kit.errors import Forbidden, RateLimited
 from fidelia.messaging import outbox
 from fidelia.models import Challenge, Customer, Tenant
 
 LIFETIME = timedelta(minutes=60)
 MAX_FAILURES = 5
+# Codes sent to one customer at one merchant (SMS costs money and annoys), every purpose
+# together: counted in the database, so the limit holds across any number of processes.
+SEND_LIMITS = ((5, timedelta(minutes=10)), (20, timedelta(days=1)))
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,31 @@ def issue_code(
     secret_key: str,
 ) -> tuple[Challenge, str]:
     """A fresh 6-digit code, stored only as its keyed digest; the open codes of the same
-    customer and transaction stop working. Returns the row and the code to send."""
+    customer and transaction stop working. Returns the row and the code to send.
+
+    At most ``SEND_LIMITS`` codes per customer and merchant: the customer's row is locked
+    (FOR NO KEY UPDATE) while the codes already issued are counted, so concurrent requests
+    in any number of processes cannot pass the limit."""
+    session.execute(
+        select(Customer.id).where(Customer.id == customer.id).with_for_update(key_share=True)
+    )
+    at = now()
+    for limit, window in SEND_LIMITS:
+        issued = session.scalars(
+            select(Challenge.created_at)
+            .where(
+                Challenge.tenant_id == tenant.id,
+                Challenge.customer_id == customer.id,
+                Challenge.created_at > at - window,
+            )
+            .order_by(Challenge.created_at)
+        ).all()
+        if len(issued) >= limit:
+            wait = issued[len(issued) - limit] + window - at
+            raise RateLimited(
+                f"At most {limit} codes per {_spoken(window)} for one customer; try again later.",
+                retry_after=max(1, int(wait.total_seconds()) + 1),
+            )
     for old in session.scalars(
         select(Challenge).where(
             Challenge.tenant_id == tenant.id,
@@ -64,6 +91,11 @@ def issue_code(
     session.flush()
     challenge.code_digest = code_digest(secret_key, str(challenge.id), code)
     return challenge, code
+
+
+def _spoken(window: timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes < 60 * 24 else f"{minutes // (60 * 24)} day(s)"
 
 
 def start(
