@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fidelia import __version__, apidocs
 from fidelia.dialects.pdv import cors as pdv_cors
@@ -22,6 +23,7 @@ from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
 from fidelia.kit import rendering
+from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.deps import State
 from fidelia.kit.settings import Settings, get_settings
@@ -86,6 +88,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         app.include_router(simulator_router)
     apidocs.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, render=render)
+    app.add_middleware(
+        AuthFailureLimit,
+        limiter=state.limiter,
+        spec=settings.rate_limit_auth_failures,
+        render=render,
+    )
+    # Outermost: the client address every limit counts against.
+    trusted = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> HTMLResponse:

@@ -143,6 +143,7 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=False,
+        proxy_headers=False,  # the app applies FIDELIA_TRUSTED_PROXIES itself
     )
 
 

@@ -52,5 +52,19 @@ class RateLimiter:
         else:
             await run_in_threadpool(self.hit, spec, *key)
 
+    def exhausted(self, spec: str, *key: str) -> int | None:
+        """Seconds until ``key`` may go on when a limit of ``spec`` is used up (counts
+        nothing); None while it has room, when limits are off, or when the store is down."""
+        if not self.enabled:
+            return None
+        try:
+            for item in self._items(spec):
+                if not self.strategy.test(item, *key):
+                    stats = self.strategy.get_window_stats(item, *key)
+                    return max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:
+            log.exception("rate limit storage unavailable; request allowed")
+        return None
+
     def reset(self) -> None:
         self.storage.reset()

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     rate_limit_rest_v2: str = "20/second;600/minute;20000/hour"
     rate_limit_rest_v2_token: str = "30/minute"
     rate_limits_enabled: bool = True
+    # 401s answered to one client IP before its requests are refused with 429 (any door).
+    rate_limit_auth_failures: str = "30/minute"
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
+    # CIDRs, e.g. "127.0.0.1" behind a local nginx). Empty: the peer's address is the
+    # client's, and forwarded headers are ignored (anyone could forge them).
+    trusted_proxies: str = ""
 
     # Largest request body accepted, in bytes (413 beyond, before it is read). 1 MiB holds a
     # retail sale of thousands of items and Meta's webhook batches many times over, while a

@@ -82,8 +82,8 @@ class GuessPolicy:
 
 
 def _failures(session: Session, since: timedelta, **where: object) -> int:
-    query = select(func.count()).select_from(PinFailure).where(
-        PinFailure.created_at > now() - since
+    query = (
+        select(func.count()).select_from(PinFailure).where(PinFailure.created_at > now() - since)
     )
     for column, value in where.items():
         query = query.where(getattr(PinFailure, column) == value)

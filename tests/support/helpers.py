@@ -125,7 +125,7 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", proxy_headers=False
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -32,6 +32,7 @@ from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
 from fidelia.kit.errors import NotFound, Unauthorized
 from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
+from fidelia.kit.security import digest
 from fidelia.messaging.texts import say
 from fidelia.models import Customer, Pin, Tenant
 from fidelia.pins import service as pins
@@ -48,9 +49,15 @@ router = APIRouter(prefix="/api/v1", tags=["Seed 000: PIN + WhatsApp"], response
 # The two dependencies below are async so that, in the common case (counters in memory,
 # the key in the cache), they cost no trip to a worker thread; what blocks goes to one.
 def rate_limited(name: str) -> Callable[[Request, AppState], Awaitable[None]]:
+    """The guide's per-IP limit. A call that carries an API key counts per IP *and* key, so
+    merchants whose POS share one address (an aggregator, a mall's NAT) do not throttle
+    each other; bad keys are held back by the failed-authentication limit."""
+
     async def check(request: Request, state: AppState) -> None:
         ip = request.client.host if request.client else "unknown"
-        await state.limiter.hit_async(state.settings.rate_limit_pin_door, "pin-door", name, ip)
+        key = request.headers.get("X-API-Key")
+        caller = f"{ip}:{digest(key)[:16]}" if key else ip
+        await state.limiter.hit_async(state.settings.rate_limit_pin_door, "pin-door", name, caller)
 
     return check
 
