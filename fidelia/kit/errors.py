@@ -45,6 +45,13 @@ class InsufficientPoints(DomainError):
     code = "INSUFFICIENT_POINTS"
 
 
+class BalanceLimit(DomainError):
+    """A credit that would take a balance past the ledger's cap (``ledger.MAX_BALANCE``)."""
+
+    status = 422
+    code = "BALANCE_LIMIT"
+
+
 class RateLimited(DomainError):
     status = 429
     code = "TOO_MANY_REQUESTS"

@@ -14,11 +14,15 @@ from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
-from fidelia.kit.errors import InsufficientPoints, InvalidInput
+from fidelia.kit.errors import BalanceLimit, InsufficientPoints, InvalidInput
+from fidelia.kit.money import MAX_MINOR
 from fidelia.models import Balance, LedgerEntry
 
 POINTS = "points"
 CASHBACK = "cashback"
+# No balance goes past this (points, or minor units of cashback): the same cap as every
+# amount a door accepts, so a balance can always take the next credit and fit a BIGINT.
+MAX_BALANCE = MAX_MINOR
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,13 @@ def credit(
     kind: str = "earn",
     expires_at: datetime | None = None,
 ) -> LedgerEntry:
-    """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot)."""
+    """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot).
+    Refused (BalanceLimit) when it would take the balance past ``MAX_BALANCE``: the upsert
+    only updates under that condition, so concurrent credits cannot pass it either."""
     if amount <= 0:
         raise InvalidInput("A credit must be positive.")
+    if amount > MAX_BALANCE:
+        raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
     insert = insert_for(session)
     stmt = insert(Balance).values(
         program_id=acct.program_id,
@@ -70,8 +78,12 @@ def credit(
     stmt = stmt.on_conflict_do_update(
         index_elements=["program_id", "customer_id", "account"],
         set_={"amount": Balance.amount + amount},
+        where=Balance.amount <= MAX_BALANCE - amount,
     ).returning(Balance.amount)
-    after = int(session.execute(stmt).scalar_one())
+    found = session.execute(stmt).scalar_one_or_none()
+    if found is None:
+        raise BalanceLimit(f"This would take the balance past {MAX_BALANCE}.")
+    after = int(found)
     # A credit first pays off a negative balance (a reversal of points already spent): only
     # what it leaves above zero is a lot that can be spent, so the lots add up to the balance.
     lot = min(amount, max(after, 0))
