@@ -22,6 +22,7 @@ from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.kit import rendering
 from fidelia.kit.deps import State
+from fidelia.kit.paths import CollapseSlashes
 from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.webhook import router as webhook_router
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
     )
     app.state.fidelia = state
+    # "https://host/v2/" + "/auth/token" is "//auth/token": one slash, for every door.
+    app.add_middleware(CollapseSlashes, prefixes={"/v2/v2/": "/v2/"})
     rendering.install(
         app,
         [
