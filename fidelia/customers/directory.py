@@ -131,9 +131,10 @@ def register(
     never changes what is on file. When everything sent either matches it or fills a blank
     (no name yet, a first e-mail, a phone besides the WhatsApp number), the blanks are
     filled and that customer is the answer; when anything differs (another name, birthday,
-    password or identifier of a kind on file) it is refused (409 ``CUSTOMER_EXISTS``, naming
-    the customer and the fields) and nothing is written: changes go through ``update``.
-    Identifiers of different customers: 409 ``IDENTIFIERS_CONFLICT``."""
+    password: 409 ``CUSTOMER_EXISTS``; only another identifier of a kind on file: 409
+    ``IDENTIFIERS_CONFLICT``), naming the customer and the fields, and nothing is written:
+    changes go through ``update``. Identifiers of different customers: 409
+    ``IDENTIFIERS_CONFLICT``."""
     name = " ".join(name.split())[:200]
     if not name:
         raise InvalidInput("A customer needs a name.", code="INVALID_NAME")
@@ -172,7 +173,10 @@ def register(
                 f"Customer {customer.id} already exists with another {', '.join(differ)} on "
                 "file; a registration never changes a customer (nothing was written). "
                 f"Update customer {customer.id} instead.",
-                code="CUSTOMER_EXISTS",
+                # Only identifiers differing: the old, more precise code.
+                code="CUSTOMER_EXISTS"
+                if {"name", "birthday", "password"} & set(differ)
+                else "IDENTIFIERS_CONFLICT",
             )
         created = False
     else:
