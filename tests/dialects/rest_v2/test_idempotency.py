@@ -3,8 +3,15 @@ same body, ``Idempotent-Replayed: true``) and the effect happens once; the same 
 another request is 422 ``idempotency_key_reused``; refusals are not kept. The parallel case
 (30 identical sales at once on PostgreSQL) is in test_races.py."""
 
-from fidelia.models import Category, Customer, IdempotencyKey, LedgerEntry, Order, Reward
-from fidelia.models import VoucherUse
+from fidelia.models import (
+    Category,
+    Customer,
+    IdempotencyKey,
+    LedgerEntry,
+    Order,
+    Reward,
+    VoucherUse,
+)
 from tests.dialects.rest_v2.conftest import (
     ANA,
     BIA,
