@@ -26,6 +26,7 @@ from fidelia.kit import rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.deps import State
+from fidelia.kit.paths import CollapseSlashes
 from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.webhook import router as webhook_router
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         spec=settings.rate_limit_auth_failures,
         render=render,
     )
+    # "https://host/v2/" + "/auth/token" is "//auth/token": one slash, for every door.
+    app.add_middleware(CollapseSlashes, prefixes={"/v2/v2/": "/v2/"})
     # Outermost: the client address every limit counts against.
     trusted = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)

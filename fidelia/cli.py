@@ -64,7 +64,10 @@ def emit(data: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(data, default=str, ensure_ascii=False))
     else:
         for key, value in data.items():
-            typer.echo(f"{key}: {value}")
+            if isinstance(value, dict):  # nested (the doors of a credential): one line each
+                emit({f"{key}.{k}": v for k, v in value.items()}, False)
+            else:
+                typer.echo(f"{key}: {value}")
 
 
 @app.command()
@@ -169,6 +172,16 @@ def run_worker() -> None:
         pass
 
 
+def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:
+    """Which value goes in which field, in each door's own words (its guide's names)."""
+    return {
+        "rest_v2": {"api_key": token, "api_secret": api_key},
+        "pos": {"basic_user": token, "basic_password": api_key},
+        "retail": {"x-api-key": api_key},
+        "pin": {"X-API-Key": api_key},
+    }
+
+
 @tenant_app.command("create")
 def tenant_create(
     slug: Annotated[str, typer.Option()],
@@ -199,6 +212,7 @@ def tenant_create(
             "name": tenant.name,
             "api_key": key.api_key,
             "token": key.token,
+            "doors": doors(key.token, key.api_key),
         }
     emit(data, as_json)
 
@@ -277,6 +291,7 @@ def apikey_create(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = Fal
             "tenant_id": key.tenant_id,
             "api_key": key.api_key,
             "token": key.token,
+            "doors": doors(key.token, key.api_key),
         }
     emit(data, as_json)
 

@@ -140,6 +140,13 @@ def test_apikey_create_and_revoke(fidelia, sqlite_url):
     issued = one_json(fidelia("apikey", "create", "--tenant", "cafe", "--json"))
     assert issued["api_key"].startswith("fk_live") and issued["token"]
     second = issued["api_key"]
+    # Per door, which value goes in which field, in each guide's words.
+    assert issued["doors"] == {
+        "rest_v2": {"api_key": issued["token"], "api_secret": second},
+        "pos": {"basic_user": issued["token"], "basic_password": second},
+        "retail": {"x-api-key": second},
+        "pin": {"X-API-Key": second},
+    }
 
     with door(sqlite_url) as client:
         assert client.post(GENERAR, headers={"X-API-Key": second}).status_code == 200

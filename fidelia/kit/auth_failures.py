@@ -37,11 +37,12 @@ class AuthFailureLimit:
             return
         client = scope.get("client")
         ip = client[0] if client else "unknown"
-        wait = self.limiter.exhausted(self.spec, SCOPE, ip)
-        if wait is not None:
+        try:
+            self.limiter.check(self.spec, SCOPE, ip)
+        except RateLimited as exc:
             error = RateLimited(
                 "Too many failed authentications from this address; try again later.",
-                retry_after=wait,
+                retry_after=exc.retry_after,
             )
             await self.render(Request(scope), error)(scope, receive, send)
             return

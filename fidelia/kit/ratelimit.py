@@ -44,6 +44,22 @@ class RateLimiter:
         except Exception:  # a counter store outage must not take the API down
             log.exception("rate limit storage unavailable; request allowed")
 
+    def check(self, spec: str, *key: str) -> None:
+        """Raise RateLimited when a limit in ``spec`` is already used up, without counting
+        this request (for limits that count only failures)."""
+        if not self.enabled:
+            return
+        try:
+            for item in self._items(spec):
+                if not self.strategy.test(item, *key):
+                    stats = self.strategy.get_window_stats(item, *key)
+                    retry = max(1, math.ceil(stats.reset_time - time.time()))
+                    raise RateLimited(f"Rate limit of {item} exceeded.", retry_after=retry)
+        except RateLimited:
+            raise
+        except Exception:  # a counter store outage must not take the API down
+            log.exception("rate limit storage unavailable; request allowed")
+
     async def hit_async(self, spec: str, *key: str) -> None:
         """``hit`` for async dependencies: in memory it is a few microseconds, done in
         place; with Redis it is a network round trip, done in a worker thread."""
@@ -51,20 +67,6 @@ class RateLimiter:
             self.hit(spec, *key)
         else:
             await run_in_threadpool(self.hit, spec, *key)
-
-    def exhausted(self, spec: str, *key: str) -> int | None:
-        """Seconds until ``key`` may go on when a limit of ``spec`` is used up (counts
-        nothing); None while it has room, when limits are off, or when the store is down."""
-        if not self.enabled:
-            return None
-        try:
-            for item in self._items(spec):
-                if not self.strategy.test(item, *key):
-                    stats = self.strategy.get_window_stats(item, *key)
-                    return max(1, math.ceil(stats.reset_time - time.time()))
-        except Exception:
-            log.exception("rate limit storage unavailable; request allowed")
-        return None
 
     def reset(self) -> None:
         self.storage.reset()

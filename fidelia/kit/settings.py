@@ -68,10 +68,11 @@ class Settings(BaseSettings):
     pin_namespace_failures: str = "60/hour"
     rate_limit_pdv: str = "10/second;300/minute;10000/hour"
     rate_limit_retail: str = "10/second;300/minute;10000/hour"  # seed 002, per API key
-    # REST v2 (seed 004): per API credential behind the Bearer token, and per client IP on
-    # POST /v2/auth/token (the one call made before there is a credential to count against).
+    # REST v2 (seed 004): per API credential behind the Bearer token; POST /v2/auth/token
+    # per credential once it is verified (generous: clients may ask for a token per call),
+    # and its FAILED attempts per client IP (an IP past it is refused before any check).
     rate_limit_rest_v2: str = "20/second;600/minute;20000/hour"
-    rate_limit_rest_v2_token: str = "30/minute"
+    rate_limit_rest_v2_token: str = "20/second;600/minute;20000/hour"
     rate_limits_enabled: bool = True
     # 401s answered to one client IP before its requests are refused with 429 (any door).
     rate_limit_auth_failures: str = "30/minute"

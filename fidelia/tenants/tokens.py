@@ -1,9 +1,17 @@
-"""Bearer tokens of the REST v2 door: ``api_key`` + ``api_secret`` (the merchant's API token
-and API key) buy a token for an hour. Tokens are stored as digests; a token dies at its
-expiry, on revocation, or when its API key is revoked."""
+"""Bearer tokens of the REST v2 door: an API credential (its public token and its secret
+key) buys a token for an hour. Tokens are stored as digests; a token dies at its expiry,
+on revocation, or when its API key is revoked.
 
+A credential asking again while its newest token has more than ``REUSE_MIN_LEFT`` to live
+gets that same token back (clients that ask for a token per call do not mint thousands).
+The token is not stored: it is ``HMAC(secret, row id)``, so only a caller holding the
+secret can be handed it again, and the database alone (digests) never yields it."""
+
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -14,35 +22,65 @@ from fidelia.kit.security import digest, new_secret
 from fidelia.models import AccessToken, ApiKey, Tenant
 
 LIFETIME = timedelta(hours=1)
+REUSE_MIN_LEFT = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class Issued:
     token: str
+    expires_at: datetime
     expires_in: int
+    api_key_id: int
+    reused: bool
 
 
-def issue(db: Database, api_key: str, api_secret: str) -> Issued:
+def _derive(secret: str, token_id: int) -> str:
+    mac = hmac.new(secret.encode(), f"fidelia-access-token:{token_id}".encode(), hashlib.sha256)
+    return "fat_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def issue(db: Database, token: str, secret: str) -> Issued:
+    """A live access token for the credential (public ``token``, ``secret``): the newest
+    one still valid for a while, else a new one. Unauthorized with code
+    ``UNKNOWN_API_KEY`` (no active credential has this token) or ``WRONG_API_SECRET``."""
     with db.session() as session:
-        key = session.scalar(
-            select(ApiKey).where(
-                ApiKey.token == api_key,
-                ApiKey.secret_digest == digest(api_secret),
-                ApiKey.revoked_at.is_(None),
+        # Locked: concurrent first calls of one credential queue here and share one token.
+        key = session.scalar(select(ApiKey).where(ApiKey.token == token).with_for_update())
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("Unknown or revoked API token.", code="UNKNOWN_API_KEY")
+        if not hmac.compare_digest(key.secret_digest, digest(secret)):
+            raise Unauthorized("Wrong secret for this API token.", code="WRONG_API_SECRET")
+        moment = now()
+        live = session.scalars(
+            select(AccessToken)
+            .where(
+                AccessToken.api_key_id == key.id,
+                AccessToken.revoked_at.is_(None),
+                AccessToken.expires_at > moment + REUSE_MIN_LEFT,
             )
+            .order_by(AccessToken.expires_at.desc())
+            .limit(1)
+        ).first()
+        if live is not None:
+            again = _derive(secret, live.id)
+            if hmac.compare_digest(live.digest, digest(again)):  # older tokens were random
+                left = _seconds(live.expires_at - moment)
+                return Issued(again, live.expires_at, left, key.id, True)
+        row = AccessToken(
+            tenant_id=key.tenant_id,
+            api_key_id=key.id,
+            digest=digest(new_secret("pending")),  # unique placeholder until the id is known
+            expires_at=moment + LIFETIME,
         )
-        if key is None:
-            raise Unauthorized("Invalid or revoked api_key / api_secret.")
-        token = new_secret("fat", 32)
-        session.add(
-            AccessToken(
-                tenant_id=key.tenant_id,
-                api_key_id=key.id,
-                digest=digest(token),
-                expires_at=now() + LIFETIME,
-            )
-        )
-    return Issued(token, int(LIFETIME.total_seconds()))
+        session.add(row)
+        session.flush()
+        fresh = _derive(secret, row.id)
+        row.digest = digest(fresh)
+        return Issued(fresh, row.expires_at, _seconds(LIFETIME), key.id, False)
+
+
+def _seconds(delta: timedelta) -> int:
+    return int(delta.total_seconds())
 
 
 @dataclass(frozen=True)

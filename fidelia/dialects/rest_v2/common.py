@@ -1,9 +1,9 @@
 """What the seed 004 routes share: pagination, money out, rendering engine objects."""
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from fidelia.customers.directory import balances_by_customer, identifiers_by_customer
@@ -23,16 +23,27 @@ from fidelia.models import Category, Customer, Reward, Tenant, Voucher
 from fidelia.vouchers.service import state_of
 
 MAX_PER_PAGE = 100
+T = TypeVar("T")
+
+
+PER_PAGE_ALIASES = ("limit", "page_size")
+PAGING = ("page", "per_page", *PER_PAGE_ALIASES)
 
 
 class Paging:
     def __init__(
         self,
         page: Annotated[int, Query(ge=1, le=100_000, description="1-based")] = 1,
-        per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
+        per_page: Annotated[
+            int | None, Query(ge=1, le=MAX_PER_PAGE, description="20 if not given (also: limit)")
+        ] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PER_PAGE, include_in_schema=False)] = None,
+        page_size: Annotated[
+            int | None, Query(ge=1, le=MAX_PER_PAGE, include_in_schema=False)
+        ] = None,
     ) -> None:
         self.page = page
-        self.per_page = per_page
+        self.per_page = one_of(per_page=per_page, limit=limit, page_size=page_size) or 20
 
     def meta(self, total: int) -> Meta:
         return Meta(
@@ -40,6 +51,51 @@ class Paging:
             per_page=self.per_page,
             total=total,
             total_pages=-(-total // self.per_page),
+        )
+
+
+def one_of(**given: T | None) -> T | None:
+    """The value of a parameter sent under one of its names; names that disagree: 422."""
+    values = {name: value for name, value in given.items() if value is not None}
+    if len(set(values.values())) > 1:
+        raise InvalidInput(" and ".join(values) + " disagree; send one.", code="INVALID_REQUEST")
+    return next(iter(values.values()), None)
+
+
+def only(*names: str) -> Any:
+    """A dependency refusing query parameters the list does not know (422
+    ``unknown_parameter``), and a parameter repeated with different values: a filter that
+    was silently ignored would list everyone, and a client taking the first one would
+    credit the wrong person."""
+    known = (*names, *PAGING)
+
+    def check(request: Request) -> None:
+        params = request.query_params
+        unknown = sorted({name for name in params if name not in known})
+        if unknown:
+            raise InvalidInput(
+                f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+                f"{', '.join(unknown)}. This list takes: {', '.join(known)}.",
+                code="UNKNOWN_PARAMETER",
+            )
+        for name in set(params):
+            if len(set(params.getlist(name))) > 1:
+                raise InvalidInput(
+                    f"{name} is given more than once with different values.",
+                    code="INVALID_REQUEST",
+                )
+
+    return Depends(check)
+
+
+def filters_given(request: Request, *names: str) -> None:
+    """Filters sent, all empty (``?cpf=``): refused rather than listing everyone."""
+    sent = [name for name in names if name in request.query_params]
+    if sent and not any(request.query_params[name].strip() for name in sent):
+        raise InvalidInput(
+            f"Empty filter{'s' if len(sent) > 1 else ''}: {', '.join(sent)}. Leave "
+            f"{'them' if len(sent) > 1 else 'it'} out to list everything.",
+            code="EMPTY_FILTER",
         )
 
 
@@ -84,6 +140,7 @@ def customers_out(session: Session, tenant: Tenant, customers: list[Customer]) -
                 email=found.get("email"),
                 external_id=found.get("external"),
                 birthday=customer.birthday,
+                birth_date=customer.birthday,
                 balance=balance_out(tenant, balances[customer.id]),
                 created_at=customer.created_at,
             )

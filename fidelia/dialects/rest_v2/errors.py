@@ -14,7 +14,6 @@ CODES: dict[str, tuple[int, str]] = {
     "INVALID_INPUT": (422, "invalid_request"),
     "REWARD_NOT_FOUND": (404, "coupon_not_found"),
     "OUT_OF_STOCK": (409, "insufficient_stock"),
-    "IDEMPOTENCY_KEY_REUSED": (422, "external_id_reused"),
     "TOO_MANY_REQUESTS": (429, "rate_limited"),
 }
 

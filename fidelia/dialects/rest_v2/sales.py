@@ -1,16 +1,17 @@
 """Seed 004 sales: a sale is a completed order in the orders engine, so it earns points
-and cashback by the merchant's rules, like a POS order. Idempotent on ``external_id``."""
+and cashback by the merchant's rules, like a POS order. Idempotent on ``external_id`` (the
+sale's own id) and on the ``Idempotency-Key`` header (the request's)."""
 
 import uuid
 from datetime import UTC
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from fidelia.customers import directory
 from fidelia.customers.service import identify
+from fidelia.dialects.rest_v2 import keys
 from fidelia.dialects.rest_v2.auth import Merchant
 from fidelia.dialects.rest_v2.common import balance_out, cpf_identifier, money
 from fidelia.dialects.rest_v2.schemas import Earned, ErrorOut, SaleIn, SaleOut
@@ -81,30 +82,54 @@ def sale_out(session: Session, tenant: Tenant, order: Order, external_id: str | 
     response_model=SaleOut,
     status_code=201,
     responses={
-        404: {"model": ErrorOut, "description": "customer_not_found"},
+        404: {
+            "model": ErrorOut,
+            "description": "customer_not_found (by customer_id; an unknown cpf enrols them)",
+        },
         409: {"model": ErrorOut, "description": "customer_mismatch"},
-        422: {"model": ErrorOut, "description": "invalid_amount, external_id_reused, ..."},
+        422: {
+            "model": ErrorOut,
+            "description": "invalid_amount, external_id_reused, idempotency_key_reused, ...",
+        },
     },
 )
-def register_sale(body: SaleIn, tenant: Merchant, session: SessionDep) -> Any:
+def register_sale(
+    body: SaleIn,
+    request: Request,
+    tenant: Merchant,
+    session: SessionDep,
+    idempotency_key: keys.IdempotencyKey = None,
+) -> Any:
     """Register a sale by ``cpf`` or ``customer_id``: it earns points and cashback now, and
-    answers what it earned and the new balance. The same ``external_id`` replays that answer."""
+    answers what it earned and the new balance. The same ``external_id`` or
+    ``Idempotency-Key`` replays that answer; a CPF seen for the first time enrols its
+    customer."""
     amount = to_minor(body.sale_amount, tenant.currency)
     ref = customer_ref(body)
     external_id = body.external_id.strip() if body.external_id else None
+    sold_at = body.sold_at.astimezone(UTC).isoformat() if body.sold_at else None
+    # Claimed before anything else: a concurrent duplicate waits here for the first and
+    # then replays its answer, so a sale never earns twice.
+    keyed = keys.begin(
+        session,
+        tenant,
+        idempotency_key,
+        request,
+        {"amount": amount, **ref, "external_id": external_id, "sold_at": sold_at},
+    )
+    if (replay := keyed.replay) is not None:
+        return replay
     claim = None
     if external_id:
-        # Claimed before anything else: a concurrent duplicate waits here for the first
-        # and then replays its answer, so a sale never earns twice.
-        claim = idempotency.claim(
-            session, tenant.id, "v2.sales", external_id, {"amount": amount, **ref}
-        )
-        if claim.replay is not None:
-            return JSONResponse(
-                claim.replay,
-                status_code=claim.status_code,
-                headers={"Idempotent-Replayed": "true"},
+        try:
+            claim = idempotency.claim(
+                session, tenant.id, "v2.sales", external_id, {"amount": amount, **ref}
             )
+        except idempotency.KeyReused as exc:
+            raise InvalidInput(exc.message, code="EXTERNAL_ID_REUSED") from exc
+        if claim.replay is not None:
+            keyed.store(claim.replay, claim.status_code)  # a new key for a known sale
+            return keys.replayed(claim.replay, claim.status_code)
     customer = sale_customer(session, tenant, ref)
     order = orders.upsert(
         session,
@@ -123,4 +148,4 @@ def register_sale(body: SaleIn, tenant: Merchant, session: SessionDep) -> Any:
     out = sale_out(session, tenant, order, external_id)
     if claim is not None:
         claim.store(out.model_dump(mode="json"), 201)
-    return out
+    return keyed.answer(out, 201)

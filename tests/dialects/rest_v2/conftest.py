@@ -37,7 +37,11 @@ CATEGORIES = "/v2/categories"
 def settings(settings: Settings) -> Settings:
     """Limits raised so tests can call freely; test_auth checks them with their defaults."""
     return settings.model_copy(
-        update={"rate_limit_rest_v2": "100000/second", "rate_limit_rest_v2_token": "10000/second"}
+        update={
+            "rate_limit_rest_v2": "100000/second",
+            "rate_limit_rest_v2_token": "10000/second",
+            "rate_limit_auth_failures": "10000/second",
+        }
     )
 
 

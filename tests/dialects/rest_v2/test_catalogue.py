@@ -129,3 +129,40 @@ def test_categories(client, db, shop, headers):
     filtered = page(client.get(COUPONS, headers=headers, params={"category_id": created["id"]}))
     assert [c["id"] for c in filtered] == [coupon]
     assert filtered[0]["category_id"] == created["id"]
+
+
+def test_put_sets_the_stock_as_patch_does(client, db, shop, headers):
+    coupon = add_coupon(db, shop, stock=5)
+    url = f"{COUPONS}/{coupon}/stock"
+    put = client.put(url, headers=headers, json={"stock": 7})
+    assert put.status_code == 200 and put.json()["stock"] == 7
+    assert client.put(url, headers=headers, json={"quantity": "9"}).json()["stock"] == 9
+    assert client.put(url, headers=headers, json={"delta": -2}).json()["stock"] == 7
+    for body in ({"stock": True}, {"adjust": False}, {"stock": 1, "quantity": 2}, {"stock": 1.5}):
+        error(client.put(url, headers=headers, json=body), 422, "invalid_request")
+    with db.session(readonly=True) as session:
+        assert session.get_one(Reward, coupon).stock == 7
+
+
+def test_coupon_list_filters_are_never_ignored(client, db, shop, headers):
+    cat = client.post(CATEGORIES, headers=headers, json={"name": "Bebidas"}).json()["id"]
+    in_cat = add_coupon(db, shop, "Suco")
+    with db.session() as session:
+        session.get_one(Reward, in_cat).category_id = cat
+    add_coupon(db, shop, "Caneca", stock=0)
+    by_alias = page(client.get(COUPONS, headers=headers, params={"category": cat}))
+    assert [c["id"] for c in by_alias] == [in_cat]
+    in_stock = page(client.get(COUPONS, headers=headers, params={"in_stock": "true"}))
+    assert [c["id"] for c in in_stock] == [in_cat]
+    message = error(
+        client.get(COUPONS, headers=headers, params={"category_name": "Bebidas"}),
+        422,
+        "unknown_parameter",
+    )
+    assert "category_name" in message
+    error(client.get(CATEGORIES, headers=headers, params={"name": "x"}), 422, "unknown_parameter")
+    error(
+        client.get(COUPONS, headers=headers, params={"category": cat, "category_id": cat + 1}),
+        422,
+        "invalid_request",
+    )

@@ -54,10 +54,19 @@ def test_token_customer_sale_voucher(client, db, database_url, tmp_path):
         "--value", "10.00", "--points", "100", "--stock", "3",
     )  # fmt: skip
 
-    # 1. Token: seed 004's api_key / api_secret are the command's token / api_key.
-    answer = client.post(
-        TOKEN, json={"api_key": credentials["token"], "api_secret": credentials["api_key"]}
+    # 1. Token: the command says which value goes in which of the guide's fields; a client
+    #    that copies the command's "api_key" into api_key (and "token" into api_secret) is
+    #    served too.
+    assert credentials["doors"]["rest_v2"] == {
+        "api_key": credentials["token"],
+        "api_secret": credentials["api_key"],
+    }
+    answer = client.post(TOKEN, json=credentials["doors"]["rest_v2"])
+    copied = client.post(
+        TOKEN, json={"api_key": credentials["api_key"], "api_secret": credentials["token"]}
     )
+    assert copied.status_code == 200
+    assert copied.json()["access_token"] == answer.json()["access_token"]
     assert answer.status_code == 200, answer.text
     headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
 

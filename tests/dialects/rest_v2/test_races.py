@@ -1,6 +1,7 @@
 """Real parallel HTTP requests (50 threads) against uvicorn on PostgreSQL: one voucher
-validated at once, stock adjusted at once, one sale sent at once, and first sales of a new
-CPF at once. ``pytest -s`` shows the counts."""
+validated at once, stock adjusted at once, one sale sent at once (by external_id, and by
+Idempotency-Key without one), first sales of a new CPF at once, and one credential asking
+for tokens at once. ``pytest -s`` shows the counts."""
 
 import threading
 from collections import Counter
@@ -11,13 +12,23 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from fidelia.models import Customer, LedgerEntry, Order, Reward, Tenant, VoucherUse
+from fidelia.models import (
+    AccessToken,
+    Customer,
+    IdempotencyKey,
+    LedgerEntry,
+    Order,
+    Reward,
+    Tenant,
+    VoucherUse,
+)
 from fidelia.vouchers.service import issue
 from tests.dialects.rest_v2.conftest import (
     ANA,
     BIA,
     COUPONS,
     SALES,
+    TOKEN,
     VOUCHERS,
     Merchant,
     add_coupon,
@@ -34,11 +45,14 @@ THREADS = 50
 
 
 def burst(
-    server: LiveServer, token: str, calls: list[tuple[str, str, Any]]
+    server: LiveServer,
+    token: str,
+    calls: list[tuple[str, str, Any]],
+    extra: dict[str, str] | None = None,
 ) -> list[httpx.Response]:
     """Send every (method, path, body) at once, one thread and connection each."""
     barrier = threading.Barrier(len(calls))
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", **(extra or {})}
 
     def send(call: tuple[str, str, Any]) -> httpx.Response:
         method, path, body = call
@@ -144,3 +158,57 @@ def test_first_sales_of_a_new_cpf_at_once(pg, app, db):
     assert len(customers) == 1
     assert wallet(db, merchant, "cpf", BIA) == (10 * THREADS, 50 * THREADS)
     assert ledger_invariants(db) == []
+
+
+def test_one_sale_with_one_idempotency_key_at_once(pg, app, db):
+    """Issue 8: a sale without external_id, sent 30 times at once with one Idempotency-Key
+    (a client retrying through a flaky proxy): one sale, one credit, 30 equal answers."""
+    n = 30
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        with server.client(headers={"Authorization": f"Bearer {token}"}) as http:
+            create_customer(http, http.headers)
+        body = {"cpf": ANA, "sale_amount": "100.00"}
+        answers = burst(server, token, [("POST", SALES, body)] * n, {"Idempotency-Key": "K-1"})
+    print(f"\none sale, one Idempotency-Key x{n}: {dict(codes(answers))}")
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.text for a in answers}) == 1
+    replayed = [a.headers.get("Idempotent-Replayed") for a in answers]
+    assert replayed.count("true") == n - 1 and replayed.count(None) == 1
+    assert count(db, Order) == 1
+    assert count(db, LedgerEntry) == 2  # one credit: points and cashback of one sale
+    assert wallet(db, merchant) == (100, 500)
+    assert count(db, IdempotencyKey) == 1
+    assert ledger_invariants(db) == []
+
+
+def test_one_validation_with_one_idempotency_key_at_once(pg, app, db):
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        with db.session() as session:
+            code = issue(session, session.get_one(Tenant, merchant.id), value=1000).code
+        calls = [("POST", f"{VOUCHERS}/validate", {"code": code})] * THREADS
+        answers = burst(server, token, calls, {"Idempotency-Key": "V-1"})
+    print(f"\none voucher, one Idempotency-Key x{THREADS}: {dict(codes(answers))}")
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.text for a in answers}) == 1
+    assert count(db, VoucherUse) == 1
+
+
+def test_one_credential_asking_for_tokens_at_once(pg, app, db):
+    """Through the documented base URL (``/v2/`` + ``/auth/token``) on a real server."""
+    merchant = make_merchant(db)
+    with LiveServer(app) as server:
+        barrier = threading.Barrier(THREADS)
+        body = {"api_key": merchant.api_secret, "api_secret": merchant.api_key}  # swapped
+
+        def ask(_: int) -> httpx.Response:
+            with server.client() as http:
+                barrier.wait()
+                return http.post("/v2/" + TOKEN.removeprefix("/v2"), json=body)
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            answers = list(pool.map(ask, range(THREADS)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["access_token"] for a in answers}) == 1
+    assert count(db, AccessToken) == 1

@@ -146,3 +146,27 @@ def test_customer_errors(client, headers):
     error(mismatch, 409, "customer_mismatch")
     both = sale(client, headers, "1.00", cpf=BIA, customer_id=bia["id"])
     assert both.status_code == 201 and both.json()["customer_id"] == bia["id"]
+
+
+def test_identifiers_as_numbers_or_strings(client, db, shop, headers):
+    """Where the guide gives no type, a number or a string; a boolean is never a number."""
+    ana = create_customer(client, headers)
+    by_text_id = sale(client, headers, "10.00", customer_id=str(ana["id"]), external_id=1001)
+    assert by_text_id.status_code == 201, by_text_id.text
+    assert by_text_id.json()["customer_id"] == ana["id"]
+    assert by_text_id.json()["external_id"] == "1001"
+    replay = sale(client, headers, "10.00", customer_id=ana["id"], external_id="1001")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    by_number = client.post(SALES, headers=headers, json={"document": int(ANA), "sale_amount": 5})
+    assert by_number.status_code == 201 and by_number.json()["customer_id"] == ana["id"]
+    for body in (
+        {"customer_id": True},
+        {"customer_id": "abc"},
+        {"cpf": True},
+        {"customer_id": ana["id"], "external_id": False},
+        {"cpf": ANA, "document": BIA},
+    ):
+        error(client.post(SALES, headers=headers, json={"sale_amount": "1.00", **body}), 422,
+              "invalid_request")  # fmt: skip
+    assert wallet(db, shop) == (15, 75)
+    assert count(db, Order) == 2

@@ -135,3 +135,39 @@ def test_a_customers_voucher(client, db, shop, headers):
     # Another merchant cannot see or use it.
     other = auth(client, make_merchant(db, slug="outra"))
     error(validate(client, other, make_voucher(db, shop)), 404, "voucher_not_found")
+
+
+def test_validate_with_the_code_in_the_body(client, db, shop, headers):
+    ana = create_customer(client, headers)
+    code = make_voucher(db, shop, customer_id=ana["id"], value=1000)
+    error(client.post(f"{VOUCHERS}/validate", headers=headers, json={}), 422, "code_required")
+    used = client.post(
+        f"{VOUCHERS}/validate",
+        headers=headers,
+        json={"voucher_code": code.lower(), "customer_id": str(ana["id"]), "reference": 9001},
+    )
+    assert used.status_code == 200, used.text
+    assert used.json()["code"] == code and used.json()["uses"] == 1
+    error(client.post(f"{VOUCHERS}/validate", headers=headers, json={"code": code}), 409,
+          "voucher_used")  # fmt: skip
+    other = make_voucher(db, shop, value=500)
+    differ = client.post(
+        f"{VOUCHERS}/{other}/validate", headers=headers, json={"code": "SOMETHING-ELSE"}
+    )
+    error(differ, 422, "invalid_request")
+    error(validate(client, headers, other, customer_id=True), 422, "invalid_request")
+    with db.session(readonly=True) as session:
+        uses = list(session.scalars(select(VoucherUse)))
+    assert [u.reference for u in uses] == ["9001"]
+
+
+def test_voucher_list_by_cpf_and_unknown_filters(client, db, shop, headers):
+    ana = create_customer(client, headers)
+    mine = make_voucher(db, shop, customer_id=ana["id"])
+    make_voucher(db, shop)
+    listed = page(client.get(VOUCHERS, headers=headers, params={"document": ANA}))
+    assert [v["code"] for v in listed] == [mine]
+    assert page(client.get(VOUCHERS, headers=headers, params={"cpf": BIA})) == []
+    error(client.get(VOUCHERS, headers=headers, params={"status": "active"}), 422,
+          "unknown_parameter")  # fmt: skip
+    error(client.get(VOUCHERS, headers=headers, params={"cpf": ""}), 422, "empty_filter")
