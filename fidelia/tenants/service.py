@@ -38,6 +38,7 @@ SETTINGS = (
     "cashback_percent",
     "min_order_value",
     "birthday_gift_value",
+    "retail_default_payment_type",
     *BOOL_SETTINGS,
     "cors_origins",
 )
@@ -149,6 +150,11 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
         tenant.min_order_value = to_minor(value, tenant.currency)
     elif key == "birthday_gift_value":
         tenant.birthday_gift_value = to_minor(value, tenant.currency)
+    elif key == "retail_default_payment_type":
+        kind = value.strip().upper()
+        if kind not in ("POINTS", "CREDIT"):
+            raise InvalidInput("retail_default_payment_type is POINTS or CREDIT.")
+        tenant.retail_default_payment_type = kind
     elif key in BOOL_SETTINGS:
         flag = value.strip().lower()
         if flag not in TRUE + FALSE:
@@ -224,6 +230,7 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
         "cashback_percent": str(Decimal(tenant.cashback_basis_points).scaleb(-2).normalize()),
         "min_order_value": str(from_minor(tenant.min_order_value, tenant.currency)),
         "birthday_gift_value": str(from_minor(tenant.birthday_gift_value, tenant.currency)),
+        "retail_default_payment_type": tenant.retail_default_payment_type,
         **{key: getattr(tenant, key) for key in BOOL_SETTINGS},
         "cors_origins": tenant.cors_origins,
     }
