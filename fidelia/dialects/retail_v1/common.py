@@ -237,7 +237,7 @@ def merge_profile(*sources: tuple[str, MemberProfileIn | None]) -> Profile:
             value = getattr(source, field)
             if value is not None:
                 values[field] = value
-                paths[field] = f"{path}.{field}"
+                paths[field] = f"{path}.{source.wire_name(field)}"
                 first = path if first is None else first
     paths[""] = first or "body.member"
     return Profile(MemberProfileIn.model_validate(values), paths)

@@ -9,9 +9,17 @@ other key is answered in ``warnings`` (see ``wire.unknown_fields``).
 
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 from fidelia.dialects.retail_v1.wire import Cents, Ident, Quantity
 
@@ -23,6 +31,24 @@ def aliases(*names: str) -> AliasChoices:
 class In(BaseModel):
     # Unknown keys are kept (not dropped) so the answer can name them in ``warnings``.
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._given = frozenset(data)
+        return model
+
+    def wire_name(self, field: str) -> str:
+        """The name the client used for ``field`` (one of its aliases), for error paths."""
+        alias = type(self).model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice in self._given:
+                    return choice
+        return field
 
 
 # -- requests ----------------------------------------------------------------------------------
