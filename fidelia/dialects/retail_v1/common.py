@@ -289,6 +289,8 @@ def consent_choices(profile: Profile) -> tuple[dict[str, bool | None], list[Fiel
     raw = member.consents
     base = profile.paths.get("consents", "body.member.consents")
     entries: list[tuple[str, Any, Any]] = []  # (path, name, value)
+    if raw is not None and not isinstance(raw, dict | list):
+        raise fail(InvalidInput, f"{base}: consents are an object or a list.", "BAD_REQUEST", base)
     if isinstance(raw, dict):
         entries = [(f"{base}.{name}", name, value) for name, value in raw.items()]
     elif isinstance(raw, list):

@@ -99,7 +99,7 @@ class MemberProfileIn(MemberIn):
     )
     termsOfUse: bool | None = Field(default=None, description="accepted the program's terms")
     gdpr: bool | None = Field(default=None, description="consent to processing personal data")
-    consents: dict[str, Any] | list[Any] | None = Field(
+    consents: Any = Field(
         default=None,
         description='the same consents nested: {"allowedSMS": true, "gdpr": true}, or a list '
         '[{"type": "allowedSMS", "granted": true}] or ["allowedSMS", "gdpr"] (granted)',

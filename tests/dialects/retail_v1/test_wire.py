@@ -351,6 +351,10 @@ def test_unknown_or_contradicting_consents(client, db):
             "message": "unknown consent 'pushNotifications' ignored",
         }
     ]
+    for bad in (5, "gdpr", [7]):
+        wrong = {"member": {**MEMBER, "consents": bad}}
+        path = "body.member.consents" + ("[0]" if bad == [7] else "")
+        error(post(client, shop, "/member/update", wrong), 400, "4000002", path)
     clash = {"member": {**MEMBER, "gdpr": True, "consents": {"gdpr": False}}}
     error(post(client, shop, "/member/update", clash), 400, "4000002", "body.member.consents.gdpr")
     with db.session(readonly=True) as session:
