@@ -38,4 +38,8 @@ class Tenant(Base):
     # Birthday gifts (seed 002 assets): a voucher worth this much on the member's birthday.
     birthday_gift_value: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     birthday_gift_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Seed 002: what a /payment without a type pays with (POINTS | CREDIT).
+    retail_default_payment_type: Mapped[str] = mapped_column(
+        String(8), default="POINTS", server_default="POINTS"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -164,6 +164,71 @@ def pay(session: Session, sale: Sale, kind: str, amount: int) -> LoyaltyPayment:
     return payment
 
 
+def link_payment(
+    session: Session,
+    sale: Sale,
+    kind: str,
+    amount: int,
+    confirmation_code: str | None = None,
+) -> LoyaltyPayment | None:
+    """A loyalty payment the member already made for this bill (through the payment call)
+    becomes part of the sale instead of being charged again: the one named by its
+    confirmation code, else an unlinked one made for this transaction id with the same kind
+    and amount. None when there is none to link (the caller then charges)."""
+    if sale.customer is None:
+        raise InvalidInput("Paying with points or credit needs the member.", code="MEMBER_REQUIRED")
+    taken = {p.id for p in sale.payments}
+    query = select(LoyaltyPayment).where(LoyaltyPayment.tenant_id == sale.tenant.id)
+    if confirmation_code is not None:
+        query = query.where(LoyaltyPayment.confirmation_code == confirmation_code.strip().upper())
+    else:
+        query = query.where(
+            LoyaltyPayment.customer_id == sale.customer.id,
+            LoyaltyPayment.reference == sale.transaction_id,
+            LoyaltyPayment.kind == kind,
+            LoyaltyPayment.amount == amount,
+            LoyaltyPayment.status == "done",
+        )
+    # Locked: two sales listing one payment take it one after the other.
+    candidates = [
+        p
+        for p in session.scalars(query.order_by(LoyaltyPayment.id).with_for_update())
+        if p.id not in taken
+    ]
+    if confirmation_code is None:
+        if not candidates:
+            return None
+        payment = candidates[0]
+    else:
+        if not candidates and session.scalar(query) is not None:
+            raise InvalidInput(
+                "This payment is listed twice in the transaction.", code="INVALID_PAYMENT"
+            )
+        if not candidates or candidates[0].customer_id != sale.customer.id:
+            raise NotFound("No payment with this confirmation code.", code="PAYMENT_NOT_FOUND")
+        payment = candidates[0]
+        if payment.status != "done":
+            raise Conflict("This payment was cancelled.", code="PAYMENT_CANCELLED")
+        if payment.reference not in (None, sale.transaction_id):
+            raise Conflict(
+                f"This payment was made for transaction {payment.reference!r}.",
+                code="PAYMENT_LINKED",
+            )
+        if payment.kind != kind or payment.amount != amount:
+            raise InvalidInput(
+                f"The payment {payment.confirmation_code} was {payment.amount} in "
+                f"{payment.kind.upper()}, not {amount} in {kind.upper()}.",
+                code="INVALID_PAYMENT",
+            )
+    if sale.paid_with_loyalty + payment.amount > sale.to_pay:
+        raise InvalidInput(
+            "Loyalty payments exceed what is left to pay.", code="PAYMENT_EXCEEDS_TOTAL"
+        )
+    payment.reference = sale.transaction_id
+    sale.payments.append(payment)
+    return payment
+
+
 def close(
     session: Session,
     sale: Sale,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -290,3 +290,23 @@ def partial_cancel(
     )
     refund.points, refund.cashback = points, cashback
     return refund
+
+
+@dataclass(frozen=True)
+class Spending:
+    visits: int  # completed sales
+    spent: int  # minor units paid with money, less partial refunds
+
+
+def spending(session: Session, tenant_id: int, customer_id: int) -> Spending:
+    """A member's completed, not cancelled, sales at one merchant and what they paid."""
+    row = session.execute(
+        select(
+            func.count(Order.id), func.coalesce(func.sum(Order.total - Order.refunded), 0)
+        ).where(
+            Order.tenant_id == tenant_id,
+            Order.customer_id == customer_id,
+            Order.state == COMPLETE,
+        )
+    ).one()
+    return Spending(int(row[0]), int(row[1]))

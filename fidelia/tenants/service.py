@@ -49,6 +49,10 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "cashback_percent": ("%", "Share of each order given back as cashback."),
     "min_order_value": ("currency", "Smallest order that earns points or cashback."),
     "birthday_gift_value": ("currency", "Value of the birthday gift voucher (0: none)."),
+    "retail_default_payment_type": (
+        "POINTS | CREDIT",
+        "What a retail /payment without a type spends (seed 002).",
+    ),
     "should_validate_customer": (
         "true | false",
         "Require a code sent to the customer before spending points at the POS.",
@@ -169,6 +173,11 @@ def set_setting(session: Session, slug: str, key: str, value: str) -> Tenant:
         tenant.min_order_value = to_minor(value, tenant.currency)
     elif key == "birthday_gift_value":
         tenant.birthday_gift_value = to_minor(value, tenant.currency)
+    elif key == "retail_default_payment_type":
+        kind = value.strip().upper()
+        if kind not in ("POINTS", "CREDIT"):
+            raise InvalidInput("retail_default_payment_type is POINTS or CREDIT.")
+        tenant.retail_default_payment_type = kind
     elif key in BOOL_SETTINGS:
         flag = value.strip().lower()
         if flag not in TRUE + FALSE:
@@ -255,6 +264,7 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
         "cashback_percent": _plain(Decimal(tenant.cashback_basis_points).scaleb(-2)),
         "min_order_value": money_text(tenant.min_order_value, tenant.currency),
         "birthday_gift_value": money_text(tenant.birthday_gift_value, tenant.currency),
+        "retail_default_payment_type": tenant.retail_default_payment_type,
         **{key: getattr(tenant, key) for key in BOOL_SETTINGS},
         "cors_origins": tenant.cors_origins,
     }

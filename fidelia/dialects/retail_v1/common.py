@@ -1,9 +1,10 @@
 """What the seed 002 routes share: reading the member object, finding the member, and
 rendering members, balances and assets."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,18 +13,22 @@ from fidelia.customers.profile import consents_of
 from fidelia.customers.service import find
 from fidelia.dialects.retail_v1.errors import at, fail
 from fidelia.dialects.retail_v1.schemas import (
+    PROFILE_FIELDS,
     AssetOut,
     BalanceOut,
     ConsentOut,
     MemberIn,
     MemberOut,
+    MemberProfileIn,
 )
+from fidelia.dialects.retail_v1.wire import FieldWarning
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.phone import phone_of
 from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
 from fidelia.models import Customer, CustomerIdentifier, Tenant, Voucher
 from fidelia.orders.earning import value_of_points
+from fidelia.orders.service import spending
 from fidelia.vouchers.service import state_of
 
 # wire field -> identifier kinds it is looked up by (the first is the one it is stored as)
@@ -56,14 +61,21 @@ class Given:
         return IDENTIFIERS[self.field]
 
 
-def given_identifiers(tenant: Tenant, member: MemberIn, path: str = "body.member") -> list[Given]:
-    """The identifiers in ``member``, validated and normalised, in lookup order."""
+def given_identifiers(
+    tenant: Tenant, member: MemberIn, path: str | Mapping[str, str] = "body.member"
+) -> list[Given]:
+    """The identifiers in ``member``, validated and normalised, in lookup order. ``path``
+    is where ``member`` sits in the body, or (a merged profile) where each field came from."""
     found = []
     for field in IDENTIFIERS:
         raw = getattr(member, field)
         if raw is None or not str(raw).strip():
             continue
-        where = f"{path}.{field}"
+        where = (
+            path.get(field, f"body.member.{field}")
+            if isinstance(path, Mapping)
+            else f"{path}.{field}"
+        )
         with at(where):
             if field == "phoneNumber":
                 value = phone_of(tenant, raw)
@@ -75,14 +87,16 @@ def given_identifiers(tenant: Tenant, member: MemberIn, path: str = "body.member
     return found
 
 
-def require_identifiers(tenant: Tenant, member: MemberIn, path: str = "body.member") -> list[Given]:
+def require_identifiers(
+    tenant: Tenant, member: MemberIn, path: str | Mapping[str, str] = "body.member"
+) -> list[Given]:
     found = given_identifiers(tenant, member, path)
     if not found:
         raise fail(
             InvalidInput,
             "Identify the member with phoneNumber, email, membershipKey or externalId.",
             "MEMBER_REQUIRED",
-            path,
+            path if isinstance(path, str) else path.get("", "body.member"),
         )
     return found
 
@@ -149,6 +163,7 @@ def member_out(session: Session, tenant: Tenant, customer: Customer) -> MemberOu
         ids.setdefault(kind, value)
     consents = consents_of(session, customer)
     wallet = balance_of(session, customer)
+    spent = spending(session, tenant.id, customer.id)
     granted = {field: bool(consents.get(kind, (False,))[0]) for field, kind in CONSENTS.items()}
     return MemberOut(
         memberId=str(customer.id),
@@ -172,6 +187,11 @@ def member_out(session: Session, tenant: Tenant, customer: Customer) -> MemberOu
         createdOn=utc(customer.created_at),
         balance=wallet,
         pointsValue=value_of_points(tenant, wallet.points),
+        status="active",
+        points=wallet.points,
+        credit=wallet.credit,
+        visit=spent.visits,
+        totalSpent=spent.spent,
     )
 
 
@@ -192,3 +212,132 @@ def asset_out(voucher: Voucher, at_time: datetime | None = None) -> AssetOut:
         usesLeft=max(voucher.max_uses - voucher.uses, 0),
         maxUses=voucher.max_uses,
     )
+
+
+# -- profiles: one member's fields gathered from the shapes clients send ---------------------
+
+
+@dataclass
+class Profile:
+    """The member's fields, merged from every place a request put them, later places
+    winning; ``paths`` says where each came from (errors name it)."""
+
+    member: MemberProfileIn
+    paths: dict[str, str]
+
+
+def merge_profile(*sources: tuple[str, MemberProfileIn | None]) -> Profile:
+    values: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    first: str | None = None
+    for path, source in sources:
+        if source is None:
+            continue
+        for field in (*IDENTIFIERS, *PROFILE_FIELDS):
+            value = getattr(source, field)
+            if value is not None:
+                values[field] = value
+                paths[field] = f"{path}.{source.wire_name(field)}"
+                first = path if first is None else first
+    paths[""] = first or "body.member"
+    return Profile(MemberProfileIn.model_validate(values), paths)
+
+
+# consent name on the wire (lower case, letters only) -> engine consent kind
+CONSENT_NAMES = {
+    "allowedsms": "sms",
+    "sms": "sms",
+    "allowsms": "sms",
+    "smsoptin": "sms",
+    "allowedemail": "email",
+    "email": "email",
+    "allowemail": "email",
+    "emailoptin": "email",
+    "allowedwhatsapp": "whatsapp",
+    "whatsapp": "whatsapp",
+    "allowwhatsapp": "whatsapp",
+    "whatsappoptin": "whatsapp",
+    "termsofuse": "terms",
+    "terms": "terms",
+    "tos": "terms",
+    "termsandconditions": "terms",
+    "gdpr": "gdpr",
+    "lgpd": "gdpr",
+    "privacy": "gdpr",
+    "dataprocessing": "gdpr",
+}
+CONSENT_NAME_KEYS = ("type", "name", "kind", "consent", "channel", "id")
+CONSENT_VALUE_KEYS = ("granted", "value", "accepted", "allowed", "given", "optIn", "enabled")
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1", "granted"), ("false", "no", "0", "denied")
+
+
+def _flag(raw: Any, path: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return raw.strip().lower() in TRUE_WORDS
+    raise fail(InvalidInput, f"{path}: a consent is true or false.", "BAD_REQUEST", path)
+
+
+def consent_choices(profile: Profile) -> tuple[dict[str, bool | None], list[FieldWarning]]:
+    """The consents a request gives: the flat booleans (``allowedSMS``...) and a nested
+    ``consents`` object or list; the same consent given twice differently is refused."""
+    member = profile.member
+    chosen: dict[str, bool | None] = {kind: getattr(member, f) for f, kind in CONSENTS.items()}
+    where = {kind: profile.paths.get(f, "") for f, kind in CONSENTS.items()}
+    notes: list[FieldWarning] = []
+    raw = member.consents
+    base = profile.paths.get("consents", "body.member.consents")
+    entries: list[tuple[str, Any, Any]] = []  # (path, name, value)
+    if raw is not None and not isinstance(raw, dict | list):
+        raise fail(InvalidInput, f"{base}: consents are an object or a list.", "BAD_REQUEST", base)
+    if isinstance(raw, dict):
+        entries = [(f"{base}.{name}", name, value) for name, value in raw.items()]
+    elif isinstance(raw, list):
+        for i, entry in enumerate(raw):
+            path = f"{base}[{i}]"
+            if isinstance(entry, str):
+                entries.append((path, entry, True))
+            elif isinstance(entry, dict):
+                name = next((entry[k] for k in CONSENT_NAME_KEYS if k in entry), None)
+                value = next((entry[k] for k in CONSENT_VALUE_KEYS if k in entry), True)
+                for key in entry:
+                    if key not in CONSENT_NAME_KEYS + CONSENT_VALUE_KEYS:
+                        notes.append(FieldWarning(f"{path}.{key}", "unknown field ignored"))
+                entries.append((path, name, value))
+            else:
+                raise fail(
+                    InvalidInput, f"{path}: a consent is a name or an object.", "BAD_REQUEST", path
+                )
+    for path, name, value in entries:
+        if isinstance(value, dict):  # {"sms": {"granted": true, "date": ...}}
+            value = next((value[k] for k in CONSENT_VALUE_KEYS if k in value), True)
+        kind = CONSENT_NAMES.get("".join(c for c in str(name).lower() if c.isalpha()))
+        if kind is None:
+            notes.append(FieldWarning(path, f"unknown consent {name!r} ignored"))
+            continue
+        granted = _flag(value, path)
+        if chosen.get(kind) is not None and chosen[kind] != granted:
+            raise fail(
+                InvalidInput,
+                f"{path} contradicts {where[kind] or 'another consent given'}.",
+                "BAD_REQUEST",
+                path,
+            )
+        chosen[kind] = granted
+        where[kind] = path
+    return chosen, notes
+
+
+ASSET_CHOICES = {
+    "active": "active",
+    "true": "active",
+    "yes": "active",
+    "1": "active",
+    "inactive": "inactive",
+    "all": "all",
+    "false": None,
+    "no": None,
+    "0": None,
+    "none": None,
+}

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from fidelia.dialects.retail_v1.wire import AMOUNT_ERROR
 from fidelia.kit.errors import DomainError, Unauthorized
 
 # engine code -> (HTTP status, the door's code, what it means: the README's table)
@@ -26,7 +27,7 @@ CODES: dict[str, tuple[int, str, str]] = {
     "INVALID_PHONE": (400, "1001", "invalid phone number"),
     "INVALID_EMAIL": (400, "4001002", "invalid e-mail address"),
     "INVALID_DATE": (400, "4001003", "invalid date (birthday, dateTime)"),
-    "INVALID_AMOUNT": (400, "4001004", "invalid amount"),
+    "INVALID_AMOUNT": (400, "4001004", "invalid amount (amounts are whole numbers of cents)"),
     "INVALID_EVENT": (400, "4001005", "invalid event type or time"),
     "INVALID_PAYMENT": (400, "4001006", "payment type not POINTS/CREDIT, or no point value"),
     "PAYMENT_EXCEEDS_TOTAL": (400, "4001007", "loyalty payments exceed what is left to pay"),
@@ -39,6 +40,8 @@ CODES: dict[str, tuple[int, str, str]] = {
     "VOUCHER_NOT_FOUND": (404, "4041030", "no asset with this key"),
     "TRANSACTION_NOT_FOUND": (404, "4041040", "no transaction with this confirmation code"),
     "METHOD_NOT_ALLOWED": (405, "405", "the door takes POST only"),
+    "PAYMENT_CANCELLED": (409, "4091021", "the listed loyalty payment was cancelled"),
+    "PAYMENT_LINKED": (409, "4091022", "the listed loyalty payment belongs to another transaction"),
     "MEMBER_EXISTS": (409, "4091013", "a member with this identifier is already registered"),
     "CONTACT_TAKEN": (409, "4091014", "the identifier belongs to another member"),
     "VOUCHER_USED": (409, "4091031", "the asset was already used"),
@@ -113,7 +116,8 @@ def from_validation(exc: RequestValidationError) -> DomainError:
         return fail(DomainError, "The body is not valid JSON.", "BAD_REQUEST", "body")
     where = wire_path(loc[1:]) if loc[:1] == ("body",) else path
     message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-    return fail(DomainError, message, "BAD_REQUEST", path or "body")
+    code = "INVALID_AMOUNT" if first.get("type") == AMOUNT_ERROR else "BAD_REQUEST"
+    return fail(DomainError, message, code, path or "body")
 
 
 class RetailRoute(APIRoute):

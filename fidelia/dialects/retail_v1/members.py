@@ -1,6 +1,7 @@
 """Seed 002: members (register, update, details, short login codes, erasure)."""
 
 import secrets
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
@@ -12,9 +13,13 @@ from fidelia.customers.profile import erase, parse_birthday, record_consents, se
 from fidelia.customers.service import find, identify, link_identifier, replace_identifier
 from fidelia.dialects.retail_v1.auth import Caller, RetailCaller
 from fidelia.dialects.retail_v1.common import (
-    CONSENTS,
+    ASSET_CHOICES,
+    Profile,
     asset_out,
+    consent_choices,
+    given_identifiers,
     member_out,
+    merge_profile,
     require_identifiers,
     require_member,
     utc,
@@ -29,7 +34,6 @@ from fidelia.dialects.retail_v1.schemas import (
     EraseData,
     EraseResponse,
     MemberData,
-    MemberProfileIn,
     MemberRequest,
     MemberResponse,
     PageOut,
@@ -37,9 +41,12 @@ from fidelia.dialects.retail_v1.schemas import (
     ShortCodeData,
     ShortCodeRequest,
     ShortCodeResponse,
+    UpdateData,
     UpdateIn,
+    UpdateResponse,
 )
 from fidelia.dialects.retail_v1.transactions import basket_lines
+from fidelia.dialects.retail_v1.wire import FieldWarning, success
 from fidelia.events.deals import open_to
 from fidelia.kit.clock import now
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
@@ -49,16 +56,24 @@ from fidelia.orders.checkout import Sale, apply_deals, deal_key
 
 router = APIRouter(route_class=RetailRoute)
 SHORT_CODE_SENDS = "5/10minutes;20/day"  # per member: messages cost money and annoy
+BENEFIT_CHOICES = {"": "false", "true": "true", "yes": "true", "1": "true"} | {
+    v: "false" for v in ("false", "no", "0")
+}
 
 
-def _profile(session: Session, caller: Caller, customer: Customer, member: MemberProfileIn) -> None:
-    """Names, birthday and consents given in ``member`` (absent fields stay as they are)."""
+def _apply_profile(
+    session: Session, caller: Caller, customer: Customer, profile: Profile
+) -> list[FieldWarning]:
+    """Names, birthday and consents given (absent fields stay as they are); the warnings
+    about consents it did not know."""
+    member = profile.member
     set_names(customer, member.firstName, member.lastName)
     if member.birthday is not None:
-        with at("body.member.birthday"):
+        with at(profile.paths["birthday"]):
             customer.birthday = parse_birthday(member.birthday)
-    given = {kind: getattr(member, field) for field, kind in CONSENTS.items()}
+    given, notes = consent_choices(profile)
     record_consents(session, caller.tenant, customer, given, caller.consent_source)
+    return notes
 
 
 def _new_membership_key(session: Session, customer: Customer) -> None:
@@ -70,10 +85,14 @@ def _new_membership_key(session: Session, customer: Customer) -> None:
 
 
 @router.post("/member/register", response_model=MemberResponse)
-def register(body: RegisterIn, caller: RetailCaller, session: SessionDep) -> MemberResponse:
-    """Register a member: identifiers, names, birthday and consents (each kept with its time)."""
+def register(body: RegisterIn, caller: RetailCaller, session: SessionDep) -> Any:
+    """Register a member: identifiers, names, birthday and consents (each kept with its time).
+    The fields may come under ``member``, flat, or under ``newMemberData``."""
     tenant = caller.tenant
-    given = require_identifiers(tenant, body.member)
+    profile = merge_profile(
+        ("body", body), ("body.member", body.member), ("body.newMemberData", body.newMemberData)
+    )
+    given = require_identifiers(tenant, profile.member, profile.paths)
     for identifier in given:
         for kind in identifier.kinds:
             if find(session, tenant.program_id, kind, identifier.value) is not None:
@@ -84,26 +103,29 @@ def register(body: RegisterIn, caller: RetailCaller, session: SessionDep) -> Mem
                     "MEMBER_EXISTS",
                     identifier.path,
                 )
-    if body.member.birthday is not None:
-        with at("body.member.birthday"):
-            parse_birthday(body.member.birthday)  # refused before anything is created
+    if profile.member.birthday is not None:
+        with at(profile.paths["birthday"]):
+            parse_birthday(profile.member.birthday)  # refused before anything is created
+    consent_choices(profile)  # likewise
     customer = identify(session, tenant, {g.kinds[0]: g.value for g in given})
     if not any(g.field == "membershipKey" for g in given):
         _new_membership_key(session, customer)
-    _profile(session, caller, customer, body.member)
+    notes = _apply_profile(session, caller, customer, profile)
     session.flush()
-    return MemberResponse(
-        status="success", data=MemberData(member=member_out(session, tenant, customer))
-    )
+    return success(body, MemberData(member=member_out(session, tenant, customer)), notes=notes)
 
 
-@router.post("/member/update", response_model=MemberResponse)
-def update(body: UpdateIn, caller: RetailCaller, session: SessionDep) -> MemberResponse:
-    """Update a member found by the first identifier that matches; other identifiers given
-    replace the member's (a new e-mail, a new phone), and so do names, birthday, consents."""
+@router.post("/member/update", response_model=UpdateResponse)
+def update(body: UpdateIn, caller: RetailCaller, session: SessionDep) -> Any:
+    """Update a member found by the first identifier of ``member`` that matches; what
+    ``newMemberData`` (or ``member`` itself) gives replaces the member's: identifiers (a new
+    e-mail, a new phone), names, birthday, consents."""
     tenant = caller.tenant
     customer = require_member(session, tenant, body.member)
-    for identifier in require_identifiers(tenant, body.member):
+    profile = merge_profile(
+        ("body.member", body.member), ("body.newMemberData", body.newMemberData)
+    )
+    for identifier in given_identifiers(tenant, profile.member, profile.paths):
         owners = {find(session, tenant.program_id, k, identifier.value) for k in identifier.kinds}
         if any(owner is not None and owner.id != customer.id for owner in owners):
             raise fail(
@@ -114,17 +136,14 @@ def update(body: UpdateIn, caller: RetailCaller, session: SessionDep) -> MemberR
             )
         if not replace_identifier(session, customer, identifier.kinds[0], identifier.value):
             raise fail(Conflict, "Taken meanwhile.", "CONTACT_TAKEN", identifier.path)
-    _profile(session, caller, customer, body.member)
+    notes = _apply_profile(session, caller, customer, profile)
     session.flush()
-    return MemberResponse(
-        status="success", data=MemberData(member=member_out(session, tenant, customer))
-    )
+    data = UpdateData(memberId=str(customer.id), member=member_out(session, tenant, customer))
+    return success(body, data, message="Member updated successfully", notes=notes)
 
 
-def _choice(raw: str | None, header: str, allowed: tuple[str, ...]) -> str | None:
-    if raw is None or not raw.strip():
-        return None
-    value = raw.strip().lower()
+def _choice(raw: str | None, header: str, allowed: Mapping[str, str | None]) -> str | None:
+    value = raw.strip().lower() if raw is not None else ""
     if value not in allowed:
         raise fail(
             DomainError,
@@ -132,7 +151,7 @@ def _choice(raw: str | None, header: str, allowed: tuple[str, ...]) -> str | Non
             "BAD_REQUEST",
             f"header.{header}",
         )
-    return value
+    return allowed[value]
 
 
 def _assets(
@@ -190,22 +209,27 @@ def _benefits(
     ]
 
 
-@router.post("/member/details", response_model=DetailsResponse, response_model_exclude_unset=True)
+@router.post("/member/details", response_model=DetailsResponse)
 def details(
     body: DetailsRequest,
     caller: RetailCaller,
     session: ReadSessionDep,
     x_return_assets: Annotated[
-        str | None, Header(alias="x-return-assets", description="active | inactive | all")
+        str | None,
+        Header(
+            alias="x-return-assets",
+            description="active (the default; also true) | inactive | all | false (none)",
+        ),
     ] = None,
     x_return_benefits: Annotated[
         str | None, Header(alias="x-return-benefits", description="true: the member's deals")
     ] = None,
-) -> DetailsResponse:
-    """A member's profile, consents and balances; assets and benefits when the headers ask."""
+) -> Any:
+    """A member's profile, consents and balances, their active assets (``x-return-assets``
+    chooses which), and benefits when ``x-return-benefits: true``."""
     tenant = caller.tenant
-    which = _choice(x_return_assets, "x-return-assets", ("active", "inactive", "all"))
-    benefits = _choice(x_return_benefits, "x-return-benefits", ("true", "false")) == "true"
+    which = _choice(x_return_assets, "x-return-assets", {"": "active", **ASSET_CHOICES})
+    benefits = _choice(x_return_benefits, "x-return-benefits", BENEFIT_CHOICES) == "true"
     customer = require_member(session, tenant, body.member)
     data = DetailsData(member=member_out(session, tenant, customer))
     if which is not None:
@@ -218,7 +242,15 @@ def details(
         )
     if benefits:
         data.benefits = _benefits(session, tenant, customer, body)
-    return DetailsResponse(status="success", data=data)
+    notes = []
+    if body.usedAssets:
+        notes.append(
+            FieldWarning(
+                "body.usedAssets",
+                "not used by /member/details: assets are redeemed by /transaction",
+            )
+        )
+    return success(body, data.model_dump(mode="json", exclude_unset=True), notes=notes)
 
 
 @router.post("/member/shortCode", response_model=ShortCodeResponse)
@@ -232,7 +264,10 @@ def short_code(
     if body.action == "verify":
         if not body.shortCode:
             raise fail(InvalidInput, "shortCode is required.", "BAD_REQUEST", "body.shortCode")
-        if not short_codes.verify(session, tenant, customer, body.shortCode, secret):
+        code = body.shortCode.strip()
+        # A code sent as a JSON number lost its leading zeros: codes have six digits.
+        code = code.zfill(6) if code.isdigit() else code
+        if not short_codes.verify(session, tenant, customer, code, secret):
             # An answer, not an exception: the failed try must be committed and counted.
             return render(
                 fail(
@@ -242,36 +277,28 @@ def short_code(
                     "body.shortCode",
                 )
             )
-        return ShortCodeResponse(
-            status="success", data=ShortCodeData(action="verify", verified=True)
-        )
+        return success(body, ShortCodeData(action="verify", verified=True))
     state.limiter.hit(SHORT_CODE_SENDS, "retail-short-code", str(tenant.id), str(customer.id))
     if body.action == "send":
         with at("body.member"):
             sent = short_codes.send(session, tenant, customer, secret)
-        return ShortCodeResponse(
-            status="success",
-            data=ShortCodeData(
-                action="send",
-                sentVia=sent.channel,  # type: ignore[arg-type]
-                expiresOn=utc(sent.expires_at),
-            ),
+        data = ShortCodeData(
+            action="send",
+            sentVia=sent.channel,  # type: ignore[arg-type]
+            expiresOn=utc(sent.expires_at),
         )
+        return success(body, data)
     issued = short_codes.issue(session, tenant, customer, secret)
-    return ShortCodeResponse(
-        status="success",
-        data=ShortCodeData(action="get", shortCode=issued.code, expiresOn=utc(issued.expires_at)),
-    )
+    data = ShortCodeData(action="get", shortCode=issued.code, expiresOn=utc(issued.expires_at))
+    return success(body, data)
 
 
 @router.post("/member/erase", response_model=EraseResponse)
-def erase_member(body: MemberRequest, caller: RetailCaller, session: SessionDep) -> EraseResponse:
+def erase_member(body: MemberRequest, caller: RetailCaller, session: SessionDep) -> Any:
     """Erase a member on request (GDPR): personal data removed, the ledger kept, anonymous."""
     customer = require_member(session, caller.tenant, body.member)
     erase(session, caller.tenant, customer)
     session.flush()
     assert customer.erased_at is not None
-    return EraseResponse(
-        status="success",
-        data=EraseData(memberId=str(customer.id), erasedOn=utc(customer.erased_at)),
-    )
+    data = EraseData(memberId=str(customer.id), erasedOn=utc(customer.erased_at))
+    return success(body, data)

@@ -1,18 +1,54 @@
 """Seed 002's request and response bodies (camelCase on the wire, as the guide writes them).
 
-Money is in the currency's smallest unit (cents); charges are positive and discounts
-negative; dates are ISO 8601, answered in UTC (``2026-05-07T15:30:00Z``). Unknown keys in a
-request are ignored, so integrators can send the guide's full objects.
+Money is in the currency's smallest unit (cents; see ``wire``); charges are positive and
+discounts negative; dates are ISO 8601, answered in UTC (``2026-05-07T15:30:00Z``). Names
+the vendor's detailed reference or plausible clients use for the same thing are accepted
+as aliases (``newMemberData``, ``meansOfPayment``, ``itemCode``, ``birthDate``...); any
+other key is answered in ``warnings`` (see ``wire.unknown_fields``).
 """
 
 from datetime import date, datetime
-from typing import Any, Literal
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
+
+from fidelia.dialects.retail_v1.wire import Cents, Ident, Quantity
+
+
+def aliases(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
 
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Unknown keys are kept (not dropped) so the answer can name them in ``warnings``.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._given = frozenset(data)
+        return model
+
+    def wire_name(self, field: str) -> str:
+        """The name the client used for ``field`` (one of its aliases), for error paths."""
+        alias = type(self).model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice in self._given:
+                    return choice
+        return field
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -22,18 +58,40 @@ class MemberIn(In):
     """Who the member is: at least one identifier. Looked up in this order; the first that
     matches wins (a phone number also finds the member the WhatsApp bot knows by it)."""
 
-    phoneNumber: str | None = Field(
+    phoneNumber: Ident | None = Field(
         default=None, max_length=40, description="E.164, or national in the merchant's country"
     )
     email: str | None = Field(default=None, max_length=200)
-    membershipKey: str | None = Field(default=None, max_length=100, description="card / app key")
-    externalId: str | None = Field(default=None, max_length=100, description="your own member id")
+    membershipKey: Ident | None = Field(default=None, max_length=100, description="card / app key")
+    externalId: Ident | None = Field(default=None, max_length=100, description="your own member id")
+
+
+PROFILE_FIELDS = (
+    "firstName",
+    "lastName",
+    "birthday",
+    "allowedSMS",
+    "allowedEmail",
+    "allowedWhatsApp",
+    "termsOfUse",
+    "gdpr",
+    "consents",
+)
 
 
 class MemberProfileIn(MemberIn):
-    firstName: str | None = Field(default=None, max_length=100)
-    lastName: str | None = Field(default=None, max_length=100)
-    birthday: str | None = Field(default=None, description="YYYY-MM-DD")
+    firstName: str | None = Field(
+        default=None, max_length=100, validation_alias=aliases("firstName", "first_name")
+    )
+    lastName: str | None = Field(
+        default=None, max_length=100, validation_alias=aliases("lastName", "last_name")
+    )
+    birthday: str | None = Field(
+        default=None,
+        max_length=40,
+        description="YYYY-MM-DD (also read as birthDate, birth_date, dateOfBirth)",
+        validation_alias=aliases("birthday", "birthDate", "birth_date", "dateOfBirth"),
+    )
     allowedSMS: bool | None = Field(default=None, description="consent to SMS messages")
     allowedEmail: bool | None = Field(default=None, description="consent to e-mail messages")
     allowedWhatsApp: bool | None = Field(
@@ -41,55 +99,126 @@ class MemberProfileIn(MemberIn):
     )
     termsOfUse: bool | None = Field(default=None, description="accepted the program's terms")
     gdpr: bool | None = Field(default=None, description="consent to processing personal data")
+    consents: Any = Field(
+        default=None,
+        description='the same consents nested: {"allowedSMS": true, "gdpr": true}, or a list '
+        '[{"type": "allowedSMS", "granted": true}] or ["allowedSMS", "gdpr"] (granted)',
+    )
 
 
-class RegisterIn(In):
-    member: MemberProfileIn
+class RegisterIn(MemberProfileIn):
+    """The member's fields under ``member`` (the guide), flat at the top level (one version
+    of the vendor's reference) or under ``newMemberData`` (the other)."""
+
+    member: MemberProfileIn | None = None
+    newMemberData: MemberProfileIn | None = None
 
 
 class UpdateIn(In):
+    """``member`` finds the member; ``newMemberData`` (the vendor's reference) holds what
+    changes. Profile fields inside ``member`` change it too (the guide's shape)."""
+
     member: MemberProfileIn
+    newMemberData: MemberProfileIn | None = None
 
 
 class ItemIn(In):
-    lineId: str | None = None
-    code: str | None = Field(default=None, max_length=80)
-    name: str | None = Field(default=None, max_length=200)
-    departmentCode: str | None = Field(default=None, max_length=80)
-    departmentName: str | None = Field(default=None, max_length=200)
-    quantity: float | None = None
-    grossAmount: int | None = Field(default=None, description="minor units, before item discounts")
-    netAmount: int | None = Field(default=None, description="minor units, what the line costs")
-    action: str | None = Field(default=None, description="e.g. sale")
+    lineId: Ident | None = Field(default=None, max_length=100)
+    code: Ident | None = Field(
+        default=None,
+        max_length=80,
+        validation_alias=aliases("code", "itemCode", "sku", "productCode", "plu"),
+    )
+    name: str | None = Field(
+        default=None, max_length=200, validation_alias=aliases("name", "itemName", "description")
+    )
+    departmentCode: Ident | None = Field(
+        default=None,
+        max_length=80,
+        validation_alias=aliases("departmentCode", "department", "categoryCode"),
+    )
+    departmentName: str | None = Field(
+        default=None, max_length=200, validation_alias=aliases("departmentName", "categoryName")
+    )
+    quantity: Quantity | None = Field(default=None, ge=0, le=1e9)
+    unitPrice: Cents | None = Field(
+        default=None, description="cents, one unit", validation_alias=aliases("unitPrice", "price")
+    )
+    grossAmount: Cents | None = Field(
+        default=None,
+        description="cents, before item discounts (also read as subtotal)",
+        validation_alias=aliases("grossAmount", "subtotal"),
+    )
+    netAmount: Cents | None = Field(
+        default=None,
+        description="cents, what the line costs (also read as total, amount)",
+        validation_alias=aliases("netAmount", "total", "amount", "lineTotal"),
+    )
+    action: str | None = Field(default=None, max_length=40, description="e.g. sale")
     tags: list[str] | None = None
+
+    def line_amount(self) -> int:
+        """What the line costs: its net amount, else its gross amount, else unit price x
+        quantity (rounded to the cent)."""
+        if self.netAmount is not None:
+            return self.netAmount
+        if self.grossAmount is not None:
+            return self.grossAmount
+        if self.unitPrice is not None:
+            units = Decimal(str(self.quantity if self.quantity is not None else 1))
+            return int((self.unitPrice * units).quantize(Decimal(1), ROUND_HALF_UP))
+        return 0
 
 
 class PaymentLineIn(In):
     type: str = Field(
-        max_length=20, description="POINTS and CREDIT are loyalty payments; CASH etc. recorded"
+        max_length=20,
+        description="POINTS and CREDIT are loyalty payments; CASH etc. recorded",
+        validation_alias=aliases("type", "method", "paymentType"),
     )
-    amount: int = Field(description="minor units")
+    amount: Cents = Field(description="cents")
+    confirmationCode: Ident | None = Field(
+        default=None,
+        max_length=40,
+        description="a loyalty payment already made through /payment: linked, not charged again",
+    )
 
 
-class TransactionIn(In):
-    transactionId: str = Field(min_length=1, max_length=100, description="idempotency key")
+class TransactionContextIn(In):
+    """A transaction as /payment, /member/details and /event may carry it (all optional)."""
+
+    transactionId: Ident | None = Field(default=None, max_length=100)
     openTime: datetime | None = None
     dateTime: datetime | None = None
-    totalAmount: int = Field(
-        ge=0, description="minor units, after your own discounts, before loyalty benefits"
-    )
-    totalTaxAmount: int | None = None
-    totalGeneralDiscount: int | None = Field(
-        default=None, description="your own discount (negative)"
-    )
+    totalAmount: Cents | None = Field(default=None, ge=0)
+    totalTaxAmount: Cents | None = None
+    totalGeneralDiscount: Cents | None = Field(default=None, description="your own discount")
+    orderType: str | None = Field(default=None, max_length=40, description="dineIn, delivery...")
+    employee: Ident | None = Field(default=None, max_length=100)
+    tags: list[str] | None = None
     items: list[ItemIn] = Field(default_factory=list)
-    payments: list[PaymentLineIn] = Field(default_factory=list)
+    payments: list[PaymentLineIn] = Field(
+        default_factory=list, validation_alias=aliases("payments", "meansOfPayment")
+    )
+
+
+class TransactionIn(TransactionContextIn):
+    transactionId: Ident = Field(min_length=1, max_length=100, description="idempotency key")
+    totalAmount: Cents = Field(
+        ge=0, description="cents, after your own discounts, before loyalty benefits"
+    )
 
 
 class KeyIn(In):
-    key: str = Field(
-        min_length=1, max_length=60, validation_alias=AliasChoices("key", "code", "id")
+    key: Ident = Field(
+        min_length=1,
+        max_length=60,
+        validation_alias=aliases("key", "code", "id", "assetKey", "sourceId"),
     )
+    name: str | None = Field(default=None, max_length=200)
+    type: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, max_length=200)
+    amount: Cents | None = Field(default=None, description="cents, as your POS saw it")
 
 
 class TransactionRequest(In):
@@ -103,24 +232,35 @@ class TransactionRequest(In):
     appliedDeals: list[KeyIn] | None = Field(
         default=None, description="only these deals (keys from a benefits preview); omitted: all"
     )
-    confirmationCode: str | None = Field(default=None, max_length=40, description="to cancel")
+    confirmationCode: Ident | None = Field(default=None, max_length=40, description="to cancel")
+
+
+class CancelRequest(In):
+    """``/transaction/cancel``: the cancel action's body (``action`` may be left out)."""
+
+    action: Literal["cancel"] = "cancel"
+    member: MemberIn | None = None
+    confirmationCode: Ident | None = Field(default=None, max_length=40)
 
 
 class PaymentIn(In):
     action: Literal["pay", "cancel"] = "pay"
-    type: Literal["POINTS", "CREDIT", "points", "credit"] | None = None
-    amount: int | None = Field(default=None, description="minor units to pay")
-    confirmationCode: str | None = Field(default=None, max_length=40, description="to cancel")
-
-
-class TransactionRefIn(In):
-    transactionId: str | None = Field(default=None, max_length=100)
+    type: str | None = Field(
+        default=None,
+        max_length=20,
+        description="POINTS or CREDIT; omitted: the transaction's loyalty line, else the "
+        "merchant's retail_default_payment_type",
+    )
+    amount: Cents | None = Field(
+        default=None, description="cents to pay (a cancellation's amount is not needed)"
+    )
+    confirmationCode: Ident | None = Field(default=None, max_length=40, description="to cancel")
 
 
 class PaymentRequest(In):
     member: MemberIn | None = Field(default=None, description="required to pay")
     payment: PaymentIn
-    transaction: TransactionRefIn | None = Field(
+    transaction: TransactionContextIn | None = Field(
         default=None, description="with a transactionId, paying is idempotent"
     )
 
@@ -136,10 +276,13 @@ class EventIn(In):
 class EventRequest(In):
     member: MemberIn | None = None
     event: EventIn
+    transaction: TransactionContextIn | None = Field(
+        default=None, description="context, kept with the event"
+    )
 
 
 class PageIn(In):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=1_000_000)
     pageSize: int = Field(default=50, ge=1, le=100)
 
 
@@ -148,14 +291,19 @@ class DetailsRequest(In):
     transaction: TransactionIn | None = Field(
         default=None, description="with x-return-benefits: the deals this basket would get"
     )
+    usedAssets: list[KeyIn] | None = Field(
+        default=None, description="not used by a preview (a warning says so when given)"
+    )
     pagination: PageIn | None = Field(default=None, description="of the assets")
 
 
 class ShortCodeRequest(In):
     member: MemberIn
-    action: Literal["send", "get", "verify"]
-    shortCode: str | None = Field(
-        default=None, max_length=12, validation_alias=AliasChoices("shortCode", "code")
+    action: Literal["send", "get", "verify"] = Field(
+        default="send", description="omitted: send (the guide names no default)"
+    )
+    shortCode: Ident | None = Field(
+        default=None, max_length=12, validation_alias=aliases("shortCode", "code")
     )
 
 
@@ -195,6 +343,13 @@ class MemberOut(BaseModel):
     createdOn: datetime
     balance: BalanceOut
     pointsValue: int = Field(description="what the points are worth, minor units")
+    status: Literal["active"] = Field(description="an erased member is not found at all")
+    points: int = Field(description="the points balance (as balance.points)")
+    credit: int = Field(description="the stored credit, cents (as balance.credit)")
+    visit: int = Field(description="completed purchases at this merchant (cancelled ones not)")
+    totalSpent: int = Field(
+        description="cents paid with money in those purchases (loyalty payments and refunds not)"
+    )
 
 
 class AssetOut(BaseModel):
@@ -237,13 +392,37 @@ class PageOut(BaseModel):
     hasMore: bool
 
 
+class WarningOut(BaseModel):
+    path: str = Field(description="body.member.foo: a field of the request the door did not read")
+    message: str
+
+
+class Envelope(BaseModel):
+    """Every success: ``status``, the fields of ``data`` again beside it (as the guide shows
+    ``confirmationCode``), ``data`` (as the vendor's reference nests them), and
+    ``warnings`` naming request fields that were not read."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["success"]
+    message: str | None = None
+    warnings: list[WarningOut] | None = None
+
+
 class MemberData(BaseModel):
     member: MemberOut
 
 
-class MemberResponse(BaseModel):
-    status: Literal["success"]
+class MemberResponse(Envelope):
     data: MemberData
+
+
+class UpdateData(BaseModel):
+    memberId: str
+    member: MemberOut
+
+
+class UpdateResponse(Envelope):
+    data: UpdateData
 
 
 class DetailsData(BaseModel):
@@ -255,8 +434,7 @@ class DetailsData(BaseModel):
     )
 
 
-class DetailsResponse(BaseModel):
-    status: Literal["success"]
+class DetailsResponse(Envelope):
     data: DetailsData
 
 
@@ -268,8 +446,7 @@ class ShortCodeData(BaseModel):
     verified: bool | None = None
 
 
-class ShortCodeResponse(BaseModel):
-    status: Literal["success"]
+class ShortCodeResponse(Envelope):
     data: ShortCodeData
 
 
@@ -295,6 +472,9 @@ class PaymentOut(BaseModel):
     points: int | None = Field(default=None, description="points taken, for a POINTS payment")
     confirmationCode: str | None = Field(
         default=None, description="loyalty payments: to cancel one"
+    )
+    linked: bool = Field(
+        default=False, description="a payment made before through /payment, now this sale's"
     )
 
 
@@ -328,8 +508,7 @@ class CancelData(BaseModel):
     newBalance: BalanceOut | None
 
 
-class TransactionResponse(BaseModel):
-    status: Literal["success"]
+class TransactionResponse(Envelope):
     confirmationCode: str
     data: TransactionData | CancelData
 
@@ -344,8 +523,7 @@ class PaymentData(BaseModel):
     newBalance: BalanceOut
 
 
-class PaymentResponse(BaseModel):
-    status: Literal["success"]
+class PaymentResponse(Envelope):
     confirmationCode: str
     data: PaymentData
 
@@ -356,8 +534,7 @@ class EventData(BaseModel):
     pointsEarned: int
 
 
-class EventResponse(BaseModel):
-    status: Literal["success"]
+class EventResponse(Envelope):
     data: EventData
 
 
@@ -366,8 +543,7 @@ class EraseData(BaseModel):
     erasedOn: datetime
 
 
-class EraseResponse(BaseModel):
-    status: Literal["success"]
+class EraseResponse(Envelope):
     data: EraseData
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from fidelia.dialects.retail_v1.auth import Caller, RetailCaller
@@ -13,6 +14,7 @@ from fidelia.dialects.retail_v1.errors import RetailRoute, at, fail
 from fidelia.dialects.retail_v1.schemas import (
     AppliedDealOut,
     CancelData,
+    CancelRequest,
     EarnedOut,
     EventData,
     EventRequest,
@@ -21,12 +23,13 @@ from fidelia.dialects.retail_v1.schemas import (
     PaymentOut,
     PaymentRequest,
     PaymentResponse,
+    TransactionContextIn,
     TransactionData,
-    TransactionIn,
     TransactionRequest,
     TransactionResponse,
     UsedAssetOut,
 )
+from fidelia.dialects.retail_v1.wire import envelope, success
 from fidelia.events import service as events
 from fidelia.events.deals import Line
 from fidelia.kit.deps import SessionDep
@@ -42,13 +45,11 @@ TRANSACTION_SCOPE = "retail.transaction"
 PAYMENT_SCOPE = "retail.payment"
 
 
-def basket_lines(transaction: TransactionIn) -> list[Line]:
+def basket_lines(transaction: TransactionContextIn) -> list[Line]:
+    """The basket as deals see it: each line's code, department and what it costs (its
+    net amount, else gross, else unit price x quantity), whichever names the client used."""
     return [
-        Line(
-            code=item.code,
-            department=item.departmentCode,
-            amount=item.netAmount if item.netAmount is not None else (item.grossAmount or 0),
-        )
+        Line(code=item.code, department=item.departmentCode, amount=item.line_amount())
         for item in transaction.items
     ]
 
@@ -64,12 +65,13 @@ def payment_key(transaction_id: str, kind: str, amount: int) -> str:
     return f"{transaction_id}:{kind}:{amount}"
 
 
-def payment_out(payment: LoyaltyPayment) -> PaymentOut:
+def payment_out(payment: LoyaltyPayment, linked: bool = False) -> PaymentOut:
     return PaymentOut(
         type=payment.kind.upper(),
         amount=payment.amount,
         points=payment.units if payment.kind == "points" else None,
         confirmationCode=payment.confirmation_code,
+        linked=linked,
     )
 
 
@@ -103,14 +105,21 @@ def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[
         if kind is None:
             recorded.append(PaymentOut(type=line.type.strip().upper(), amount=line.amount))
             continue
-        with at(f"body.transaction.payments[{j}].amount"):
-            if customer is None:
-                raise fail(
-                    InvalidInput,
-                    "Paying with points or credit needs the member.",
-                    "MEMBER_REQUIRED",
-                    "body.member",
-                )
+        if customer is None:
+            raise fail(
+                InvalidInput,
+                "Paying with points or credit needs the member.",
+                "MEMBER_REQUIRED",
+                "body.member",
+            )
+        where = f"body.transaction.payments[{j}]"
+        with at(f"{where}.confirmationCode" if line.confirmationCode else f"{where}.amount"):
+            # A payment made before through /payment is linked, never charged twice.
+            linked = checkout.link_payment(session, sale, kind, line.amount, line.confirmationCode)
+        if linked is not None:
+            recorded.append(payment_out(linked, linked=True))
+            continue
+        with at(f"{where}.amount"):
             recorded.append(payment_out(checkout.pay(session, sale, kind, line.amount)))
     receipt = checkout.close(
         session,
@@ -124,6 +133,9 @@ def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[
             "payments": [line.model_dump(mode="json") for line in tx.payments],
             "totalTaxAmount": tx.totalTaxAmount,
             "totalGeneralDiscount": tx.totalGeneralDiscount,
+            "orderType": tx.orderType,
+            "employee": tx.employee,
+            "tags": tx.tags,
         },
     )
     data = TransactionData(
@@ -158,12 +170,10 @@ def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[
         earned=EarnedOut(points=receipt.earned_points, credit=receipt.earned_credit),
         newBalance=balance_of(session, customer) if customer else None,
     )
-    return TransactionResponse(
-        status="success", confirmationCode=receipt.confirmation_code, data=data
-    ).model_dump(mode="json")
+    return envelope(body, data)
 
 
-def _cancel(session: Session, caller: Caller, body: TransactionRequest) -> dict[str, Any]:
+def _cancel(session: Session, caller: Caller, body: TransactionRequest | CancelRequest) -> Any:
     tenant = caller.tenant
     if not body.confirmationCode:
         raise fail(
@@ -196,9 +206,7 @@ def _cancel(session: Session, caller: Caller, body: TransactionRequest) -> dict[
         releasedAssets=[v.code for v in reversal.vouchers],
         newBalance=balance_of(session, customer) if customer else None,
     )
-    return TransactionResponse(status="success", confirmationCode=code, data=data).model_dump(
-        mode="json"
-    )
+    return success(body, data)
 
 
 @router.post("/transaction", response_model=TransactionResponse)
@@ -218,35 +226,64 @@ def transaction(body: TransactionRequest, caller: RetailCaller, session: Session
             body.model_dump(mode="json", exclude={"action"}),
         )
     if keyed.replay is not None:
-        return keyed.replay
+        return JSONResponse(keyed.replay)
     answer = _submit(session, caller, body)
     keyed.store(answer)
-    return answer
+    return JSONResponse(answer)
+
+
+@router.post("/transaction/cancel", response_model=TransactionResponse)
+def cancel_transaction(body: CancelRequest, caller: RetailCaller, session: SessionDep) -> Any:
+    """Cancel a sale by its confirmation code (the cancel action's body; undone once)."""
+    return _cancel(session, caller, body)
 
 
 # -- /payment ----------------------------------------------------------------------------------
 
 
-def _payment_data(session: Session, payment: LoyaltyPayment) -> dict[str, Any]:
+def _payment_data(session: Session, payment: LoyaltyPayment) -> PaymentData:
     customer = session.get_one(Customer, payment.customer_id)
-    return PaymentResponse(
-        status="success",
+    return PaymentData(
         confirmationCode=payment.confirmation_code,
-        data=PaymentData(
-            confirmationCode=payment.confirmation_code,
-            type=payment.kind.upper(),  # type: ignore[arg-type]
-            amount=payment.amount,
-            points=payment.units if payment.kind == "points" else 0,
-            status=payment.status,  # type: ignore[arg-type]
-            transactionId=payment.reference,
-            newBalance=balance_of(session, customer),
-        ),
-    ).model_dump(mode="json")
+        type=payment.kind.upper(),  # type: ignore[arg-type]
+        amount=payment.amount,
+        points=payment.units if payment.kind == "points" else 0,
+        status=payment.status,  # type: ignore[arg-type]
+        transactionId=payment.reference,
+        newBalance=balance_of(session, customer),
+    )
+
+
+def payment_kind(caller: Caller, body: PaymentRequest) -> str:
+    """POINTS or CREDIT: as asked; else the one loyalty line of the transaction sent along
+    for this amount (the vendor's reference lists it there); else the merchant's
+    ``retail_default_payment_type``."""
+    asked = body.payment
+    if asked.type is not None:
+        kind = LOYALTY.get(asked.type.strip().upper())
+        if kind is None:
+            raise fail(
+                InvalidInput,
+                "payment.type is POINTS or CREDIT.",
+                "INVALID_PAYMENT",
+                "body.payment.type",
+            )
+        return kind
+    lines = body.transaction.payments if body.transaction else []
+    listed = {
+        LOYALTY[line.type.strip().upper()]
+        for line in lines
+        if line.type.strip().upper() in LOYALTY and line.amount == asked.amount
+    }
+    if len(listed) == 1:
+        return listed.pop()
+    return LOYALTY[caller.tenant.retail_default_payment_type]
 
 
 @router.post("/payment", response_model=PaymentResponse)
 def payment(body: PaymentRequest, caller: RetailCaller, session: SessionDep) -> Any:
-    """Pay part of a bill with points or stored credit, or cancel such a payment (once)."""
+    """Pay part of a bill with points or stored credit (``type`` omitted: see
+    ``retail_default_payment_type``), or cancel such a payment (once)."""
     tenant = caller.tenant
     asked = body.payment
     if asked.action == "cancel":
@@ -264,15 +301,21 @@ def payment(body: PaymentRequest, caller: RetailCaller, session: SessionDep) -> 
                 # Refused after the fact: raising rolls the cancellation back.
                 raise NotFound("No payment with this confirmation code.", code="PAYMENT_NOT_FOUND")
         forget_payment(session, done)
-        return _payment_data(session, done)
-    if asked.type is None:
-        raise fail(InvalidInput, "payment.type is required.", "BAD_REQUEST", "body.payment.type")
+        return success(body, _payment_data(session, done))
     if asked.amount is None:
         raise fail(
             InvalidInput, "payment.amount is required.", "BAD_REQUEST", "body.payment.amount"
         )
+    if asked.amount <= 0:
+        raise fail(
+            InvalidInput,
+            "payment.amount is positive (cents); to give a payment back, cancel it with "
+            "its confirmationCode.",
+            "INVALID_AMOUNT",
+            "body.payment.amount",
+        )
+    kind = payment_kind(caller, body)
     customer = require_member(session, tenant, body.member)
-    kind = LOYALTY[asked.type.upper()]
     reference = body.transaction.transactionId if body.transaction else None
     keyed = None
     if reference:
@@ -285,25 +328,28 @@ def payment(body: PaymentRequest, caller: RetailCaller, session: SessionDep) -> 
                 {"member": customer.id, "kind": kind, "amount": asked.amount},
             )
         if keyed.replay is not None:
-            return keyed.replay
+            return JSONResponse(keyed.replay)
     with at("body.payment.amount"):
         done = payments.pay(session, tenant, customer, kind, asked.amount, reference=reference)
-    answer = _payment_data(session, done)
+    answer = envelope(body, _payment_data(session, done))
     if keyed is not None:
         keyed.store(answer)
-    return answer
+    return JSONResponse(answer)
 
 
 # -- /event ------------------------------------------------------------------------------------
 
 
 @router.post("/event", response_model=EventResponse)
-def event(body: EventRequest, caller: RetailCaller, session: SessionDep) -> EventResponse:
+def event(body: EventRequest, caller: RetailCaller, session: SessionDep) -> Any:
     """Record a behavioural event (visit, signup, referral, review, custom); earning rules
     and segments feed on it."""
     tenant = caller.tenant
     customer = optional_member(session, tenant, body.member)
     bad_type = not events.TYPE.match(body.event.type.strip().lower())
+    payload: dict[str, Any] = {**(body.event.payload or {}), "source": caller.source}
+    if body.transaction is not None:
+        payload["transaction"] = body.transaction.model_dump(mode="json", exclude_none=True)
     with at("body.event.type" if bad_type else "body.event.dateTime"):
         recorded = events.record(
             session,
@@ -312,10 +358,8 @@ def event(body: EventRequest, caller: RetailCaller, session: SessionDep) -> Even
             type=body.event.type,
             sub_type=body.event.subType,
             occurred_at=as_utc(body.event.dateTime),
-            payload={**(body.event.payload or {}), "source": caller.source},
+            payload=payload,
             tags=body.event.tags,
         )
-    return EventResponse(
-        status="success",
-        data=EventData(eventId=str(recorded.id), type=recorded.type, pointsEarned=recorded.points),
-    )
+    data = EventData(eventId=str(recorded.id), type=recorded.type, pointsEarned=recorded.points)
+    return success(body, data)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fidelia.models import LedgerEntry, Order, Voucher, VoucherUse
+from fidelia.models import LedgerEntry, LoyaltyPayment, Order, Voucher, VoucherUse
 from tests.dialects.retail_v1.conftest import (
     ANA,
     add_voucher,
@@ -86,4 +86,70 @@ def test_one_transaction_id_records_once(pg, app, db):
     assert len({a.text for a in answers}) == 1  # every answer is the first one
     assert count(db, Order) == 1 and count(db, VoucherUse) == 1
     assert count(db, LedgerEntry, LedgerEntry.kind == "earn") == 2  # points and credit, once
+    assert ledger_invariants(db) == []
+
+
+def paid_with_points(server, shop):
+    """Ana with 400 points who paid 100 of them (R$ 10,00) through /payment; its code."""
+    with server.client(headers=headers(shop.api_key)) as http:
+        register(http, shop)
+        earn = {
+            "member": {"phoneNumber": ANA},
+            "transaction": {"transactionId": "T-0", "totalAmount": 40_000},
+        }
+        assert http.post("/v1/transaction", json=earn).status_code == 200
+        paid = http.post(
+            "/v1/payment",
+            json={"member": {"phoneNumber": ANA}, "payment": {"type": "POINTS", "amount": 1_000}},
+        )
+        assert paid.status_code == 200, paid.text
+        return paid.json()["confirmationCode"]
+
+
+def listing(transaction_id, code):
+    return {
+        "member": {"phoneNumber": ANA},
+        "transaction": {
+            "transactionId": transaction_id,
+            "totalAmount": 10_000,
+            "payments": [
+                {"type": "POINTS", "amount": 1_000, "confirmationCode": code},
+                {"type": "CASH", "amount": 9_000},
+            ],
+        },
+    }
+
+
+def points_spent(db):
+    with db.session(readonly=True) as session:
+        entries = session.query(LedgerEntry).filter_by(source_type="payment").all()
+        return sum(-e.amount for e in entries)
+
+
+def test_a_paid_payment_listed_by_one_sale_sent_at_once_is_charged_once(pg, app, db):
+    with LiveServer(app) as server:
+        shop = make_shop(db)
+        code = paid_with_points(server, shop)
+        answers = burst(server, shop.api_key, [listing("T-1", code)] * THREADS)
+    statuses = tally(answers)
+    print(f"\nsale listing a paid payment x{THREADS}: {dict(statuses)}")
+    assert statuses == {200: THREADS}
+    assert len({a.text for a in answers}) == 1
+    assert count(db, LoyaltyPayment) == 1 and count(db, Order) == 2
+    assert points_spent(db) == 100  # charged once, by /payment
+    assert ledger_invariants(db) == []
+
+
+def test_a_paid_payment_listed_by_many_sales_at_once_links_once(pg, app, db):
+    with LiveServer(app) as server:
+        shop = make_shop(db)
+        code = paid_with_points(server, shop)
+        answers = burst(
+            server, shop.api_key, [listing(f"T-{i}", code) for i in range(1, THREADS + 1)]
+        )
+    statuses = tally(answers)
+    print(f"\none paid payment in {THREADS} sales: {dict(statuses)}")
+    assert statuses == {200: 1, "409 4091022": THREADS - 1}
+    assert count(db, LoyaltyPayment) == 1 and count(db, Order) == 2
+    assert points_spent(db) == 100
     assert ledger_invariants(db) == []

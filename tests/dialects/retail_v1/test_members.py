@@ -23,6 +23,8 @@ from tests.dialects.retail_v1.conftest import (
 )
 from tests.support.helpers import generate_pin, ledger_invariants, send_whatsapp
 
+EMPTY_PAGE = {"page": 1, "pageSize": 50, "total": 0, "hasMore": False}
+
 
 def test_register_and_details(client, db):
     shop = make_shop(db)
@@ -62,10 +64,15 @@ def test_register_and_details(client, db):
     assert member["createdOn"].endswith("Z")
     assert member["balance"] == {"points": 0, "credit": 0}
     assert member["pointsValue"] == 0
-    # Any identifier finds the same member, with the same answer; no assets unless asked.
+    assert (member["status"], member["points"], member["credit"]) == ("active", 0, 0)
+    assert (member["visit"], member["totalSpent"]) == (0, 0)
+    # Any identifier finds the same member, with the same answer; active assets by default.
     for key in ("phoneNumber", "email", "membershipKey", "externalId"):
         data = details(client, shop, {key: member[key]})
-        assert data == {"member": member}, key
+        assert data == {"member": member, "assets": [], "pagination": EMPTY_PAGE}, key
+    assert details(client, shop, {"email": member["email"]}, x_return_assets="false") == {
+        "member": member
+    }
 
 
 def test_register_refusals(client, db):
@@ -181,8 +188,11 @@ def test_assets_in_details(client, db, frozen):
     ok(sale(client, shop, "T-USE", 5000, {"phoneNumber": ANA}, usedAssets=[{"key": "used-1"}]))
     frozen(start + timedelta(hours=2))
     member = {"phoneNumber": ANA}
-    assert "assets" not in details(client, shop, member)
     active = details(client, shop, member, x_return_assets="active")
+    # No header, or "true": the active ones (the vendor's reference's default).
+    assert details(client, shop, member) == active
+    assert details(client, shop, member, x_return_assets="true") == active
+    assert "assets" not in details(client, shop, member, x_return_assets="none")
     assert [a["key"] for a in active["assets"]] == [soon, later, forever]
     assert active["pagination"] == {"page": 1, "pageSize": 50, "total": 3, "hasMore": False}
     first = active["assets"][0]

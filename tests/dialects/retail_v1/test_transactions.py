@@ -46,7 +46,15 @@ def test_sale_earns_and_replays(client, db):
         "amountToPay": 12_345,
         "appliedDeals": [],
         "usedAssets": [],
-        "payments": [{"type": "CASH", "amount": 12_345, "points": None, "confirmationCode": None}],
+        "payments": [
+            {
+                "type": "CASH",
+                "amount": 12_345,
+                "points": None,
+                "confirmationCode": None,
+                "linked": False,
+            }
+        ],
         "earned": {"points": 123, "credit": 617},  # 1 point per R$ 1 (down), 5 % (down)
         "newBalance": {"points": 123, "credit": 617},
     }
@@ -166,7 +174,13 @@ def test_loyalty_payments_in_a_sale(client, db):
     assert points_payment["type"] == "POINTS" and points_payment["points"] == 200
     assert points_payment["confirmationCode"].startswith("LP-")
     assert credit_payment["type"] == "CREDIT" and credit_payment["points"] is None
-    assert cash == {"type": "CASH", "amount": 7_000, "points": None, "confirmationCode": None}
+    assert cash == {
+        "type": "CASH",
+        "amount": 7_000,
+        "points": None,
+        "confirmationCode": None,
+        "linked": False,
+    }
     assert data["earned"] == {"points": 70, "credit": 350}  # only what was paid with money
     assert data["newBalance"] == {"points": 1000 - 200 + 70, "credit": 5_000 - 1_000 + 350}
     too_much = sale(
