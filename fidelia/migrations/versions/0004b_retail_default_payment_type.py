@@ -1,7 +1,7 @@
 """retail door: the merchant's default loyalty payment type
 
 Revision ID: 0004b
-Revises: 0003
+Revises: 0004d
 Create Date: 2026-11-30 04:00:00.000000
 """
 
