@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
+from fidelia.messaging import notices
+from fidelia.messaging.texts import say
 from fidelia.models import Customer, LoyaltyPayment, Tenant
 from fidelia.orders.earning import points_for_value
 
@@ -63,6 +65,8 @@ def pay(
             "Insufficient credit balance." if kind == "credit" else "Insufficient points balance.",
             code="INSUFFICIENT_BALANCE",
         ) from exc
+    spent = {"points": units} if kind == "points" else {"cashback": units}
+    notices.spent(session, tenant, customer, say(tenant.locale, "spent_payment"), **spent)
     return payment
 
 

@@ -49,9 +49,11 @@ CODES: dict[str, tuple[int, str, str]] = {
     "VOUCHER_CANCELLED": (409, "4091034", "the asset was cancelled"),
     "TRANSACTION_EXISTS": (409, "4091041", "the transactionId was recorded by another door"),
     "VOUCHER_EXPIRED": (410, "4101032", "the asset has expired"),
+    "PAYLOAD_TOO_LARGE": (413, "4130001", "request body over the size limit"),
     "INSUFFICIENT_BALANCE": (422, "407", "insufficient points or credit balance"),
     "INSUFFICIENT_POINTS": (422, "407", "insufficient points or credit balance"),
     "IDEMPOTENCY_KEY_REUSED": (422, "4221042", "transactionId reused with another body"),
+    "BALANCE_LIMIT": (422, "4221070", "the balance would pass the ledger's cap"),
     "NO_CHANNEL": (422, "4221060", "no consented WhatsApp/SMS number to send a code to"),
     "SHORT_CODE_INVALID": (422, "4221061", "wrong, expired or used short code"),
     "TOO_MANY_REQUESTS": (429, "429", "rate limit exceeded (see Retry-After)"),
@@ -60,7 +62,10 @@ INTERNAL = (500, "500", "internal error; safe to retry with the same transaction
 
 
 def render(error: DomainError) -> JSONResponse:
-    status, code, _ = CODES.get(error.code, INTERNAL)
+    found = CODES.get(error.code)
+    if found is None:  # an engine refusal without a code of its own: keep its status
+        found = (error.status, f"{error.status}0000", "") if error.status < 500 else INTERNAL
+    status, code, _ = found
     message = error.message if status < 500 else "Internal error."
     body = {
         "status": "error",

@@ -123,7 +123,8 @@ def test_openapi_documents_the_door(client):
     ]
     details = spec["paths"]["/v1/member/details"]["post"]
     required = {p["name"] for p in details["parameters"] if p["required"]}
-    assert required == set(REQUIRED)
+    assert required == set(REQUIRED) - {"x-api-key"}  # the key is the security scheme
+    assert details["security"] == [{"RetailApiKey": []}]
     assert {"x-return-assets", "x-return-benefits"} <= {p["name"] for p in details["parameters"]}
     assert details["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorResponse"
