@@ -3,6 +3,7 @@ value, and DELETE /v1/pvt/POS/rewards/{id} | ?OriginalKey=... to cancel a redemp
 
 from sqlalchemy import select
 
+from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.models import LedgerEntry, Redemption
 from tests.dialects.pdv.conftest import (
     ANA,
@@ -28,8 +29,9 @@ CANCEL = "/v1/pvt/POS/rewards"
 
 
 def redemption_id(db, external_code):
+    """The redemption's id on this door: 1,000,000,000 + its row's id."""
     with db.session(readonly=True) as session:
-        return session.scalar(
+        return REDEMPTION_IDS + session.scalar(
             select(Redemption.id).where(Redemption.external_code == external_code)
         )
 
@@ -45,11 +47,16 @@ def test_redeem_answers_the_envelope_and_replays(client, db):
     first = redeem(client, merchant, reward, "K1")
     result = ok(first)
     assert result == {
+        # RewardId identifies this redemption (what DELETE /rewards/{id} takes), as in the
+        # vendor's example; the reward configuration has its own field.
+        "RewardId": redemption_id(db, result["ExternalCode"]),
         "Id": redemption_id(db, result["ExternalCode"]),
-        "RewardId": reward,
+        "RewardConfigurationId": reward,
         "Point": {"PointId": result["Point"]["PointId"], "Quantity": -100},
         "ExternalCode": result["ExternalCode"],
         "OriginalKey": "K1",
+        "Coupon": None,
+        "ExternalProductId": None,
     }
     assert isinstance(result["Point"]["PointId"], int)
     assert isinstance(result["ExternalCode"], str) and result["ExternalCode"]
@@ -159,7 +166,19 @@ def test_cancel_a_redemption_by_id_and_by_key(client, db):
     by_id = ok(client.delete(f"{CANCEL}/{redemption_id(db, code)}", headers=merchant.headers))
     assert by_id["IsCanceled"] is True
     assert by_id["Id"] == redemption_id(db, code) and by_id["ExternalCode"] == code
-    assert by_id["Points"] == {"Quantity": 100} and by_id["RedeemDate"]
+    assert by_id["RewardId"] == by_id["Id"] and by_id["RewardConfigurationId"] == reward
+    assert by_id["Customer"]["Document"] == ANA and by_id["RedeemDate"]
+    reversal = by_id["Points"]["Id"]
+    assert by_id["Points"] == {
+        "Id": reversal,
+        "Points": 100,
+        "Type": 0,
+        "EventKey": "K1",
+        "Quantity": 100,
+    }
+    with db.session(readonly=True) as session:
+        entry = session.get_one(LedgerEntry, reversal)
+        assert (entry.kind, entry.amount) == ("reverse", 100)
     assert wallet(db, merchant)[0] == 250
     again = ok(client.delete(f"{CANCEL}/{redemption_id(db, code)}", headers=merchant.headers))
     assert again["IsCanceled"] is True
