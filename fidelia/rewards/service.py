@@ -111,6 +111,11 @@ def _product_discount(product: ProductOptions, value: str | None) -> tuple[str, 
     if product.mode is not None and not (product.external_product_id or "").strip():
         raise InvalidInput("A product reward needs the POS's product id (--external-product-id).")
     value = product.value if product.value is not None else value
+    if value is None and mode != "gift":
+        raise InvalidInput(
+            "A product reward needs its discount (--product-discount-value): the percentage, "
+            "the amount off or the final price."
+        )
     if mode == "gift":
         if value is not None and Decimal(_number(value)) != 0:
             raise InvalidInput("A gift is free: it takes no discount value.")
