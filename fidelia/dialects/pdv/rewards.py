@@ -186,6 +186,7 @@ def redeem(
             "Point": {
                 "PointId": entry.id if entry else None,
                 "Quantity": entry.amount if entry else 0,
+                "Metadatas": [m.model_dump(mode="json") for m in body.Metadatas or []],
             },
             "ExternalCode": done.redemption.external_code,
             "OriginalKey": body.OriginalKey,

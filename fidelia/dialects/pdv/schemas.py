@@ -39,6 +39,7 @@ class CustomerOut(BaseModel):
     Phone: str | None
     Document: str | None
     IsEnrolled: bool
+    CurrentTier: dict[str, Any] | None = None  # Fidelia has no tiers
 
 
 class RewardOut(BaseModel):

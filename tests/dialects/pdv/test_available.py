@@ -70,6 +70,7 @@ def test_reward_types_and_reasons(client, db):
         "Phone": "+5511987654321",
         "Document": ANA,
         "IsEnrolled": True,
+        "CurrentTier": None,
     }
     assert answer["AvailablePoints"] == 250
     assert answer["AvailableCashback"] == 37.5

@@ -55,6 +55,7 @@ def test_upsert_by_original_id(client, db):
             "Phone": None,
             "Document": ANA,
             "IsEnrolled": True,
+            "CurrentTier": None,
         },
         "UpdatedDate": pending["UpdatedDate"],
         "Coupon": None,
