@@ -8,7 +8,7 @@ text. A boolean is never read as a number or an identifier (``true`` is not 1)."
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.money import exponent, too_large
@@ -32,7 +32,11 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-WireId = Annotated[str, BeforeValidator(_id_text)]
+WireId = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+]
 Amount = Annotated[Decimal, BeforeValidator(_not_bool)]
 Count = Annotated[int, BeforeValidator(_not_bool)]
 

@@ -164,7 +164,7 @@ def redeem(
         )
     if tenant.should_validate_customer:
         consume_verification(session, tenant, customer)
-    cash_value = cashback_value(tenant, reward, body) if reward.reward_type == "cashback" else None
+    cash_value = cashback_value(tenant, body) if reward.reward_type == "cashback" else None
     done = redemptions.redeem(
         session,
         tenant,
@@ -200,7 +200,7 @@ def redeem(
     return answer
 
 
-def cashback_value(tenant: Tenant, reward: Reward, body: RedeemIn) -> int:
+def cashback_value(tenant: Tenant, body: RedeemIn) -> int:
     """The amount a cashback redemption uses: ``Value``, or ``Points`` at the point value."""
     if body.Value is not None:
         value = money_in(body.Value, tenant.currency)
