@@ -24,6 +24,7 @@ from tests.dialects.pdv.conftest import (
     tenant_set,
     wallet,
 )
+from tests.support.helpers import LiveServer
 
 POS = "https://pos.example"
 LOOKUP = {"CustomerId": ANA, "PurchaseValue": 10}
@@ -247,3 +248,26 @@ def test_cors_on_every_answer_errors_included(client, db):
     for method in ("POST", "DELETE"):
         answer = preflight(client, POS, method)
         assert answer.status_code == 204 and readable(answer)
+
+
+def test_cors_over_http(app, db):
+    """The same over a real socket (uvicorn on loopback), as a browser's fetch arrives."""
+    merchant = make_merchant(db)
+    tenant_set(db, merchant, "cors_origins", POS)
+    with LiveServer(app) as server, server.client(headers={"Origin": POS}) as http:
+        flight = http.options(
+            AVAILABLE,
+            headers={
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert flight.status_code == 204 and readable(flight)
+        assert readable(http.post(AVAILABLE, json=LOOKUP))  # 401, no credentials
+        assert readable(http.post(AVAILABLE, headers=merchant.headers, json=LOOKUP))  # 200
+        missing = http.post(
+            redeem_path(9), headers=merchant.headers, json={"CustomerId": ANA, "OriginalKey": "K"}
+        )
+        assert missing.status_code == 404 and readable(missing)
+        bad = http.post(AVAILABLE, headers=merchant.headers, json={"CustomerId": True})
+        assert bad.status_code == 400 and readable(bad)
