@@ -345,13 +345,52 @@ def reward_create(
         bool, typer.Option("--cumulative/--no-cumulative", help="Combinable with other discounts.")
     ] = True,
     stock: Annotated[int | None, typer.Option(help="How many can be redeemed in all.")] = None,
+    external_product_id: Annotated[
+        str | None,
+        typer.Option("--external-product-id", help="product: the POS's own id of the product."),
+    ] = None,
+    product_name: Annotated[
+        str | None, typer.Option("--product-name", help="product: the name the POS shows.")
+    ] = None,
+    product_discount_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--product-discount-mode",
+            help="product: percent | fixed (amount off) | final-price | gift (default fixed).",
+        ),
+    ] = None,
+    product_discount_value: Annotated[
+        str | None,
+        typer.Option(
+            "--product-discount-value",
+            help="product: the percentage (percent), the amount off (fixed) or the price "
+            "(final-price); none for gift.",
+        ),
+    ] = None,
+    product_max_units: Annotated[
+        int | None,
+        typer.Option("--product-max-units", help="product: units per redemption (default 1)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a reward customers buy with points."""
-    from fidelia.rewards.service import create_reward
+    from fidelia.kit.errors import InvalidInput
+    from fidelia.rewards.service import ProductOptions, create_reward
     from fidelia.tenants.service import get_by_slug
 
+    product = ProductOptions(
+        external_product_id=external_product_id,
+        name=product_name,
+        mode=product_discount_mode,
+        value=product_discount_value,
+        max_units=product_max_units,
+    )
     with transaction() as session:
+        if reward_type == "product" and not (external_product_id or "").strip():
+            # Other doors may keep product rewards without it; a POS cannot apply one.
+            raise InvalidInput(
+                "A product reward needs --external-product-id (the POS's product id)."
+            )
         reward = create_reward(
             session,
             get_by_slug(session, tenant),
@@ -364,6 +403,7 @@ def reward_create(
             max_share_percent=max_share,
             cumulative=cumulative,
             stock=stock,
+            product=product,
         )
         data = {
             "id": reward.id,
@@ -372,6 +412,13 @@ def reward_create(
             "points": reward.points_required,
             "type": reward.reward_type,
         }
+        if reward.reward_type == "product":
+            data["product"] = {
+                "external_product_id": reward.external_product_id,
+                "name": reward.product_name,
+                "discount_mode": reward.product_discount_mode,
+                "max_units": reward.product_max_units,
+            }
     emit(data, as_json)
 
 

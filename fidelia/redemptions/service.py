@@ -24,6 +24,7 @@ from fidelia.models import Balance, Customer, LedgerEntry, Order, Redemption, Re
 from fidelia.models.order import COMPLETE
 from fidelia.orders.earning import points_for_value
 from fidelia.rewards.eligibility import Wallet
+from fidelia.rewards.service import amount_off
 
 
 def new_external_code() -> str:
@@ -99,7 +100,7 @@ def redeem(
         reward_id=reward.id,
         # Known now except for cashback: written with the row, not by an UPDATE after.
         points=reward.points_required if reward.reward_type != "cashback" else 0,
-        value=reward.value if reward.reward_type in ("fixed", "product") else 0,
+        value=amount_off(reward),
         origin=origin,
         external_code=new_external_code(),
         original_key=original_key,

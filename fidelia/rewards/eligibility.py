@@ -9,6 +9,7 @@ from fidelia.orders.earning import value_of_points
 # CannotUseReason
 OK, NO_POINTS, MIN_VALUE, NO_CASHBACK, NO_CUSTOMER = 0, 1, 2, 3, 4
 VALUE_EXCEEDS, MIN_PERCENT, NOT_ENROLLED, NOT_COMBINABLE = 5, 6, 7, 8
+NO_PRODUCT, PRODUCT_LIMIT, PRODUCT_CHECKOUT_ONLY, PRODUCT_MISCONFIGURED = 9, 10, 11, 12
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ def evaluate(
         if reward.reward_type == "cashback"
         else 0
     )
+    if reward.reward_type == "product":
+        # The POS adds the product as a line of its own, at its own price: the purchase
+        # so far does not bound the discount, so only these rules apply.
+        if not reward.external_product_id:
+            return Offer(reward, PRODUCT_MISCONFIGURED, 0)
+        if reward.stock is not None and reward.stock <= 0:
+            return Offer(reward, PRODUCT_LIMIT, 0)
     if discount > 0 and not reward.cumulative:
         return Offer(reward, NOT_COMBINABLE, cap)
     if purchase < reward.min_purchase:
@@ -76,11 +84,13 @@ def evaluate(
     if reward.reward_type == "cashback":
         minimum = max(reward.value, 1)
         return Offer(reward, OK if cap >= minimum else NO_CASHBACK, cap)
-    value = reward_value(reward, purchase)
-    if reward.max_share_percent is not None and value * 100 > purchase * reward.max_share_percent:
-        return Offer(reward, MIN_PERCENT, 0)
-    if reward.reward_type in ("fixed", "product") and value > purchase - discount:
-        return Offer(reward, VALUE_EXCEEDS, 0)
+    if reward.reward_type != "product":
+        value = reward_value(reward, purchase)
+        share = reward.max_share_percent
+        if share is not None and value * 100 > purchase * share:
+            return Offer(reward, MIN_PERCENT, 0)
+        if reward.reward_type == "fixed" and value > purchase - discount:
+            return Offer(reward, VALUE_EXCEEDS, 0)
     if wallet.points < reward.points_required or wallet.in_debt:
         return Offer(reward, NO_POINTS, 0)
     return Offer(reward, OK, 0)

@@ -11,6 +11,24 @@ from fidelia.kit.money import to_minor
 from fidelia.models import Reward, Tenant
 
 TYPES = ("custom", "fixed", "percent", "cashback", "product")
+PRODUCT_MODES = ("percent", "fixed", "final_price", "gift")
+
+
+@dataclass(frozen=True)
+class ProductOptions:
+    """What a POS needs to apply a product reward: its own product id, a name to show,
+    how the discount works (``PRODUCT_MODES``), its value (a percentage for percent, a
+    currency amount for fixed and final_price, none for gift) and the units per redemption."""
+
+    external_product_id: str | None = None
+    name: str | None = None
+    mode: str | None = None
+    value: str | None = None
+    max_units: int | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.external_product_id, self.name, self.mode))
 
 
 def create_reward(
@@ -26,9 +44,12 @@ def create_reward(
     max_share_percent: int | None = None,
     cumulative: bool = True,
     stock: int | None = None,
+    product: ProductOptions | None = None,
 ) -> Reward:
     """``value``: currency for fixed, product and cashback (its minimum use, default 1.00),
-    a percentage for percent. Cashback rewards cost what the cashier chooses, not ``points``."""
+    a percentage for percent. Cashback rewards cost what the cashier chooses, not ``points``.
+    A product reward takes ``product`` (its ``value`` stands for ``value``); without a mode
+    its discount is a fixed amount."""
     if not title.strip():
         raise InvalidInput("A reward needs a title.")
     if reward_type not in TYPES:
@@ -43,31 +64,92 @@ def create_reward(
         raise InvalidInput("The maximum share of the purchase is a percentage from 1 to 100.")
     if stock is not None and stock < 0:
         raise InvalidInput("Stock cannot be negative.")
+    product = product or ProductOptions()
+    if reward_type != "product" and (product.given or product.value or product.max_units):
+        raise InvalidInput("Product options are only for product rewards (--type product).")
+    mode = None
+    if reward_type == "product":
+        mode, value = _product_discount(product, value)
     reward = Reward(
         tenant_id=tenant.id,
         title=title.strip(),
         description=description.strip(),
         points_required=points,
         reward_type=reward_type,
-        value=_value(tenant, reward_type, value),
+        value=_value(tenant, reward_type, value, mode),
         min_purchase=to_minor(min_purchase, tenant.currency) if min_purchase else 0,
         max_share_percent=max_share_percent,
         cumulative=cumulative,
         stock=stock,
     )
+    if reward_type == "product":
+        reward.external_product_id = _text(product.external_product_id, 120, "product id")
+        reward.product_name = _text(product.name, 200, "product name")
+        reward.product_discount_mode = mode
+        reward.product_max_units = product.max_units or 1
     session.add(reward)
     session.flush()
     return reward
 
 
-def _value(tenant: Tenant, reward_type: str, value: str | None) -> int:
-    if reward_type == "percent":
+def _text(value: str | None, size: int, what: str) -> str | None:
+    text = (value or "").strip()
+    if len(text) > size:
+        raise InvalidInput(f"The {what} has at most {size} characters.")
+    return text or None
+
+
+def _product_discount(product: ProductOptions, value: str | None) -> tuple[str, str | None]:
+    """The product reward's mode and discount value (given once, by either option)."""
+    if product.value is not None and value is not None:
+        raise InvalidInput("Give the product discount once (--product-discount-value).")
+    mode = (product.mode or "fixed").strip().lower().replace("-", "_")
+    if mode not in PRODUCT_MODES:
+        raise InvalidInput(f"The product discount mode is one of {', '.join(PRODUCT_MODES)}.")
+    if product.max_units is not None and not 1 <= product.max_units <= 1000:
+        raise InvalidInput("The units per redemption are from 1 to 1000.")
+    if product.mode is not None and not (product.external_product_id or "").strip():
+        raise InvalidInput("A product reward needs the POS's product id (--external-product-id).")
+    value = product.value if product.value is not None else value
+    if value is None and mode != "gift":
+        raise InvalidInput(
+            "A product reward needs its discount (--product-discount-value): the percentage, "
+            "the amount off or the final price."
+        )
+    if mode == "gift":
+        if value is not None and Decimal(_number(value)) != 0:
+            raise InvalidInput("A gift is free: it takes no discount value.")
+        return mode, None
+    return mode, value
+
+
+def _number(value: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidInput(f"Not a number: {value!r}") from exc
+    if not number.is_finite():
+        raise InvalidInput(f"Not a number: {value!r}")
+    return number
+
+
+def _value(tenant: Tenant, reward_type: str, value: str | None, mode: str | None = None) -> int:
+    if reward_type == "percent" or mode == "percent":
         if value is None:
             raise InvalidInput("A percent reward needs --value (the percentage).")
         basis_points = parse_percent(value)
         if not 0 < basis_points <= 10_000:
             raise InvalidInput("A percentage is more than 0 and at most 100.")
         return basis_points
+    if mode == "gift":
+        return 0
+    if mode == "final_price":
+        if value is None:
+            raise InvalidInput("A final-price product reward needs the price it sells for.")
+        minor = to_minor(value, tenant.currency)
+        if minor < 0:
+            raise InvalidInput("The final price cannot be negative.")
+        return minor
     if reward_type in ("fixed", "product"):
         if value is None:
             raise InvalidInput(f"A {reward_type} reward needs --value (the discount).")
@@ -78,6 +160,16 @@ def _value(tenant: Tenant, reward_type: str, value: str | None) -> int:
     if reward_type == "cashback":
         return to_minor(value or "1", tenant.currency)
     return to_minor(value, tenant.currency) if value else 0
+
+
+def amount_off(reward: Reward) -> int:
+    """The discount a redemption is worth in minor units when it is known in advance (a
+    fixed discount); 0 when it depends on the purchase or the product's price."""
+    if reward.reward_type == "fixed":
+        return reward.value
+    if reward.reward_type == "product" and reward.product_discount_mode in (None, "fixed"):
+        return reward.value
+    return 0
 
 
 def parse_percent(value: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import or_, select
 
+from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.kit.db import Database
 from fidelia.models import Base, Pin
 from tests.reliability.doors import Credentials, is_public, wrong_credentials
@@ -86,7 +87,8 @@ CASES: dict[str, Case] = {
         ),
     ],
     "DELETE /v1/pvt/POS/rewards/{redemption_ref}": lambda a, b: [
-        Call("DELETE", f"{POS}/rewards/{ref}") for ref in (b.external_code, b.redemption_id)
+        Call("DELETE", f"{POS}/rewards/{ref}")
+        for ref in (b.external_code, REDEMPTION_IDS + b.redemption_id)  # the door's id
     ],
     "DELETE /v1/pvt/POS/rewards": lambda a, b: [
         # Not key-1: A used B's key-1 for a redemption of its own (the redeem case).

@@ -8,6 +8,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
 from fidelia.models import Tenant
@@ -168,8 +169,12 @@ def build_merchant(
         )
     )["Result"]
     merchant.external_code = redeemed["ExternalCode"]
-    merchant.redemption_id = int(
-        _ok(client.delete(f"{POS}/rewards/{merchant.external_code}", headers=h))["Result"]["Id"]
+    # The POS door's redemption ids are REDEMPTION_IDS + the row's id.
+    merchant.redemption_id = (
+        int(
+            _ok(client.delete(f"{POS}/rewards/{merchant.external_code}", headers=h))["Result"]["Id"]
+        )
+        - REDEMPTION_IDS
     )
     # Redeemed again, kept this time, and used by an order that is still pending.
     again = _ok(

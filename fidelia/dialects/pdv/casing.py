@@ -1,13 +1,44 @@
 """Seed 001 bodies are PascalCase, and POS clients may lower-case them: keys are matched
-case-insensitively to the declared fields. Unknown keys are ignored."""
+case-insensitively to the declared fields. Unknown keys are ignored.
+
+Where the guide gives no type, an identifier may come as a JSON string or a number
+(``"CustomerId": 52998224725``, ``"OriginalId": 530648963003``): ``WireId`` reads both as
+text. A boolean is never read as a number or an identifier (``true`` is not 1)."""
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.money import exponent, too_large
+
+
+def _id_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("an identifier, not a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("an identifier is text or a whole number")
+        return str(int(value))
+    return value  # strings go on; anything else is refused as "not a string"
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number, not a boolean")
+    return value
+
+
+WireId = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
+]
+Amount = Annotated[Decimal, BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool)]
 
 
 class PdvModel(BaseModel):

@@ -1,9 +1,16 @@
 """CORS for browser-based POS front ends calling ``/v1/pvt`` directly.
 
 A preflight carries no credentials, so it is answered for an origin that *any* merchant
-allows (``tenant set S cors_origins https://pos.example``); the real request is then
-authenticated, and its answer carries ``Access-Control-Allow-Origin`` only when the
-origin is among *that* merchant's origins."""
+allows (``tenant set S cors_origins https://pos.example``). The real request is then
+authenticated, and every answer to it, errors included, carries
+``Access-Control-Allow-Origin``:
+
+- once the merchant is known (its credentials were good): when the origin is among *that*
+  merchant's origins (successes, 400/404/409/422 refusals, 429);
+- when the merchant is not known (a 401 for missing or bad credentials, an unknown path, a
+  body that is not JSON): when *any* merchant allows the origin, the same set that answers
+  preflights. Otherwise the browser hides the answer and the POS sees "Failed to fetch"
+  instead of "wrong key". Such answers say nothing about any merchant."""
 
 from time import monotonic
 
@@ -79,8 +86,8 @@ class PdvCors:
         request_state = scope.setdefault("state", {})
 
         async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start" and origin in request_state.get(
-                "cors_origins", ()
+            if message["type"] == "http.response.start" and self.allows(
+                origin, request_state.get("cors_origins")
             ):
                 answer = MutableHeaders(scope=message)
                 answer["Access-Control-Allow-Origin"] = origin
@@ -89,3 +96,9 @@ class PdvCors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def allows(self, origin: str, merchant_origins: list[str] | None) -> bool:
+        """The merchant's origins once it is known, else every merchant's."""
+        if merchant_origins is not None:
+            return origin in merchant_origins
+        return origin in self.known.get()

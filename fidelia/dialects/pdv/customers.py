@@ -1,6 +1,8 @@
 """Seed 001: the identity challenge (a code by SMS and/or e-mail) and its validation.
 These answers are bare objects, without the envelope."""
 
+import secrets
+
 from fastapi import APIRouter
 
 from fidelia.challenges import service as challenges
@@ -30,6 +32,8 @@ def challenge(
 ) -> ChallengeOut:
     """Send a 6-digit code by SMS and/or e-mail (the POS gives a contact when none is on file)."""
     customer = require_customer(session, tenant, document)
+    # The vendor's reference lets the POS leave it null; the answer carries the one to validate.
+    transaction = body.TransactionId or f"FD-{secrets.token_hex(8)}"
     state.limiter.hit("5/10minutes;20/day", "challenge", str(tenant.id), str(customer.id))
     on_file = identifiers_of(session, customer)
     phone = on_file.get("phone") or on_file.get("whatsapp")
@@ -48,13 +52,13 @@ def challenge(
             FriendlyErrorMessage="Informe um telefone ou e-mail do cliente para enviar o código.",
             ShouldInformPhone=True,
             ShouldInformEmail=True,
-            TransactionId=body.TransactionId,
+            TransactionId=transaction,
         )
     sent = challenges.start(
         session,
         tenant,
         customer,
-        body.TransactionId,
+        transaction,
         phone=phone,
         email=email,
         secret_key=state.settings.secret_key,
@@ -63,7 +67,7 @@ def challenge(
         Success=True,
         SentBySMS=bool(phone),
         SentByEmail=bool(email),
-        TransactionId=body.TransactionId,
+        TransactionId=transaction,
         Code=sent.code if tenant.sandbox else None,
     )
 

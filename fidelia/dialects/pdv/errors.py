@@ -1,6 +1,7 @@
 """Seed 001's envelope: ``{Result, ErrorMessage, ErrorCode, Code, CodeName, Severity,
 HasWarning, HasError}``. POS clients read an answer as an error when ``HasError`` is true,
-``Severity`` is 2, the status is >= 400 or ``Result`` is null; the code from ``CodeName``."""
+``Severity`` is 2, the status is >= 400 or ``Result`` is null; the code from ``CodeName``.
+As in the vendor's reference, ``ErrorCode`` is a number and ``Code`` text."""
 
 from typing import Any
 
@@ -78,8 +79,8 @@ def render(error: DomainError) -> JSONResponse:
     body = {
         "Result": None,
         "ErrorMessage": message,
-        "ErrorCode": str(code),
-        "Code": code,
+        "ErrorCode": code,
+        "Code": str(code),
         "CodeName": name,
         "Severity": 2,
         "HasWarning": False,
@@ -92,11 +93,7 @@ def render_bare(error: DomainError) -> JSONResponse:
     """The challenge calls answer at the top level, without the envelope."""
     status, code, name = CODES.get(error.code, (500, 500, "InternalError"))
     message = error.message if status < 500 else "Internal error; retry later."
-    body = {
-        "Success": False,
-        "FriendlyErrorMessage": message,
-        "ErrorMessage": message,
-        "Code": code,
-        "CodeName": name,
-    }
+    body = BareError(
+        FriendlyErrorMessage=message, ErrorMessage=message, ErrorCode=code, CodeName=name
+    ).model_dump()
     return JSONResponse(body, status_code=status, headers=_headers(error))

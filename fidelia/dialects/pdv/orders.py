@@ -8,14 +8,14 @@ from sqlalchemy.orm import Session
 
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
-from fidelia.dialects.pdv.common import customer_from_order
+from fidelia.dialects.pdv.common import customer_from_order, customer_out
 from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import Envelope, OrderCancelIn, OrderIn, PartialCancelIn
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.money import format_money
-from fidelia.models import Order, Tenant
-from fidelia.models.order import CANCELLED
+from fidelia.models import Customer, Order, Tenant
+from fidelia.models.order import CANCELLED, COMPLETE
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
 
@@ -34,13 +34,30 @@ def parse_date(value: str | None, field: str) -> datetime | None:
     return parsed
 
 
-def order_out(tenant: Tenant, order: Order) -> dict[str, Any]:
+def _date(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def order_out(session: Session, tenant: Tenant, order: Order) -> dict[str, Any]:
+    """The order as the vendor's reference answers it (the fields Fidelia keeps)."""
     bonus = orders.estimate(tenant, order)
+    customer = session.get(Customer, order.customer_id) if order.customer_id else None
     return envelope(
         {
             "Id": order.id,
             "OriginalId": order.original_id,
-            "State": order.state,
+            "OrderPlacementDate": _date(order.placed_at),
+            "OrderCompletedDate": _date(order.completed_at),
+            "OrderCancelledDate": _date(order.cancelled_at),
+            "OrderStatus": order.status_text,
+            "IsCancelledOrReturned": order.state == CANCELLED,
+            "IsCompleted": order.state == COMPLETE,
+            "OrderTotal": money_out(order.total, tenant.currency),
+            "Customer": customer_out(session, customer).model_dump() if customer else None,
+            "UpdatedDate": _date(order.updated_at),
+            "Coupon": order.coupon,
+            "State": order.state,  # 0 initial, 1 pending, 2 complete, 3 cancelled, 4 ignored
+            "Origin": 1,  # 1: sent through the API
             "EstimatedBonus": {
                 "GenerateBonus": bonus.any,
                 "EstimatedPoints": bonus.points,
@@ -68,13 +85,13 @@ def register_order(body: OrderIn, tenant: PdvMerchant, session: SessionDep) -> d
         completed_at=parse_date(body.OrderCompletedDate, "OrderCompletedDate"),
         details={
             "products": [p.model_dump(mode="json") for p in body.Products or []],
-            "payments": body.PaymentMethods or [],
+            "payments": body.PaymentMethods or ([body.PaymentMethod] if body.PaymentMethod else []),
             "branch": body.Branch.model_dump(mode="json") if body.Branch else None,
             "salesperson": body.SalesPerson.model_dump(mode="json") if body.SalesPerson else None,
         },
     )
     order = orders.upsert(session, tenant, data)
-    return order_out(tenant, order)
+    return order_out(session, tenant, order)
 
 
 def _order(session: Session, tenant: Tenant, ref: str) -> Order:

@@ -1,8 +1,15 @@
-"""Seed 001: rewards available to a customer, redeeming one, and cancelling a redemption."""
+"""Seed 001: rewards available to a customer, redeeming one, and cancelling a redemption.
+
+Two kinds of id travel on this door: a reward *configuration* (``Rewards[].Id`` of
+``/rewards/available``, the ``{id}`` of ``/rewards/{id}/redeem``) and a *redemption* (the
+redeem answer's ``RewardId``, the ``{id}`` of ``DELETE /rewards/{id}``). Redemption ids are
+``REDEMPTION_IDS`` + the row's id, so the two can never be equal: a POS that cancels with
+the wrong one gets a 404, never the cancellation of another sale."""
 
 from typing import Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fidelia.challenges.service import consume_verification
@@ -19,17 +26,37 @@ from fidelia.dialects.pdv.schemas import (
     RewardOut,
 )
 from fidelia.kit.deps import ReadSessionDep, SessionDep
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import DomainError, InvalidInput, NotFound
 from fidelia.kit.idempotency import claim
 from fidelia.kit.ids import IdPath, as_id
 from fidelia.kit.money import format_money
-from fidelia.models import Redemption, Reward, Tenant
+from fidelia.ledger.service import POINTS
+from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
+from fidelia.orders.earning import value_of_points
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_rewards, get_for_tenant
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 REWARD_TYPES = {"percent": 0, "fixed": 1, "cashback": 3, "custom": 4, "product": 5}
+# ProductDiscountMode, as the vendor numbers it.
+PRODUCT_MODES = {"percent": 0, "final_price": 1, "gift": 2, "fixed": 3}
+# Redemption ids on the wire: far above any reward configuration id, within 32 bits
+# (the vendor types these ids int32) for the first 1,147,483,647 redemptions.
+REDEMPTION_IDS = 1_000_000_000
+
+
+def redemption_wire_id(redemption: Redemption) -> int:
+    return REDEMPTION_IDS + redemption.id
+
+
+def product_discount_value(tenant: Tenant, reward: Reward) -> float:
+    mode = reward.product_discount_mode or "fixed"
+    if mode == "percent":
+        return reward.value / 100
+    if mode == "gift":
+        return 0.0
+    return money_out(reward.value, tenant.currency)
 
 
 def requirements(tenant: Tenant, reward: Reward) -> str:
@@ -46,17 +73,23 @@ def requirements(tenant: Tenant, reward: Reward) -> str:
         parts.append(
             f"Uso mínimo de {format_money(max(reward.value, 1), tenant.currency, tenant.locale)}"
         )
+    if reward.reward_type == "product" and reward.external_product_id:
+        units = reward.product_max_units or 1
+        name = reward.product_name or reward.external_product_id
+        parts.append(f"{units} unidade{'s' if units > 1 else ''} de {name} por resgate")
     return "; ".join(parts)
 
 
 def reward_out(tenant: Tenant, offer: Offer, available_cashback: int) -> RewardOut:
     reward = offer.reward
     cashback = reward.reward_type == "cashback"
-    value = (
-        reward.value / 100
-        if reward.reward_type == "percent"
-        else money_out(reward.value, tenant.currency)
-    )
+    product = reward.reward_type == "product"
+    if product:
+        value = product_discount_value(tenant, reward)
+    elif reward.reward_type == "percent":
+        value = reward.value / 100
+    else:
+        value = money_out(reward.value, tenant.currency)
     return RewardOut(
         Id=reward.id,
         Title=reward.title,
@@ -71,6 +104,14 @@ def reward_out(tenant: Tenant, offer: Offer, available_cashback: int) -> RewardO
         CannotUseReason=offer.reason,
         Points=reward.points_required,
         RewardCanBeCumulative=reward.cumulative,
+        ExternalProductId=reward.external_product_id if product else None,
+        ProductDisplayName=(reward.product_name or reward.title) if product else None,
+        ProductDiscountMode=PRODUCT_MODES[reward.product_discount_mode or "fixed"]
+        if product
+        else None,
+        ProductDiscountValue=value if product else None,
+        ProductMaxUnitsPerRedeem=(reward.product_max_units or 1) if product else None,
+        ProductAvailableQuantity=reward.stock if product else None,
     )
 
 
@@ -98,6 +139,7 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
         MaxCashbackForCurrentPurchase=money_out(
             max((o.max_cashback for o in cashback_offers), default=0), tenant.currency
         ),
+        EligibleValue=money_out(purchase, tenant.currency),
     )
 
 
@@ -115,11 +157,14 @@ def redeem(
         return keyed.replay
     customer = require_customer(session, tenant, body.CustomerId)
     reward = get_for_tenant(session, tenant.id, reward_id)
+    if reward.reward_type == "product" and not reward.external_product_id:
+        raise DomainError(
+            "This product reward has no product id for the POS; the merchant must set it.",
+            code="REWARD_NOT_USABLE",
+        )
     if tenant.should_validate_customer:
         consume_verification(session, tenant, customer)
-    cash_value = money_in(body.Value, tenant.currency) if reward.reward_type == "cashback" else None
-    if reward.reward_type == "cashback" and not cash_value:
-        raise InvalidInput("A cashback reward needs the Value to use.", code="INVALID_AMOUNT")
+    cash_value = cashback_value(tenant, body) if reward.reward_type == "cashback" else None
     done = redemptions.redeem(
         session,
         tenant,
@@ -130,31 +175,80 @@ def redeem(
         original_key=body.OriginalKey,
     )
     entry = done.points_entry
+    wire_id = redemption_wire_id(done.redemption)
     answer = envelope(
         {
-            "Id": done.redemption.id,  # what DELETE /rewards/{id} takes to cancel it
-            "RewardId": reward.id,
+            # This redemption, what DELETE /rewards/{id} takes (the vendor's example answers
+            # a redeem of reward 5 with RewardId 123); Id is the same number.
+            "RewardId": wire_id,
+            "Id": wire_id,
+            "RewardConfigurationId": reward.id,
             "Point": {
                 "PointId": entry.id if entry else None,
                 "Quantity": entry.amount if entry else 0,
+                "Metadatas": [m.model_dump(mode="json") for m in body.Metadatas or []],
             },
             "ExternalCode": done.redemption.external_code,
             "OriginalKey": body.OriginalKey,
+            "Coupon": None,  # a POS redemption makes no coupon: the POS applies the discount
+            "ExternalProductId": reward.external_product_id
+            if reward.reward_type == "product"
+            else None,
         }
     )
     keyed.store(answer)
     return answer
 
 
+def cashback_value(tenant: Tenant, body: RedeemIn) -> int:
+    """The amount a cashback redemption uses: ``Value``, or ``Points`` at the point value."""
+    if body.Value is not None:
+        value = money_in(body.Value, tenant.currency)
+    elif body.Points is not None:
+        if body.Points <= 0:
+            raise InvalidInput("Points must be positive.", code="INVALID_AMOUNT")
+        value = value_of_points(tenant, body.Points)
+    else:
+        value = 0
+    if not value:
+        raise InvalidInput(
+            "A cashback reward needs the Value (or Points) to use.", code="INVALID_AMOUNT"
+        )
+    return value
+
+
 def cancelled_out(session: Session, tenant: Tenant, redemption: Redemption) -> dict[str, Any]:
+    given_back = session.scalar(
+        select(LedgerEntry.id)
+        .where(
+            LedgerEntry.program_id == redemption.program_id,
+            LedgerEntry.source_type == "redemption",
+            LedgerEntry.source_id == str(redemption.id),
+            LedgerEntry.kind == "reverse",
+            LedgerEntry.account == POINTS,
+        )
+        .order_by(LedgerEntry.id)
+        .limit(1)
+    )
+    cancelled = redemption.status == "cancelled"
+    wire_id = redemption_wire_id(redemption)
     return envelope(
         {
-            "Id": redemption.id,
+            "Id": wire_id,
+            "RewardId": wire_id,
+            "RewardConfigurationId": redemption.reward_id,
+            "Customer": customer_out(session, session.get_one(Customer, redemption.customer_id)),
             "ExternalCode": redemption.external_code,
             "CashValue": money_out(redemption.value, tenant.currency),
-            "IsCanceled": redemption.status == "cancelled",
+            "IsCanceled": cancelled,
             "RedeemDate": redemption.created_at.isoformat(),
-            "Points": {"Quantity": redemption.points},
+            "Points": {
+                "Id": given_back,  # the ledger entry that gave the points back
+                "Points": redemption.points if cancelled else 0,
+                "Type": 0,
+                "EventKey": redemption.original_key or redemption.external_code,
+                "Quantity": redemption.points,
+            },
         }
     )
 
@@ -163,10 +257,17 @@ def cancelled_out(session: Session, tenant: Tenant, redemption: Redemption) -> d
 def cancel_redemption(
     redemption_ref: str, tenant: PdvMerchant, session: SessionDep
 ) -> dict[str, Any]:
-    """Cancel a redemption (its id or ExternalCode) while its order is not complete."""
+    """Cancel a redemption (the redeem answer's ``RewardId``, or its ``ExternalCode``)
+    while its order is not complete."""
     number = as_id(redemption_ref)
     if number is not None:
-        redemption = redemptions.find_redemption(session, tenant, id=number)
+        if number <= REDEMPTION_IDS:
+            raise NotFound(
+                f"{number} is not a redemption: cancel with the RewardId of the redeem answer "
+                "(a reward configuration id cannot be cancelled).",
+                code="REDEMPTION_NOT_FOUND",
+            )
+        redemption = redemptions.find_redemption(session, tenant, id=number - REDEMPTION_IDS)
     else:
         redemption = redemptions.find_redemption(session, tenant, external_code=redemption_ref)
     redemptions.cancel(session, redemption)

@@ -5,21 +5,29 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from fidelia.dialects.pdv.casing import PdvModel
+from fidelia.dialects.pdv.casing import Amount, Count, PdvModel, WireId
 
 
 class ProductIn(PdvModel):
-    OriginalId: str | None = None
+    """A product line as the guide's and the vendor's examples send it (``OriginalId`` may
+    be a number); kept with the order, not used for rules."""
+
+    OriginalId: WireId | None = None
+    LineId: WireId | None = None
     Name: str | None = None
-    Quantity: Decimal | None = None
-    Value: Decimal | None = None
-    ValueToRefund: Decimal | None = None
+    Title: str | None = None
+    IsActive: bool | None = None
+    Quantity: Amount | None = None
+    Value: Amount | None = None
+    ProductPrice: Amount | None = None
+    ProductDiscountPrice: Amount | None = None
+    ValueToRefund: Amount | None = None
 
 
 class AvailableIn(PdvModel):
-    CustomerId: str = Field(description="CPF/CNPJ digits or e-mail")
-    PurchaseValue: Decimal = Decimal(0)
-    DiscountValue: Decimal | None = None
+    CustomerId: WireId = Field(description="CPF/CNPJ digits or e-mail (string or number)")
+    PurchaseValue: Amount = Decimal(0)
+    DiscountValue: Amount | None = None
     Products: list[ProductIn] | None = None
 
 
@@ -31,10 +39,11 @@ class CustomerOut(BaseModel):
     Phone: str | None
     Document: str | None
     IsEnrolled: bool
+    CurrentTier: dict[str, Any] | None = None  # Fidelia has no tiers
 
 
 class RewardOut(BaseModel):
-    Id: int
+    Id: int = Field(description="The reward configuration's id: what /rewards/{id}/redeem takes")
     Title: str
     RewardType: int = Field(description="0 percent, 1 fixed, 3 cashback, 4 custom, 5 product")
     Value: float
@@ -50,6 +59,20 @@ class RewardOut(BaseModel):
     )
     Points: int
     RewardCanBeCumulative: bool
+    ExternalProductId: str | None = Field(
+        None, description="Product rewards (5): the POS's id of the product to add"
+    )
+    ProductDisplayName: str | None = None
+    ProductDiscountMode: int | None = Field(
+        None, description="0 percent off, 1 fixed final price, 2 free gift, 3 amount off"
+    )
+    ProductDiscountValue: float | None = Field(
+        None, description="The percentage (mode 0), the price (1) or the amount off (3); 0 for 2"
+    )
+    ProductMaxUnitsPerRedeem: int | None = None
+    ProductAvailableQuantity: int | None = Field(
+        None, description="Units left when the reward has a stock; null when unlimited"
+    )
 
 
 class AvailableOut(BaseModel):
@@ -61,11 +84,17 @@ class AvailableOut(BaseModel):
     CashbackEnabled: bool
     AvailableCashback: float
     MaxCashbackForCurrentPurchase: float
+    ShouldValidateCustomerSignup: bool = False
+    HasRestrictedItems: bool = False
+    RestrictedValue: float = 0
+    EligibleValue: float = 0
 
 
 class ChallengeIn(PdvModel):
-    TransactionId: str = Field(min_length=1, max_length=120)
-    Phone: str | None = None
+    TransactionId: WireId | None = Field(
+        None, max_length=120, description="Echoed back; made up by Fidelia when absent"
+    )
+    Phone: WireId | None = None
     Email: str | None = None
 
 
@@ -82,8 +111,8 @@ class ChallengeOut(BaseModel):
 
 
 class ChallengeValidateIn(PdvModel):
-    TransactionId: str = Field(min_length=1, max_length=120)
-    Code: str = Field(min_length=1, max_length=12)
+    TransactionId: WireId = Field(min_length=1, max_length=120)
+    Code: WireId = Field(min_length=1, max_length=12)
 
 
 class ChallengeValidateOut(BaseModel):
@@ -93,7 +122,7 @@ class ChallengeValidateOut(BaseModel):
 
 
 class NamedRef(PdvModel):
-    OriginalId: str | None = None
+    OriginalId: WireId | None = None
     Name: str | None = None
 
 
@@ -103,66 +132,69 @@ class Metadata(PdvModel):
 
 
 class RedeemIn(PdvModel):
-    CustomerId: str
-    OriginalKey: str = Field(min_length=1, max_length=200)
-    RedeemOrigin: int | None = 5
-    Value: Decimal | None = None
-    Points: int | None = None
+    CustomerId: WireId
+    OriginalKey: WireId = Field(min_length=1, max_length=200)
+    RedeemOrigin: Count | None = 5
+    Value: Amount | None = Field(None, description="Cashback rewards: the amount to use")
+    Points: Count | None = Field(
+        None, description="Cashback rewards: the amount to use in points, when Value is absent"
+    )
     Metadatas: list[Metadata] | None = None
     Branch: NamedRef | None = None
     SalesPerson: NamedRef | None = None
 
 
 class CancelByKeyIn(PdvModel):
-    OriginalKey: str | None = None
+    OriginalKey: WireId | None = None
 
 
 class OrderCustomerIn(PdvModel):
-    OriginalId: str | None = None
+    OriginalId: WireId | None = None
     Name: str | None = None
     Email: str | None = None
-    Phone: str | None = None
+    Phone: WireId | None = None
     BirthdayDate: str | None = None
-    Document: str | None = None
+    Document: WireId | None = None
 
 
 class OrderIn(PdvModel):
-    OriginalId: str = Field(min_length=1, max_length=120)
+    OriginalId: WireId = Field(min_length=1, max_length=120)
     OrderPlacementDate: str | None = None
     OrderCompletedDate: str | None = None
-    OrderStatus: str | int | None = None
+    OrderStatus: WireId | None = None
     IsCancelledOrReturned: bool = False
     IsCompleted: bool = False
-    OrderTotal: Decimal
-    Coupon: str | None = None
+    OrderTotal: Amount
+    Coupon: WireId | None = None
     Customer: OrderCustomerIn | None = None
     Products: list[ProductIn] | None = None
     PaymentMethods: list[dict[str, Any]] | None = None
+    PaymentMethod: dict[str, Any] | None = None  # the vendor's reference sends one
     Branch: NamedRef | None = None
     SalesPerson: NamedRef | None = None
 
 
 class OrderCancelIn(PdvModel):
     OrderCancelledDate: str | None = None
-    OrderStatus: str | int | None = None
+    OrderStatus: WireId | None = None
 
 
 class RefundProductIn(PdvModel):
-    OriginalId: str
-    ValueToRefund: Decimal
+    OriginalId: WireId
+    ValueToRefund: Amount
 
 
 class PartialCancelIn(PdvModel):
-    ValueToRefund: Decimal
-    CancelKey: str = Field(min_length=1, max_length=200)
+    ValueToRefund: Amount
+    CancelKey: WireId = Field(min_length=1, max_length=200)
     Products: list[RefundProductIn] | None = None
 
 
 class Envelope(BaseModel):
     Result: Any
     ErrorMessage: str | None
-    ErrorCode: str | None
-    Code: int | None
+    ErrorCode: int | None
+    Code: str | None
     CodeName: str | None
     Severity: int
     HasWarning: bool
@@ -174,8 +206,8 @@ class ErrorEnvelope(BaseModel):
 
     Result: None = None
     ErrorMessage: str
-    ErrorCode: str
-    Code: int
+    ErrorCode: int = Field(description="Numeric: 1001, 1003, ... (401, 404, 429 for those)")
+    Code: str = Field(description="The same number as text")
     CodeName: str = Field(description="PascalCase: CustomerNotFound, InsufficientPoints, ...")
     Severity: int = 2
     HasWarning: bool = False
@@ -183,10 +215,18 @@ class ErrorEnvelope(BaseModel):
 
 
 class BareError(BaseModel):
-    """Refusals of the challenge calls, which answer without the envelope."""
+    """Refusals of the challenge calls, which answer without the envelope, in the shape of
+    their answers. ``Code`` stays null: in a challenge answer it is the code sent to the
+    customer, so the error's number is in ``ErrorCode``."""
 
     Success: bool = False
     FriendlyErrorMessage: str
     ErrorMessage: str
-    Code: int
+    ErrorCode: int
     CodeName: str
+    TransactionId: str | None = None
+    ShouldInformPhone: bool = False
+    ShouldInformEmail: bool = False
+    SentBySMS: bool = False
+    SentByEmail: bool = False
+    Code: None = None

@@ -19,7 +19,7 @@ from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
 from fidelia.models import Tenant
-from fidelia.rewards.service import create_reward
+from fidelia.rewards.service import ProductOptions, create_reward
 from fidelia.tenants.service import create_tenant, issue_api_key, set_setting
 from tests.fakes.sms import FakeSmsGateway
 from tests.fakes.smtp import FakeSmtp
@@ -165,6 +165,28 @@ def add_reward(
         return reward.id
 
 
+def add_product_reward(
+    db: Database,
+    merchant: Merchant,
+    title: str,
+    product_id: str | None = "P001",
+    mode: str | None = "fixed",
+    value: str | None = "15.00",
+    *,
+    points: int = 100,
+    name: str | None = None,
+    max_units: int | None = None,
+    **options: Any,
+) -> int:
+    """A product reward as `fidelia reward create --type product ...` makes it."""
+    product = ProductOptions(
+        external_product_id=product_id, name=name, mode=mode, value=value, max_units=max_units
+    )
+    return add_reward(
+        db, merchant, title, "product", points=points, value=None, product=product, **options
+    )
+
+
 def wallet(db: Database, merchant: Merchant, document: str = ANA) -> tuple[int, int]:
     """(points, cashback in centavos) of the customer with this CPF."""
     with db.session(readonly=True) as session:
@@ -211,8 +233,9 @@ def error(response: Any, status: int, code_name: str) -> dict[str, Any]:
     }, body
     assert body["Result"] is None and body["HasError"] is True and body["Severity"] == 2, body
     assert body["CodeName"] == code_name, body
-    assert body["ErrorMessage"] and isinstance(body["Code"], int), body
-    assert body["ErrorCode"] == str(body["Code"]), body
+    # As in the vendor's reference: ErrorCode a number, Code text.
+    assert body["ErrorMessage"] and type(body["ErrorCode"]) is int, body
+    assert body["Code"] == str(body["ErrorCode"]), body
     return dict(body)
 
 

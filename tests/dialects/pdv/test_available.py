@@ -4,6 +4,7 @@ from tests.dialects.pdv.conftest import (
     ANA,
     AVAILABLE,
     BIA,
+    add_product_reward,
     add_reward,
     available,
     error,
@@ -24,7 +25,9 @@ def catalogue(db, merchant):
             db, merchant, "Cashback", "cashback", points=None, value="1.00", max_share_percent=10
         ),
         "custom": add_reward(db, merchant, "Brinde", "custom", points=50, value=None),
-        "product": add_reward(db, merchant, "Produto R$ 15", "product", value="15.00"),
+        "product": add_product_reward(db, merchant, "R$ 15 na camiseta", name="Camiseta"),
+        # Made by another door without the POS's product id: a POS cannot apply it.
+        "bare_product": add_reward(db, merchant, "Produto", "product", value="15.00"),
         "expensive": add_reward(db, merchant, "Vale R$ 10 VIP", "fixed", points=1000),
         "half": add_reward(db, merchant, "Metade", "percent", value="50", max_share_percent=30),
         "big_cashback": add_reward(
@@ -67,6 +70,7 @@ def test_reward_types_and_reasons(client, db):
         "Phone": "+5511987654321",
         "Document": ANA,
         "IsEnrolled": True,
+        "CurrentTier": None,
     }
     assert answer["AvailablePoints"] == 250
     assert answer["AvailableCashback"] == 37.5
@@ -83,6 +87,7 @@ def test_reward_types_and_reasons(client, db):
     assert seen("cashback") == (3, True, 0)
     assert seen("custom") == (4, True, 0)
     assert seen("product") == (5, True, 0)
+    assert seen("bare_product") == (5, False, 12)
     assert seen("expensive") == (1, False, 1)  # 1000 points needed
     assert seen("half") == (0, False, 6)  # 50% > the 30% share allowed
     assert seen("big_cashback") == (3, False, 3)  # at most R$ 20 usable, minimum R$ 30
@@ -93,7 +98,13 @@ def test_reward_types_and_reasons(client, db):
     assert "Compra mínima de R$ 50,00" in fixed["Requirements"]
     assert reward_in(answer, ids["percent"])["Value"] == 10.0
     assert reward_in(answer, ids["percent"])["RewardCanBeCumulative"] is False
-    assert reward_in(answer, ids["product"])["Value"] == 15.0
+    product = reward_in(answer, ids["product"])
+    assert product["Value"] == 15.0 and product["ExternalProductId"] == "P001"
+    assert product["ProductDisplayName"] == "Camiseta"
+    assert product["ProductDiscountMode"] == 3 and product["ProductDiscountValue"] == 15.0
+    assert product["ProductMaxUnitsPerRedeem"] == 1
+    assert product["ProductAvailableQuantity"] is None
+    assert fixed["ExternalProductId"] is None and fixed["ProductDiscountMode"] is None
     cashback = reward_in(answer, ids["cashback"])
     assert cashback["IsCashback"] is True and cashback["CanSelectValue"] is True
     assert cashback["AvailableCashback"] == 37.5
@@ -105,8 +116,10 @@ def test_reward_types_and_reasons(client, db):
         return offer["CannotUseReason"]
 
     assert reason("fixed", "40.00") == 2  # below its minimum purchase of R$ 50
-    assert reason("product", "12.00") == 5  # R$ 15 off a R$ 12 purchase
-    assert reason("product", "20.00", discount="10.00") == 5  # R$ 15 off the R$ 10 left
+    # A product reward's discount is on a line the POS adds: the purchase so far does not
+    # bound it (a fixed discount on the purchase does).
+    assert reason("product", "12.00") == 0
+    assert reason("fixed", "55.00", discount="50.00") == 5  # R$ 10 off the R$ 5 left
     assert reason("percent", "200.00", discount="5.00") == 8  # not combinable
     assert reason("fixed", "200.00", discount="5.00") == 0  # combinable
     assert reason("percent", "200.00", discount=0) == 0  # a zero discount is no discount

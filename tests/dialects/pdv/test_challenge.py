@@ -157,7 +157,7 @@ def test_challenge_errors_are_bare(client, db):
         (post("39053344705", {"TransactionId": "T"}), 404, "CustomerNotFound"),
         (post("39053344705", {"TransactionId": "T", "Code": "1"}, True), 404, "CustomerNotFound"),
         (post("12345", {"TransactionId": "T"}), 400, "InvalidDocument"),
-        (post(ANA, {}), 400, "InvalidRequest"),
+        (post(ANA, {"TransactionId": True}), 400, "InvalidRequest"),  # never a boolean
         (post(BIA, {"TransactionId": "T", "Phone": "12"}), 400, "InvalidPhone"),
         # Ana's phone cannot become Bia's.
         (post(BIA, {"TransactionId": "T", "Phone": PHONE}), 409, "ContactBelongsToAnotherCustomer"),
@@ -169,3 +169,6 @@ def test_challenge_errors_are_bare(client, db):
         assert body["Success"] is False and body["CodeName"] == code_name, body
         assert body["FriendlyErrorMessage"] and body["ErrorMessage"], body
         assert "Result" not in body and "HasError" not in body, body
+        # In a challenge answer Code is the code sent to the customer: never an error number.
+        assert body["Code"] is None and type(body["ErrorCode"]) is int, body
+        assert body["SentBySMS"] is False and body["SentByEmail"] is False, body

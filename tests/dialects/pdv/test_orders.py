@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from fidelia.models import LedgerEntry, Order, OrderRefund, Redemption
 from tests.dialects.pdv.conftest import (
+    ANA,
     BIA,
     ORDERS,
     add_reward,
@@ -39,7 +40,27 @@ def test_upsert_by_original_id(client, db):
     assert pending == {
         "Id": pending["Id"],
         "OriginalId": "PDV-1",
+        "OrderPlacementDate": None,
+        "OrderCompletedDate": None,
+        "OrderCancelledDate": None,
+        "OrderStatus": None,
+        "IsCancelledOrReturned": False,
+        "IsCompleted": False,
+        "OrderTotal": 100.0,
+        "Customer": {
+            "Id": pending["Customer"]["Id"],
+            "OriginalId": None,
+            "Name": "Ana",
+            "Email": None,
+            "Phone": None,
+            "Document": ANA,
+            "IsEnrolled": True,
+            "CurrentTier": None,
+        },
+        "UpdatedDate": pending["UpdatedDate"],
+        "Coupon": None,
         "State": 1,
+        "Origin": 1,
         "EstimatedBonus": {
             "GenerateBonus": True,
             "EstimatedPoints": 100,
@@ -52,7 +73,8 @@ def test_upsert_by_original_id(client, db):
 
     done = order(client, merchant, "PDV-1", "250.00", completed=True)
     assert done["Id"] == pending["Id"] and done["OriginalId"] == "PDV-1"
-    assert done["State"] == 2
+    assert done["State"] == 2 and done["IsCompleted"] is True and done["OrderTotal"] == 250.0
+    assert done["OrderCompletedDate"] and done["UpdatedDate"]
     assert done["EstimatedBonus"]["EstimatedPoints"] == 250
     assert done["EstimatedBonus"]["EstimatedCashback"] == 12.5
     assert done["EstimatedBonus"]["EstimatedCashbackFormatted"] == "R$ 12,50"

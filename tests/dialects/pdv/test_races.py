@@ -96,3 +96,46 @@ def test_different_keys_over_a_balance_for_one(pg, app, db):
     assert wallet(db, merchant)[0] == 0
     assert min(after) >= 0
     assert ledger_invariants(db) == []
+
+
+def test_concurrent_redeem_and_cancel_pairs_cancel_their_own(pg, app, db):
+    """Issue 8, under load: every sale redeems the same reward at once; half of them then
+    cancel with the RewardId they were answered. Each cancel must cancel exactly its own
+    redemption: the cancelled set is the cancelling sales' set, and the points add up."""
+    with LiveServer(app) as server:
+        merchant, reward = setup(server, db, f"{THREADS * 100}.00")
+        barrier = threading.Barrier(THREADS)
+
+        def sale(i):
+            body = {"CustomerId": "52998224725", "OriginalKey": f"SALE-{i}", "RedeemOrigin": 5}
+            with server.client(headers=merchant.headers) as http:
+                barrier.wait()
+                redeemed = http.post(redeem_path(reward), json=body)
+                assert redeemed.status_code == 200, redeemed.text
+                result = redeemed.json()["Result"]
+                if i % 2:
+                    return result, None
+                cancelled = http.delete(f"/v1/pvt/POS/rewards/{result['RewardId']}")
+                assert cancelled.status_code == 200, cancelled.text
+                return result, cancelled.json()["Result"]
+
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            outcomes = list(pool.map(sale, range(THREADS)))
+    for result, cancelled in outcomes:
+        if cancelled is not None:
+            assert cancelled["IsCanceled"] is True
+            assert cancelled["ExternalCode"] == result["ExternalCode"]
+            assert cancelled["RewardId"] == result["RewardId"]
+    with db.session(readonly=True) as session:
+        status = dict(session.execute(select(Redemption.original_key, Redemption.status)).all())
+    expected = {f"SALE-{i}": "done" if i % 2 else "cancelled" for i in range(THREADS)}
+    reversals = count(db, LedgerEntry, LedgerEntry.kind == "reverse")
+    print(
+        f"\nredeem+cancel x{THREADS}: cancelled={list(status.values()).count('cancelled')} "
+        f"reversals={reversals} points={wallet(db, merchant)[0]}"
+    )
+    assert status == expected
+    assert len({r["RewardId"] for r, _ in outcomes}) == THREADS
+    assert reversals == THREADS // 2
+    assert wallet(db, merchant)[0] == THREADS * 100 - (THREADS // 2) * 100
+    assert ledger_invariants(db) == []

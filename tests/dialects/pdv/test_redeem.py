@@ -3,6 +3,7 @@ value, and DELETE /v1/pvt/POS/rewards/{id} | ?OriginalKey=... to cancel a redemp
 
 from sqlalchemy import select
 
+from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.models import LedgerEntry, Redemption
 from tests.dialects.pdv.conftest import (
     ANA,
@@ -28,8 +29,9 @@ CANCEL = "/v1/pvt/POS/rewards"
 
 
 def redemption_id(db, external_code):
+    """The redemption's id on this door: 1,000,000,000 + its row's id."""
     with db.session(readonly=True) as session:
-        return session.scalar(
+        return REDEMPTION_IDS + session.scalar(
             select(Redemption.id).where(Redemption.external_code == external_code)
         )
 
@@ -45,11 +47,16 @@ def test_redeem_answers_the_envelope_and_replays(client, db):
     first = redeem(client, merchant, reward, "K1")
     result = ok(first)
     assert result == {
+        # RewardId identifies this redemption (what DELETE /rewards/{id} takes), as in the
+        # vendor's example; the reward configuration has its own field.
+        "RewardId": redemption_id(db, result["ExternalCode"]),
         "Id": redemption_id(db, result["ExternalCode"]),
-        "RewardId": reward,
-        "Point": {"PointId": result["Point"]["PointId"], "Quantity": -100},
+        "RewardConfigurationId": reward,
+        "Point": {"PointId": result["Point"]["PointId"], "Quantity": -100, "Metadatas": []},
         "ExternalCode": result["ExternalCode"],
         "OriginalKey": "K1",
+        "Coupon": None,
+        "ExternalProductId": None,
     }
     assert isinstance(result["Point"]["PointId"], int)
     assert isinstance(result["ExternalCode"], str) and result["ExternalCode"]
@@ -130,7 +137,7 @@ def test_cashback_with_a_partial_value(client, db):
 
     # R$ 5,50 of R$ 37,50: all from the cashback account.
     result = ok(redeem(client, merchant, cashback, "C1", value="5.50"))
-    assert result["Point"] == {"PointId": None, "Quantity": 0}
+    assert result["Point"] == {"PointId": None, "Quantity": 0, "Metadatas": []}
     assert wallet(db, merchant) == (250, 700)
     # R$ 20,00: the R$ 7,00 left in cashback, then R$ 13,00 in points at R$ 0,10 each.
     result = ok(redeem(client, merchant, cashback, "C2", value=20))
@@ -159,7 +166,19 @@ def test_cancel_a_redemption_by_id_and_by_key(client, db):
     by_id = ok(client.delete(f"{CANCEL}/{redemption_id(db, code)}", headers=merchant.headers))
     assert by_id["IsCanceled"] is True
     assert by_id["Id"] == redemption_id(db, code) and by_id["ExternalCode"] == code
-    assert by_id["Points"] == {"Quantity": 100} and by_id["RedeemDate"]
+    assert by_id["RewardId"] == by_id["Id"] and by_id["RewardConfigurationId"] == reward
+    assert by_id["Customer"]["Document"] == ANA and by_id["RedeemDate"]
+    reversal = by_id["Points"]["Id"]
+    assert by_id["Points"] == {
+        "Id": reversal,
+        "Points": 100,
+        "Type": 0,
+        "EventKey": "K1",
+        "Quantity": 100,
+    }
+    with db.session(readonly=True) as session:
+        entry = session.get_one(LedgerEntry, reversal)
+        assert (entry.kind, entry.amount) == ("reverse", 100)
     assert wallet(db, merchant)[0] == 250
     again = ok(client.delete(f"{CANCEL}/{redemption_id(db, code)}", headers=merchant.headers))
     assert again["IsCanceled"] is True
@@ -213,3 +232,73 @@ def test_the_same_amount_written_differently_replays(client, db):
     first = redeem(client, merchant, reward, "K1", value=5.5)
     assert first.status_code == 200, first.text
     assert redeem(client, merchant, reward, "K1", value="5.50").json() == first.json()
+
+
+def redemption_rows(db):
+    with db.session(readonly=True) as session:
+        return {
+            r.external_code: (r.id, r.status)
+            for r in session.scalars(select(Redemption).order_by(Redemption.id))
+        }
+
+
+def test_cancel_by_the_reward_id_of_the_answer_cancels_that_sale_only(client, db):
+    """Issue 8: a POS keeps Result.RewardId and cancels with DELETE /rewards/{RewardId}."""
+    merchant = make_merchant(db)
+    reward = add_reward(db, merchant, "R$ 10 de desconto", points=100)
+    order(client, merchant, "PDV-1", "300.00")
+    first = ok(redeem(client, merchant, reward, f"{reward}-{ANA}-SALE1"))
+    second = ok(redeem(client, merchant, reward, f"{reward}-{ANA}-SALE2"))
+    assert wallet(db, merchant)[0] == 100
+    assert first["RewardId"] != second["RewardId"]
+    assert {first["RewardConfigurationId"], second["RewardConfigurationId"]} == {reward}
+
+    # The reward configuration's id, and the rows' own ids (what the old answer's Id was),
+    # are no redemption ids: a clean 404, nothing given back.
+    rows = redemption_rows(db)
+    for wrong in {reward, *(row_id for row_id, _ in rows.values())}:
+        error(
+            client.delete(f"{CANCEL}/{wrong}", headers=merchant.headers), 404, "RedemptionNotFound"
+        )
+    assert (
+        wallet(db, merchant)[0] == 100
+        and count(db, LedgerEntry, LedgerEntry.kind == "reverse") == 0
+    )
+
+    cancelled = ok(client.delete(f"{CANCEL}/{second['RewardId']}", headers=merchant.headers))
+    assert cancelled["IsCanceled"] is True
+    assert cancelled["ExternalCode"] == second["ExternalCode"]
+    assert cancelled["RewardId"] == second["RewardId"]
+    after = redemption_rows(db)
+    assert after[first["ExternalCode"]][1] == "done"
+    assert after[second["ExternalCode"]][1] == "cancelled"
+    with db.session(readonly=True) as session:
+        reversals = list(session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "reverse")))
+    assert [(e.source_id, e.amount) for e in reversals] == [
+        (str(after[second["ExternalCode"]][0]), 100)
+    ]
+    assert wallet(db, merchant)[0] == 200
+
+    # The first sale goes on: its redemption is still there and cancellable by its own id.
+    again = ok(client.delete(f"{CANCEL}/{first['RewardId']}", headers=merchant.headers))
+    assert again["ExternalCode"] == first["ExternalCode"]
+    assert wallet(db, merchant)[0] == 300
+    assert ledger_invariants(db) == []
+
+
+def test_cashback_amount_in_points(client, db):
+    """The vendor's reference: a cashback redemption gives Value or Points."""
+    merchant = make_merchant(db)
+    cashback = add_reward(db, merchant, "Cashback", "cashback", points=None, value="1.00")
+    order(client, merchant, "PDV-1", "250.00")  # 250 points + R$ 12,50
+    body = {"CustomerId": ANA, "OriginalKey": "P1", "Points": 50}  # 50 x R$ 0,10 = R$ 5,00
+    result = ok(client.post(redeem_path(cashback), headers=merchant.headers, json=body))
+    assert result["Point"]["Quantity"] == 0  # all from the cashback account
+    assert wallet(db, merchant) == (250, 750)
+    cancelled = ok(client.delete(CANCEL, params={"OriginalKey": "P1"}, headers=merchant.headers))
+    assert cancelled["CashValue"] == 5.0
+    for points in (0, -5, True):
+        body = {"CustomerId": ANA, "OriginalKey": f"P{points}", "Points": points}
+        refused = client.post(redeem_path(cashback), headers=merchant.headers, json=body)
+        error(refused, 400, "InvalidRequest")
+    assert wallet(db, merchant) == (250, 1250)
