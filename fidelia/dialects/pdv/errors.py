@@ -40,11 +40,25 @@ CODES: dict[str, tuple[int, int, str]] = {
     "INVALID_REFUND": (422, 1019, "InvalidRefund"),
     "REWARD_NOT_USABLE": (422, 1015, "RewardCannotBeUsed"),
     "TOO_MANY_REQUESTS": (429, 429, "TooManyRequests"),
+    "PAYLOAD_TOO_LARGE": (413, 413, "PayloadTooLarge"),
+    "BALANCE_LIMIT": (422, 1022, "BalanceLimitReached"),
 }
 
 
+def _code(error: DomainError) -> tuple[int, int, str]:
+    """The door's (status, code, CodeName); an engine refusal without a row of its own keeps
+    its status and gets its name in PascalCase (never a 500 for a client's mistake)."""
+    found = CODES.get(error.code)
+    if found is not None:
+        return found
+    if error.status >= 500:
+        return 500, 500, "InternalError"
+    name = "".join(part.capitalize() for part in error.code.lower().split("_"))
+    return error.status, error.status, name
+
+
 # What the OpenAPI schema declares for every route of the door (malformed input is 400).
-STATUSES = (400, 401, 403, 404, 409, 422, 429, 500)
+STATUSES = (400, 401, 403, 404, 409, 413, 422, 429, 500)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": "Refused: the envelope with HasError"}
     for status in STATUSES
@@ -69,12 +83,17 @@ def envelope(result: Any) -> dict[str, Any]:
 
 
 def _headers(error: DomainError) -> dict[str, str]:
+    headers = {}
     retry_after = getattr(error, "retry_after", None)
-    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if error.status == 401:  # RFC 7235: say which scheme the door takes
+        headers["WWW-Authenticate"] = 'Basic realm="fidelia POS", charset="UTF-8"'
+    return headers
 
 
 def render(error: DomainError) -> JSONResponse:
-    status, code, name = CODES.get(error.code, (500, 500, "InternalError"))
+    status, code, name = _code(error)
     message = error.message if status < 500 else "Internal error; retry later."
     body = {
         "Result": None,
@@ -91,7 +110,7 @@ def render(error: DomainError) -> JSONResponse:
 
 def render_bare(error: DomainError) -> JSONResponse:
     """The challenge calls answer at the top level, without the envelope."""
-    status, code, name = CODES.get(error.code, (500, 500, "InternalError"))
+    status, code, name = _code(error)
     message = error.message if status < 500 else "Internal error; retry later."
     body = BareError(
         FriendlyErrorMessage=message, ErrorMessage=message, ErrorCode=code, CodeName=name

@@ -41,7 +41,7 @@ from fidelia.rewards.service import active_rewards, get_for_tenant
 from fidelia.tenants.service import get_by_id, get_by_slug
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 422, 429, 500)
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500)
 }
 router = APIRouter(prefix="/api/v1", tags=["Seed 000: PIN + WhatsApp"], responses=ERRORS)
 

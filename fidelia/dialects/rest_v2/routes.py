@@ -14,6 +14,7 @@ router = APIRouter(
         403: {"model": ErrorOut, "description": "forbidden"},
         404: {"model": ErrorOut, "description": "*_not_found"},
         409: {"model": ErrorOut, "description": "conflicts: *_exists, insufficient_stock, ..."},
+        413: {"model": ErrorOut, "description": "payload_too_large (FIDELIA_MAX_BODY_BYTES)"},
         422: {"model": ErrorOut, "description": "invalid_request and field-specific codes"},
         429: {"model": ErrorOut, "description": "rate_limited (see Retry-After)"},
         500: {"model": ErrorOut, "description": "internal_error"},

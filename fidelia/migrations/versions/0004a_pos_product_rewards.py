@@ -1,7 +1,7 @@
 """seed 001: product rewards a POS can apply (product id, name, discount mode, units)
 
 Revision ID: 0004a
-Revises: 0003
+Revises: 0004b
 Create Date: 2026-11-23 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004a"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
