@@ -158,6 +158,7 @@ def validate(
         challenge.failures += 1
         return False
     challenge.verified_at = now()
+    session.flush()  # a spend in the same transaction may consume it at once
     return True
 
 

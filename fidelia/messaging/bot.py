@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fidelia.challenges import short_codes
 from fidelia.customers.service import identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
 from fidelia.kit.clock import now
@@ -16,7 +17,7 @@ from fidelia.kit.db import insert_for
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Source, credit
 from fidelia.messaging import outbox
-from fidelia.messaging.texts import BALANCE_WORDS, GREETINGS, say, unit
+from fidelia.messaging.texts import BALANCE_WORDS, CODE_WORDS, GREETINGS, say, unit
 from fidelia.models import (
     Customer,
     CustomerIdentifier,
@@ -61,7 +62,7 @@ def is_chatter(text: str) -> bool:
     """Greetings and keywords are not names: while waiting for a name, they get their
     usual answer and the bot keeps waiting."""
     words = unquote_plus(text).strip().lower().strip("¿?¡!. ")
-    return words in BALANCE_WORDS or words in GREETINGS
+    return words in BALANCE_WORDS or words in GREETINGS or words in CODE_WORDS
 
 
 class Bot:
@@ -95,6 +96,8 @@ class Bot:
             self._name(session, contact, msg.text)
         elif unquote_plus(msg.text).strip().lower().strip("¿?¡!. ") in BALANCE_WORDS:
             self._balances(session, contact)
+        elif unquote_plus(msg.text).strip().lower().strip("¿?¡!. ") in CODE_WORDS:
+            self._redeem_code(session, contact)
         else:
             self._reply(session, contact, say(self._locale(session, contact), "help"))
         return True
@@ -191,6 +194,27 @@ class Bot:
             balance=self._points(locale, standing.points),
         )
         self._reply(session, contact, _join(text, self._next_line(locale, standing)))
+
+    def _redeem_code(self, session: Session, contact: WhatsAppContact) -> None:
+        """A short code for redeeming at the merchant of the last visit: the proof of
+        presence a merchant that validates customers asks for (challenges/presence.py)."""
+        locale = self._locale(session, contact)
+        tenant = session.get(Tenant, contact.last_tenant_id) if contact.last_tenant_id else None
+        mine = self._customers(session, contact)
+        customer = next((c for c in mine if tenant and c.program_id == tenant.program_id), None)
+        if tenant is None or customer is None:
+            self._reply(session, contact, say(locale, "no_merchant_yet"))
+            return
+        issued = short_codes.issue(session, tenant, customer, self.settings.secret_key)
+        text = say(locale, "redeem_code", merchant=tenant.name, code=issued.code)
+        message = outbox.whatsapp_text(
+            session,
+            text=text,
+            wa_number=contact.wa_number,
+            wa_user_id=contact.wa_user_id,
+            tenant_id=tenant.id,
+        )
+        message.payload = {**message.payload, "secret": True}  # redacted once delivered
 
     def _balances(self, session: Session, contact: WhatsAppContact) -> None:
         locale = self._locale(session, contact)

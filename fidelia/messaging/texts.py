@@ -21,6 +21,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "short_code": "{merchant}: tu código de acceso es {code}. Vence en 10 minutos.",
         "spent": "{merchant}: se usaron {spent} de tu saldo en «{what}». Te queda: {balance}. Si no fuiste vos, avisale al comercio.",
         "spent_payment": "el pago de una compra",
+        "redeem_code": "{merchant}: tu código para canjear es {code}. Vence en 10 minutos: dáselo al cajero.",
+        "no_merchant_yet": "Para pedir un código, primero activá un PIN de tu factura en el comercio.",
         "unit_one": "punto",
         "unit_many": "puntos",
     },
@@ -43,6 +45,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "short_code": "{merchant}: seu código de acesso é {code}. Vale por 10 minutos.",
         "spent": "{merchant}: foram usados {spent} do seu saldo em «{what}». Saldo restante: {balance}. Se não foi você, avise a loja.",
         "spent_payment": "o pagamento de uma compra",
+        "redeem_code": "{merchant}: seu código para resgatar é {code}. Vale 10 minutos: informe ao caixa.",
+        "no_merchant_yet": "Para pedir um código, ative antes um PIN da sua nota na loja.",
         "unit_one": "ponto",
         "unit_many": "pontos",
     },
@@ -65,6 +69,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "short_code": "{merchant}: your login code is {code}. It expires in 10 minutes.",
         "spent": "{merchant}: {spent} of your balance was used for «{what}». Balance left: {balance}. If this wasn't you, tell the shop.",
         "spent_payment": "paying for a purchase",
+        "redeem_code": "{merchant}: your code to redeem is {code}. It expires in 10 minutes: give it to the cashier.",
+        "no_merchant_yet": "To get a code, first activate a PIN from your receipt at the shop.",
         "unit_one": "point",
         "unit_many": "points",
     },
@@ -86,6 +92,8 @@ GREETINGS = {
     "ajuda",
 }
 BALANCE_WORDS = {"puntos", "saldo", "points", "balance", "pontos", "punto", "ponto", "point"}
+# A code to redeem at the counter (merchants that validate customers).
+CODE_WORDS = {"código", "codigo", "code", "canjear", "resgatar", "redeem"}
 
 
 def say(locale: str, key: str, **values: object) -> str:

@@ -6,6 +6,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fidelia.challenges.presence import require_presence
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
@@ -40,6 +41,7 @@ def pay(
         units = points_for_value(tenant, amount)
     else:
         units = amount
+    require_presence(session, tenant, customer)
     payment = LoyaltyPayment(
         tenant_id=tenant.id,
         program_id=customer.program_id,

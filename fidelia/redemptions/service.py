@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from fidelia.challenges.presence import require_presence
 from fidelia.kit.clock import now
 from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import (
@@ -93,6 +94,7 @@ def redeem(
     owed = wallet_of(session, customer)
     if owed.points < 0 or owed.cashback < 0:
         raise InsufficientPoints("The customer owes points from a refund; earn them back first.")
+    require_presence(session, tenant, customer)
     redemption = Redemption(
         program_id=customer.program_id,
         tenant_id=tenant.id,

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fidelia.challenges.service import consume_verification
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
 from fidelia.dialects.pdv.common import by_document, customer_out, require_customer
@@ -162,8 +161,6 @@ def redeem(
             "This product reward has no product id for the POS; the merchant must set it.",
             code="REWARD_NOT_USABLE",
         )
-    if tenant.should_validate_customer:
-        consume_verification(session, tenant, customer)
     cash_value = cashback_value(tenant, body) if reward.reward_type == "cashback" else None
     done = redemptions.redeem(
         session,

@@ -13,6 +13,7 @@ CODES: dict[str, tuple[int, str]] = {
     "REWARD_NOT_FOUND": (404, "PROMOCION_NOT_FOUND"),
     "PIN_NOT_FOUND": (404, "PIN_NOT_FOUND"),
     "VERIFICATION_REQUIRED": (403, "VERIFICACION_REQUERIDA"),
+    "CHALLENGE_REQUIRED": (403, "VERIFICACION_REQUERIDA"),
     "INSUFFICIENT_POINTS": (422, "PUNTOS_INSUFICIENTES"),
     "BELOW_MINIMUM": (422, "MONTO_MINIMO_NO_ALCANZADO"),
     "INVALID_PHONE": (400, "WHATSAPP_INVALIDO"),
@@ -41,10 +42,17 @@ MENSAJES = {
 }
 
 
+# Engine refusals that share a codigo with another but need their own words.
+MENSAJES_BY_CODE = {
+    "CHALLENGE_REQUIRED": "Este comercio valida al cliente: pedile que escriba «código» al "
+    "WhatsApp del comercio y enviá el código que recibe en «codigo».",
+}
+
+
 def render(error: DomainError) -> JSONResponse:
     fallback = (error.status, error.code) if error.status < 500 else (500, "INTERNAL_ERROR")
     status, codigo = CODES.get(error.code, fallback)
-    message = MENSAJES.get(codigo, error.message)
+    message = MENSAJES_BY_CODE.get(error.code) or MENSAJES.get(codigo, error.message)
     headers = {}
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:

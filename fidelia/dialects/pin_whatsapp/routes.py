@@ -8,13 +8,15 @@ from zoneinfo import ZoneInfo
 
 import segno
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from fidelia.challenges import short_codes
 from fidelia.customers.service import find
 from fidelia.customers.standing import Standing, standings
+from fidelia.dialects.pin_whatsapp.errors import render
 from fidelia.dialects.pin_whatsapp.schemas import (
     CanjearIn,
     CanjearResponse,
@@ -29,7 +31,7 @@ from fidelia.dialects.pin_whatsapp.schemas import (
     SaldoOut,
 )
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
-from fidelia.kit.errors import NotFound, Unauthorized
+from fidelia.kit.errors import Forbidden, NotFound, Unauthorized
 from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
 from fidelia.kit.security import digest
@@ -189,12 +191,20 @@ def puntos(wa: str, session: ReadSessionDep, state: AppState) -> PuntosResponse:
     response_model=CanjearResponse,
     dependencies=[Depends(rate_limited("canjear"))],
 )
-def canjear(body: CanjearIn, session: SessionDep) -> CanjearResponse:
-    """Redeem a reward: needs a recent accreditation at the merchant and enough points."""
+def canjear(
+    body: CanjearIn, session: SessionDep, state: AppState
+) -> CanjearResponse | JSONResponse:
+    """Redeem a reward: needs a recent accreditation at the merchant and enough points; at a
+    merchant that validates customers, also the ``codigo`` the bot gave the customer."""
     tenant = get_by_id(session, body.id_comercio)
     customer = _customer(session, tenant, str(body.whatsapp))
     reward = get_for_tenant(session, tenant.id, body.id_promocion)
     require_recent_visit(session, tenant, customer)
+    if body.codigo and not short_codes.verify(
+        session, tenant, customer, body.codigo.strip(), state.settings.secret_key
+    ):
+        # An answer, not an exception: the failed try is committed and counted.
+        return render(Forbidden("Código inválido, vencido o ya usado.", code="CHALLENGE_REQUIRED"))
     done = redeem(session, tenant, customer, reward, origin="pin")
     return CanjearResponse(
         puntos_restantes=done.points_left,

@@ -70,6 +70,9 @@ class CanjearIn(BaseModel):
     whatsapp: str | int
     id_comercio: IdField
     id_promocion: IdField
+    # Beyond the guide: at a merchant that validates customers, the code the customer got
+    # from the bot by writing «código» (6 digits, 10 minutes, single use).
+    codigo: str | None = Field(default=None, max_length=12)
 
 
 class CanjearResponse(BaseModel):

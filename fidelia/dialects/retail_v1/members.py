@@ -55,7 +55,6 @@ from fidelia.models import Customer, Deal, Tenant, Voucher
 from fidelia.orders.checkout import Sale, apply_deals, deal_key
 
 router = APIRouter(route_class=RetailRoute)
-SHORT_CODE_SENDS = "5/10minutes;20/day"  # per member: messages cost money and annoy
 BENEFIT_CHOICES = {"": "false", "true": "true", "yes": "true", "1": "true"} | {
     v: "false" for v in ("false", "no", "0")
 }
@@ -278,7 +277,7 @@ def short_code(
                 )
             )
         return success(body, ShortCodeData(action="verify", verified=True))
-    state.limiter.hit(SHORT_CODE_SENDS, "retail-short-code", str(tenant.id), str(customer.id))
+    # Sends are limited per member in the database (challenges.service.SEND_LIMITS).
     if body.action == "send":
         with at("body.member"):
             sent = short_codes.send(session, tenant, customer, secret)
