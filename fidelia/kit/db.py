@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 READONLY = "fidelia_readonly"
@@ -59,6 +59,21 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse_unstorable(
+        _conn: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any
+    ) -> None:
+        """Values PostgreSQL refuses with a DataError, refused the same way here: a NUL
+        character in text (SQLite would store it) and an integer outside 64 bits (SQLite's
+        driver would raise OverflowError, a 500). Both databases then answer the same 400."""
+        rows = parameters if isinstance(parameters, list) else [parameters]
+        for row in rows:
+            for value in row.values() if isinstance(row, dict) else row or ():
+                if isinstance(value, str) and "\x00" in value:
+                    raise DataError(statement, row, ValueError("NUL character in text"))
+                if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                    raise DataError(statement, row, ValueError("integer out of range"))
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -5,13 +5,12 @@ Where the guide gives no type, an identifier may come as a JSON string or a numb
 (``"CustomerId": 52998224725``, ``"OriginalId": 530648963003``): ``WireId`` reads both as
 text. A boolean is never read as a number or an identifier (``true`` is not 1)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
-from fidelia.kit.errors import InvalidInput
-from fidelia.kit.money import exponent, too_large
+from fidelia.kit.money import DecimalIn, exponent, to_minor
 
 
 def _id_text(value: Any) -> Any:
@@ -37,7 +36,7 @@ WireId = Annotated[
     BeforeValidator(_id_text),
     WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]}),
 ]
-Amount = Annotated[Decimal, BeforeValidator(_not_bool)]
+Amount = DecimalIn  # kit.money's one strict reading of amounts
 Count = Annotated[int, BeforeValidator(_not_bool)]
 
 
@@ -54,13 +53,9 @@ class PdvModel(BaseModel):
 
 
 def money_in(value: Decimal | None, currency: str) -> int:
-    """A decimal amount from the POS (``"10.00"``, ``250.5``) in minor units, rounded half up."""
-    if value is None:
-        return 0
-    if not value.is_finite() or value < 0 or too_large(value, currency):
-        raise InvalidInput(f"Not a valid amount: {value}", code="INVALID_AMOUNT")
-    places = exponent(currency)
-    return int((value.scaleb(places)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    """A decimal amount from the POS (``"10.00"``, ``250.5``) in minor units; more decimals
+    than the currency has is refused, never rounded (``10.005`` is no amount in BRL)."""
+    return 0 if value is None else to_minor(value, currency)
 
 
 def money_out(minor: int, currency: str) -> float:

@@ -1,14 +1,13 @@
 """Seed 000's request and response bodies."""
 
-from decimal import Decimal
-
 from pydantic import BaseModel, Field
 
 from fidelia.kit.ids import IdField
+from fidelia.kit.money import RawAmount
 
 
 class GenerarPinIn(BaseModel):
-    monto: Decimal | None = Field(
+    monto: RawAmount | None = Field(
         None, description="Invoice total; below the merchant's minimum no PIN is issued."
     )
 

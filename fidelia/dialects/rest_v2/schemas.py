@@ -4,12 +4,12 @@ string or a JSON number."""
 
 import json
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from fidelia.kit.ids import MAX_ID
+from fidelia.kit.money import RawAmount
 
 
 class Body(BaseModel):
@@ -77,7 +77,7 @@ IdNumber = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=MAX_ID)]
 Whole = Annotated[int, BeforeValidator(_no_bool)]
 TextId = Annotated[str, BeforeValidator(_text_id)]
 Document = Annotated[str, BeforeValidator(_document)]
-Amount = Decimal | str  # validated against the currency by the door (invalid_amount)
+Amount = RawAmount  # judged by kit.money.to_minor against the currency (invalid_amount)
 
 # -- errors and pages ----------------------------------------------------------------------------
 
