@@ -21,6 +21,7 @@ from fidelia.ledger.service import (
     debit,
     last_earning_at,
 )
+from fidelia.messaging import notices
 from fidelia.models import Balance, Customer, LedgerEntry, Order, Redemption, Reward, Tenant
 from fidelia.models.order import COMPLETE
 from fidelia.orders.earning import points_for_value
@@ -114,6 +115,7 @@ def redeem(
     source = Source(tenant.id, "redemption", str(redemption.id))
     points_acct = Account(customer.program_id, customer.id, POINTS)
     entry = None
+    from_cashback = 0
     if reward.reward_type == "cashback":
         if cash_value is None or cash_value < max(reward.value, 1):
             raise InvalidInput("A cashback redemption needs a Value at least the reward's minimum.")
@@ -133,6 +135,9 @@ def redeem(
         entry = debit(session, points_acct, reward.points_required, source)
         redemption.points = reward.points_required
     left = entry.balance_after if entry is not None else balance(session, points_acct)
+    notices.spent(
+        session, tenant, customer, reward.title, points=redemption.points, cashback=from_cashback
+    )
     return Redeemed(redemption, entry, left)
 
 
