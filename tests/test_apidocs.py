@@ -430,13 +430,30 @@ def test_the_pos_door_examples_succeed(client, db):
     tenant = brl_merchant(db, "loja-centro", "Loja Centro", sandbox="true")
     with db.session() as session:
         tenant = session.get_one(Tenant, tenant.id)
-        create_reward(session, tenant, title="R$ 10 de desconto", points=100,
-                      reward_type="fixed", value="10.00")  # fmt: skip
+        create_reward(
+            session,
+            tenant,
+            title="R$ 10 de desconto",
+            points=100,
+            reward_type="fixed",
+            value="10.00",
+        )
         create_reward(session, tenant, title="Cashback", points=None, reward_type="cashback")
-        product = ProductOptions(external_product_id="P001", name="Camiseta Básica",
-                                 mode="percent", value="20", max_units=2)  # fmt: skip
-        create_reward(session, tenant, title="20% na Camiseta Básica", points=150,
-                      reward_type="product", product=product)  # fmt: skip
+        product = ProductOptions(
+            external_product_id="P001",
+            name="Camiseta Básica",
+            mode="percent",
+            value="20",
+            max_units=2,
+        )
+        create_reward(
+            session,
+            tenant,
+            title="20% na Camiseta Básica",
+            points=150,
+            reward_type="product",
+            product=product,
+        )
         issued = issue_api_key(session, tenant)
     raw = base64.b64encode(f"{issued.token}:{issued.api_key}".encode()).decode()
     call = TryItOut(client, "pos", {"Authorization": f"Basic {raw}"})
@@ -475,9 +492,18 @@ def test_the_retail_door_examples_succeed(client, db):
     with db.session() as session:
         tenant = session.get_one(Tenant, tenant.id)
         create_rule(session, tenant, "visit", 5, 1)
-        regulars = create_segment(session, tenant, "Regulars", {"event_type": "visit", "min_count": 1})
-        create_deal(session, tenant, name="Regulars: 15% off bakery", discount_type="percent",
-                    value=1500, segment_id=regulars.id, department_code="PADARIA")  # fmt: skip
+        regulars = create_segment(
+            session, tenant, "Regulars", {"event_type": "visit", "min_count": 1}
+        )
+        create_deal(
+            session,
+            tenant,
+            name="Regulars: 15% off bakery",
+            discount_type="percent",
+            value=1500,
+            segment_id=regulars.id,
+            department_code="PADARIA",
+        )
         key = issue_api_key(session, tenant).api_key
     call = TryItOut(client, "retail", {"x-api-key": key})
     wallet = lambda: points_of(db, tenant.program_id, "phone", "+5511987654321")  # noqa: E731
@@ -485,8 +511,14 @@ def test_the_retail_door_examples_succeed(client, db):
     member = call("POST", "/v1/member/register").json()["member"]
     assert member["phoneNumber"] == "+5511987654321"
     with db.session() as session:
-        issue(session, session.get_one(Tenant, tenant.id), code="WELCOME-10", value=1000,
-              customer=session.get_one(Customer, int(member["memberId"])), benefit="R$ 10,00 off")  # fmt: skip
+        issue(
+            session,
+            session.get_one(Tenant, tenant.id),
+            code="WELCOME-10",
+            value=1000,
+            customer=session.get_one(Customer, int(member["memberId"])),
+            benefit="R$ 10,00 off",
+        )
     assert call("POST", "/v1/member/update").json()["member"]["lastName"] == "Souza Lima"
     assert call("POST", "/v1/event").json()["pointsEarned"] == 5
     details = call("POST", "/v1/member/details").json()
@@ -533,8 +565,15 @@ def test_the_rest_v2_door_examples_succeed(client, db):
     assert len(call("GET", "/v2/categories").json()["data"]) == 1
     with db.session() as session:
         merchant = session.get_one(Tenant, tenant.id)
-        reward = create_reward(session, merchant, title="R$ 10 de desconto", points=100,
-                               reward_type="fixed", value="10.00", stock=25)  # fmt: skip
+        reward = create_reward(
+            session,
+            merchant,
+            title="R$ 10 de desconto",
+            points=100,
+            reward_type="fixed",
+            value="10.00",
+            stock=25,
+        )
         reward.category_id = 1
         ana = session.get_one(Customer, 1)
         until = clock.now() + timedelta(days=30)

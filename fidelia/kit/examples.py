@@ -55,7 +55,9 @@ class Refusal:
 def refused(render: Callable[[DomainError], Response], error: DomainError, summary: str) -> Refusal:
     """What the door answers to ``error``, rendered by the door's own renderer."""
     response = render(error)
-    return Refusal(response.status_code, error.code.lower(), Example(summary, json.loads(response.body)))
+    return Refusal(
+        response.status_code, error.code.lower(), Example(summary, json.loads(bytes(response.body)))
+    )
 
 
 def responses(ok: Mapping[int, Named], *refusals: Refusal) -> dict[int, dict[str, Example]]:

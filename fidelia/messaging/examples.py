@@ -5,6 +5,7 @@ from fidelia.kit.errors import Unauthorized
 from fidelia.kit.examples import Catalog, Example, Operation, refused, responses
 from fidelia.kit.rendering import default_render
 
+WAMID = "wamid.HBgLNTA2ODg4ODc3NzcVAgASGBQzQUI3RkQ5RTdGQjM0RjI1RTVBMAA="
 INBOUND = {
     "object": "whatsapp_business_account",
     "entry": [
@@ -23,7 +24,7 @@ INBOUND = {
                         "messages": [
                             {
                                 "from": "50688887777",
-                                "id": "wamid.HBgLNTA2ODg4ODc3NzcVAgASGBQzQUI3RkQ5RTdGQjM0RjI1RTVBMAA=",
+                                "id": WAMID,
                                 "timestamp": "1778189400",
                                 "type": "text",
                                 "text": {"body": "Quiero activar mi PIN: 432750"},

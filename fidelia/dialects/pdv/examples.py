@@ -8,8 +8,15 @@ guide's ``OrderTotal: 250.00``); the answers' envelope is built by the door's ow
 from typing import Any
 
 from fidelia.dialects.pdv.errors import envelope, render, render_bare
-from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints
-from fidelia.kit.errors import InvalidInput, NotFound, RateLimited, Unauthorized
+from fidelia.kit.errors import (
+    Conflict,
+    Forbidden,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from fidelia.kit.examples import Catalog, Example, Operation, refused, responses
 from fidelia.kit.idempotency import KeyReused
 
@@ -171,8 +178,13 @@ EXAMPLES: Catalog = {
                                     MaxCashbackForCurrentPurchase=12.5,
                                     Points=0,
                                 ),
-                                _reward(Id=1, Title="R$ 10 de desconto", RewardType=1, Value=10.0,
-                                        Points=100),  # fmt: skip
+                                _reward(
+                                    Id=1,
+                                    Title="R$ 10 de desconto",
+                                    RewardType=1,
+                                    Value=10.0,
+                                    Points=100,
+                                ),
                                 _reward(
                                     Id=3,
                                     Title="20% na Camiseta Básica",
@@ -313,7 +325,9 @@ EXAMPLES: Catalog = {
     ("POST", "/v1/pvt/POS/customers/{document}/challenge"): Operation(
         params={"document": CPF},
         request={
-            "challenge": Example("Send a code to the contacts on file", {"TransactionId": "T-1001"}),
+            "challenge": Example(
+                "Send a code to the contacts on file", {"TransactionId": "T-1001"}
+            ),
             "contact": Example(
                 "No contact on file: the POS gives one",
                 {"TransactionId": "T-1001", "Phone": "11987654321", "Email": "ana@example.com"},

@@ -4,8 +4,14 @@ merchant in Costa Rica: amounts in colones, times at -06:00. PINs are six digits
 default (their length follows how many are open, see ``pins/guard.py``)."""
 
 from fidelia.dialects.pin_whatsapp.errors import render
-from fidelia.kit.errors import Forbidden, InsufficientPoints, InvalidInput, NotFound
-from fidelia.kit.errors import RateLimited, Unauthorized
+from fidelia.kit.errors import (
+    Forbidden,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from fidelia.kit.examples import Catalog, Example, Operation, refused, responses
 
 PIN = "432750"

@@ -9,15 +9,32 @@ from typing import Any
 from fidelia.challenges.short_codes import NoChannel
 from fidelia.dialects.retail_v1.errors import fail, render
 from fidelia.dialects.retail_v1.wire import envelope
-from fidelia.kit.errors import Conflict, DomainError, InsufficientPoints, InvalidInput
-from fidelia.kit.errors import NotFound, RateLimited, Unauthorized
+from fidelia.kit.errors import (
+    Conflict,
+    DomainError,
+    InsufficientPoints,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
 from fidelia.kit.examples import Catalog, Example, Operation, Refusal, refused, responses
 
 PHONE = "+5511987654321"
 AT = "2026-05-07T14:55:12Z"
-HEADERS = {"x-source-type": "POS", "x-source-name": "Caixa", "x-branch-id": "loja-01", "x-pos-id": "3"}
-CONSENTS = {"allowedSMS": True, "allowedEmail": False, "allowedWhatsApp": True, "termsOfUse": True,
-            "gdpr": True}  # fmt: skip
+HEADERS = {
+    "x-source-type": "POS",
+    "x-source-name": "Caixa",
+    "x-branch-id": "loja-01",
+    "x-pos-id": "3",
+}
+CONSENTS = {
+    "allowedSMS": True,
+    "allowedEmail": False,
+    "allowedWhatsApp": True,
+    "termsOfUse": True,
+    "gdpr": True,
+}
 
 
 def member(points: int = 0, credit: int = 0, **fields: Any) -> dict[str, Any]:
@@ -34,7 +51,8 @@ def member(points: int = 0, credit: int = 0, **fields: Any) -> dict[str, Any]:
         "birthday": "1990-05-07",
         **consents,
         "consents": [
-            {"type": name, "granted": granted, "updatedOn": AT} for name, granted in consents.items()
+            {"type": name, "granted": granted, "updatedOn": AT}
+            for name, granted in consents.items()
         ],
         "createdOn": AT,
         "balance": {"points": points, "credit": credit},
@@ -49,7 +67,9 @@ def member(points: int = 0, credit: int = 0, **fields: Any) -> dict[str, Any]:
     return found
 
 
-def error(cls: type[DomainError], message: str, code: str, path: str | None, summary: str) -> Refusal:
+def error(
+    cls: type[DomainError], message: str, code: str, path: str | None, summary: str
+) -> Refusal:
     return refused(render, fail(cls, message, code, path), summary)
 
 
@@ -58,17 +78,26 @@ def answer(data: dict[str, Any], message: str | None = None) -> dict[str, Any]:
 
 
 UNAUTHORIZED = error(
-    Unauthorized, "Invalid, revoked or missing API key.", "UNAUTHORIZED", "header.x-api-key",
+    Unauthorized,
+    "Invalid, revoked or missing API key.",
+    "UNAUTHORIZED",
+    "header.x-api-key",
     "x-api-key missing, unknown or revoked",
-)  # fmt: skip
+)
 HEADER_MISSING = error(
-    DomainError, "The x-source-type header is required.", "HEADER_MISSING",
-    "header.x-source-type", "A required header is missing",
-)  # fmt: skip
+    DomainError,
+    "The x-source-type header is required.",
+    "HEADER_MISSING",
+    "header.x-source-type",
+    "A required header is missing",
+)
 NOT_A_MEMBER = error(
-    InvalidInput, "Cannot find any member with the given identifier.", "MEMBER_NOT_FOUND",
-    "body.member.phoneNumber", "No member with this identifier (the guide's code)",
-)  # fmt: skip
+    InvalidInput,
+    "Cannot find any member with the given identifier.",
+    "MEMBER_NOT_FOUND",
+    "body.member.phoneNumber",
+    "No member with this identifier (the guide's code)",
+)
 RATE_LIMITED = refused(
     render,
     RateLimited("Rate limit of 20 per 1 second exceeded.", retry_after=1),
@@ -80,18 +109,40 @@ BASKET = {
     "dateTime": "2026-05-07T15:30:00Z",
     "totalAmount": 20000,
     "items": [
-        {"lineId": "1", "code": "PAO", "name": "Pão de fermentação natural",
-         "departmentCode": "PADARIA", "quantity": 2, "netAmount": 4000},
-        {"lineId": "2", "code": "VINHO", "name": "Vinho tinto", "departmentCode": "BEBIDAS",
-         "quantity": 1, "netAmount": 16000},
+        {
+            "lineId": "1",
+            "code": "PAO",
+            "name": "Pão de fermentação natural",
+            "departmentCode": "PADARIA",
+            "quantity": 2,
+            "netAmount": 4000,
+        },
+        {
+            "lineId": "2",
+            "code": "VINHO",
+            "name": "Vinho tinto",
+            "departmentCode": "BEBIDAS",
+            "quantity": 1,
+            "netAmount": 16000,
+        },
     ],
-}  # fmt: skip
+}
 DEAL = {"key": "DEAL-1", "name": "Regulars: 15% off bakery", "type": "percent"}
 WELCOME = {"key": "WELCOME-10", "name": "R$ 10,00 off"}
-POINTS_LINE = {"type": "POINTS", "amount": 50, "points": 5,
-               "confirmationCode": "LP-9ABDC32238FF", "linked": False}  # fmt: skip
-CASH_LINE = {"type": "CASH", "amount": 18350, "points": None, "confirmationCode": None,
-             "linked": False}  # fmt: skip
+POINTS_LINE = {
+    "type": "POINTS",
+    "amount": 50,
+    "points": 5,
+    "confirmationCode": "LP-9ABDC32238FF",
+    "linked": False,
+}
+CASH_LINE = {
+    "type": "CASH",
+    "amount": 18350,
+    "points": None,
+    "confirmationCode": None,
+    "linked": False,
+}
 SALE = {
     "transactionId": "POS3-0001",
     "confirmationCode": "TX-1-F56NDX",
@@ -116,9 +167,12 @@ CANCELLED = {
     "newBalance": {"points": 5, "credit": 0},
 }
 NO_TRANSACTION = error(
-    NotFound, "No transaction with this confirmation code.", "TRANSACTION_NOT_FOUND",
-    "body.confirmationCode", "No sale with this confirmation code",
-)  # fmt: skip
+    NotFound,
+    "No transaction with this confirmation code.",
+    "TRANSACTION_NOT_FOUND",
+    "body.confirmationCode",
+    "No sale with this confirmation code",
+)
 PAYMENT = {
     "confirmationCode": "LP-B06872645F7E",
     "type": "POINTS",
@@ -157,12 +211,17 @@ EXAMPLES: Catalog = {
             error(
                 Conflict,
                 "A member with this phoneNumber is already registered; use /member/update.",
-                "MEMBER_EXISTS", "body.member.phoneNumber", "Already registered",
-            ),  # fmt: skip
+                "MEMBER_EXISTS",
+                "body.member.phoneNumber",
+                "Already registered",
+            ),
             error(
-                InvalidInput, "Not a possible phone number: '12'", "INVALID_PHONE", "body.member.phoneNumber",
+                InvalidInput,
+                "Not a possible phone number: '12'",
+                "INVALID_PHONE",
+                "body.member.phoneNumber",
                 "Not a phone number",
-            ),  # fmt: skip
+            ),
             *COMMON,
         ),
     ),
@@ -309,9 +368,12 @@ EXAMPLES: Catalog = {
                 "No consented WhatsApp/SMS number",
             ),
             error(
-                DomainError, "The code is wrong, expired or already used.", "SHORT_CODE_INVALID",
-                "body.shortCode", "Wrong, expired or used code",
-            ),  # fmt: skip
+                DomainError,
+                "The code is wrong, expired or already used.",
+                "SHORT_CODE_INVALID",
+                "body.shortCode",
+                "Wrong, expired or used code",
+            ),
             NOT_A_MEMBER,
             *COMMON,
         ),
@@ -364,14 +426,20 @@ EXAMPLES: Catalog = {
                 }
             },
             error(
-                Conflict, "This voucher was already used.", "VOUCHER_USED",
-                "body.usedAssets[0].key", "The asset was already used",
-            ),  # fmt: skip
+                Conflict,
+                "This voucher was already used.",
+                "VOUCHER_USED",
+                "body.usedAssets[0].key",
+                "The asset was already used",
+            ),
             error(
-                DomainError, "transaction.payments[1].amount: amounts are whole numbers in cents (the "
-                "currency's minor unit): send 1050 for 10.50, not 183.5", "INVALID_AMOUNT",
-                "body.transaction.payments[1].amount", "An amount that is not whole cents",
-            ),  # fmt: skip
+                DomainError,
+                "transaction.payments[1].amount: amounts are whole numbers in cents (the "
+                "currency's minor unit): send 1050 for 10.50, not 183.5",
+                "INVALID_AMOUNT",
+                "body.transaction.payments[1].amount",
+                "An amount that is not whole cents",
+            ),
             NOT_A_MEMBER,
             *COMMON,
         ),
@@ -440,9 +508,12 @@ EXAMPLES: Catalog = {
                 "Not enough points (the guide's code 407)",
             ),
             error(
-                NotFound, "No payment with this confirmation code.", "PAYMENT_NOT_FOUND",
-                "body.payment.confirmationCode", "No payment with this confirmation code",
-            ),  # fmt: skip
+                NotFound,
+                "No payment with this confirmation code.",
+                "PAYMENT_NOT_FOUND",
+                "body.payment.confirmationCode",
+                "No payment with this confirmation code",
+            ),
             NOT_A_MEMBER,
             *COMMON,
         ),
@@ -475,8 +546,10 @@ EXAMPLES: Catalog = {
             error(
                 InvalidInput,
                 "event.type is lower-case letters, digits, '_', '.', '-' (visit, signup, ...).",
-                "INVALID_EVENT", "body.event.type", "Not a valid event type",
-            ),  # fmt: skip
+                "INVALID_EVENT",
+                "body.event.type",
+                "Not a valid event type",
+            ),
             NOT_A_MEMBER,
             *COMMON,
         ),
