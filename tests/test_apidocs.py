@@ -3,6 +3,7 @@ server serves, every door has its own OpenAPI document with its real security sc
 the home page lists every door."""
 
 import base64
+import copy
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from fidelia.events.deals import create_deal
 from fidelia.events.segments import create_segment
 from fidelia.events.service import create_rule
 from fidelia.kit import clock
+from fidelia.kit.examples import Example, Operation, illustrate
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
 from fidelia.models import Customer, InboundMessage, Tenant
@@ -590,3 +592,40 @@ def test_the_rest_v2_door_examples_succeed(client, db):
     assert call("DELETE", "/v2/auth/token").status_code == 204
     assert client.get("/v2/customers", headers=call.headers).status_code == 401  # revoked
     assert call.unsent() == []
+
+
+def test_an_example_for_what_the_document_lacks_is_refused():
+    """Examples cannot fall silently out of date: one for an operation, a parameter, a
+    body, a status or a media type the document does not have stops the document."""
+    spec = {
+        "paths": {
+            "/x": {
+                "get": {
+                    "parameters": [{"name": "a", "in": "query", "schema": {}}],
+                    "responses": {"200": {"content": {"application/json": {}}}},
+                }
+            }
+        }
+    }
+    answer = {200: {"one": Example("One", {"a": 1})}}
+    done = illustrate(copy.deepcopy(spec), {("GET", "/x"): Operation({"a": 1}, {}, answer)})
+    operation = done["paths"]["/x"]["get"]
+    assert operation["parameters"][0]["example"] == 1
+    assert operation["responses"]["200"]["content"]["application/json"]["examples"] == {
+        "one": {"summary": "One", "value": {"a": 1}}
+    }
+    stale = [
+        {("POST", "/x"): Operation(responses=answer)},
+        {("GET", "/y"): Operation(responses=answer)},
+        {("GET", "/x"): Operation(params={"b": 1})},
+        {("GET", "/x"): Operation(request={"one": Example("One", {})})},
+        {("GET", "/x"): Operation(responses={404: answer[200]})},
+        {
+            ("GET", "/x"): Operation(
+                responses={200: {"svg": Example("An image", "<svg/>", "image/svg+xml")}}
+            )
+        },
+    ]
+    for catalog in stale:
+        with pytest.raises(KeyError):
+            illustrate(copy.deepcopy(spec), catalog)
