@@ -4,7 +4,9 @@ Swagger UI and ReDoc are served from the pinned ``fastapi-offline`` package's fi
 is fetched from a CDN at run time). Besides the combined ``/openapi.json``, each door has its
 own document (``/openapi/{door}.json``) and pages (``/docs/{door}``, ``/redoc/{door}``), so an
 integrator can generate a client for just the door they use. Every door's security scheme is
-declared here, from ``fidelia.doors``, so "Authorize" works for each of them."""
+declared here, from ``fidelia.doors``, so "Authorize" works for each of them, and every
+operation carries request and response examples from its door's ``examples.py``, so "Try it
+out" starts from a filled body and shows a real answer."""
 
 import copy
 from pathlib import Path
@@ -17,11 +19,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from fidelia.dialects.pdv.examples import EXAMPLES as POS_EXAMPLES
+from fidelia.dialects.pin_whatsapp.examples import EXAMPLES as PIN_EXAMPLES
+from fidelia.dialects.rest_v2.examples import EXAMPLES as REST_V2_EXAMPLES
+from fidelia.dialects.retail_v1.examples import EXAMPLES as RETAIL_EXAMPLES
 from fidelia.doors import DOORS, Door, door_of
+from fidelia.kit.examples import illustrate, merge
+from fidelia.messaging.examples import EXAMPLES as WEBHOOK_EXAMPLES
 
 ASSETS = "/docs-assets"
 _STATIC = Path(fastapi_offline.__file__).parent / "static"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+# Every door's examples, by (METHOD, path template).
+EXAMPLES = merge(PIN_EXAMPLES, POS_EXAMPLES, RETAIL_EXAMPLES, REST_V2_EXAMPLES, WEBHOOK_EXAMPLES)
 
 
 def secure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -89,14 +99,13 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = secure(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
-                )
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
             )
+            app.openapi_schema = illustrate(secure(spec), EXAMPLES)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
