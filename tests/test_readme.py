@@ -15,7 +15,8 @@ printed. The conventions (also stated at the top of README.md):
   shows it (an error shown on purpose).
 - The CLI is ``.venv/bin/fidelia``; ``127.0.0.1:8000`` is the server.
 
-The test rewrites only ``.venv/bin/`` (to this interpreter's directory) and the port.
+The test rewrites only ``.venv/bin/`` (to this interpreter's directory) and the port. It also
+checks the README's sample of what ``make run`` prints against what the server printed.
 """
 
 import json
@@ -395,7 +396,7 @@ def test_readme_runs_as_written(tmp_path):
     with log.open("w") as sink:
         server = subprocess.Popen(
             [str(FIDELIA), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
-            env={**env, "FIDELIA_PUBLIC_URL": f"http://127.0.0.1:{port}"},  # as `make run`
+            env=env,  # serve's public URL is its own address, as `make run` sets it
             cwd=work,
             stdout=sink,
             stderr=subprocess.STDOUT,
