@@ -555,7 +555,7 @@ def voucher_create(
 ) -> None:
     """Issue a voucher to a customer or a campaign."""
     from fidelia.kit.money import to_minor
-    from fidelia.tenants.service import get_by_slug
+    from fidelia.tenants.service import get_by_slug, money_text
     from fidelia.vouchers.service import issue, state_of
 
     with transaction() as session:
@@ -580,7 +580,7 @@ def voucher_create(
             "id": voucher.id,
             "code": voucher.code,
             "customer_id": voucher.customer_id,
-            "value": value,
+            "value": money_text(voucher.value, merchant.currency),
             "uses": voucher.max_uses,
             "valid_until": voucher.valid_until.isoformat() if voucher.valid_until else None,
             "status": state_of(voucher),

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Make sure the server binaries the tests start for themselves exist: PostgreSQL (a
-# throwaway cluster per run) and Redis (shared rate-limit counters). Installs Debian's
+# throwaway cluster per run) and Redis (shared rate-limit counters), and the curl and jq
+# the README's examples use (tests/test_readme.py runs them). Installs Debian's
 # packages where missing; never leaves the system services running.
 set -euo pipefail
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || need+=(postgresql)
 command -v redis-server > /dev/null || need+=(redis-server)
+command -v curl > /dev/null || need+=(curl)
+command -v jq > /dev/null || need+=(jq)
 # Extra tools on demand, as TOOL or TOOL:PACKAGE when the Debian package is named
 # otherwise, e.g. `ensure-services.sh wrk pgbench:postgresql`.
 for spec in "$@"; do

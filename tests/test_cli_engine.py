@@ -58,8 +58,9 @@ def test_vouchers_issue_and_validate(cli):
     )
     assert issued["code"].startswith("FV-") and issued["customer_id"] == customer_id
     assert issued["status"] == "active"
-    own = one_json(run("voucher", "create", "--tenant", "loja", "--code", "natal-10", "--json"))
-    assert own["code"] == "NATAL-10"
+    own_code = ("--code", "natal-10", "--value", "15", "--json")
+    own = one_json(run("voucher", "create", "--tenant", "loja", *own_code))
+    assert own["code"] == "NATAL-10" and own["value"] == "15.00"  # as the doors show it
     duplicate = run("voucher", "create", "--tenant", "loja", "--code", "NATAL-10", ok=False)
     assert duplicate.returncode == 1 and "exists" in duplicate.stderr
     for _ in range(2):
