@@ -814,7 +814,7 @@ Demo merchant: cafe-demo (id {tenant.id})
 Try it:
   KEY={key.api_key}
   curl -s -X POST -H "X-API-Key: $KEY" {base}/api/v1/integraciones/pin/generar
-  # send the PIN from the simulator page, give a name, then:
+  # send the PIN from the simulator page (your profile name is your name), then:
   curl -s {base}/api/v1/redimir/puntos/%2B50688887777
 """
     )
