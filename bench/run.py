@@ -343,7 +343,7 @@ class Bench:
 
         def generated() -> int:
             with seed.Loader(url) as db:
-                return int(db.scalar("SELECT COUNT(*) FROM pins WHERE LENGTH(code) < 8"))
+                return int(db.scalar("SELECT COUNT(*) FROM pins WHERE amount IS NULL"))
 
         peak, half, detail = self.cycled(
             server, lambda n: load.pin_requests(data.merchants, host, n, self.rng), generated

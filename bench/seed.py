@@ -364,7 +364,8 @@ def add_pin_pool(loader: Loader, data: Dataset, size: int, rng: random.Random) -
         code = str(codes[k])
         pool.append(PoolPin(first + k, code, customer))
         rows.append(
-            (first + k, merchant.id, NAMESPACE, code, "open", None, POINTS_PER_PIN)
+            # amount 1: tells the pool apart from PINs a run generates (they have none)
+            (first + k, merchant.id, NAMESPACE, code, "open", 1, POINTS_PER_PIN)
             + (loader.ts(at), loader.ts(at + timedelta(minutes=30)))
         )
     loader.insert(

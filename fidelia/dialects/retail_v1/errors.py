@@ -89,7 +89,8 @@ def at(path: str) -> Iterator[None]:
     try:
         yield
     except DomainError as error:
-        if getattr(error, "path", None) is None:
+        # A limit reached (429) is no field's fault.
+        if getattr(error, "path", None) is None and error.status != 429:
             error.path = path  # type: ignore[attr-defined]
         raise
 
