@@ -62,8 +62,9 @@ def store(session: Session, payload: Any) -> bool:
             received_at=at,
         )
         .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(BlingEvent.id)
     )
-    stored = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    stored = session.execute(statement).scalar() is not None
     if stored:
         session.info["outbox_wakeup"] = True  # wake the in-process worker after the commit
     return stored

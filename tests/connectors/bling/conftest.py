@@ -101,9 +101,7 @@ def connect(
 
 def connection(db: Database, tenant: Tenant) -> BlingConnection | None:
     with db.session(readonly=True) as session:
-        return session.scalar(
-            select(BlingConnection).where(BlingConnection.tenant_id == tenant.id)
-        )
+        return session.scalar(select(BlingConnection).where(BlingConnection.tenant_id == tenant.id))
 
 
 def wallet(db: Database, tenant: Tenant, customer_id: int) -> tuple[int, int]:
