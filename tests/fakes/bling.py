@@ -184,8 +184,13 @@ class FakeBling:
                 "transporte": {"frete": float(frete), "fretePorConta": 0},
                 "outrasDespesas": 0,
                 "itens": [
-                    {"id": order_id * 10, "codigo": "BLG-5", "quantidade": 1,
-                     "valor": float(produtos), "descricao": "Produto do Bling"}
+                    {
+                        "id": order_id * 10,
+                        "codigo": "BLG-5",
+                        "quantidade": 1,
+                        "valor": float(produtos),
+                        "descricao": "Produto do Bling",
+                    }
                 ],
                 "parcelas": [],
             }
@@ -429,10 +434,22 @@ class FakeBling:
             if situations and order["situacao"]["id"] not in situations:
                 continue
             rows.append(
-                {k: order[k] for k in (
-                    "id", "numero", "numeroLoja", "data", "dataSaida", "dataPrevista",
-                    "totalProdutos", "total", "contato", "situacao", "loja",
-                )}
+                {
+                    k: order[k]
+                    for k in (
+                        "id",
+                        "numero",
+                        "numeroLoja",
+                        "data",
+                        "dataSaida",
+                        "dataPrevista",
+                        "totalProdutos",
+                        "total",
+                        "contato",
+                        "situacao",
+                        "loja",
+                    )
+                }
             )
         return json.loads(json.dumps(rows))
 
@@ -444,9 +461,18 @@ class FakeBling:
             if since and contact["_incluido"] < since[:10]:
                 continue
             rows.append(
-                {k: contact[k] for k in (
-                    "id", "nome", "codigo", "situacao", "numeroDocumento", "telefone", "celular",
-                )}
+                {
+                    k: contact[k]
+                    for k in (
+                        "id",
+                        "nome",
+                        "codigo",
+                        "situacao",
+                        "numeroDocumento",
+                        "telefone",
+                        "celular",
+                    )
+                }
             )
         return rows
 

@@ -172,6 +172,14 @@ def _one_page(db: Database, bling: Bling, import_id: int, runner: str) -> Step:
         )
     items = [i for i in body.get("data") or [] if isinstance(i, dict)]
     prepared = sync.prepare_page(db, bling, link, items) if phase == "orders" else []
+    if phase == "contacts":
+        # The list has no e-mail: a contact known by nothing else in it is read in full.
+        items = [
+            (sync.fetch_contact(bling, link, str(c["id"])) or c)
+            if c.get("id") and not (c.get("numeroDocumento") or c.get("celular"))
+            else c
+            for c in items
+        ]
     last = len(items) < bling.page_size
     with db.session() as session:
         locked = session.scalar(
