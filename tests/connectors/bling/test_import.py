@@ -24,7 +24,7 @@ from fidelia.models import (
     Tenant,
 )
 from fidelia.models.order import COMPLETE
-from tests.connectors.bling.conftest import ANA, BIA, CNPJ, connect, count, make_merchant
+from tests.connectors.bling.conftest import ANA, BIA, CNPJ, connect, make_merchant
 from tests.support.helpers import ledger_invariants
 
 SINCE = clock.now().date() - timedelta(days=90)  # what connecting queues (bling_import_days)
