@@ -19,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from fidelia.connectors.bling.examples import EXAMPLES as BLING_EXAMPLES
 from fidelia.dialects.pdv.examples import EXAMPLES as POS_EXAMPLES
 from fidelia.dialects.pin_whatsapp.examples import EXAMPLES as PIN_EXAMPLES
 from fidelia.dialects.rest_v2.examples import EXAMPLES as REST_V2_EXAMPLES
@@ -31,7 +32,9 @@ ASSETS = "/docs-assets"
 _STATIC = Path(fastapi_offline.__file__).parent / "static"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # Every door's examples, by (METHOD, path template).
-EXAMPLES = merge(PIN_EXAMPLES, POS_EXAMPLES, RETAIL_EXAMPLES, REST_V2_EXAMPLES, WEBHOOK_EXAMPLES)
+EXAMPLES = merge(
+    PIN_EXAMPLES, POS_EXAMPLES, RETAIL_EXAMPLES, REST_V2_EXAMPLES, WEBHOOK_EXAMPLES, BLING_EXAMPLES
+)
 
 
 def secure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fidelia import __version__, apidocs
+from fidelia.connectors.bling.jobs import BlingJobs
+from fidelia.connectors.bling.routes import router as bling_router
 from fidelia.dialects.pdv import cors as pdv_cors
 from fidelia.dialects.pdv import customers as pdv_customers
 from fidelia.dialects.pdv import errors as pdv_errors
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 settings.worker_batch_size,
                 settings.outbox_max_attempts,
                 timedelta(seconds=settings.outbox_lease_seconds),
+                jobs=BlingJobs.for_settings(state.db, settings),
             )
             worker.start_thread(settings.worker_poll_seconds)
         yield
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(retail_router)
     app.include_router(rest_router)
     app.include_router(webhook_router)
+    app.include_router(bling_router)
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)

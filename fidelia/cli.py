@@ -40,6 +40,10 @@ app.add_typer(deal_app, name="deal")
 app.add_typer(member_app, name="member")
 app.add_typer(jobs_app, name="jobs")
 
+from fidelia.connectors.bling.commands import bling_app  # noqa: E402
+
+app.add_typer(bling_app, name="bling")
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -153,6 +157,7 @@ def serve(
 @app.command("worker")
 def run_worker() -> None:
     """Run an outbox worker on its own (scale-out: several may run at once on PostgreSQL)."""
+    from fidelia.connectors.bling.jobs import BlingJobs
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
 
@@ -167,6 +172,7 @@ def run_worker() -> None:
             settings.worker_batch_size,
             settings.outbox_max_attempts,
             timedelta(seconds=settings.outbox_lease_seconds),
+            jobs=BlingJobs.for_settings(db, settings),
         ).run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass

@@ -88,6 +88,14 @@ DOORS: tuple[Door, ...] = (
         prefixes=("/webhooks/whatsapp",),
         auth="X-Hub-Signature-256: HMAC-SHA256 of the raw body with the app secret",
     ),
+    Door(
+        key="bling",
+        title="Bling ERP webhook (sales in; the connector reads Bling's API)",
+        guide="seed 003",
+        base="/webhooks/bling",
+        prefixes=("/webhooks/bling",),
+        auth="X-Bling-Signature-256: HMAC-SHA256 of the raw body with the client secret",
+    ),
 )
 
 

@@ -96,6 +96,23 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = 60
     tenant_cache_seconds: float = 2.0
 
+    # Bling ERP connector (seed 003): the Bling app's credentials (the client secret also
+    # signs Bling's webhooks), where its API and authorize page are, and how often each
+    # connection is reconciled. The redirect URI to register at Bling is
+    # {public_url}/connectors/bling/callback.
+    bling_client_id: str = ""
+    bling_client_secret: str = ""
+    bling_api_base: str = "https://api.bling.com.br/Api/v3"
+    bling_authorize_url: str = "https://www.bling.com.br/Api/v3/oauth/authorize"
+    bling_requests_per_second: float = 3.0
+    bling_reconcile_minutes: float = 10
+    bling_import_days: int = 90  # how far back the import started on connect reaches
+    # Keys that encrypt secrets at rest (Bling tokens): comma-separated Fernet keys, the
+    # first encrypts, every one decrypts (rotation: put a new key first, run
+    # `fidelia bling rotate-keys`, then drop the old one). Empty in development: one key
+    # derived from secret_key.
+    encryption_keys: str = ""
+
     @field_validator("bot_number")
     @classmethod
     def _digits_only(cls, value: str) -> str:
@@ -125,6 +142,8 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "set FIDELIA_SMS_GATEWAY_URL and/or FIDELIA_SMTP_URL in production"
                 )
+            if self.bling_client_id and not self.encryption_keys:
+                raise ValueError("set FIDELIA_ENCRYPTION_KEYS in production (Bling tokens)")
             if self.simulator:
                 raise ValueError(
                     "the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0"

@@ -12,7 +12,7 @@ import random
 import re
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 
@@ -41,6 +41,14 @@ def scrub(error: str, payload: dict[str, Any]) -> str:
     return _CODE.sub(REDACTED, error)
 
 
+class Jobs(Protocol):
+    """Work a connector adds to the worker (connectors/bling/jobs.py)."""
+
+    def run_once(self) -> int: ...
+
+    def sweep(self) -> None: ...
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 3600) * random.uniform(0.8, 1.2))
 
@@ -53,8 +61,10 @@ class Worker:
         batch: int = 20,
         max_attempts: int = 12,
         lease: timedelta = LEASE,
+        jobs: "Jobs | None" = None,
     ) -> None:
         self.db = db
+        self.jobs = jobs
         self.senders = senders
         self.batch = batch
         self.max_attempts = max_attempts
@@ -117,7 +127,7 @@ class Worker:
         rows = self.claim()
         for row in rows:
             self.deliver(row)
-        return len(rows)
+        return len(rows) + (self.jobs.run_once() if self.jobs is not None else 0)
 
     def drain(self, rounds: int = 50) -> None:
         """Deliver until nothing is due (tests and the CLI)."""
@@ -130,6 +140,8 @@ class Worker:
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
+        if self.jobs is not None:
+            self.jobs.sweep()
 
     def run_forever(self, poll_seconds: float = 0.5) -> None:
         sweeps = 0

@@ -3,6 +3,7 @@
 from fidelia.models.access_token import AccessToken
 from fidelia.models.api_key import ApiKey
 from fidelia.models.base import Base
+from fidelia.models.bling import BlingConnection, BlingEvent, BlingImport, BlingOAuthState
 from fidelia.models.category import Category
 from fidelia.models.challenge import Challenge
 from fidelia.models.consent import Consent
@@ -27,6 +28,10 @@ __all__ = [
     "ApiKey",
     "Balance",
     "Base",
+    "BlingConnection",
+    "BlingEvent",
+    "BlingImport",
+    "BlingOAuthState",
     "Category",
     "Challenge",
     "Consent",
