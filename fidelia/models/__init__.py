@@ -19,6 +19,7 @@ from fidelia.models.redemption import Redemption
 from fidelia.models.reward import Reward
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
+from fidelia.models.user import Invitation, LoginFailure, User
 from fidelia.models.voucher import Voucher, VoucherUse
 from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
@@ -37,7 +38,9 @@ __all__ = [
     "Event",
     "IdempotencyKey",
     "InboundMessage",
+    "Invitation",
     "LedgerEntry",
+    "LoginFailure",
     "LoyaltyPayment",
     "Order",
     "OrderRefund",
@@ -50,6 +53,7 @@ __all__ = [
     "Segment",
     "SimulatorMessage",
     "Tenant",
+    "User",
     "Voucher",
     "VoucherUse",
     "WhatsAppContact",
