@@ -66,6 +66,7 @@ def renderer(cookies: Cookies) -> Callable[[DomainError], Response]:
             cookies,
             "error.html",
             status=error.status,
+            code=error.code,
             title=TITLES.get(error.status, TITLES[400]),
             message=MESSAGES.get(error.code),
             engine_message=error.message,
