@@ -46,9 +46,7 @@ def access_of(dependant: Dependant) -> list[Any]:
 
 
 def declared(path: str, method: str, app: Any) -> Any:
-    route = next(
-        r for p, methods, r in panel_routes(app) if p == path and method in methods
-    )
+    route = next(r for p, methods, r in panel_routes(app) if p == path and method in methods)
     access = set(access_of(route.dependant))
     assert len(access) == 1, (
         f"{method} {path} must declare exactly one access (OwnerDep, CounterDep, OperatorDep, "
@@ -83,7 +81,9 @@ def visitors(app: Any, db: Any) -> Iterator[tuple[dict[str, TestClient], Merchan
     a = make_merchant(db, "shop-a")
     b = make_merchant(db, "shop-b")
     staff = make_operator(db)
-    clients = {name: TestClient(app) for name in ("anonymous", "cashier", "operator", "other", "owner")}
+    clients = {
+        name: TestClient(app) for name in ("anonymous", "cashier", "operator", "other", "owner")
+    }
     for client in clients.values():
         client.__enter__()
     sign_in(clients["cashier"], a.cashier)
