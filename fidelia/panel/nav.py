@@ -35,7 +35,8 @@ class Entry:
 
 
 ITEMS: list[Item] = [
-    Item(10, N_("Getting started"), "/panel/", ("owner",)),
+    # The dashboard takes order 10 when it is built (and /panel/ leads there).
+    Item(15, N_("Getting started"), "/panel/onboarding", ("owner",)),
     Item(50, N_("Program"), "/panel/program", ("owner",)),
     Item(80, N_("Team"), "/panel/team", ("owner",)),
 ]
@@ -49,7 +50,6 @@ def menu_for(viewer: "Viewer | None", path: str) -> dict[str, list[Entry]]:
     for item in sorted(ITEMS, key=lambda i: i.order):
         if viewer.role not in item.roles:
             continue
-        here = path == item.href or (item.href != "/panel/" and path.startswith(item.href + "/"))
-        here = here or (item.href == "/panel/" and path == "/panel")
+        here = path == item.href or path.startswith(item.href + "/")
         menus.setdefault(item.menu, []).append(Entry(item.label, item.href, here))
     return menus
