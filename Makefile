@@ -5,9 +5,9 @@ BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean
+.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages
 
-venv: $(VENV)/.runtime
+venv: $(VENV)/.runtime assets
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
@@ -15,12 +15,27 @@ $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The panel's front-end files (htmx, Pico CSS, Chart.js): `npm ci` from package-lock.json,
+# copied into fidelia/panel/static/vendor/ (gitignored). setup.py does the same for
+# `pip install .`. Needs Node.js and npm once (installed with apt when missing).
+PANEL_VENDOR := fidelia/panel/static/vendor/.built
+assets: $(PANEL_VENDOR)
+$(PANEL_VENDOR): package.json package-lock.json fidelia/panel/assets.py
+	command -v npm > /dev/null || scripts/ensure-services.sh npm
+	$(PY) fidelia/panel/assets.py
+	touch $@
+
+# Extract the panel's strings into its catalogues (then translate the new ones in
+# fidelia/panel/locales/{es,pt_BR}/LC_MESSAGES/messages.po; tests/panel/test_i18n.py checks).
+messages: venv
+	$(BIN)/python -m fidelia.panel.messages
+
 dev: $(VENV)/.dev
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.lock
 	touch $@
 
-run: venv
+run: venv assets
 	FIDELIA_PUBLIC_URL=http://$(HOST):$(PORT) $(BIN)/fidelia serve --demo --host $(HOST) --port $(PORT)
 
 lint: dev
@@ -30,8 +45,8 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy fidelia
 
-test: dev
-	scripts/ensure-services.sh $(BENCH_TOOLS)
+test: dev assets
+	scripts/ensure-services.sh chromium $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
@@ -60,4 +75,4 @@ reliability: dev
 	FIDELIA_RELIABILITY=long $(BIN)/pytest -q tests/reliability $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info node_modules fidelia/panel/static/vendor

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from fidelia import __version__, apidocs
+from fidelia import __version__, apidocs, panel
 from fidelia.connectors.bling.jobs import BlingJobs
 from fidelia.connectors.bling.routes import router as bling_router
 from fidelia.dialects.pdv import cors as pdv_cors
@@ -71,9 +71,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     app.state.fidelia = state
+    panel_errors = panel.install(app, settings)  # its middleware sits inside the ones below
     render = rendering.install(
         app,
         [
+            panel_errors,
             ("/api/v1/", pin_errors.render),
             ("/v1/pvt/POS/customers/", pdv_errors.render_bare),
             ("/v1/pvt/", pdv_errors.render),

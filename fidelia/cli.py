@@ -26,6 +26,7 @@ rule_app = typer.Typer(help="Earning rules for behavioural events.", no_args_is_
 segment_app = typer.Typer(help="Member segments.", no_args_is_help=True)
 deal_app = typer.Typer(help="Deals: automatic promotions.", no_args_is_help=True)
 member_app = typer.Typer(help="Members (customers).", no_args_is_help=True)
+user_app = typer.Typer(help="Panel accounts: owners, cashiers, operators.", no_args_is_help=True)
 jobs_app = typer.Typer(
     help="Scheduled jobs, for cron (the worker also runs them).", no_args_is_help=True
 )
@@ -38,6 +39,7 @@ app.add_typer(rule_app, name="rule")
 app.add_typer(segment_app, name="segment")
 app.add_typer(deal_app, name="deal")
 app.add_typer(member_app, name="member")
+app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
 
 from fidelia.connectors.bling.commands import bling_app  # noqa: E402
@@ -760,6 +762,69 @@ def member_erase(
     typer.echo(f"customer {erased} erased")
 
 
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="owner | cashier | operator")],
+    tenant: Annotated[
+        str | None, typer.Option(help="The merchant's slug (not for operators).")
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Generated and printed when omitted.")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="Panel language (es, pt_BR, en); else the merchant's.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a panel account: `user create --tenant S --email E --role owner`."""
+    import secrets
+
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.users.service import create_user
+
+    chosen = password or secrets.token_urlsafe(12)
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant) if tenant else None
+        user = create_user(
+            session, email=email, password=chosen, role=role, tenant=merchant, locale=locale
+        )
+        data = {"id": user.id, "email": user.email, "role": user.role, "tenant": tenant}
+        if password is None:
+            data["password"] = chosen
+    emit(data, as_json)
+
+
+@user_app.command("list")
+def user_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this merchant's.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Panel accounts: id, e-mail, role, merchant, last sign-in."""
+    from sqlalchemy import select
+
+    from fidelia.models import Tenant
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.users.service import all_users, users_of
+
+    with transaction() as session:
+        found = users_of(session, get_by_slug(session, tenant).id) if tenant else all_users(session)
+        slugs = dict(session.execute(select(Tenant.id, Tenant.slug)).tuples().all())
+        rows = [
+            {
+                "id": u.id,
+                "email": u.email,
+                "role": u.role,
+                "tenant": slugs.get(u.tenant_id) if u.tenant_id else None,
+                "last_login_at": u.last_login_at.isoformat(timespec="seconds")
+                if u.last_login_at
+                else None,
+            }
+            for u in found
+        ]
+    _table(rows, as_json, ("id", "email", "role", "tenant", "last_login_at"))
+
+
 @jobs_app.command("birthdays")
 def jobs_birthdays() -> None:
     """Give today's birthday gifts (idempotent; the worker runs it every minute too)."""
@@ -783,6 +848,7 @@ def demo() -> None:
     from fidelia.models import Tenant
     from fidelia.rewards.service import create_reward
     from fidelia.tenants.service import create_tenant, derived_api_key
+    from fidelia.users.service import demo_owner
 
     settings = get_settings()
     with transaction() as session:
@@ -804,7 +870,9 @@ def demo() -> None:
                 description="Un café americano de cortesía",
             )
         key = derived_api_key(session, tenant, settings.secret_key, "demo")
+        owner_email, owner_password = demo_owner(session, tenant, settings.secret_key)
     base = settings.public_url.rstrip("/")
+    shown = owner_password or "(changed since; `fidelia user create` makes another owner)"
     typer.echo(
         f"""
 Demo merchant: cafe-demo (id {tenant.id})
@@ -814,6 +882,7 @@ Demo merchant: cafe-demo (id {tenant.id})
   CLI:        .venv/bin/fidelia --help   (finds the same database from any folder)
 
   Web:        {base}/
+  Panel:      {base}/panel/   owner login: {owner_email} / {shown}
   API docs:   {base}/docs
   Simulator:  {base}/simulator
 

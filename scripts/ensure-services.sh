@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the server binaries the tests start for themselves exist: PostgreSQL (a
 # throwaway cluster per run) and Redis (shared rate-limit counters), and the curl and jq
-# the README's examples use (tests/test_readme.py runs them). Installs Debian's
+# the README's examples use (tests/test_readme.py runs them); `chromium` (Debian's, driven
+# by Playwright in tests/panel/test_browser.py) and `npm` (the panel's assets) are asked for
+# by the Makefile as extra tools. Installs Debian's
 # packages where missing; never leaves the system services running.
 set -euo pipefail
 need=()

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     # flood of oversized bodies costs the server at most this much memory per request.
     max_body_bytes: int = 1024 * 1024
 
+    # Web panel (/panel). Self sign-up creates a merchant and its owner; 0 turns it off
+    # (owners are then made with `fidelia user create`). Failed sign-ins are counted in the
+    # database, per e-mail typed and per client address, so the limits hold for every process.
+    panel_signup: bool = True
+    panel_login_failures_account: str = "5/15minutes"
+    panel_login_failures_ip: str = "30/15minutes"
+    panel_session_hours: int = 12
+    panel_invitation_hours: int = 72
+
     # Outbox worker. `fidelia serve` runs one inside the web process (embedded_worker).
     embedded_worker: bool = False
     worker_poll_seconds: float = 0.5

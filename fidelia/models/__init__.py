@@ -20,6 +20,7 @@ from fidelia.models.redemption import Redemption
 from fidelia.models.reward import Reward
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
+from fidelia.models.user import Invitation, LoginFailure, User
 from fidelia.models.voucher import Voucher, VoucherUse
 from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
@@ -42,7 +43,9 @@ __all__ = [
     "Event",
     "IdempotencyKey",
     "InboundMessage",
+    "Invitation",
     "LedgerEntry",
+    "LoginFailure",
     "LoyaltyPayment",
     "Order",
     "OrderRefund",
@@ -55,6 +58,7 @@ __all__ = [
     "Segment",
     "SimulatorMessage",
     "Tenant",
+    "User",
     "Voucher",
     "VoucherUse",
     "WhatsAppContact",

@@ -1,0 +1,122 @@
+"""Who is looking: the signed-in user behind the session cookie, and one dependency per role.
+
+Every panel route takes exactly one of these (the role matrix test reads them off the route):
+
+- ``OwnerDep``    the merchant's owner: everything of their merchant;
+- ``CounterDep``  a cashier or the owner: the counter screens;
+- ``OperatorDep`` platform staff;
+- ``ViewerDep``   anyone signed in (their own account: password, language, logout);
+- ``public``      no sign-in (login, sign-up, accepting an invitation), declared with
+  ``Depends(public)`` so that it is a decision, not an omission.
+
+Anonymous visitors are sent to the login page; a signed-in user without the role gets 403.
+Handlers take the merchant from the viewer (``viewer.tenant_id``), never from the URL, and
+look up ids within it, so another merchant's ids are simply not found (404).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from fidelia.kit.deps import ReadSessionDep
+from fidelia.kit.errors import DomainError, Forbidden
+from fidelia.models import Tenant, User
+from fidelia.panel import i18n
+from fidelia.panel.middleware import PanelContext
+from fidelia.panel.security import SESSION, Cookies
+
+
+class SignInRequired(DomainError):
+    """Rendered by the panel as a redirect to the login page (then back)."""
+
+    status = 401
+    code = "SIGN_IN_REQUIRED"
+
+
+@dataclass
+class Viewer:
+    id: int
+    email: str
+    role: str
+    locale: str  # the panel language they see
+    tenant: Tenant | None  # detached: read its fields; load it again to change it
+
+    @property
+    def tenant_id(self) -> int:
+        """The viewer's merchant (owners and cashiers; operators have none)."""
+        if self.tenant is None:
+            raise Forbidden("This page belongs to a merchant.", code="NO_MERCHANT")
+        return self.tenant.id
+
+    def tenant_in(self, session: Session) -> Tenant:
+        """The viewer's merchant, loaded in ``session`` (to change it or pass to a service)."""
+        return session.get_one(Tenant, self.tenant_id)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+
+def panel_context(request: Request) -> PanelContext:
+    context = request.scope.get("state", {}).get("panel")
+    assert isinstance(context, PanelContext), "the panel middleware is not installed"
+    return context
+
+
+def cookies_of(request: Request) -> Cookies:
+    cookies: Cookies = request.app.state.panel_cookies
+    return cookies
+
+
+def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
+    """The signed-in user, or None; also sets the page language for the request."""
+    context = panel_context(request)
+    found = cookies_of(request).session_of(request.cookies.get(SESSION))
+    if found is None:
+        return None
+    user = session.get(User, found[0])
+    if user is None or user.session_key != found[1]:
+        return None
+    tenant = session.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
+    if tenant is not None:
+        session.expunge(tenant)  # stays readable after the request's transactions end
+    locale = i18n.choose(user.locale, tenant.locale if tenant else None, context.locale)
+    viewer = Viewer(id=user.id, email=user.email, role=user.role, locale=locale, tenant=tenant)
+    context.viewer = viewer
+    context.locale = locale
+    return viewer
+
+
+MaybeViewerDep = Annotated[Viewer | None, Depends(_viewer)]
+
+
+def public(viewer: MaybeViewerDep) -> Viewer | None:
+    """No sign-in needed (the viewer, if any, still sets the language)."""
+    return viewer
+
+
+def require(*roles: str) -> Callable[[Viewer | None], Viewer]:
+    def dependency(viewer: MaybeViewerDep) -> Viewer:
+        if viewer is None:
+            raise SignInRequired("Sign in to continue.")
+        if roles and viewer.role not in roles:
+            raise Forbidden("Your account cannot open this page.", code="ROLE_FORBIDDEN")
+        return viewer
+
+    dependency.roles = roles  # type: ignore[attr-defined]  # read by the role matrix test
+    return dependency
+
+
+require_owner = require("owner")
+require_counter = require("owner", "cashier")
+require_operator = require("operator")
+require_viewer = require()
+
+PublicDep = Annotated[Viewer | None, Depends(public)]
+OwnerDep = Annotated[Viewer, Depends(require_owner)]
+CounterDep = Annotated[Viewer, Depends(require_counter)]
+OperatorDep = Annotated[Viewer, Depends(require_operator)]
+ViewerDep = Annotated[Viewer, Depends(require_viewer)]

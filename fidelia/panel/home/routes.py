@@ -1,0 +1,16 @@
+"""/panel/: each role's first page."""
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from fidelia.panel.auth import ViewerDep
+from fidelia.panel.web import page, panel_router, redirect
+
+router = panel_router()
+
+
+@router.get("/")
+def home(request: Request, viewer: ViewerDep) -> Response:
+    if viewer.role == "owner":
+        return redirect(request, "/panel/onboarding")
+    return page(request, "home.html")

@@ -1,0 +1,117 @@
+"""The panel's languages: Babel message catalogues (``locales/<locale>/LC_MESSAGES/
+messages.po``), read at start-up (no compile step, so ``pip install .`` needs nothing more),
+and the viewer's formats for money, numbers and dates.
+
+A user's language is their own choice, else their merchant's locale, else the browser's
+(Accept-Language), else English. Strings in Python are marked with ``N_`` where they are
+defined and translated where they are shown (``Texts.gettext``); templates use
+``{{ _("...") }}`` and ``{% trans %}``. ``make messages`` extracts them (babel.cfg).
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from babel.support import Translations
+
+from fidelia.kit.money import from_minor
+
+LOCALES = ("en", "es", "pt_BR")
+DEFAULT = "en"
+NAMES = {"en": "English", "es": "Español", "pt_BR": "Português (Brasil)"}
+LOCALE_DIR = Path(__file__).resolve().parent / "locales"
+
+
+def N_(message: str) -> str:  # noqa: N802 (the conventional name extractors look for)
+    """Mark a string for extraction; it is translated where it is shown."""
+    return message
+
+
+@lru_cache
+def translations(locale: str) -> Translations:
+    """The catalogue of ``locale`` (one of LOCALES), read from its .po file once."""
+    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
+        catalog = read_po(po, locale=locale)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def supported(code: str | None) -> str | None:
+    """The panel language for a locale code ('pt', 'pt-BR', 'es_CR', 'en_US'...), or None."""
+    if not code:
+        return None
+    try:
+        language = Locale.parse(code.strip().replace("-", "_")).language
+    except (UnknownLocaleError, ValueError):
+        return None
+    return {"en": "en", "es": "es", "pt": "pt_BR"}.get(language)
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The first supported language of an Accept-Language header, by its q order."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((header or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and tag != "*":
+            ranked.append((-quality, index, tag))
+    for _quality, _index, tag in sorted(ranked):
+        found = supported(tag)
+        if found:
+            return found
+    return None
+
+
+def choose(*candidates: str | None) -> str:
+    """The first candidate the panel speaks, else English."""
+    for candidate in candidates:
+        found = supported(candidate)
+        if found:
+            return found
+    return DEFAULT
+
+
+class Texts:
+    """What a page needs to speak the viewer's language: gettext and Babel's formats."""
+
+    def __init__(self, locale: str, timezone: str = "UTC") -> None:
+        self.locale = locale
+        self.timezone = timezone
+        self._t = translations(locale)
+
+    def gettext(self, message: str) -> str:
+        return self._t.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._t.ngettext(singular, plural, n)
+
+    def money(self, minor: int, currency: str) -> str:
+        """1234567 CRC -> '₡12.345,67' in es; always with its currency."""
+        return format_currency(from_minor(minor, currency), currency, locale=self.locale)
+
+    def number(self, value: int | Decimal) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def datetime(self, moment: datetime | None, zone: bool = False) -> str:
+        """In the merchant's time zone; with ``zone``, the zone is named too."""
+        if moment is None:
+            return "—"
+        pattern = "medium"
+        text = format_datetime(moment, pattern, tzinfo=ZoneInfo(self.timezone), locale=self.locale)
+        return f"{text} ({self.timezone})" if zone else text

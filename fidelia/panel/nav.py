@@ -1,0 +1,55 @@
+"""The panel's menus, in the order of the information architecture (PANEL.md):
+
+Owner:    Dashboard · Customers · Rewards · Vouchers & campaigns · Program · Integrations ·
+          Messages · Team
+Counter:  Sale PIN · Customer · Voucher (cashiers, and owners in counter mode)
+Operator: Merchants · Platform health · Users
+
+An area appears here once it is built: its package adds one ``Item`` to ``ITEMS`` at the
+place the architecture gives it (``order``). Labels are msgids, translated when shown.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fidelia.panel.i18n import N_
+
+if TYPE_CHECKING:
+    from fidelia.panel.auth import Viewer
+
+
+@dataclass(frozen=True)
+class Item:
+    order: int  # position in its menu (10 Dashboard ... 80 Team; 110 Sale PIN ...)
+    label: str  # msgid
+    href: str
+    roles: tuple[str, ...]
+    menu: str = "owner"  # owner | counter | operator
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    href: str
+    active: bool
+
+
+ITEMS: list[Item] = [
+    # The dashboard takes order 10 when it is built (and /panel/ leads there).
+    Item(15, N_("Getting started"), "/panel/onboarding", ("owner",)),
+    Item(50, N_("Program"), "/panel/program", ("owner",)),
+    Item(80, N_("Team"), "/panel/team", ("owner",)),
+]
+
+
+def menu_for(viewer: "Viewer | None", path: str) -> dict[str, list[Entry]]:
+    """The menus this viewer sees, by name, with the current page marked."""
+    if viewer is None:
+        return {}
+    menus: dict[str, list[Entry]] = {}
+    for item in sorted(ITEMS, key=lambda i: i.order):
+        if viewer.role not in item.roles:
+            continue
+        here = path == item.href or path.startswith(item.href + "/")
+        menus.setdefault(item.menu, []).append(Entry(item.label, item.href, here))
+    return menus

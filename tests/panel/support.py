@@ -1,0 +1,85 @@
+"""Plain helpers for the panel tests: accounts made through the services, and a client
+that signs in and sends forms the way a browser does (the CSRF token from the page)."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fidelia.kit.db import Database
+from fidelia.models import Tenant
+from fidelia.tenants.service import create_tenant, issue_api_key
+from fidelia.users import service as users
+
+PASSWORD = "correct horse 1"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@dataclass
+class Merchant:
+    tenant_id: int
+    slug: str
+    owner: str
+    cashier: str
+    cashier_id: int
+    invitation_id: int
+    invitation_token: str
+    api_key: str
+
+
+def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
+    with db.session() as session:
+        tenant = create_tenant(session, slug=slug, name=f"Shop {slug}", locale=locale)
+        owner = users.create_user(
+            session, email=f"owner@{slug}.test", password=PASSWORD, role="owner", tenant=tenant
+        )
+        cashier = users.create_user(
+            session, email=f"cashier@{slug}.test", password=PASSWORD, role="cashier", tenant=tenant
+        )
+        invitation, token = users.invite(session, tenant.id, f"new@{slug}.test", owner.id, 72)
+        key = issue_api_key(session, tenant)
+        return Merchant(
+            tenant.id,
+            slug,
+            owner.email,
+            cashier.email,
+            cashier.id,
+            invitation.id,
+            token,
+            key.api_key,
+        )
+
+
+def make_operator(db: Database, email: str = "staff@platform.test") -> str:
+    with db.session() as session:
+        users.create_user(session, email=email, password=PASSWORD, role="operator", tenant=None)
+    return email
+
+
+def tenant_of(db: Database, tenant_id: int) -> Tenant:
+    with db.session(readonly=True) as session:
+        return session.get_one(Tenant, tenant_id)
+
+
+def csrf_token(client: Any, path: str = "/panel/login") -> str:
+    page = client.get(path)
+    found = TOKEN.search(page.text) or META.search(page.text)
+    assert found, f"no CSRF token on {path}: {page.status_code}"
+    return found.group(1)
+
+
+def sign_in(client: Any, email: str, password: str = PASSWORD) -> Any:
+    token = csrf_token(client)
+    answer = client.post(
+        "/panel/login",
+        data={"csrf_token": token, "email": email, "password": password},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
+def post(client: Any, path: str, data: dict[str, str] | None = None, **kw: Any) -> Any:
+    """A form POST with the CSRF token of the visitor's cookie."""
+    token = csrf_token(client)
+    return client.post(path, data={"csrf_token": token, **(data or {})}, **kw)

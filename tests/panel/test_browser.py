@@ -1,0 +1,208 @@
+"""The panel in a real browser: Playwright's Python package driving Debian's Chromium
+(``executable_path``; no browser is ever downloaded), headless, one browser per session and
+a fresh context per test, against a live uvicorn server. Screenshots of the main screens,
+at desktop and phone width, are written to docs/panel/ for the README."""
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fidelia.app import create_app
+from tests.panel.support import PASSWORD, make_merchant
+from tests.support.helpers import LiveServer
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (requirements-dev.lock)")
+CHROMIUM = os.environ.get("FIDELIA_CHROMIUM") or shutil.which("chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "panel"
+SIZES = {"desktop": {"width": 1200, "height": 800}, "phone": {"width": 390, "height": 780}}
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium (scripts/ensure-services.sh installs it)"
+)
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path, sqlite_template):  # the browser part runs on SQLite
+    target = tmp_path / "fidelia.db"
+    shutil.copy(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(settings) -> Iterator[LiveServer]:
+    app = create_app(settings.model_copy(update={"simulator": True}), run_worker=False)
+    with LiveServer(app) as server:
+        yield server
+    app.state.fidelia.db.dispose()
+
+
+class Tab:
+    """A fresh browser context (its own cookies) with one page; collects console errors
+    (a Content-Security-Policy violation or a script error fails the test)."""
+
+    def __init__(self, browser: Any, base: str, size: str = "desktop") -> None:
+        self.context = browser.new_context(viewport=SIZES[size], locale="en-US", base_url=base)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        # A page answered 4xx on purpose (a rejected form) is logged too: files are
+        # checked by their responses instead.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
+
+    def _response(self, response: Any) -> None:
+        if response.request.resource_type != "document" and response.status >= 400:
+            self.errors.append(f"{response.status} {response.url}")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+    def unlabeled_fields(self) -> int:
+        return int(
+            self.page.evaluate(
+                """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+                .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+                .length"""
+            )
+        )
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == [], self.errors
+
+
+@pytest.fixture
+def tabs(browser, live) -> Iterator[Any]:
+    opened: list[Tab] = []
+
+    def open_tab(size: str = "desktop") -> Tab:
+        tab = Tab(browser, live.url, size)
+        opened.append(tab)
+        return tab
+
+    yield open_tab
+    for tab in opened:
+        tab.close()
+
+
+def sign_in(tab: Tab, email: str, password: str = PASSWORD) -> None:
+    tab.page.goto("/panel/login")
+    tab.page.get_by_label("E-mail").fill(email)
+    tab.page.get_by_label("Password").fill(password)
+    tab.page.get_by_role("button", name="Sign in").click()
+    tab.page.wait_for_load_state()
+
+
+def test_sign_up_and_onboard(tabs):
+    tab = tabs()
+    page = tab.page
+    page.goto("/panel/login")
+    tab.shot("login-desktop")
+    page.get_by_role("link", name="Create your shop's loyalty program").click()
+    page.get_by_label("Shop name").fill("Café Aurora")
+    page.get_by_label("Your e-mail").fill("aurora@example.test")
+    page.get_by_label("Password").fill("aurora's secret")
+    page.get_by_label("Currency").fill("CRC")
+    page.get_by_label("Time zone").fill("America/Costa_Rica")
+    page.get_by_label("Language").select_option("en")
+    assert tab.unlabeled_fields() == 0
+    page.get_by_role("button", name="Create my program").click()
+    page.wait_for_url("**/panel/onboarding")
+    assert page.get_by_text("0 of 4 steps done.").is_visible()
+    tab.shot("onboarding-desktop")
+
+    page.get_by_role("button", name="Open the program").click()
+    page.get_by_label("Points per PIN").fill("5")
+    page.get_by_role("button", name="Save program").click()
+    assert page.get_by_role("status").inner_text() == "Program saved."
+    assert page.get_by_label("Points per PIN").input_value() == "5"
+    page.get_by_role("link", name="Getting started").click()
+    assert page.get_by_text("1 of 4 steps done.").is_visible()
+    assert page.locator('li.done[data-step="program"]').count() == 1
+
+
+def test_a_setting_changed_on_the_program_page_changes_a_door_answer(tabs, live, db):
+    merchant = make_merchant(db, "cafe-sol", locale="en")
+    tab = tabs()
+    sign_in(tab, merchant.owner)
+    door = f"{live.url}/api/v1/integraciones/pin/generar"
+    headers = {"X-API-Key": merchant.api_key}
+    assert httpx.post(door, headers=headers).json()["expires_in"] == 30 * 60
+    tab.page.goto("/panel/program")
+    assert tab.unlabeled_fields() == 0
+    field = tab.page.get_by_label("PIN lifetime")
+    field.fill("0")
+    tab.page.get_by_role("button", name="Save program").click()
+    error = tab.page.locator("#e-pin_lifetime_minutes")
+    assert "between 1 and 1440" in error.inner_text()
+    assert field.get_attribute("aria-invalid") == "true"
+    assert httpx.post(door, headers=headers).json()["expires_in"] == 30 * 60  # nothing saved
+    tab.page.get_by_label("PIN lifetime").fill("12")
+    tab.page.get_by_role("button", name="Save program").click()
+    assert tab.page.get_by_role("status").inner_text() == "Program saved."
+    tab.shot("program-desktop")
+    assert httpx.post(door, headers=headers).json()["expires_in"] == 12 * 60
+
+
+def test_owner_invites_a_cashier_who_joins_from_the_link(tabs, db):
+    merchant = make_merchant(db, "cafe-luna", locale="en")
+    owner = tabs()
+    sign_in(owner, merchant.owner)
+    owner.page.get_by_role("link", name="Team").click()
+    owner.page.get_by_label("Cashier's e-mail").fill("marta@cafe-luna.test")
+    owner.page.get_by_role("button", name="Create invitation link").click()
+    link = owner.page.get_by_label("Invitation link").input_value()
+    assert re.search(r"/panel/invitations/[\w-]{20,}$", link)
+    owner.shot("team-desktop")
+
+    cashier = tabs("phone")
+    cashier.page.goto(link)
+    assert cashier.page.get_by_label("E-mail").input_value() == "marta@cafe-luna.test"
+    cashier.page.get_by_label("Password").fill("marta's password")
+    cashier.page.get_by_role("button", name="Create my account").click()
+    cashier.page.wait_for_url("**/panel/")
+    assert "cashier of Shop cafe-luna" in cashier.page.content()
+    # The owner removes her (after confirming), and her session ends.
+    owner.page.reload()
+    owner.page.once("dialog", lambda dialog: dialog.accept())
+    row = owner.page.locator('tr[data-user="marta@cafe-luna.test"]')
+    row.get_by_role("button", name="Remove").click()
+    assert owner.page.get_by_role("status").inner_text() == "Cashier removed."
+    cashier.page.reload()
+    assert "/panel/login" in cashier.page.url
+
+
+def test_phone_screenshots(tabs, db):
+    merchant = make_merchant(db, "cafe-mar", locale="en")
+    tab = tabs("phone")
+    tab.page.goto("/panel/login")
+    tab.shot("login-phone")
+    sign_in(tab, merchant.owner)
+    for name, path in (
+        ("onboarding", "/panel/onboarding"),
+        ("program", "/panel/program"),
+        ("team", "/panel/team"),
+    ):
+        tab.page.goto(path)
+        width = tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES["phone"]["width"], f"{path} scrolls sideways on a phone"
+        tab.shot(f"{name}-phone")
