@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages
+.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots
 
 venv: $(VENV)/.runtime assets
 $(VENV)/.runtime: requirements.lock pyproject.toml
@@ -73,6 +73,11 @@ bench-quick: $(VENV)/.bench
 reliability: dev
 	scripts/ensure-services.sh
 	FIDELIA_RELIABILITY=long $(BIN)/pytest -q tests/reliability $(PYTEST_ARGS)
+
+# The panel's pictures in docs/panel/ (README): the browser tests, writing them there.
+screenshots: dev assets
+	scripts/ensure-services.sh chromium
+	FIDELIA_SCREENSHOTS=1 $(BIN)/pytest -q tests/panel/test_browser.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info node_modules fidelia/panel/static/vendor

@@ -6,6 +6,7 @@ at desktop and phone width, are written to docs/panel/ for the README."""
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,14 @@ from tests.support.helpers import LiveServer
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (requirements-dev.lock)")
 CHROMIUM = os.environ.get("FIDELIA_CHROMIUM") or shutil.which("chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "panel"
+# `make screenshots` (FIDELIA_SCREENSHOTS=1) refreshes the README's pictures in docs/panel/;
+# an ordinary run still takes every screenshot (a page that fails to render fails the test)
+# but keeps them out of the work tree.
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "panel"
+    if os.environ.get("FIDELIA_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "fidelia-panel-screenshots"
+)
 SIZES = {"desktop": {"width": 1200, "height": 800}, "phone": {"width": 390, "height": 780}}
 
 pytestmark = pytest.mark.skipif(
