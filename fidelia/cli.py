@@ -65,6 +65,30 @@ def transaction() -> Iterator[Session]:
         db.dispose()
 
 
+def _audit(
+    session: Session,
+    action: str,
+    target_type: str,
+    target_id: object,
+    tenant_id: int | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Record a change made from the command line in the audit log (never a secret)."""
+    from fidelia.audit.service import cli_actor, record
+
+    record(
+        session,
+        cli_actor(),
+        action,
+        target_type,
+        target_id,
+        tenant_id=tenant_id,
+        before=before,
+        after=after,
+    )
+
+
 def emit(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data, default=str, ensure_ascii=False))
@@ -214,6 +238,8 @@ def tenant_create(
             min_purchase=min_purchase,
         )
         key = issue_api_key(session, tenant)
+        _audit(session, "tenant.create", "tenant", tenant.id, tenant.id, after={"slug": slug})
+        _audit(session, "apikey.create", "api_key", key.token, tenant.id)
         data = {
             "id": tenant.id,
             "slug": tenant.slug,
@@ -234,11 +260,13 @@ def _settings_help() -> str:
 
 @tenant_app.command("set", help=_settings_help())
 def tenant_set(slug: str, key: str, value: str) -> None:
-    from fidelia.tenants.service import set_setting, settings_of
+    from fidelia.tenants.service import get_by_slug, set_setting, settings_of
 
     with transaction() as session:
+        before = settings_of(get_by_slug(session, slug)).get(key)
         tenant = set_setting(session, slug, key, value)
         shown = settings_of(tenant)[key]
+        _audit(session, "setting.change", "setting", key, tenant.id, {key: before}, {key: shown})
     typer.echo(f"{slug}: {key} = {shown}")
 
 
@@ -294,6 +322,7 @@ def apikey_create(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = Fal
 
     with transaction() as session:
         key = issue_api_key(session, get_by_slug(session, tenant))
+        _audit(session, "apikey.create", "api_key", key.token, key.tenant_id)
         data = {
             "tenant": tenant,
             "tenant_id": key.tenant_id,
@@ -326,10 +355,19 @@ def apikey_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False
 @apikey_app.command("revoke")
 def apikey_revoke(key: str) -> None:
     """Revoke an API key (by its secret or its public token)."""
+    from sqlalchemy import select
+
+    from fidelia.kit.security import digest
+    from fidelia.models import ApiKey
     from fidelia.tenants.service import revoke_api_key
 
     with transaction() as session:
         revoke_api_key(session, key)
+        row = session.scalar(
+            select(ApiKey).where((ApiKey.token == key) | (ApiKey.secret_digest == digest(key)))
+        )
+        if row is not None:
+            _audit(session, "apikey.revoke", "api_key", row.token, row.tenant_id)
     typer.echo("revoked")
 
 
@@ -420,6 +458,7 @@ def reward_create(
             "points": reward.points_required,
             "type": reward.reward_type,
         }
+        _audit(session, "reward.create", "reward", reward.id, reward.tenant_id, after=data)
         if reward.reward_type == "product":
             data["product"] = {
                 "external_product_id": reward.external_product_id,
@@ -464,7 +503,9 @@ def reward_disable(reward_id: int, tenant: Annotated[str, typer.Option()]) -> No
     from fidelia.tenants.service import get_by_slug
 
     with transaction() as session:
-        set_active(session, get_by_slug(session, tenant), reward_id, False)
+        merchant = get_by_slug(session, tenant)
+        set_active(session, merchant, reward_id, False)
+        _audit(session, "reward.disable", "reward", reward_id, merchant.id, after={"active": False})
     typer.echo(f"reward {reward_id} disabled")
 
 
@@ -475,7 +516,9 @@ def reward_enable(reward_id: int, tenant: Annotated[str, typer.Option()]) -> Non
     from fidelia.tenants.service import get_by_slug
 
     with transaction() as session:
-        set_active(session, get_by_slug(session, tenant), reward_id, True)
+        merchant = get_by_slug(session, tenant)
+        set_active(session, merchant, reward_id, True)
+        _audit(session, "reward.enable", "reward", reward_id, merchant.id, after={"active": True})
     typer.echo(f"reward {reward_id} enabled")
 
 
@@ -593,6 +636,7 @@ def voucher_create(
             "valid_until": voucher.valid_until.isoformat() if voucher.valid_until else None,
             "status": state_of(voucher),
         }
+        _audit(session, "voucher.create", "voucher", voucher.id, merchant.id, after=data)
     emit(data, as_json)
 
 
@@ -630,6 +674,7 @@ def voucher_validate(
             "max_uses": voucher.max_uses,
             "status": state_of(voucher),
         }
+        _audit(session, "voucher.validate", "voucher", voucher.id, voucher.tenant_id, after=data)
     emit(data, as_json)
 
 
@@ -759,6 +804,8 @@ def member_erase(
         )
         erase(session, merchant, customer)
         erased = customer.id
+        # The log keeps the fact and the id, never the personal data that was erased.
+        _audit(session, "customer.erase", "customer", erased, merchant.id)
     typer.echo(f"customer {erased} erased")
 
 
@@ -790,6 +837,14 @@ def user_create(
             session, email=email, password=chosen, role=role, tenant=merchant, locale=locale
         )
         data = {"id": user.id, "email": user.email, "role": user.role, "tenant": tenant}
+        _audit(
+            session,
+            "user.create",
+            "user",
+            user.id,
+            merchant.id if merchant else None,
+            after={"email": user.email, "role": user.role},
+        )
         if password is None:
             data["password"] = chosen
     emit(data, as_json)

@@ -2,6 +2,7 @@
 
 from fidelia.models.access_token import AccessToken
 from fidelia.models.api_key import ApiKey
+from fidelia.models.audit import AuditEntry
 from fidelia.models.base import Base
 from fidelia.models.bling import BlingConnection, BlingEvent, BlingImport, BlingOAuthState
 from fidelia.models.category import Category
@@ -27,6 +28,7 @@ from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 __all__ = [
     "AccessToken",
     "ApiKey",
+    "AuditEntry",
     "Balance",
     "Base",
     "BlingConnection",

@@ -21,6 +21,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from fidelia.audit.service import Actor
 from fidelia.kit.deps import ReadSessionDep
 from fidelia.kit.errors import DomainError, Forbidden
 from fidelia.models import Tenant, User
@@ -58,6 +59,11 @@ class Viewer:
     @property
     def is_owner(self) -> bool:
         return self.role == "owner"
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log records for what this viewer changes."""
+        return Actor("user", self.email, self.id)
 
 
 def panel_context(request: Request) -> PanelContext:

@@ -9,6 +9,7 @@ from babel.numbers import list_currencies
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
+from fidelia.audit import service as audit
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep
@@ -64,6 +65,18 @@ def save_program(
     errors = errors_of({key: change(key) for key in changed})
     if errors:
         raise FormRejected(_page(request, state, {**current, **submitted}, errors, 422))
+    if changed:
+        after = {k: shown(v) for k, v in settings_of(tenant).items()}
+        audit.record(
+            session,
+            viewer.actor,
+            "setting.change",
+            "settings",
+            tenant.id,
+            tenant_id=tenant.id,
+            before={k: current[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
     texts = i18n.Texts(viewer.locale)
     notice = texts.gettext(N_("Program saved.")) if changed else texts.gettext(N_("No changes."))
     return redirect(request, "/panel/program", notice)

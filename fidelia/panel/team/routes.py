@@ -5,6 +5,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from fidelia.audit import service as audit
 from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.panel import i18n
@@ -63,6 +64,15 @@ def invite(
         raise FormRejected(
             _page(request, viewer, session, state, 422, errors=errors, form=form)
         ) from exc
+    audit.record(
+        session,
+        viewer.actor,
+        "invitation.create",
+        "invitation",
+        invitation.id,
+        tenant_id=viewer.tenant_id,
+        after={"email": invitation.email},
+    )
     link = str(request.base_url).rstrip("/") + f"/panel/invitations/{token}"
     texts = i18n.Texts(viewer.locale, viewer.tenant.timezone if viewer.tenant else "UTC")
     return _page(
@@ -81,6 +91,14 @@ def withdraw(
     request: Request, invitation_id: int, viewer: OwnerDep, session: SessionDep
 ) -> Response:
     users.withdraw_invitation(session, viewer.tenant_id, invitation_id)
+    audit.record(
+        session,
+        viewer.actor,
+        "invitation.withdraw",
+        "invitation",
+        invitation_id,
+        tenant_id=viewer.tenant_id,
+    )
     texts = i18n.Texts(viewer.locale)
     return redirect(request, "/panel/team", texts.gettext(N_("Invitation withdrawn.")))
 
@@ -88,5 +106,6 @@ def withdraw(
 @router.post("/users/{user_id}/remove")
 def remove(request: Request, user_id: int, viewer: OwnerDep, session: SessionDep) -> Response:
     users.remove_user(session, viewer.tenant_id, user_id)
+    audit.record(session, viewer.actor, "user.remove", "user", user_id, tenant_id=viewer.tenant_id)
     texts = i18n.Texts(viewer.locale)
     return redirect(request, "/panel/team", texts.gettext(N_("Cashier removed.")))
