@@ -535,6 +535,7 @@ def group_create(
     with transaction() as session:
         group = create_group(session, slug=slug, name=name, tenant_slugs=tenant)
         data = {"id": group.id, "slug": group.slug, "name": group.name, "tenants": tenant}
+        _audit(session, "group.create", "program", group.id, None, after=data)
     emit(data, as_json)
 
 
@@ -701,6 +702,7 @@ def rule_create(
             "points": rule.points,
             "per_day": rule.max_per_day,
         }
+        _audit(session, "rule.create", "earning_rule", rule.id, rule.tenant_id, after=data)
     emit(data, as_json)
 
 
@@ -729,6 +731,7 @@ def segment_create(
             raise InvalidInput("--rule is a JSON object.")
         segment = create_segment(session, get_by_slug(session, tenant), name, parsed)
         data = {"id": segment.id, "name": segment.name, "rule": segment.rule}
+        _audit(session, "segment.create", "segment", segment.id, segment.tenant_id, after=data)
     emit(data, as_json)
 
 
@@ -782,6 +785,7 @@ def deal_create(
             "type": deal.discount_type,
             "segment": deal.segment_id,
         }
+        _audit(session, "deal.create", "deal", deal.id, deal.tenant_id, after=data)
     emit(data, as_json)
 
 
