@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 settings.outbox_max_attempts,
                 timedelta(seconds=settings.outbox_lease_seconds),
                 jobs=BlingJobs.for_settings(state.db, settings),
+                bot=state.bot,
             )
             worker.start_thread(settings.worker_poll_seconds)
         yield

@@ -182,15 +182,18 @@ def serve(
 
 @app.command("worker")
 def run_worker() -> None:
-    """Run an outbox worker on its own (scale-out: several may run at once on PostgreSQL)."""
+    """Run a worker on its own: stored WhatsApp messages, the outbox, periodic jobs
+    (scale-out: several may run at once on PostgreSQL)."""
     from fidelia.connectors.bling.jobs import BlingJobs
+    from fidelia.customers.standing import CatalogCache
+    from fidelia.messaging.bot import Bot
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
 
     settings = get_settings()
     upgrade(settings.database_url)
     db = Database(settings.database_url, pool_size=2)
-    typer.echo("outbox worker running; Ctrl-C to stop")
+    typer.echo("worker running; Ctrl-C to stop")
     try:
         Worker(
             db,
@@ -199,6 +202,7 @@ def run_worker() -> None:
             settings.outbox_max_attempts,
             timedelta(seconds=settings.outbox_lease_seconds),
             jobs=BlingJobs.for_settings(db, settings),
+            bot=Bot(settings, CatalogCache(settings.tenant_cache_seconds)),
         ).run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass

@@ -98,5 +98,7 @@ def db(app: FastAPI) -> Database:
 
 
 @pytest.fixture
-def worker(db: Database, settings: Settings) -> Worker:
-    return Worker(db, senders_for(settings), batch=50)
+def worker(app: FastAPI, settings: Settings) -> Worker:
+    """The app's worker: stored inbound messages, then the outbox (``drain()`` in tests)."""
+    state = app.state.fidelia
+    return Worker(state.db, senders_for(settings), batch=50, bot=state.bot)

@@ -12,6 +12,7 @@ from fidelia.customers.standing import CatalogCache
 from fidelia.kit.db import Database
 from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
+from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.tenants.service import KeyCache
 
@@ -31,14 +32,10 @@ class State:
         self.bot = Bot(settings, self.catalogs)
         self.pin_policy = self.bot.policy
 
-    def process_inbound(self, messages: list[Inbound]) -> int:
-        """Each message in its own transaction: one bad message does not hold up the rest,
-        and a failure rolls back that message's dedupe row so Meta's retry is processed."""
-        processed = 0
-        for message in messages:
-            with self.db.session() as session:
-                processed += self.bot.handle(session, message)
-        return processed
+    def store_inbound(self, messages: list[Inbound]) -> int:
+        """Store the messages in one transaction (new ones only); the worker processes them."""
+        with self.db.session() as session:
+            return intake.store(session, messages)
 
     async def run_in_db_slot(self, fn: Callable[..., T], *args: object) -> T:
         """For async endpoints: run blocking database work in a thread, within a slot."""

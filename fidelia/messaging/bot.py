@@ -1,5 +1,6 @@
-"""The WhatsApp bot's conversation. One inbound message is handled in one transaction:
-the dedupe row, the PIN, the credit and the reply (an outbox row) commit together."""
+"""The WhatsApp bot's conversation. A stored inbound message is processed by the worker
+(messaging/intake.py): its ``done`` mark, the PIN, the credit and the reply (an outbox row)
+commit together."""
 
 import re
 from dataclasses import dataclass
@@ -12,8 +13,6 @@ from sqlalchemy.orm import Session
 from fidelia.challenges import short_codes
 from fidelia.customers.service import identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
-from fidelia.kit.clock import now
-from fidelia.kit.db import insert_for
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Source, credit
 from fidelia.messaging import outbox
@@ -21,7 +20,6 @@ from fidelia.messaging.texts import BALANCE_WORDS, CODE_WORDS, GREETINGS, say, u
 from fidelia.models import (
     Customer,
     CustomerIdentifier,
-    InboundMessage,
     Tenant,
     WhatsAppContact,
 )
@@ -71,21 +69,10 @@ class Bot:
         self.catalogs = catalogs
         self.policy = GuessPolicy.from_settings(settings)
 
-    def handle(self, session: Session, msg: Inbound) -> bool:
-        """Process one message; False when it was already processed (a redelivery).
-
-        The sender is found (or created) first, so the dedupe row is written once, with
-        its contact, by one INSERT ... ON CONFLICT DO NOTHING: no savepoint, no update.
-        A concurrent redelivery waits on the row and then finds it taken."""
+    def process(self, session: Session, msg: Inbound) -> int:
+        """Handle one stored message (messaging/intake.py decides it runs once); returns the
+        sender's contact id. Credits, replies and state changes go into ``session``."""
         contact = self._contact(session, msg)
-        stored = session.execute(
-            insert_for(session)(InboundMessage)
-            .values(message_id=msg.message_id, contact_id=contact.id, received_at=now())
-            .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(InboundMessage.message_id)
-        ).first()
-        if stored is None:
-            return False
         if not contact.name and msg.profile_name:
             # WhatsApp sends the sender's profile name: the name the bot would ask for.
             self._adopt_name(session, contact, msg.profile_name)
@@ -100,7 +87,7 @@ class Bot:
             self._redeem_code(session, contact)
         else:
             self._reply(session, contact, say(self._locale(session, contact), "help"))
-        return True
+        return contact.id
 
     # -- steps -----------------------------------------------------------------------------
 

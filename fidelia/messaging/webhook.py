@@ -96,8 +96,8 @@ INBOUND_BODY = {
 
 
 class Received(BaseModel):
-    received: int
-    processed: int
+    received: int  # text messages in the delivery
+    processed: int  # of them, new (stored for the worker); redeliveries count 0
 
 
 def parse_inbound(payload: dict[str, Any], default_bot_number: str) -> list[Inbound]:
@@ -209,5 +209,5 @@ async def receive(request: Request, state: AppState) -> Received:
     if not isinstance(payload, dict):
         raise DomainError("Expected a JSON object.", code="BAD_REQUEST")
     messages = parse_inbound(payload, state.settings.bot_number)
-    processed = await state.run_in_db_slot(state.process_inbound, messages)
-    return Received(received=len(messages), processed=processed)
+    stored = await state.run_in_db_slot(state.store_inbound, messages)
+    return Received(received=len(messages), processed=stored)

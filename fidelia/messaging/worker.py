@@ -18,7 +18,8 @@ from sqlalchemy import or_, select
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
-from fidelia.messaging import outbox
+from fidelia.messaging import intake, outbox
+from fidelia.messaging.bot import Bot
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
 from fidelia.pins.service import expire_stale
@@ -62,9 +63,13 @@ class Worker:
         max_attempts: int = 12,
         lease: timedelta = LEASE,
         jobs: "Jobs | None" = None,
+        bot: "Bot | None" = None,
+        inbound_batch: int = 50,
     ) -> None:
         self.db = db
         self.jobs = jobs
+        self.bot = bot  # processes stored inbound WhatsApp messages (messaging/intake.py)
+        self.inbound_batch = inbound_batch
         self.senders = senders
         self.batch = batch
         self.max_attempts = max_attempts
@@ -123,11 +128,15 @@ class Worker:
             return fresh.status
 
     def run_once(self) -> int:
-        """Deliver what is due now; returns how many rows were attempted."""
+        """Process a batch of stored inbound messages, then deliver what is due; returns how
+        much was done (0: nothing waiting)."""
+        done = 0
+        if self.bot is not None:
+            done += intake.process_batch(self.db, self.bot, self.inbound_batch)
         rows = self.claim()
         for row in rows:
             self.deliver(row)
-        return len(rows) + (self.jobs.run_once() if self.jobs is not None else 0)
+        return done + len(rows) + (self.jobs.run_once() if self.jobs is not None else 0)
 
     def drain(self, rounds: int = 50) -> None:
         """Deliver until nothing is due (tests and the CLI)."""
@@ -143,7 +152,25 @@ class Worker:
         if self.jobs is not None:
             self.jobs.sweep()
 
+    def _listen(self) -> None:
+        """PostgreSQL: wake this worker when another process stores work (NOTIFY)."""
+        import psycopg
+
+        url = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {intake.CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            outbox.wakeup.set()
+            except Exception:
+                log.exception("LISTEN connection lost; reconnecting")
+                self._stop.wait(1.0)
+
     def run_forever(self, poll_seconds: float = 0.5) -> None:
+        if not self.db.is_sqlite:
+            threading.Thread(target=self._listen, name="worker-listen", daemon=True).start()
         sweeps = 0
         while not self._stop.is_set():
             try:

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fidelia.kit.clock import now
@@ -24,13 +24,33 @@ class WhatsAppContact(Base):
 
 
 class InboundMessage(Base):
-    """Dedupe of inbound WhatsApp messages, written in the same transaction as the effect."""
+    """An inbound WhatsApp message, stored as it arrives (deduplicated on Meta's id) and
+    processed later by the worker: ``pending`` until then, ``done`` once its effect (credit,
+    reply) committed in the same transaction that marks it (``failed`` after too many tries).
+    Store first, then process: a 2xx to Meta means the message is in this table."""
 
     __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index(
+            "ix_inbound_messages_pending",
+            "received_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("whatsapp_contacts.id"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    status: Mapped[str] = mapped_column(String(8), default="pending", server_default="done")
+    wa_number: Mapped[str | None] = mapped_column(String(20))
+    wa_user_id: Mapped[str | None] = mapped_column(String(64))
+    bot_number: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    profile_name: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="", server_default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PinFailure(Base):

@@ -8,19 +8,20 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep, State
 from fidelia.kit.errors import NotFound, Unauthorized
 from fidelia.kit.phone import normalize_e164
 from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import sign_sha256
 from fidelia.messaging.webhook import parse_inbound
-from fidelia.models import SimulatorMessage
+from fidelia.models import InboundMessage, SimulatorMessage
 
 router = APIRouter(
     prefix="/simulator",
@@ -105,13 +106,33 @@ async def send(body: SimSend, state: AppState) -> dict[str, object]:
     raw = json.dumps(payload).encode()
     signature = sign_sha256(raw, state.settings.whatsapp_app_secret)
 
-    def record_and_handle() -> int:
+    def record_and_store() -> list[str]:
         with state.db.session() as session:
             session.add(SimulatorMessage(wa_number=number, direction="in", body=body.text))
-        return state.process_inbound(parse_inbound(json.loads(raw), state.settings.bot_number))
+        messages = parse_inbound(json.loads(raw), state.settings.bot_number)
+        state.store_inbound(messages)
+        return [m.message_id for m in messages]
 
-    processed = await state.run_in_db_slot(record_and_handle)
-    return {"processed": processed, "signature": signature}
+    ids = await state.run_in_db_slot(record_and_store)
+    # The worker processes it (store first, then process); the simulator answers once it
+    # has, so whoever types here (or scripts it) sees the bot's effect right after.
+    deadline = anyio.current_time() + 5
+    while anyio.current_time() < deadline:
+        if not await state.run_in_db_slot(_pending, state, ids):
+            break
+        await anyio.sleep(0.02)
+    return {"processed": len(ids), "signature": signature}
+
+
+def _pending(state: State, ids: list[str]) -> bool:
+    with state.db.session(readonly=True) as session:
+        return bool(
+            session.scalar(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.message_id.in_(ids), InboundMessage.status == "pending")
+            )
+        )
 
 
 @router.get("/api/messages")

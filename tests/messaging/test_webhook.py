@@ -9,6 +9,7 @@ from fidelia.models import InboundMessage, LedgerEntry, OutboxMessage, Pin
 from tests.support.helpers import (
     generate_pin,
     make_tenant,
+    process_inbound,
     send_whatsapp,
     signed_headers,
     webhook_body,
@@ -128,6 +129,8 @@ def test_unsigned_or_badly_signed_posts_are_refused_and_not_processed(client, db
     # The same body, correctly signed, goes through: the refusals were about the signature.
     accepted = client.post(URL, content=body, headers=signed_headers(settings, body))
     assert accepted.status_code == 200
+    assert pin_status(db, pin) == "open"  # stored: the worker processes it
+    assert process_inbound(client) == 1
     assert pin_status(db, pin) == "used"
 
 
@@ -213,6 +216,7 @@ def test_a_batched_payload_processes_every_text_message(client, db, settings, gr
     response = client.post(URL, content=raw, headers=signed_headers(settings, raw))
     assert response.status_code == 200
     assert response.json() == {"received": 4, "processed": 4}
+    assert process_inbound(client) == 4
 
     with db.session(readonly=True) as session:
         seen = set(session.scalars(select(InboundMessage.message_id)))
@@ -241,6 +245,7 @@ def test_the_same_message_twice_credits_once(client, db, settings, graph, worker
     assert first.status_code == again.status_code == 200
     assert first.json()["processed"] == 1
     assert again.json()["processed"] == 0
+    assert process_inbound(client) == 1
 
     with db.session(readonly=True) as session:
         entries = session.execute(select(LedgerEntry.amount, LedgerEntry.balance_after)).all()

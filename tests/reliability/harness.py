@@ -116,6 +116,18 @@ class Fidelia:
             time.sleep(0.1)
         raise RuntimeError(f"fidelia serve did not answer in {timeout} s:\n{self.log_tail()}")
 
+    def kill9_worker(self) -> None:
+        """kill -9 of the separate worker alone (the web processes go on storing)."""
+        worker = self.procs.pop()
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        worker.wait(timeout=30)
+
+    def start_worker(self) -> None:
+        self.procs.append(self._spawn("worker"))
+
     def kill9(self) -> None:
         for proc in self.procs:
             try:

@@ -109,10 +109,12 @@ def jobs_for(url: str, tag: str) -> list[Job]:
 def state_of(db: Database, tag: str) -> dict[str, object]:
     with db.session(readonly=True) as s:
         return {
+            # Processed by the worker (stored first, then processed: see inbound_drains).
             "inbound": set(
                 s.scalars(
                     select(InboundMessage.message_id).where(
-                        InboundMessage.message_id.like(f"wamid.{tag}.%")
+                        InboundMessage.message_id.like(f"wamid.{tag}.%"),
+                        InboundMessage.status == "done",
                     )
                 )
             ),
@@ -186,6 +188,24 @@ def atomicity(db: Database, jobs: list[Job], tag: str, *, after_redelivery: bool
     return problems
 
 
+def inbound_drains(db: Database) -> list[str]:
+    """Every stored message is processed by the (restarted) worker: none is lost, also
+    those of a batch the worker was killed in the middle of."""
+    seconds = 60
+    pending = InboundMessage.status.in_(("pending", "failed"))
+    deadline = time.monotonic() + seconds
+    while True:
+        with db.session(readonly=True) as s:
+            left = int(
+                s.scalar(select(func.count()).select_from(InboundMessage).where(pending)) or 0
+            )
+        if left == 0:
+            return []
+        if time.monotonic() > deadline:
+            return [f"{left} stored messages still unprocessed {seconds} s after the load"]
+        time.sleep(0.2)
+
+
 def outbox_drains(db: Database) -> list[str]:
     """The restarted worker delivers every reply, also those a killed worker had leased
     (once their lease runs out): nothing written is lost, nothing stays stuck."""
@@ -224,14 +244,16 @@ def crash_run(
                     SUMMARY.fault()
                     time.sleep(BETWEEN)
         sent = [job for job in jobs if job.sent]
+        problems = SUMMARY.violated(f"crash {backend}", inbound_drains(db))
         first = atomicity(db, jobs, tag, after_redelivery=False)
-        problems = SUMMARY.violated(f"crash {backend}", first)
+        problems += SUMMARY.violated(f"crash {backend}", first)
         failed = [job for job in sent if not job.ok]
         state = state_of(db, tag)
         inbound = state["inbound"]
         assert isinstance(inbound, set)
         committed = sum(1 for job in failed if job.message_id in inbound)
         problems += SUMMARY.violated(f"crash {backend}", redeliver(server.url, sent))
+        problems += SUMMARY.violated(f"crash {backend}", inbound_drains(db))
         problems += SUMMARY.violated(
             f"crash {backend}", atomicity(db, jobs, tag, after_redelivery=True)
         )
@@ -294,6 +316,11 @@ def test_kill9_fidelia_then_postgresql(tmp_path: Path, crash_pg: PostgresServer)
         time.sleep(DOWNTIME)
         server.start()
 
+    def kill_worker() -> None:  # in the middle of a batch: the load never stops
+        server.kill9_worker()
+        time.sleep(DOWNTIME)
+        server.start_worker()
+
     def kill_postgres() -> None:
         crash_pg.kill9()
         time.sleep(DOWNTIME)
@@ -304,7 +331,7 @@ def test_kill9_fidelia_then_postgresql(tmp_path: Path, crash_pg: PostgresServer)
             "postgresql",
             url,
             server,
-            [("fidelia", kill_fidelia), ("postgresql", kill_postgres)],
+            [("fidelia", kill_fidelia), ("worker", kill_worker), ("postgresql", kill_postgres)],
         )
     finally:
         graph.close()

@@ -78,12 +78,39 @@ def signed_headers(settings: Settings, body: bytes) -> dict[str, str]:
     }
 
 
+def process_inbound(app: Any, workers: int = 1, batch: int = 200) -> int:
+    """What the worker does with stored WhatsApp messages (messaging/intake.py), until none
+    is pending; ``app`` is the FastAPI app or a TestClient of it. With ``workers`` > 1,
+    that many workers take small batches at once (races between workers). Returns how many
+    messages were taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fidelia.messaging import intake
+
+    state = getattr(app, "app", app).state.fidelia
+
+    def drain() -> int:
+        total = 0
+        while taken := intake.process_batch(state.db, state.bot, batch):
+            total += taken
+        return total
+
+    if workers == 1:
+        return drain()
+    with ThreadPoolExecutor(workers) as pool:
+        return sum(pool.map(lambda _: drain(), range(workers)))
+
+
 def send_whatsapp(client: Any, settings: Settings, number: str | None, text: str, **kw: Any) -> Any:
+    """Deliver a message as Meta does, then let the worker process it (store first, then
+    process): the bot's effects are there when this returns; its replies are in the outbox."""
     body = webhook_body(settings, number, text, **kw)
     response = client.post(
         "/webhooks/whatsapp", content=body, headers=signed_headers(settings, body)
     )
     assert response.status_code == 200, response.text
+    if hasattr(client, "app"):  # a TestClient: its app's worker processes it now
+        process_inbound(client)
     return response
 
 

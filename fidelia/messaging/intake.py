@@ -1,0 +1,139 @@
+"""Store first, then process (DESIGN.md "Intake").
+
+The webhook acknowledges Meta after one durable insert of the messages it carries,
+deduplicated on their id (``store``). The worker takes pending messages in batches and
+processes a batch in ONE transaction (``process_batch``): each message in a savepoint, so a
+message that fails is rolled back alone and counted, while the rest of the batch commits with
+their credits, replies and their ``done`` mark. A crash before the commit leaves the whole
+batch pending, to be processed again: exactly once, never lost.
+
+Workers are woken at once: on PostgreSQL by ``NOTIFY fidelia_work`` sent in the storing
+transaction (delivered at its commit) to workers that ``LISTEN``; in the same process by the
+outbox's wake-up event, set after the commit."""
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.db import Database, insert_for
+from fidelia.messaging import outbox
+from fidelia.messaging.bot import Bot, Inbound
+from fidelia.models import InboundMessage
+
+log = logging.getLogger("fidelia.intake")
+CHANNEL = "fidelia_work"
+MAX_ATTEMPTS = 5
+
+
+def notify(session: Session) -> None:
+    """Wake the workers once this transaction commits (PostgreSQL NOTIFY, and the
+    in-process event for a worker running inside this process)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
+    session.info["outbox_wakeup"] = True
+
+
+def store(session: Session, messages: Sequence[Inbound]) -> int:
+    """Insert the messages not seen before; returns how many were new."""
+    if not messages:
+        return 0
+    rows = [
+        {
+            "message_id": m.message_id,
+            "wa_number": m.wa_number,
+            "wa_user_id": m.wa_user_id,
+            "bot_number": m.bot_number,
+            "profile_name": (m.profile_name or "")[:200] or None,
+            "body": m.text,
+            "status": "pending",
+            "received_at": now(),
+        }
+        for m in {m.message_id: m for m in messages}.values()  # a batch may repeat one
+    ]
+    stored = session.execute(
+        insert_for(session)(InboundMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(InboundMessage.message_id)
+    ).all()
+    if stored:
+        notify(session)
+    return len(stored)
+
+
+def _inbound(row: InboundMessage) -> Inbound:
+    return Inbound(
+        row.message_id,
+        row.wa_number,
+        row.wa_user_id,
+        row.body,
+        row.bot_number,
+        row.profile_name,
+    )
+
+
+def _claim(session: Session, batch: int, postgres: bool) -> list[InboundMessage]:
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.status == "pending")
+        .order_by(InboundMessage.received_at, InboundMessage.message_id)
+        .limit(batch)
+    )
+    if postgres:
+        # Rows another worker is processing are skipped, not waited for; its transaction
+        # holds them until it commits (or dies, and they are pending again).
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
+    """Process up to ``batch`` pending messages in one transaction; returns how many were
+    taken. Messages are handled in the order of their senders, so workers running at once
+    lock contacts in one order and cannot deadlock on them."""
+    with db.session() as session:
+        rows = _claim(session, batch, not db.is_sqlite)
+        if not rows:
+            return 0
+        rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
+        at = now()
+        for row in rows:
+            try:
+                with session.begin_nested():
+                    bot.process(session, _inbound(row))
+                row.status, row.processed_at = "done", at
+            except Exception as exc:  # this message alone is rolled back
+                log.exception("inbound %s failed", row.message_id)
+                row.attempts += 1
+                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                if row.attempts >= MAX_ATTEMPTS:
+                    row.status = "failed"
+        return len(rows)
+
+
+def pending(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.status == "pending")
+        )
+        or 0
+    )
+
+
+def retry_failed(session: Session) -> int:
+    """Put failed messages back in the queue (after a fix); returns how many."""
+    result = session.execute(
+        update(InboundMessage)
+        .where(or_(InboundMessage.status == "failed"))
+        .values(status="pending", attempts=0)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+__all__ = ["CHANNEL", "notify", "outbox", "pending", "process_batch", "retry_failed", "store"]
