@@ -18,7 +18,8 @@ from sqlalchemy import or_, select
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
-from fidelia.messaging import outbox
+from fidelia.ledger import expiry
+from fidelia.messaging import automations, outbox
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
 from fidelia.pins.service import expire_stale
@@ -126,10 +127,13 @@ class Worker:
                 return
 
     def sweep(self) -> None:
-        """Housekeeping: expire stale PINs, give today's birthday gifts (both idempotent)."""
+        """Housekeeping: expire stale PINs, give today's birthday gifts, expire points past
+        their validity, send reminders and come-back messages (all idempotent)."""
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
+        expiry.run(self.db)
+        automations.run(self.db)
 
     def run_forever(self, poll_seconds: float = 0.5) -> None:
         sweeps = 0

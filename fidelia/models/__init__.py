@@ -10,6 +10,7 @@ from fidelia.models.customer import Customer, CustomerIdentifier
 from fidelia.models.event import Deal, EarningRule, Event, Segment
 from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
+from fidelia.models.messaging import MessageLog, MessageTemplate
 from fidelia.models.order import Order, OrderRefund
 from fidelia.models.outbox import OutboxMessage
 from fidelia.models.payment import LoyaltyPayment
@@ -20,6 +21,7 @@ from fidelia.models.reward import Reward
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
 from fidelia.models.voucher import Voucher, VoucherUse
+from fidelia.models.voucher_rule import VoucherRule
 from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "InboundMessage",
     "LedgerEntry",
     "LoyaltyPayment",
+    "MessageLog",
+    "MessageTemplate",
     "Order",
     "OrderRefund",
     "OutboxMessage",
@@ -51,6 +55,7 @@ __all__ = [
     "SimulatorMessage",
     "Tenant",
     "Voucher",
+    "VoucherRule",
     "VoucherUse",
     "WhatsAppContact",
 ]
