@@ -226,7 +226,9 @@ def _route(
     user_id = ids.get("wa_user")
     if not (number or user_id):
         reasons.append("no-whatsapp")
-    elif not consent.permits(session, customer, "whatsapp", marketing):
+    elif not consent.permits(session, customer, "whatsapp", marketing) or consent.stopped(
+        session, customer, number, user_id
+    ):
         reasons.append("whatsapp-consent")
     else:
         template = templates.template_for(session, tenant.id, event)

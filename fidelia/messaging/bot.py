@@ -221,7 +221,7 @@ class Bot:
     def _opt_out(self, session: Session, contact: WhatsAppContact, word: str) -> None:
         """STOP / SAIR / PARAR / BAJA: WhatsApp consent withdrawn for every customer this
         contact is (recorded in their consent history), confirmed in their language."""
-        consent.opt_out(session, self._customers(session, contact))
+        consent.opt_out(session, contact.wa_number, contact.wa_user_id)
         locale = consent.STOP_WORDS[word]
         if contact.last_tenant_id is not None:
             locale = self._locale(session, contact)
