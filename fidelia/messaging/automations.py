@@ -81,6 +81,7 @@ def after_sale(
         return []
     if customer is None or customer.id != order.customer_id:
         customer = session.get_one(Customer, order.customer_id)
+    session.flush()  # the sale's own rows count (sessions do not autoflush)
     issued = rules.evaluate(session, tenant, customer, order)
     points, cashback = earned_by(session, order)
     if points > 0 or cashback > 0:
