@@ -27,6 +27,13 @@ segment_app = typer.Typer(help="Member segments.", no_args_is_help=True)
 deal_app = typer.Typer(help="Deals: automatic promotions.", no_args_is_help=True)
 member_app = typer.Typer(help="Members (customers).", no_args_is_help=True)
 user_app = typer.Typer(help="Panel accounts: owners, cashiers, operators.", no_args_is_help=True)
+message_app = typer.Typer(help="Automatic messages to customers.", no_args_is_help=True)
+template_app = typer.Typer(
+    help="WhatsApp templates (approved by Meta) per automatic message.", no_args_is_help=True
+)
+voucher_rule_app = typer.Typer(
+    help="Vouchers by rule: every N of spend, or after the Nth purchase.", no_args_is_help=True
+)
 jobs_app = typer.Typer(
     help="Scheduled jobs, for cron (the worker also runs them).", no_args_is_help=True
 )
@@ -41,6 +48,9 @@ app.add_typer(deal_app, name="deal")
 app.add_typer(member_app, name="member")
 app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(message_app, name="message")
+message_app.add_typer(template_app, name="template")
+voucher_app.add_typer(voucher_rule_app, name="rule")
 
 from fidelia.connectors.bling.commands import bling_app  # noqa: E402
 
@@ -900,6 +910,168 @@ def jobs_birthdays() -> None:
         typer.echo(f"{birthdays.run(db)} birthday gift(s) issued")
     finally:
         db.dispose()
+
+
+@jobs_app.command("expire")
+def jobs_expire() -> None:
+    """Expire points and cashback past their validity (idempotent: once per lot; the worker
+    runs it every minute too). Run it at least hourly from cron without a worker."""
+    from fidelia.ledger import expiry
+
+    url = get_settings().database_url
+    upgrade(url)
+    db = Database(url, pool_size=1)
+    try:
+        typer.echo(f"{expiry.run(db)} lot(s) expired")
+    finally:
+        db.dispose()
+
+
+@jobs_app.command("messages")
+def jobs_messages() -> None:
+    """Send due 'points expiring' reminders and 'come back' messages (idempotent; the
+    worker runs it every minute too)."""
+    from fidelia.messaging import automations
+
+    url = get_settings().database_url
+    upgrade(url)
+    db = Database(url, pool_size=1)
+    try:
+        counts = automations.run(db)
+        typer.echo(", ".join(f"{count} {event}" for event, count in counts.items()))
+    finally:
+        db.dispose()
+
+
+@template_app.command("set")
+def template_set(
+    tenant: Annotated[str, typer.Option()],
+    event: Annotated[
+        str,
+        typer.Option(help="benefit_earned | voucher_issued | points_expiring | come_back"),
+    ],
+    name: Annotated[str, typer.Option(help="The template's name, as approved by Meta.")],
+    language: Annotated[str, typer.Option(help="Its language code: pt_BR, es, en_US ...")],
+    params: Annotated[
+        str,
+        typer.Option(
+            help="Body parameters {{1}}, {{2}} ... in order, comma-separated: merchant, name, "
+            "balance, and per event earned, points, cashback | code, value, valid_until | "
+            "expiring, date | days."
+        ),
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Map an automatic message to an approved WhatsApp template (sent outside the
+    24-hour window; inside it the message goes as plain text)."""
+    from fidelia.messaging.templates import set_template
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        template = set_template(
+            session, get_by_slug(session, tenant), event, name, language, params.split(",")
+        )
+        data = {
+            "event": template.event,
+            "name": template.name,
+            "language": template.language,
+            "params": ",".join(template.params),
+        }
+    emit(data, as_json)
+
+
+@template_app.command("list")
+def template_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+    """The merchant's template per automatic message."""
+    from fidelia.messaging.templates import templates_of
+    from fidelia.tenants.service import get_by_slug
+
+    with transaction() as session:
+        rows = [
+            {
+                "event": t.event,
+                "name": t.name,
+                "language": t.language,
+                "params": ",".join(t.params),
+            }
+            for t in templates_of(session, get_by_slug(session, tenant))
+        ]
+    _table(rows, as_json, ("event", "name", "language", "params"))
+
+
+@voucher_rule_app.command("create")
+def voucher_rule_create(
+    tenant: Annotated[str, typer.Option()],
+    value: Annotated[str, typer.Option(help="The voucher's value (currency).")],
+    every_spend: Annotated[
+        str | None, typer.Option("--every-spend", help="A voucher every this much spent.")
+    ] = None,
+    every_purchases: Annotated[
+        int | None,
+        typer.Option("--every-purchases", help="A voucher every this many purchases."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Only at the first threshold (after the Nth).")
+    ] = False,
+    benefit: Annotated[str, typer.Option(help="What it gives, in words.")] = "",
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", help="Days the voucher is valid (0: no end).")
+    ] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """A voucher earned by sales: `--every-spend 200 --value 10` or
+    `--every-purchases 5 --once --value 15`. Counts sales from now on; validated by hand
+    at the counter (`voucher validate`)."""
+    from fidelia.kit.errors import InvalidInput
+    from fidelia.kit.money import to_minor
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.vouchers.rules import create_rule
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        if (every_spend is None) == (every_purchases is None):
+            raise InvalidInput("Give exactly one of --every-spend and --every-purchases.")
+        rule = create_rule(
+            session,
+            merchant,
+            kind="spend" if every_spend is not None else "purchases",
+            threshold=to_minor(every_spend, merchant.currency)
+            if every_spend is not None
+            else int(every_purchases or 0),
+            value=to_minor(value, merchant.currency),
+            benefit=benefit,
+            valid_days=valid_days,
+            repeat=not once,
+        )
+        data = _rule_row(rule, merchant.currency)
+    emit(data, as_json)
+
+
+def _rule_row(rule: Any, currency: str) -> dict[str, Any]:
+    from fidelia.tenants.service import money_text
+
+    return {
+        "id": rule.id,
+        "kind": rule.kind,
+        "every": money_text(rule.threshold, currency) if rule.kind == "spend" else rule.threshold,
+        "value": money_text(rule.value, currency),
+        "benefit": rule.benefit or None,
+        "valid_days": rule.valid_days,
+        "repeat": rule.repeat,
+        "active": rule.active,
+    }
+
+
+@voucher_rule_app.command("list")
+def voucher_rule_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+    """The merchant's voucher rules."""
+    from fidelia.tenants.service import get_by_slug
+    from fidelia.vouchers.rules import rules_of
+
+    with transaction() as session:
+        merchant = get_by_slug(session, tenant)
+        rows = [_rule_row(r, merchant.currency) for r in rules_of(session, merchant)]
+    _table(rows, as_json, ("id", "kind", "every", "value", "valid_days", "repeat", "active"))
 
 
 @app.command()

@@ -16,6 +16,12 @@ Every rule is a query that returns what breaks it; nothing is changed. The rules
 - ``redemption-entries`` / ``order-entries``: what a redemption, an order or a refund
   recorded matches the entries it wrote (nothing half-applied).
 - ``idempotency-answer``: a committed idempotency key has its stored answer.
+- ``expiry``: no lot that expired more than ``EXPIRY_GRACE`` ago still holds points (the
+  expiry job runs every minute in the worker, or hourly from cron: a lot it has not reached
+  yet on a live database is not a violation; one forgotten for an hour is).
+- ``expiry-entries``: every ``expire`` entry names (source ``expiry``/<lot id>) a lot of
+  the same account that had expired when the entry was written, takes no more than the lot's
+  amount, and leaves the lot empty.
 - ``outbox``: no row of a missing merchant, no unknown status, no lease that expired a full
   lease ago and was never taken back (no worker is delivering).
 
@@ -29,7 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, case, cast, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
@@ -48,6 +54,9 @@ from fidelia.models import (
 )
 
 OUTBOX_STATUSES = ("pending", "sent", "failed")
+# How late the expiry job may be before a lot still holding points past its expiry counts
+# as a violation (the job runs every minute in the worker; cron should run it hourly).
+EXPIRY_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,7 @@ def check(session: Session, lease: timedelta = LEASE) -> Report:
     _pins(session, report)
     _sources(session, report)
     _idempotency(session, report)
+    _expiry(session, report)
     _outbox(session, report, lease)
     return report
 
@@ -366,6 +376,59 @@ def _idempotency(session: Session, report: Report) -> None:
         )
     ):
         report.add("idempotency-answer", f"key {key!r} ({scope}, id {key_id}) has no answer")
+
+
+def _expiry(session: Session, report: Report) -> None:
+    late = session.execute(
+        select(LedgerEntry.id, LedgerEntry.expires_at, LedgerEntry.remaining)
+        .where(
+            LedgerEntry.remaining > 0,
+            LedgerEntry.amount > 0,
+            LedgerEntry.expires_at < now() - EXPIRY_GRACE,
+        )
+        .order_by(LedgerEntry.id)
+    )
+    for lot_id, expires_at, remaining in late:
+        report.add(
+            "expiry",
+            f"lot {lot_id} expired at {expires_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"and still holds {remaining} (is the expiry job running?)",
+        )
+    lot = aliased(LedgerEntry)
+    rows = session.execute(
+        select(
+            LedgerEntry.id,
+            LedgerEntry.source_type,
+            LedgerEntry.source_id,
+            LedgerEntry.amount,
+            LedgerEntry.created_at,
+            lot.id,
+            lot.amount,
+            lot.remaining,
+            lot.expires_at,
+        )
+        .outerjoin(
+            lot,
+            and_(
+                LedgerEntry.source_id == cast(lot.id, String),
+                lot.program_id == LedgerEntry.program_id,
+                lot.customer_id == LedgerEntry.customer_id,
+                lot.account == LedgerEntry.account,
+            ),
+        )
+        .where(LedgerEntry.kind == "expire")
+        .order_by(LedgerEntry.id)
+    )
+    for entry_id, source_type, source_id, amount, at, lot_id, lot_amount, left, expires in rows:
+        what = f"expire entry {entry_id} ({source_type} {source_id})"
+        if source_type != "expiry" or lot_id is None:
+            report.add("expiry-entries", f"{what} names no lot of its account")
+        elif expires is None or expires > at:
+            report.add("expiry-entries", f"{what}: lot {lot_id} had not expired when written")
+        elif not 0 < -amount <= lot_amount:
+            report.add("expiry-entries", f"{what} takes {-amount} of a lot of {lot_amount}")
+        elif left != 0:
+            report.add("expiry-entries", f"{what}: lot {lot_id} still holds {left}")
 
 
 def _outbox(session: Session, report: Report, lease: timedelta) -> None:

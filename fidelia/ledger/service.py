@@ -7,7 +7,7 @@ overspending. Earn entries are lots, spent soonest-to-expire first.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import BalanceLimit, InsufficientPoints, InvalidInput
 from fidelia.kit.money import MAX_MINOR
-from fidelia.models import Balance, LedgerEntry
+from fidelia.models import Balance, LedgerEntry, Tenant
 
 POINTS = "points"
 CASHBACK = "cashback"
@@ -63,7 +63,10 @@ def credit(
 ) -> LedgerEntry:
     """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot).
     Refused (BalanceLimit) when it would take the balance past ``MAX_BALANCE``: the upsert
-    only updates under that condition, so concurrent credits cannot pass it either."""
+    only updates under that condition, so concurrent credits cannot pass it either.
+    An earning (``kind`` earn) expires after the merchant's ``points_validity_days``."""
+    if kind == "earn" and expires_at is None:
+        expires_at = validity_end(session.get(Tenant, source.tenant_id))
     if amount <= 0:
         raise InvalidInput("A credit must be positive.")
     if amount > MAX_BALANCE:
@@ -104,6 +107,12 @@ def credit(
     session.add(entry)
     session.flush()
     return entry
+
+
+def validity_end(tenant: Tenant | None) -> datetime | None:
+    """When a lot earned now at ``tenant`` expires (None: it never does)."""
+    days = tenant.points_validity_days if tenant is not None else 0
+    return now() + timedelta(days=days) if days > 0 else None
 
 
 def debit(

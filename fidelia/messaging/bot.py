@@ -15,7 +15,7 @@ from fidelia.customers.service import identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Source, credit
-from fidelia.messaging import outbox
+from fidelia.messaging import consent, outbox, templates
 from fidelia.messaging.texts import BALANCE_WORDS, CODE_WORDS, GREETINGS, say, unit
 from fidelia.models import (
     Customer,
@@ -77,7 +77,9 @@ class Bot:
             # WhatsApp sends the sender's profile name: the name the bot would ask for.
             self._adopt_name(session, contact, msg.profile_name)
         code = find_pin_code(msg.text)
-        if code is not None:
+        if (word := consent.stop_word(msg.text)) is not None:
+            self._opt_out(session, contact, word)
+        elif code is not None:
             self._pin(session, msg, contact, code)
         elif contact.state == "awaiting_name" and not is_chatter(msg.text):
             self._name(session, contact, msg.text)
@@ -202,6 +204,15 @@ class Bot:
             tenant_id=tenant.id,
         )
         message.payload = {**message.payload, "secret": True}  # redacted once delivered
+
+    def _opt_out(self, session: Session, contact: WhatsAppContact, word: str) -> None:
+        """STOP / SAIR / PARAR / BAJA: WhatsApp consent withdrawn for every customer this
+        contact is (recorded in their consent history), confirmed in their language."""
+        consent.opt_out(session, contact.wa_number, contact.wa_user_id)
+        locale = consent.STOP_WORDS[word]
+        if contact.last_tenant_id is not None:
+            locale = self._locale(session, contact)
+        self._reply(session, contact, templates.say(locale, "opted_out"))
 
     def _balances(self, session: Session, contact: WhatsAppContact) -> None:
         locale = self._locale(session, contact)

@@ -48,9 +48,27 @@ class WhatsAppCloud:
         )
 
     def __call__(self, payload: dict[str, Any]) -> None:
-        # "secret" marks a code for redaction after delivery; it is ours, not Meta's.
-        body = {key: value for key, value in payload.items() if key != "secret"}
-        check(self.client.post(self.url, json=body))
+        # "secret" marks a code for redaction after delivery, "fallback" the template to
+        # send instead of a text that Meta finds outside the 24-hour window: ours, not Meta's.
+        body = {key: value for key, value in payload.items() if key not in OURS}
+        response = self.client.post(self.url, json=body)
+        fallback = payload.get("fallback")
+        if fallback is not None and outside_window(response):
+            response = self.client.post(self.url, json=fallback)
+        check(response)
+
+
+OURS = ("secret", "fallback")
+OUTSIDE_WINDOW = 131047  # "Re-engagement message": more than 24 hours since the user wrote
+
+
+def outside_window(response: httpx.Response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        return int(response.json()["error"]["code"]) == OUTSIDE_WINDOW
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 class SmsGateway:

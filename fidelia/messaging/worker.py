@@ -18,7 +18,8 @@ from sqlalchemy import or_, select
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
-from fidelia.messaging import intake, outbox
+from fidelia.ledger import expiry
+from fidelia.messaging import automations, intake, outbox
 from fidelia.messaging.bot import Bot
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
@@ -145,10 +146,13 @@ class Worker:
                 return
 
     def sweep(self) -> None:
-        """Housekeeping: expire stale PINs, give today's birthday gifts (both idempotent)."""
+        """Housekeeping: expire stale PINs, give today's birthday gifts, expire points past
+        their validity, send reminders and come-back messages (all idempotent)."""
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
+        expiry.run(self.db)
+        automations.run(self.db)
         if self.jobs is not None:
             self.jobs.sweep()
 

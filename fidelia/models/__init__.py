@@ -12,6 +12,7 @@ from fidelia.models.customer import Customer, CustomerIdentifier
 from fidelia.models.event import Deal, EarningRule, Event, Segment
 from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
+from fidelia.models.messaging import MessageLog, MessageTemplate
 from fidelia.models.order import Order, OrderRefund
 from fidelia.models.outbox import OutboxMessage
 from fidelia.models.payment import LoyaltyPayment
@@ -23,6 +24,7 @@ from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
 from fidelia.models.user import Invitation, LoginFailure, User
 from fidelia.models.voucher import Voucher, VoucherUse
+from fidelia.models.voucher_rule import VoucherRule
 from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "LedgerEntry",
     "LoginFailure",
     "LoyaltyPayment",
+    "MessageLog",
+    "MessageTemplate",
     "Order",
     "OrderRefund",
     "OutboxMessage",
@@ -62,6 +66,7 @@ __all__ = [
     "Tenant",
     "User",
     "Voucher",
+    "VoucherRule",
     "VoucherUse",
     "WhatsAppContact",
 ]

@@ -28,6 +28,8 @@ class LedgerEntry(Base):
         UniqueConstraint("program_id", "account", "source_type", "source_id", "kind"),
         Index("ix_ledger_entries_customer", "program_id", "customer_id", "account"),
         Index("ix_ledger_entries_tenant_customer_time", "tenant_id", "customer_id", "created_at"),
+        # The expiry job's and the reminders' scan: lots by when they expire.
+        Index("ix_ledger_entries_expires_at", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -42,4 +42,16 @@ class Tenant(Base):
     retail_default_payment_type: Mapped[str] = mapped_column(
         String(8), default="POINTS", server_default="POINTS"
     )
+    # Issue 13: validity of earned points/cashback (0: never) and the automatic messages.
+    points_validity_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    expiry_reminder_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    come_back_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    message_cap: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    message_cap_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    message_benefit_earned: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    message_voucher_issued: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    message_points_expiring: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    message_come_back: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from fidelia.events.deals import Applied, Basket, Line, applicable
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.ledger.service import POINTS, Account, Source, credit
+from fidelia.messaging import automations
 from fidelia.models import Customer, LoyaltyPayment, Order, Tenant, Voucher
 from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
@@ -251,6 +252,7 @@ def close(
             placed_at=placed_at,
             completed_at=completed_at,
             details=details or {},
+            after_sale=False,  # below, once the deals' bonus points are in
         ),
     )
     bonus = 0
@@ -268,6 +270,7 @@ def close(
     code = f"TX-{order.id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
     order.details = {**order.details, "confirmation_code": code}
     session.flush()
+    automations.after_sale(session, sale.tenant, sale.customer, order)
     return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback)
 
 

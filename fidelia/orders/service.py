@@ -17,6 +17,7 @@ from fidelia.kit.clock import now
 from fidelia.kit.errors import Conflict, InvalidInput
 from fidelia.kit.ids import as_id
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
+from fidelia.messaging import automations
 from fidelia.models import (
     Customer,
     LedgerEntry,
@@ -46,6 +47,7 @@ class OrderData:
     placed_at: datetime | None = None
     completed_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    after_sale: bool = True  # False: the caller runs automations.after_sale itself
 
 
 def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
@@ -100,6 +102,8 @@ def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
         cancel(session, order)
     elif data.completed:
         _complete(session, tenant, order, data.completed_at)
+        if data.after_sale:
+            automations.after_sale(session, tenant, data.customer, order)
     else:
         order.state = PENDING if order.customer_id else IGNORED
     return order
@@ -132,6 +136,9 @@ def _complete(session: Session, tenant: Tenant, order: Order, at: datetime | Non
     if order.customer_id is None:
         order.state = IGNORED
         return
+    # One member's sales complete one at a time (as a retail sale's do): vouchers by rule
+    # then count every earlier sale, and the lock order stays customer, then balances.
+    session.execute(select(Customer.id).where(Customer.id == order.customer_id).with_for_update())
     bonus = bonus_for(tenant, order.total)
     source = Source(tenant.id, "order", str(order.id))
     if bonus.points:

@@ -27,8 +27,19 @@ INT_SETTINGS = {
     "pin_lifetime_minutes": (1, 24 * 60),
     "points_per_pin": (1, 1_000_000),
     "verification_window_minutes": (1, 7 * 24 * 60),
+    "points_validity_days": (0, 3650),
+    "expiry_reminder_days": (0, 365),
+    "come_back_days": (1, 3650),
+    "message_cap": (0, 100),
+    "message_cap_days": (1, 365),
 }
-BOOL_SETTINGS = ("should_validate_customer", "sandbox")
+MESSAGE_SWITCHES = (
+    "message_benefit_earned",
+    "message_voucher_issued",
+    "message_points_expiring",
+    "message_come_back",
+)
+BOOL_SETTINGS = ("should_validate_customer", "sandbox", *MESSAGE_SWITCHES)
 # Every merchant setting, in the order forms show them: (unit, help). `tenant set --help`
 # and (later) the panel's program form are drawn from it.
 SETTING_HELP: dict[str, tuple[str, str]] = {
@@ -61,6 +72,36 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "cors_origins": (
         "origins, comma-separated",
         "Browser POS origins allowed to call the POS door (https://pos.example).",
+    ),
+    "points_validity_days": (
+        "days (0: never)",
+        "Points and cashback earned from now on expire this long after they are earned.",
+    ),
+    "expiry_reminder_days": (
+        "days (0: no reminder)",
+        "Remind customers this many days before their points expire.",
+    ),
+    "come_back_days": ("days", "Send the come-back message after this long without a purchase."),
+    "message_cap": (
+        "messages (0: no cap)",
+        "At most this many marketing messages per customer in message_cap_days.",
+    ),
+    "message_cap_days": ("days", "The period of the marketing frequency cap."),
+    "message_benefit_earned": (
+        "true | false",
+        "After a sale: what the customer earned and their balance (transactional).",
+    ),
+    "message_voucher_issued": (
+        "true | false",
+        "When a voucher rule gives the customer a voucher: its code (transactional).",
+    ),
+    "message_points_expiring": (
+        "true | false",
+        "expiry_reminder_days before points expire: how many and when (transactional).",
+    ),
+    "message_come_back": (
+        "true | false",
+        "After come_back_days without a purchase (marketing: consent and cap apply).",
     ),
 }
 SETTINGS = tuple(SETTING_HELP)
