@@ -266,7 +266,15 @@ class Bench:
         before = self.credits(url)
         result = self.wrk(server, requests, "once", seconds, rate)
         time.sleep(0.3)  # requests in flight when wrk stopped still commit
+        # Store first, then process: the webhook answers once a message is stored; the
+        # worker credits it. Wait for the stored backlog, then count (end to end).
+        behind = self.wait_inbound(url)
         credited = self.credits(url) - before
+        end_to_end = credited / (seconds + behind) if seconds + behind else 0.0
+        self.say(
+            f"credit end to end: {end_to_end:,.0f}/s credited ({result.rps:,.0f}/s webhooks "
+            f"answered; the worker finished {behind:.1f} s after the load)"
+        )
         with seed.Loader(url) as db:
             seed.retire_pool(db, pool)
         answered = result.requests - result.errors
@@ -395,6 +403,20 @@ class Bench:
             self.check("redeem", detail == "ok", detail),
             half=half.as_dict(),
         )
+
+    def wait_inbound(self, url: str) -> float:
+        """Seconds until no stored WhatsApp message is pending (bounded)."""
+        started = time.monotonic()
+        deadline = started + max(self.c.drain_wait, 30)
+        while time.monotonic() < deadline:
+            with seed.Loader(url) as db:
+                left = int(
+                    db.scalar("SELECT COUNT(*) FROM inbound_messages WHERE status = 'pending'")
+                )
+            if left == 0:
+                break
+            time.sleep(0.1)
+        return time.monotonic() - started
 
     def drain(self, url: str) -> None:
         """Let the outbox worker catch up, so its backlog does not slow the next scenario
