@@ -1,14 +1,19 @@
 """Phone and WhatsApp numbers: parsed and normalised to E.164 at the door."""
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import phonenumbers
 from babel import Locale
 
 from fidelia.kit.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from fidelia.models import Tenant
+
+class Localized(Protocol):
+    """Whatever tells a number's default country: a merchant (its locale and currency)."""
+
+    locale: str
+    currency: str
+
 
 CURRENCY_REGION = {"BRL": "BR", "CRC": "CR", "MXN": "MX", "ARS": "AR", "COP": "CO", "CLP": "CL"}
 
@@ -29,7 +34,7 @@ def normalize_e164(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def region_of(tenant: "Tenant") -> str | None:
+def region_of(tenant: Localized) -> str | None:
     """Where a phone number without '+' is read: the locale's territory, else the currency's."""
     try:
         territory = Locale.parse(tenant.locale.replace("-", "_")).territory
@@ -38,6 +43,6 @@ def region_of(tenant: "Tenant") -> str | None:
     return territory or CURRENCY_REGION.get(tenant.currency)
 
 
-def phone_of(tenant: "Tenant", raw: str) -> str:
+def phone_of(tenant: Localized, raw: str) -> str:
     """A merchant's customer's number in E.164 ('11987654321' at a pt_BR merchant -> +55...)."""
     return normalize_e164(raw, None if raw.strip().startswith("+") else region_of(tenant))

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, aliased
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
-from fidelia.messaging.worker import LEASE
+from fidelia.messaging.outbox import LEASE
 from fidelia.models import (
     Balance,
     Customer,

@@ -1,12 +1,16 @@
 """The transactional outbox: rows written with the state they report, delivered later."""
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from fidelia.models import OutboxMessage
+
+# How long a worker holds a row it is delivering (the default; FIDELIA_OUTBOX_LEASE_SECONDS).
+LEASE = timedelta(seconds=60)
 
 # Set after a commit that enqueued something, so an in-process worker wakes at once.
 wakeup = threading.Event()

@@ -22,12 +22,12 @@ from fidelia.ledger import expiry
 from fidelia.messaging import automations, intake, outbox
 from fidelia.messaging.bot import Bot
 from fidelia.messaging.channels import Permanent, Sender
+from fidelia.messaging.outbox import LEASE
 from fidelia.models import OutboxMessage
 from fidelia.pins.service import expire_stale
 from fidelia.vouchers import birthdays
 
 log = logging.getLogger("fidelia.worker")
-LEASE = timedelta(seconds=60)
 
 
 REDACTED = "[redacted]"

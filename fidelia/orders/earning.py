@@ -32,14 +32,3 @@ def proportional(earned: int, refunded_so_far: int, total: int) -> int:
     if total <= 0:
         return earned
     return (2 * earned * refunded_so_far + total) // (2 * total)
-
-
-def points_for_value(tenant: Tenant, value: int) -> int:
-    """Points that buy ``value`` minor units at the merchant's point value (rounded up)."""
-    if tenant.point_value_milli_minor <= 0:
-        return 0
-    return -(-value * 1000 // tenant.point_value_milli_minor)
-
-
-def value_of_points(tenant: Tenant, points: int) -> int:
-    return max(points, 0) * tenant.point_value_milli_minor // 1000

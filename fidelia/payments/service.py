@@ -13,7 +13,7 @@ from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, de
 from fidelia.messaging import notices
 from fidelia.messaging.texts import say
 from fidelia.models import Customer, LoyaltyPayment, Tenant
-from fidelia.orders.earning import points_for_value
+from fidelia.tenants.point_value import points_for_value
 
 KINDS = {"points": POINTS, "credit": CASHBACK}
 

@@ -24,9 +24,9 @@ from fidelia.ledger.service import (
 from fidelia.messaging import notices
 from fidelia.models import Balance, Customer, LedgerEntry, Order, Redemption, Reward, Tenant
 from fidelia.models.order import COMPLETE
-from fidelia.orders.earning import points_for_value
 from fidelia.rewards.eligibility import Wallet
 from fidelia.rewards.service import amount_off
+from fidelia.tenants.point_value import points_for_value
 
 
 def new_external_code() -> str:

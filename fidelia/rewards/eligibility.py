@@ -4,7 +4,7 @@
 from dataclasses import dataclass
 
 from fidelia.models import Reward, Tenant
-from fidelia.orders.earning import value_of_points
+from fidelia.tenants.point_value import value_of_points
 
 # CannotUseReason
 OK, NO_POINTS, MIN_VALUE, NO_CASHBACK, NO_CUSTOMER = 0, 1, 2, 3, 4

@@ -8,6 +8,7 @@ guide's ``OrderTotal: 250.00``); the answers' envelope is built by the door's ow
 from typing import Any
 
 from fidelia.dialects.pdv.errors import envelope, render, render_bare
+from fidelia.idempotency.service import KeyReused
 from fidelia.kit.errors import (
     Conflict,
     Forbidden,
@@ -18,7 +19,6 @@ from fidelia.kit.errors import (
     Unauthorized,
 )
 from fidelia.kit.examples import Catalog, Example, Operation, refused, responses
-from fidelia.kit.idempotency import KeyReused
 
 CPF = "52998224725"
 CUSTOMER = {

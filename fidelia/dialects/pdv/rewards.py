@@ -24,17 +24,17 @@ from fidelia.dialects.pdv.schemas import (
     RedeemIn,
     RewardOut,
 )
+from fidelia.idempotency.service import claim
 from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError, InvalidInput, NotFound
-from fidelia.kit.idempotency import claim
 from fidelia.kit.ids import IdPath, as_id
 from fidelia.kit.money import format_money
 from fidelia.ledger.service import POINTS
 from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
-from fidelia.orders.earning import value_of_points
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.tenants.point_value import value_of_points
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 REWARD_TYPES = {"percent": 0, "fixed": 1, "cashback": 3, "custom": 4, "product": 5}

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on every /v2 write (Stripe's semantics, ``kit/idempotency``).
+"""``Idempotency-Key`` on every /v2 write (Stripe's semantics, ``idempotency/service``).
 
 The key is claimed first in the request's transaction, so a concurrent duplicate waits for
 the first and then replays its answer; the answer is stored in the transaction of its
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from fidelia.kit import idempotency
+from fidelia.idempotency import service as idempotency
 from fidelia.kit.errors import InvalidInput
 from fidelia.models import Tenant
 

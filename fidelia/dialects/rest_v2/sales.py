@@ -15,7 +15,7 @@ from fidelia.dialects.rest_v2 import keys
 from fidelia.dialects.rest_v2.auth import Merchant
 from fidelia.dialects.rest_v2.common import balance_out, cpf_identifier, money
 from fidelia.dialects.rest_v2.schemas import Earned, ErrorOut, SaleIn, SaleOut
-from fidelia.kit import idempotency
+from fidelia.idempotency import service as idempotency
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import Conflict, InvalidInput
 from fidelia.kit.money import to_minor

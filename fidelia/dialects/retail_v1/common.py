@@ -27,8 +27,8 @@ from fidelia.kit.errors import InvalidInput
 from fidelia.kit.phone import phone_of
 from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
 from fidelia.models import Customer, CustomerIdentifier, Tenant, Voucher
-from fidelia.orders.earning import value_of_points
 from fidelia.orders.service import spending
+from fidelia.tenants.point_value import value_of_points
 from fidelia.vouchers.service import state_of
 
 # wire field -> identifier kinds it is looked up by (the first is the one it is stored as)

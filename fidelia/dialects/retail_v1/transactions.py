@@ -32,9 +32,9 @@ from fidelia.dialects.retail_v1.schemas import (
 from fidelia.dialects.retail_v1.wire import envelope, success
 from fidelia.events import service as events
 from fidelia.events.deals import Line
+from fidelia.idempotency.service import claim, forget
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import InvalidInput, NotFound
-from fidelia.kit.idempotency import claim, forget
 from fidelia.models import Customer, LoyaltyPayment
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
