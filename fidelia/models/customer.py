@@ -7,7 +7,6 @@ from fidelia.kit.clock import now
 from fidelia.kit.names import fold
 from fidelia.models.base import Base, BigId, UTCDateTime
 
-
 NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 
