@@ -7,7 +7,8 @@ verified, ``kit/documents``) and a phone number (E.164 in the merchant's region,
 ``customer_identifiers (program_id, kind, value)`` (its unique index). Digits that make both
 a valid CPF and a possible phone number (11 digits in Brazil) look up both. Anything with
 letters is a name: a prefix of the folded name (accents and case removed, ``kit/names``),
-a range scan of the index ``customers (program_id, name_key)``. That column has binary
+a range scan of the index ``customers (program_id, name_key)`` (an empty query lists the
+newest first from ``(program_id, id)``). That column has binary
 collation ("C" on PostgreSQL, SQLite's default), so ``key >= 'ana' AND key < 'anb'`` is
 exactly "starts with 'ana'" on both databases and uses the index with any query plan (a
 LIKE with a bound pattern would not, on PostgreSQL). Only prefixes of the whole name are

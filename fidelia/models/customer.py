@@ -16,7 +16,11 @@ class Customer(Base):
     panel's prefix search; binary collation ("C" on PostgreSQL) so a range scan is a prefix."""
 
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_program_name_key", "program_id", "name_key"),)
+    __table_args__ = (
+        Index("ix_customers_program_name_key", "program_id", "name_key"),
+        # The panel's list, newest first, of one program among many (no scan of others').
+        Index("ix_customers_program_newest", "program_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"), index=True)

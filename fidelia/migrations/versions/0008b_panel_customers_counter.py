@@ -51,6 +51,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_customers_program_name_key", "customers", ["program_id", "name_key"], unique=False
     )
+    op.create_index("ix_customers_program_newest", "customers", ["program_id", "id"], unique=False)
     op.create_table(
         "adjustments",
         sa.Column("id", BigId, nullable=False),
@@ -85,6 +86,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_adjustments_customer_id"), table_name="adjustments")
     op.drop_table("adjustments")
+    op.drop_index("ix_customers_program_newest", table_name="customers")
     op.drop_index("ix_customers_program_name_key", table_name="customers")
     with op.batch_alter_table("customers") as batch:
         batch.drop_column("name_key")
