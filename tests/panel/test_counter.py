@@ -98,9 +98,7 @@ def test_counter_finds_a_customer_and_redeems_a_reward(client, db):
     nobody = client.get("/panel/counter/customer", params={"q": "+50699990000"})
     assert "Nobody with this phone number" in nobody.text
     page = client.get(f"/panel/counter/customers/{cid}")
-    assert (
-        f'data-reward="{reward_id}"' in page.text and "Take $2.00 off the invoice." in page.text
-    )
+    assert f'data-reward="{reward_id}"' in page.text and "Take $2.00 off the invoice." in page.text
     done = post(
         client,
         f"/panel/counter/customers/{cid}/redeem",
