@@ -201,3 +201,65 @@ def run_wrk(
         exhausted=r["exhausted_threads"] > 0,
         error_sample=" | ".join(re.findall(r"^BENCH_ERROR (.*)$", out.stdout, re.MULTILINE)),
     )
+
+
+def panel_cookie(base_url: str, email: str, password: str) -> str:
+    """Sign in to the panel as a browser would (the CSRF token from the login page) and
+    return the Cookie header of the session. Cookies are read off Set-Cookie by hand: in
+    production they are Secure, which an http client keeps to itself over plain http."""
+    import httpx
+
+    jar: dict[str, str] = {}
+
+    def keep(response: httpx.Response) -> None:
+        for header in response.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            jar[name.strip()] = rest.split(";", 1)[0]
+
+    def cookie() -> str:
+        return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        page = http.get("/panel/login")
+        keep(page)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        if found is None:
+            raise RuntimeError(f"no CSRF token on the login page: {page.status_code}")
+        answer = http.post(
+            "/panel/login",
+            data={"csrf_token": found.group(1), "email": email, "password": password},
+            headers={"Cookie": cookie()},
+        )
+        keep(answer)
+        if answer.status_code != 303 or "fidelia_session" not in jar:
+            raise RuntimeError(f"panel sign-in failed: {answer.status_code}")
+    return cookie()
+
+
+def panel_search_requests(
+    customers: list[Customer], host: str, cookie: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """The owner's customer search: half by the start of a name ('cliente 12'...: a prefix
+    shared by up to a few hundred customers, a page of 25 shown), half by phone number."""
+    out = []
+    for _ in range(n):
+        c = rng.choice(customers)
+        if rng.random() < 0.5:
+            query = f"cliente+{str(c.id)[: rng.randint(1, len(str(c.id)))]}"
+        else:
+            query = c.number.replace("+", "%2B")
+        out.append(http_request("GET", f"/panel/customers?q={query}", host, {"Cookie": cookie}))
+    return out
+
+
+def panel_customer_requests(
+    customers: list[Customer], host: str, cookie: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """The owner's customer page (identifiers, consents, balances, the newest page of the
+    ledger, redemptions, orders, vouchers) of random customers."""
+    return [
+        http_request(
+            "GET", f"/panel/customers/{rng.choice(customers).id}", host, {"Cookie": cookie}
+        )
+        for _ in range(n)
+    ]

@@ -27,6 +27,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx  # noqa: E402
+
 from bench import load, reference, report, seed  # noqa: E402
 from bench.services import (  # noqa: E402
     APP_SECRET,
@@ -55,6 +57,9 @@ class Config:
         default_factory=lambda: [(100_000, 10), (1_000_000, 10), (1_000_000, 1_000)]
     )
     max_rps: float = 2_500.0  # sizes the credit path's PIN pool
+    # The panel: one merchant with this many customers of 10 entries each (issue 11:
+    # 100,000 customers and 1M ledger entries), its owner searching and opening customers.
+    panel_customers: int = 100_000
     drain_wait: float = 30.0  # longest wait for the outbox backlog between scenarios
     profile: bool = False
 
@@ -71,6 +76,7 @@ class Config:
             levels=[(2_000, 10), (2_000, 30)],
             max_rps=1_500,
             drain_wait=30,
+            panel_customers=2_000,
         )
 
 
@@ -227,6 +233,7 @@ class Bench:
                 result = self.credit(url, data, server, f"credit-{entries}-{merchants}", half=False)
                 self.scaling_point(url, data, result)
                 self.drain(url)
+            self.panel(url, data, server)
             self.results["outbox_delivered"] = self.sink.received
 
     def describe(self, url: str, data: seed.Dataset) -> str:
@@ -417,6 +424,61 @@ class Bench:
                 break
             time.sleep(0.1)
         return time.monotonic() - started
+
+    def panel(self, url: str, data: seed.Dataset, server: FideliaServer) -> None:
+        """The owner's customer search and customer page on one merchant with
+        ``panel_customers`` customers of 10 ledger entries each, besides everything the
+        scaling runs seeded. "Server time" is the p99 at half of the peak rate, where
+        requests hardly queue (at the peak, wrk's latency is mostly waiting in line)."""
+        started = time.monotonic()
+        with seed.Loader(url) as db:
+            seed.add_merchants(db, data, 1, self.c.panel_customers, entries_each=10)
+            db.analyze()
+        merchant = data.merchants[-1]
+        customers = data.customers[merchant.id]
+        email = seed.add_owner(url, merchant)
+        self.say(
+            f"panel: merchant {merchant.id} with {len(customers):,} customers "
+            f"({10 * len(customers):,} entries); now {self.describe(url, data)}, "
+            f"seeded in {time.monotonic() - started:.1f} s"
+        )
+        cookie = load.panel_cookie(server.url, email, seed.PANEL_PASSWORD)
+        host = server.url.removeprefix("http://")
+        sample = customers[len(customers) // 2]
+        for kind, build in (
+            ("panel-search", load.panel_search_requests),
+            ("panel-customer", load.panel_customer_requests),
+        ):
+            probe = (
+                f"/panel/customers/{sample.id}"
+                if kind == "panel-customer"
+                else ("/panel/customers?q=" + sample.number.replace("+", "%2B"))
+            )
+            answer = httpx.get(server.url + probe, headers={"Cookie": cookie}, timeout=30)
+            shown = answer.status_code == 200 and f"Cliente {sample.id}" in answer.text
+            peak, half, detail = self.cycled(
+                server,
+                lambda n, build=build: build(customers, host, cookie, n, self.rng),
+                None,
+            )
+            if not shown:
+                detail = f"{probe} answered {answer.status_code} without the customer"
+            what = (
+                f"`GET /panel/customers?q=` (name prefix or phone) over {len(customers):,} "
+                "customers"
+                if kind == "panel-search"
+                else f"`GET /panel/customers/{{id}}` with {10 * len(customers):,} entries"
+            )
+            self.scenario(
+                kind,
+                what,
+                "pgbench-S",
+                peak,
+                self.check(kind, detail == "ok", detail),
+                half=half.as_dict(),
+                server_p99_ms=round(half.p99_ms, 2),
+            )
+            self.say(f"{kind}: server time p99 {half.p99_ms:.2f} ms (at half of the peak rate)")
 
     def drain(self, url: str) -> None:
         """Let the outbox worker catch up, so its backlog does not slow the next scenario

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from fidelia.kit.names import fold
 from fidelia.kit.security import digest, new_secret
 
 NAMESPACE = "50600000000"  # the platform's shared bot number (FIDELIA_BOT_NUMBER default)
@@ -292,7 +293,7 @@ def add_customers(
             (contact_id + k, number, None, name, "ready", merchant.id, loader.ts(at))
             + (loader.ts(at),)
         )
-        customers.append((cid, merchant.program_id, merchant.id, name, loader.ts(at)))
+        customers.append((cid, merchant.program_id, merchant.id, name, fold(name), loader.ts(at)))
         idents.append((ident_id + k, merchant.program_id, cid, "whatsapp", number))
         total = 0
         for n in range(entries_each):
@@ -320,7 +321,9 @@ def add_customers(
         ),
         contacts,
     )
-    loader.insert("customers", ("id", "program_id", "tenant_id", "name", "created_at"), customers)
+    loader.insert(
+        "customers", ("id", "program_id", "tenant_id", "name", "name_key", "created_at"), customers
+    )
     loader.insert(
         "customer_identifiers", ("id", "program_id", "customer_id", "kind", "value"), idents
     )
@@ -401,3 +404,24 @@ def retire_pool(loader: Loader, pool: list[PoolPin]) -> int:
 def sample(items: list[Any], n: int, rng: random.Random) -> Iterator[Any]:
     for _ in range(n):
         yield rng.choice(items)
+
+
+PANEL_PASSWORD = "bench panel password"
+
+
+def add_owner(url: str, merchant: Merchant) -> str:
+    """A panel owner for ``merchant`` (through the users service: argon2id digest); returns
+    the e-mail (password ``PANEL_PASSWORD``)."""
+    from fidelia.kit.db import Database
+    from fidelia.models import Tenant
+    from fidelia.users.service import create_user
+
+    db = Database(url, pool_size=1)
+    try:
+        with db.session() as session:
+            tenant = session.get_one(Tenant, merchant.id)
+            email = f"owner@bench-{merchant.id}.test"
+            create_user(session, email=email, password=PANEL_PASSWORD, role="owner", tenant=tenant)
+    finally:
+        db.dispose()
+    return email

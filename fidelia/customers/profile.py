@@ -8,12 +8,20 @@ identifiers, birthday or password, and with every consent withdrawn.
 
 from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InvalidInput
-from fidelia.models import Consent, Customer, CustomerIdentifier, Event, OutboxMessage, Tenant
+from fidelia.models import (
+    Adjustment,
+    Consent,
+    Customer,
+    CustomerIdentifier,
+    Event,
+    OutboxMessage,
+    Tenant,
+)
 
 CONSENTS = ("sms", "email", "whatsapp", "terms", "gdpr")
 
@@ -99,6 +107,10 @@ def erase(session: Session, tenant: Tenant, customer: Customer) -> None:
     customer.password_hash = None
     customer.erased_at = now()
     record_consents(session, tenant, customer, {kind: False for kind in CONSENTS}, "erasure")
+    # Reasons of manual adjustments are free text about them (the amounts stay).
+    session.execute(
+        update(Adjustment).where(Adjustment.customer_id == customer.id).values(reason="")
+    )
     for event in session.scalars(select(Event).where(Event.customer_id == customer.id)):
         event.payload, event.tags = {}, []
     # Messages already queued or sent to them keep their address in the payload: scrub it.

@@ -1,6 +1,7 @@
 """All tables, one file each; importing this package registers them on Base.metadata."""
 
 from fidelia.models.access_token import AccessToken
+from fidelia.models.adjustment import Adjustment
 from fidelia.models.api_key import ApiKey
 from fidelia.models.audit import AuditEntry
 from fidelia.models.base import Base
@@ -29,6 +30,7 @@ from fidelia.models.whatsapp import InboundMessage, PinFailure, WhatsAppContact
 
 __all__ = [
     "AccessToken",
+    "Adjustment",
     "ApiKey",
     "AuditEntry",
     "Balance",

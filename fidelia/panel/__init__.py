@@ -12,6 +12,8 @@ from fidelia.kit.rendering import Renderer
 from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
+from fidelia.panel.counter.routes import router as counter_router
+from fidelia.panel.customers.routes import router as customers_router
 from fidelia.panel.errors import renderer
 from fidelia.panel.home.routes import router as home_router
 from fidelia.panel.middleware import PanelMiddleware
@@ -22,7 +24,15 @@ from fidelia.panel.team.routes import router as team_router
 from fidelia.panel.web import STATIC
 
 log = logging.getLogger("fidelia.panel")
-ROUTERS = (home_router, accounts_router, onboarding_router, program_router, team_router)
+ROUTERS = (
+    home_router,
+    accounts_router,
+    onboarding_router,
+    program_router,
+    team_router,
+    customers_router,
+    counter_router,
+)
 
 
 def install(app: FastAPI, settings: Settings) -> tuple[str, Renderer]:

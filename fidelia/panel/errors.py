@@ -40,6 +40,8 @@ MESSAGES = {
     "INVITATION_UNUSABLE": N_("This invitation has expired or was already used."),
     "INVITATION_NOT_FOUND": N_("This invitation link is not valid."),
     "METHOD_NOT_ALLOWED": N_("This page cannot do that."),
+    "CUSTOMER_NOT_FOUND": N_("There is no such customer at this shop (or their data was erased)."),
+    "PIN_NOT_FOUND": N_("There is no such PIN at this shop."),
 }
 
 

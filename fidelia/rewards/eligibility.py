@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass
 
+from fidelia.kit.money import MAX_MINOR
 from fidelia.models import Reward, Tenant
 from fidelia.tenants.point_value import value_of_points
 
@@ -94,3 +95,10 @@ def evaluate(
     if wallet.points < reward.points_required or wallet.in_debt:
         return Offer(reward, NO_POINTS, 0)
     return Offer(reward, OK, 0)
+
+
+def at_counter(tenant: Tenant, reward: Reward, wallet: Wallet, purchase: int | None) -> Offer:
+    """The panel's counter: the purchase is known when the cashier typed it; otherwise only
+    what the customer holds is checked (the purchase's own rules are the POS's to apply),
+    as if the purchase were big enough for any reward."""
+    return evaluate(tenant, reward, wallet, MAX_MINOR if purchase is None else purchase, 0)

@@ -5,8 +5,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fidelia.customers.service import identify
 from fidelia.kit.db import Database
 from fidelia.models import Tenant
+from fidelia.pins.service import generate, namespace_of
 from fidelia.tenants.service import create_tenant, issue_api_key
 from fidelia.users import service as users
 
@@ -25,6 +27,8 @@ class Merchant:
     invitation_id: int
     invitation_token: str
     api_key: str
+    customer_id: int = 0  # a customer of the merchant's program (phone +50688880001)
+    pin_id: int = 0  # an open sale PIN of the merchant
 
 
 def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
@@ -38,6 +42,8 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
         )
         invitation, token = users.invite(session, tenant.id, f"new@{slug}.test", owner.id, 72)
         key = issue_api_key(session, tenant)
+        customer = identify(session, tenant, {"phone": "+50688880001"}, name="Ana Sample")
+        pin = generate(session, tenant, namespace_of(tenant, "50600000000"))
         return Merchant(
             tenant.id,
             slug,
@@ -47,6 +53,8 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
             invitation.id,
             token,
             key.api_key,
+            customer.id,
+            pin.id,
         )
 
 

@@ -1,0 +1,128 @@
+"""The panel's customer search: one box for a phone number, a CPF/CNPJ, an e-mail or a name,
+fast with hundreds of thousands of customers per program.
+
+What was typed is read the way the doors read it: an e-mail, a CPF/CNPJ (check digits
+verified, ``kit/documents``) and a phone number (E.164 in the merchant's region,
+``kit/phone``; a phone matches WhatsApp numbers too) are exact lookups of
+``customer_identifiers (program_id, kind, value)`` (its unique index). Digits that make both
+a valid CPF and a possible phone number (11 digits in Brazil) look up both. Anything with
+letters is a name: a prefix of the folded name (accents and case removed, ``kit/names``),
+a range scan of the index ``customers (program_id, name_key)`` (an empty query lists the
+newest first from ``(program_id, id)``). That column has binary
+collation ("C" on PostgreSQL, SQLite's default), so ``key >= 'ana' AND key < 'anb'`` is
+exactly "starts with 'ana'" on both databases and uses the index with any query plan (a
+LIKE with a bound pattern would not, on PostgreSQL). Only prefixes of the whole name are
+matched ('ana s' finds 'Ana Silva'; 'silva' does not): a trigram index would match inside
+names but exists on PostgreSQL only.
+
+Pages are fetched one row past the page size to know whether there is a next one, never
+with a COUNT over the program."""
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from fidelia.customers.directory import PHONE_KINDS
+from fidelia.kit.documents import identify_document
+from fidelia.kit.errors import InvalidInput
+from fidelia.kit.names import fold, prefix_bounds
+from fidelia.kit.phone import phone_of
+from fidelia.models import Customer, CustomerIdentifier, Tenant
+
+PER_PAGE = 25
+MAX_PAGE = 400  # deeper than anyone pages by hand; a search narrows it instead
+LETTERS = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a query was read: 'all', 'name' or 'identifiers' ((kind, value) pairs)."""
+
+    mode: str
+    pairs: tuple[tuple[str, str], ...] = ()
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Results:
+    reading: Reading
+    items: list[Customer]
+    page: int
+    has_next: bool
+
+
+def read_query(tenant: Tenant, query: str) -> Reading:
+    text = " ".join((query or "").split())
+    if not text:
+        return Reading("all")
+    if "@" in text:
+        try:
+            kind, value = identify_document(text)
+        except InvalidInput:
+            return Reading("identifiers")  # not an e-mail address: nobody has it
+        return Reading("identifiers", ((kind, value),))
+    if LETTERS.search(text):
+        return Reading("name", name=fold(text))
+    pairs: list[tuple[str, str]] = []
+    try:
+        pairs.append(identify_document(text))
+    except InvalidInput:
+        pass
+    try:
+        number = phone_of(tenant, text)
+    except InvalidInput:
+        number = None
+    if number:
+        pairs.extend((kind, number) for kind in PHONE_KINDS)
+    return Reading("identifiers", tuple(pairs))
+
+
+def search(
+    session: Session, tenant: Tenant, query: str, page: int = 1, per_page: int = PER_PAGE
+) -> Results:
+    """A page of the merchant's program's customers (erased ones never show) matching
+    ``query``: newest first when it is empty, by name for a name, else exact matches."""
+    page = min(max(page, 1), MAX_PAGE)
+    reading = read_query(tenant, query)
+    base = select(Customer).where(
+        Customer.program_id == tenant.program_id, Customer.erased_at.is_(None)
+    )
+    stmt: Select[Customer]
+    if reading.mode == "all":
+        stmt = base.order_by(Customer.id.desc())
+    elif reading.mode == "name":
+        low, high = prefix_bounds(reading.name or "")
+        stmt = base.where(Customer.name_key >= low, Customer.name_key < high).order_by(
+            Customer.name_key, Customer.id
+        )
+    else:
+        if not reading.pairs:
+            return Results(reading, [], 1, False)
+        ids: set[int] = set()
+        for kind, value in reading.pairs:
+            ids.update(
+                session.scalars(
+                    select(CustomerIdentifier.customer_id).where(
+                        CustomerIdentifier.program_id == tenant.program_id,
+                        CustomerIdentifier.kind == kind,
+                        CustomerIdentifier.value == value,
+                    )
+                )
+            )
+        if not ids:
+            return Results(reading, [], 1, False)
+        stmt = base.where(Customer.id.in_(ids)).order_by(Customer.id)
+    rows = list(session.scalars(stmt.offset((page - 1) * per_page).limit(per_page + 1)))
+    return Results(reading, rows[:per_page], page, len(rows) > per_page)
+
+
+def lookup(session: Session, tenant: Tenant, query: str) -> list[Customer]:
+    """The counter's lookup: a phone number or a document only (exact matches)."""
+    reading = read_query(tenant, query)
+    if reading.mode != "identifiers":
+        raise InvalidInput(
+            "Type the customer's phone number, CPF/CNPJ or e-mail.", code="INVALID_LOOKUP"
+        )
+    return search(session, tenant, query, per_page=10).items
