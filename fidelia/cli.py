@@ -160,6 +160,15 @@ def serve(
         demo()
     os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
     get_settings.cache_clear()
+    from fidelia.ops import logging as ops_logging
+    from fidelia.ops.metrics import prepare_multiprocess
+
+    settings = get_settings()
+    ops_logging.configure(
+        ops_logging.format_for(settings.env, settings.log_format), settings.log_level
+    )
+    if workers > 1:
+        prepare_multiprocess()
     if workers > 1 and not get_settings().redis_url:
         typer.echo(
             f"warning: {workers} web processes without FIDELIA_REDIS_URL: throughput limits "
@@ -175,6 +184,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        log_config=None,  # every line goes through fidelia/ops/logging.py (JSON in production)
         access_log=False,
         proxy_headers=False,  # the app applies FIDELIA_TRUSTED_PROXIES itself
     )
@@ -186,15 +196,23 @@ def run_worker() -> None:
     from fidelia.connectors.bling.jobs import BlingJobs
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
+    from fidelia.ops import jobs as ops_jobs
+    from fidelia.ops import logging as ops_logging
+    from fidelia.ops import metrics as ops_metrics
 
     settings = get_settings()
+    ops_logging.configure(
+        ops_logging.format_for(settings.env, settings.log_format), settings.log_level
+    )
+    ops_metrics.install_error_counter()
     upgrade(settings.database_url)
     db = Database(settings.database_url, pool_size=2)
+    ops_metrics.STARTS.labels("worker").inc()
     typer.echo("outbox worker running; Ctrl-C to stop")
     try:
         Worker(
             db,
-            senders_for(settings),
+            ops_jobs.instrument(senders_for(settings)),
             settings.worker_batch_size,
             settings.outbox_max_attempts,
             timedelta(seconds=settings.outbox_lease_seconds),

@@ -21,6 +21,7 @@ from fidelia.kit.db import Database
 from fidelia.messaging import outbox
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
+from fidelia.ops import heartbeat
 from fidelia.pins.service import expire_stale
 from fidelia.vouchers import birthdays
 
@@ -148,6 +149,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+                heartbeat.beat(self.db)
                 sweeps += 1
                 if sweeps % 120 == 1:  # at start, then about once a minute
                     self.sweep()

@@ -10,6 +10,7 @@ from fidelia.models.challenge import Challenge
 from fidelia.models.consent import Consent
 from fidelia.models.customer import Customer, CustomerIdentifier
 from fidelia.models.event import Deal, EarningRule, Event, Segment
+from fidelia.models.heartbeat import WorkerHeartbeat
 from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
 from fidelia.models.order import Order, OrderRefund
@@ -64,4 +65,5 @@ __all__ = [
     "Voucher",
     "VoucherUse",
     "WhatsAppContact",
+    "WorkerHeartbeat",
 ]
