@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -60,5 +60,6 @@ def ages(session: Session, at: datetime, within: timedelta = KEEP) -> dict[str, 
 
 
 def newest_age(session: Session, at: datetime) -> float | None:
-    found = ages(session, at)
-    return min(found.values()) if found else None
+    """Seconds since any worker's last stamp; None when no worker ever ran."""
+    newest = session.scalar(select(func.max(WorkerHeartbeat.at)))
+    return None if newest is None else max((at - newest).total_seconds(), 0.0)

@@ -86,7 +86,7 @@ class RequestLog:
         method = scope.get("method", "")
         metrics.REQUESTS.labels(door, route, method, status_class).inc()
         metrics.LATENCY.labels(door, route).observe(seconds)
-        if door == "webhooks" or route.startswith("/connectors/bling/webhook"):
+        if route.startswith("/webhooks/") or route.startswith("/connectors/bling/webhook"):
             source = "bling" if "bling" in route else "whatsapp"
             metrics.WEBHOOKS.labels(source, status_class).inc()
         metrics.observe_pool("primary", self.state.db.engine)
