@@ -222,6 +222,27 @@ def run_worker() -> None:
         pass
 
 
+@app.command()
+def doctor(
+    web: Annotated[int, typer.Option(help="Web processes that will run (all machines).")] = 2,
+    workers: Annotated[int, typer.Option(help="Outbox workers that will run.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a production configuration (the environment `fidelia serve` would read): say
+    what is missing or unsafe; exit 1 when anything is an error."""
+    from fidelia.ops.doctor import diagnose
+
+    findings = diagnose(web, workers)
+    errors = [f for f in findings if f.level == "error"]
+    if as_json:
+        typer.echo(json.dumps({"ok": not errors, "findings": [f.__dict__ for f in findings]}))
+    else:
+        for finding in sorted(findings, key=lambda f: ("error", "warning", "ok").index(f.level)):
+            typer.echo(finding.render())
+        typer.echo(f"{len(errors)} error(s)" if errors else "ready for production")
+    raise typer.Exit(1 if errors else 0)
+
+
 def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:
     """Which value goes in which field, in each door's own words (its guide's names)."""
     return {

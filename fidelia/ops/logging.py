@@ -100,6 +100,7 @@ def _scrub_value(value: Any) -> Any:
 def _add_request(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     if event.get("message") == event.get("event"):
         event.pop("message", None)  # a stdlib record's text, already the event
+    event.pop("color_message", None)  # uvicorn's coloured copy of the text
     ctx = current.get()
     if ctx is not None:
         event.setdefault("request_id", ctx.request_id)
@@ -178,10 +179,15 @@ def configure(fmt: Format = "console", level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    # Our request line (fidelia/ops/web.py) replaces uvicorn's access line, which has the
+    # raw path (ids, phone numbers) and the client's address.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
     structlog.configure(
         processors=[*pre_chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
