@@ -243,6 +243,40 @@ def doctor(
     raise typer.Exit(1 if errors else 0)
 
 
+@app.command("backup")
+def backup_command(path: Annotated[str, typer.Argument(help="Where to write the backup.")]) -> None:
+    """Back up the database while it serves: SQLite's online backup (one consistent file),
+    or pg_dump's custom format on PostgreSQL (docs/operations.md, "Backups")."""
+    from pathlib import Path
+
+    from fidelia.ops.backup import BackupError, backup
+
+    try:
+        written = backup(get_settings().database_url, Path(path))
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backup written to {written} ({written.stat().st_size} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    path: Annotated[str, typer.Argument(help="A file made by `fidelia backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace a database that is not empty.")] = False,
+) -> None:
+    """Load a backup into the configured database (servers stopped); then `fidelia check`."""
+    from pathlib import Path
+
+    from fidelia.ops.backup import BackupError, restore
+
+    try:
+        restore(get_settings().database_url, Path(path), force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("restored; run `fidelia migrate` if this code is newer, then `fidelia check`")
+
+
 def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:
     """Which value goes in which field, in each door's own words (its guide's names)."""
     return {
