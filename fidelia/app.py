@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     ops_metrics.install_error_counter()
     state = State(settings)
+    state.db.attach_replica(settings.database_replica_url, settings.database_pool_size)
     with_worker = settings.embedded_worker if run_worker is None else run_worker
 
     @asynccontextmanager

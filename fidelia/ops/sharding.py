@@ -71,9 +71,7 @@ PLAN: dict[str, Placement] = {
     ),
     "inbound_messages": Placement("distributed", "message_id", None, "webhook dedupe by id"),
     "access_tokens": Placement("distributed", "digest", None, "looked up by digest only"),
-    "idempotency_keys": Placement(
-        "distributed", "tenant_id", "tenant", "per merchant, by its key"
-    ),
+    "idempotency_keys": Placement("distributed", "tenant_id", "tenant", "per merchant, by its key"),
     "challenges": Placement("distributed", "tenant_id", "tenant", "per merchant"),
     "consents": Placement("distributed", "tenant_id", "tenant", "per merchant"),
     "order_refunds": Placement("distributed", "tenant_id", "tenant", "per merchant"),
