@@ -183,6 +183,9 @@ def configure(fmt: Format = "console", level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    # httpx logs every outgoing request's URL at INFO (Graph API, gateways, Bling: ids and
+    # numbers in paths); its warnings and errors still come through.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Our request line (fidelia/ops/web.py) replaces uvicorn's access line, which has the
     # raw path (ids, phone numbers) and the client's address.
     access = logging.getLogger("uvicorn.access")
