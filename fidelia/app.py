@@ -33,6 +33,10 @@ from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.webhook import router as webhook_router
 from fidelia.messaging.worker import Worker
+from fidelia.ops import jobs as ops_jobs
+from fidelia.ops import logging as ops_logging
+from fidelia.ops import metrics as ops_metrics
+from fidelia.ops import web as ops_web
 from fidelia.simulator.routes import router as simulator_router
 from fidelia.simulator.routes import templates
 
@@ -41,7 +45,12 @@ log = logging.getLogger("fidelia")
 
 def create_app(settings: Settings | None = None, *, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
+    ops_logging.configure(
+        ops_logging.format_for(settings.env, settings.log_format), settings.log_level
+    )
+    ops_metrics.install_error_counter()
     state = State(settings)
+    state.db.attach_replica(settings.database_replica_url, settings.database_pool_size)
     with_worker = settings.embedded_worker if run_worker is None else run_worker
 
     @asynccontextmanager
@@ -50,7 +59,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         if with_worker:
             worker = Worker(
                 state.db,
-                senders_for(settings),
+                ops_jobs.instrument(senders_for(settings)),
                 settings.worker_batch_size,
                 settings.outbox_max_attempts,
                 timedelta(seconds=settings.outbox_lease_seconds),
@@ -58,6 +67,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
                 bot=state.bot,
             )
             worker.start_thread(settings.worker_poll_seconds)
+        ops_metrics.STARTS.labels("web").inc()
         yield
         if worker is not None:
             worker.stop()
@@ -72,6 +82,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         redoc_url=None,
     )
     app.state.fidelia = state
+    app.state.platform_metrics = ops_metrics.PlatformCollector(state.db, state.pin_policy)
     panel_errors = panel.install(app, settings)  # its middleware sits inside the ones below
     render = rendering.install(
         app,
@@ -92,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     app.include_router(rest_router)
     app.include_router(webhook_router)
     app.include_router(bling_router)
+    app.include_router(ops_web.router)
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)
@@ -102,6 +114,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         spec=settings.rate_limit_auth_failures,
         render=render,
     )
+    # Request id, one log line and the metrics per request; inside CollapseSlashes, so the
+    # route the router matched is on the scope it sees.
+    app.add_middleware(ops_web.RequestLog, state=state)
     # "https://host/v2/" + "/auth/token" is "//auth/token": one slash, for every door.
     app.add_middleware(CollapseSlashes, prefixes={"/v2/v2/": "/v2/"})
     # Outermost: the client address every limit counts against.

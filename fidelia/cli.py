@@ -170,6 +170,15 @@ def serve(
         demo()
     os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
     get_settings.cache_clear()
+    from fidelia.ops import logging as ops_logging
+    from fidelia.ops.metrics import prepare_multiprocess
+
+    settings = get_settings()
+    ops_logging.configure(
+        ops_logging.format_for(settings.env, settings.log_format), settings.log_level
+    )
+    if workers > 1:
+        prepare_multiprocess()
     if workers > 1 and not get_settings().redis_url:
         typer.echo(
             f"warning: {workers} web processes without FIDELIA_REDIS_URL: throughput limits "
@@ -185,6 +194,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        log_config=None,  # every line goes through fidelia/ops/logging.py (JSON in production)
         access_log=False,
         proxy_headers=False,  # the app applies FIDELIA_TRUSTED_PROXIES itself
     )
@@ -199,15 +209,23 @@ def run_worker() -> None:
     from fidelia.messaging.bot import Bot
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
+    from fidelia.ops import jobs as ops_jobs
+    from fidelia.ops import logging as ops_logging
+    from fidelia.ops import metrics as ops_metrics
 
     settings = get_settings()
+    ops_logging.configure(
+        ops_logging.format_for(settings.env, settings.log_format), settings.log_level
+    )
+    ops_metrics.install_error_counter()
     upgrade(settings.database_url)
     db = Database(settings.database_url, pool_size=2)
+    ops_metrics.STARTS.labels("worker").inc()
     typer.echo("worker running; Ctrl-C to stop")
     try:
         Worker(
             db,
-            senders_for(settings),
+            ops_jobs.instrument(senders_for(settings)),
             settings.worker_batch_size,
             settings.outbox_max_attempts,
             timedelta(seconds=settings.outbox_lease_seconds),
@@ -216,6 +234,61 @@ def run_worker() -> None:
         ).run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def doctor(
+    web: Annotated[int, typer.Option(help="Web processes that will run (all machines).")] = 2,
+    workers: Annotated[int, typer.Option(help="Outbox workers that will run.")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a production configuration (the environment `fidelia serve` would read): say
+    what is missing or unsafe; exit 1 when anything is an error."""
+    from fidelia.ops.doctor import diagnose
+
+    findings = diagnose(web, workers)
+    errors = [f for f in findings if f.level == "error"]
+    if as_json:
+        typer.echo(json.dumps({"ok": not errors, "findings": [f.__dict__ for f in findings]}))
+    else:
+        for finding in sorted(findings, key=lambda f: ("error", "warning", "ok").index(f.level)):
+            typer.echo(finding.render())
+        typer.echo(f"{len(errors)} error(s)" if errors else "ready for production")
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command("backup")
+def backup_command(path: Annotated[str, typer.Argument(help="Where to write the backup.")]) -> None:
+    """Back up the database while it serves: SQLite's online backup (one consistent file),
+    or pg_dump's custom format on PostgreSQL (docs/operations.md, "Backups")."""
+    from pathlib import Path
+
+    from fidelia.ops.backup import BackupError, backup
+
+    try:
+        written = backup(get_settings().database_url, Path(path))
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"backup written to {written} ({written.stat().st_size} bytes)")
+
+
+@app.command("restore")
+def restore_command(
+    path: Annotated[str, typer.Argument(help="A file made by `fidelia backup`.")],
+    force: Annotated[bool, typer.Option(help="Replace a database that is not empty.")] = False,
+) -> None:
+    """Load a backup into the configured database (servers stopped); then `fidelia check`."""
+    from pathlib import Path
+
+    from fidelia.ops.backup import BackupError, restore
+
+    try:
+        restore(get_settings().database_url, Path(path), force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("restored; run `fidelia migrate` if this code is newer, then `fidelia check`")
 
 
 def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:

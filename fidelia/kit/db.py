@@ -101,17 +101,37 @@ class Database:
         # growing steps (up to 100 ms) and so turned a burst of writes into seconds of
         # tail latency. The busy timeout still covers other processes (the CLI).
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self.replica_engine: Engine | None = None
+        self._lagging: sessionmaker[Session] | None = None
+
+    def attach_replica(self, url: str, pool_size: int = 10) -> None:
+        """A streaming replica for the reads that say they may lag (``may_lag=True``)."""
+        if not url or self.is_sqlite:
+            return
+        self.replica_engine = make_engine(url, pool_size)
+        self._lagging = sessionmaker(
+            self.replica_engine.execution_options(**{READONLY: True}),
+            expire_on_commit=False,
+            autoflush=False,
+        )
 
     @contextmanager
-    def session(self, readonly: bool = False) -> Iterator[Session]:
+    def session(self, readonly: bool = False, may_lag: bool = False) -> Iterator[Session]:
         """The transaction boundary: commit on success, roll back on any exception.
 
         A read-only session that changed nothing ends with a COMMIT of its empty
         transaction, not a ROLLBACK: psycopg forgets every prepared statement of the
         connection on a rollback (and sends DEALLOCATE ALL), so rolling back each read
         made every query on that connection, reads and writes, parse and plan again.
-        One that did change something is still rolled back, and that is an error."""
+        One that did change something is still rolled back, and that is an error.
+
+        ``may_lag`` (read-only only) is the caller's word that the read may be a few
+        seconds old: public lookups, panel lists, dashboards. With a replica attached it
+        reads there (the primary when the replica does not answer). Never for a read that
+        decides money or comes before a write: those read the primary."""
         factory = self._reader if readonly else self._writer
+        if may_lag and readonly and self._lagging is not None and self._replica_up():
+            factory = self._lagging
         lock = None if readonly else self._write_lock
         if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_SECONDS):
             raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
@@ -130,8 +150,26 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def _replica_up(self) -> bool:
+        """False while the replica refused a connection in the last few seconds."""
+        import time
+
+        if time.monotonic() < self._replica_down_until:
+            return False
+        assert self.replica_engine is not None
+        try:
+            self.replica_engine.connect().close()
+            return True
+        except OperationalError:
+            self._replica_down_until = time.monotonic() + 5
+            return False
+
+    _replica_down_until = 0.0
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.replica_engine is not None:
+            self.replica_engine.dispose()
 
 
 def insert_for(session: Session) -> Any:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     data_dir: Path = default_data_dir()
     database_url: str = ""
     database_pool_size: int = 10
+    # A streaming replica for reads that may lag (public lookups, panel lists, dashboards);
+    # everything that decides money reads the primary. Empty: every read on the primary.
+    database_replica_url: str = ""
     public_url: str = "http://127.0.0.1:8000"
 
     # WhatsApp Cloud API. When api_base is empty the built-in simulator stands in for Meta.
@@ -104,6 +107,15 @@ class Settings(BaseSettings):
     # rows to be taken back by another once the lease runs out.
     outbox_lease_seconds: float = 60
     tenant_cache_seconds: float = 2.0
+
+    # Operations (docs/operations.md). Logs: "json" (one object a line) or "console"
+    # (readable); empty: JSON in production, readable otherwise.
+    log_format: str = ""
+    log_level: str = "INFO"
+    # GET /metrics answers only with "Authorization: Bearer <this>"; empty: no /metrics.
+    metrics_token: str = ""
+    # /readyz fails when no outbox worker went round for this long.
+    worker_stale_seconds: float = 60
 
     # Bling ERP connector (seed 003): the Bling app's credentials (the client secret also
     # signs Bling's webhooks), where its API and authorize page are, and how often each

@@ -24,6 +24,7 @@ from fidelia.messaging.bot import Bot
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.messaging.outbox import LEASE
 from fidelia.models import OutboxMessage
+from fidelia.ops import heartbeat
 from fidelia.pins.service import expire_stale
 from fidelia.vouchers import birthdays
 
@@ -179,6 +180,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
+                heartbeat.beat(self.db)
                 sweeps += 1
                 if sweeps % 120 == 1:  # at start, then about once a minute
                     self.sweep()

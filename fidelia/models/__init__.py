@@ -11,6 +11,7 @@ from fidelia.models.challenge import Challenge
 from fidelia.models.consent import Consent
 from fidelia.models.customer import Customer, CustomerIdentifier
 from fidelia.models.event import Deal, EarningRule, Event, Segment
+from fidelia.models.heartbeat import WorkerHeartbeat
 from fidelia.models.idempotency import IdempotencyKey
 from fidelia.models.ledger import Balance, LedgerEntry
 from fidelia.models.messaging import MessageLog, MessageTemplate
@@ -71,4 +72,5 @@ __all__ = [
     "VoucherRule",
     "VoucherUse",
     "WhatsAppContact",
+    "WorkerHeartbeat",
 ]

@@ -25,6 +25,7 @@ from fidelia.audit.service import Actor
 from fidelia.kit.deps import ReadSessionDep
 from fidelia.kit.errors import DomainError, Forbidden
 from fidelia.models import Tenant, User
+from fidelia.ops.context import bind_merchant
 from fidelia.panel import i18n
 from fidelia.panel.middleware import PanelContext
 from fidelia.panel.security import SESSION, Cookies
@@ -86,6 +87,7 @@ def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
     user = session.get(User, found[0])
     if user is None or user.session_key != found[1]:
         return None
+    bind_merchant(user.tenant_id)
     tenant = session.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
     if tenant is not None:
         session.expunge(tenant)  # stays readable after the request's transactions end

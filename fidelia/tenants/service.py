@@ -20,6 +20,7 @@ from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.kit.money import exponent, from_minor, to_minor
 from fidelia.kit.security import digest, new_secret
 from fidelia.models import ApiKey, Customer, Program, Tenant
+from fidelia.ops.context import binds_merchant
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 INT_SETTINGS = {
@@ -376,6 +377,7 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[tuple[str, str | None], tuple[float, Tenant | None]] = {}
 
+    @binds_merchant
     def cached(self, secret: str, token: str | None = None) -> tuple[bool, Tenant | None]:
         """(True, tenant or None) when the answer is in the cache and fresh; (False, None)
         when only ``tenant_for`` can tell (it reads the database)."""
@@ -384,6 +386,7 @@ class KeyCache:
             return True, hit[1]
         return False, None
 
+    @binds_merchant
     def tenant_for(self, db: Database, secret: str, token: str | None = None) -> Tenant | None:
         """The tenant of an active key; with ``token``, the key must also carry that token."""
         key = (digest(secret), token)

@@ -20,6 +20,7 @@ from fidelia.kit.db import Database
 from fidelia.kit.errors import Unauthorized
 from fidelia.kit.security import digest, new_secret
 from fidelia.models import AccessToken, ApiKey, Tenant
+from fidelia.ops.context import binds_merchant
 
 LIFETIME = timedelta(hours=1)
 REUSE_MIN_LEFT = timedelta(minutes=5)
@@ -92,6 +93,7 @@ class Holder:
     api_key_id: int
 
 
+@binds_merchant
 def holder_of(db: Database, token: str) -> Holder:
     with db.session(readonly=True) as session:
         row = session.execute(

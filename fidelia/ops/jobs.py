@@ -1,0 +1,48 @@
+"""Per-job observability for the outbox worker: each delivery attempt is timed, counted by
+channel and outcome (fidelia_outbox_deliveries_total) and logged as one line, by wrapping
+the channel senders the worker is given (fidelia/messaging/channels.py), so the worker's
+own code is untouched."""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fidelia.messaging.channels import Permanent, Sender
+from fidelia.ops import logging as ops_logging
+from fidelia.ops import metrics
+
+log = ops_logging.get("fidelia.job")
+
+
+def instrumented(channel: str, sender: Sender) -> Sender:
+    def send(payload: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        outcome = "sent"
+        try:
+            sender(payload)
+        except Permanent:
+            outcome = "permanent"
+            raise
+        except Exception:
+            outcome = "retry"
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.DELIVERIES.labels(channel, outcome).inc()
+            metrics.DELIVERY_SECONDS.labels(channel).observe(seconds)
+            log.info(
+                "job",
+                job="outbox",
+                channel=channel,
+                outcome=outcome,
+                duration_ms=round(seconds * 1000, 2),
+            )
+
+    return send
+
+
+def instrument(senders: dict[str, Sender]) -> dict[str, Sender]:
+    return {channel: instrumented(channel, sender) for channel, sender in senders.items()}
+
+
+Wrapper = Callable[[dict[str, Sender]], dict[str, Sender]]

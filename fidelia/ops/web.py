@@ -1,0 +1,193 @@
+"""The web side of operations: the request log middleware, ``/metrics`` and ``/readyz``."""
+
+import hmac
+import time
+from typing import Any
+
+from alembic.script import ScriptDirectory
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fidelia.doors import DOORS
+from fidelia.kit.clock import now
+from fidelia.kit.deps import State
+from fidelia.kit.migrate import alembic_config
+from fidelia.ops import heartbeat, metrics
+from fidelia.ops import logging as ops_logging
+from fidelia.ops.context import RequestContext, current, request_id_from
+
+log = ops_logging.get("fidelia.request")
+REQUEST_ID = b"x-request-id"
+
+
+def door_of(path: str) -> str:
+    for door in DOORS:
+        if door.owns(path):
+            return door.key
+    head = path.split("/", 2)[1] if path.count("/") else ""
+    return head if head in ("panel", "webhooks", "connectors", "simulator", "docs") else "other"
+
+
+def route_of(scope: Scope) -> str:
+    """The matched route's template (``/v1/customers/{document}``), never the raw path:
+    ids and phone numbers stay out of logs and label sets stay small."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    return "unmatched"
+
+
+class RequestLog:
+    """ASGI middleware: a request id (the client's X-Request-ID when it looks like one, else
+    a new one) in the context of everything the request logs and in the response's
+    X-Request-ID; then one log line and the metrics of the request."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for key, value in scope["headers"]:
+            if key == REQUEST_ID:
+                header = value.decode("latin-1")
+                break
+        ctx = RequestContext(request_id_from(header))
+        token = current.set(ctx)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID]
+                headers.append((REQUEST_ID, ctx.request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, ctx, status, time.perf_counter() - started)
+            current.reset(token)
+
+    def _record(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> None:
+        path = scope.get("path", "")
+        route = route_of(scope)
+        door = door_of(path)
+        status_class = f"{status // 100}xx"
+        method = scope.get("method", "")
+        metrics.REQUESTS.labels(door, route, method, status_class).inc()
+        metrics.LATENCY.labels(door, route).observe(seconds)
+        if route.startswith("/webhooks/") or route.startswith("/connectors/bling/webhook"):
+            source = "bling" if "bling" in route else "whatsapp"
+            metrics.WEBHOOKS.labels(source, status_class).inc()
+        metrics.observe_pool("primary", self.state.db.engine)
+        replica = getattr(self.state.db, "replica_engine", None)
+        if replica is not None:
+            metrics.observe_pool("replica", replica)
+        if route in ("/healthz", "/readyz", "/metrics") and status < 400:
+            return  # probes every few seconds would drown the log
+        log.info(
+            "request",
+            method=method,
+            route=route,
+            door=door,
+            status=status,
+            duration_ms=round(seconds * 1000, 2),
+            merchant_id=ctx.merchant_id,
+        )
+
+
+def _revisions() -> tuple[str, frozenset[str]]:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
+
+
+HEAD, KNOWN = _revisions()
+
+
+def migrations_verdict(version: str | None) -> str:
+    """ "ok" at this code's head, and also when the database is at a revision this code does
+    not know: a newer release ran its (expand-only) migrations during a rolling deploy, and
+    this process must keep serving until it is replaced. Behind (a revision this code knows
+    and has passed) or never migrated: not ready."""
+    if version == HEAD or (version is not None and version not in KNOWN):
+        return "ok"
+    return f"database at {version}, code expects {HEAD}"
+
+
+def readiness(state: State) -> dict[str, Any]:
+    """Each check's verdict: the database answers, its schema is this code's, and a worker
+    went round recently."""
+    checks: dict[str, Any] = {}
+    try:
+        with state.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            checks["database"] = "ok"
+            checks["migrations"] = migrations_verdict(version)
+            conn.rollback()
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["migrations"] = "unknown"
+        checks["worker"] = "unknown"
+        return checks
+    try:
+        with state.db.session(readonly=True) as session:
+            age = heartbeat.newest_age(session, now())
+    except Exception as exc:
+        checks["worker"] = f"unknown: {type(exc).__name__}"
+        return checks
+    stale = state.settings.worker_stale_seconds
+    if age is None:
+        checks["worker"] = "no worker has ever run"
+    elif age > stale:
+        checks["worker"] = f"last round {age:.0f} s ago (stale after {stale:.0f} s)"
+    else:
+        checks["worker"] = "ok"
+    return checks
+
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database is reachable, migrated to this code's head, and an outbox
+    worker went round within FIDELIA_WORKER_STALE_SECONDS; 503 with the failing checks."""
+    state: State = request.app.state.fidelia
+    checks = readiness(state)
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics_endpoint(request: Request) -> Response:
+    """Prometheus metrics, for whoever holds FIDELIA_METRICS_TOKEN (Bearer); 404 when no
+    token is set (the endpoint does not exist)."""
+    state: State = request.app.state.fidelia
+    token = state.settings.metrics_token
+    if not token:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
+    sent = request.headers.get("authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return JSONResponse(
+            {"detail": "metrics need the Bearer token FIDELIA_METRICS_TOKEN"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    platform = getattr(request.app.state, "platform_metrics", None)
+    return Response(metrics.exposition(platform), media_type=metrics.CONTENT_TYPE)
