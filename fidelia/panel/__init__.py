@@ -17,12 +17,20 @@ from fidelia.panel.home.routes import router as home_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
 from fidelia.panel.program.routes import router as program_router
+from fidelia.panel.rewards.routes import router as rewards_router
 from fidelia.panel.security import Cookies
 from fidelia.panel.team.routes import router as team_router
 from fidelia.panel.web import STATIC
 
 log = logging.getLogger("fidelia.panel")
-ROUTERS = (home_router, accounts_router, onboarding_router, program_router, team_router)
+ROUTERS = (
+    home_router,
+    accounts_router,
+    onboarding_router,
+    program_router,
+    team_router,
+    rewards_router,
+)
 
 
 def install(app: FastAPI, settings: Settings) -> tuple[str, Renderer]:
