@@ -14,6 +14,8 @@ from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
 from fidelia.panel.errors import renderer
 from fidelia.panel.home.routes import router as home_router
+from fidelia.panel.integrations.keys import router as keys_router
+from fidelia.panel.integrations.routes import router as integrations_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
 from fidelia.panel.program.routes import router as program_router
@@ -30,6 +32,8 @@ ROUTERS = (
     program_router,
     team_router,
     rewards_router,
+    keys_router,
+    integrations_router,
 )
 
 

@@ -78,6 +78,7 @@ class IssuedKey:
     token: str
     api_key: str
     tenant_id: int
+    id: int = 0
 
 
 def validate_currency(code: str) -> str:
@@ -305,17 +306,16 @@ def issue_api_key(session: Session, tenant: Tenant, name: str | None = None) -> 
         raise InvalidInput(f"A key's name has at most {NAME_SIZE} characters.")
     secret = new_secret("fk_live")
     token = new_secret("ftk", 12)
-    session.add(
-        ApiKey(
-            tenant_id=tenant.id,
-            token=token,
-            secret_digest=digest(secret),
-            hint=secret[-4:],
-            name=label or None,
-        )
+    row = ApiKey(
+        tenant_id=tenant.id,
+        token=token,
+        secret_digest=digest(secret),
+        hint=secret[-4:],
+        name=label or None,
     )
+    session.add(row)
     session.flush()
-    return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id)
+    return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id, id=row.id)
 
 
 def revoke_api_key(session: Session, key_or_token: str) -> None:
