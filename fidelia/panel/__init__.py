@@ -13,6 +13,7 @@ from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
 from fidelia.panel.errors import renderer
+from fidelia.panel.campaigns.routes import router as campaigns_router
 from fidelia.panel.home.routes import router as home_router
 from fidelia.panel.integrations.keys import router as keys_router
 from fidelia.panel.integrations.routes import router as integrations_router
@@ -34,6 +35,7 @@ ROUTERS = (
     rewards_router,
     keys_router,
     integrations_router,
+    campaigns_router,
 )
 
 
