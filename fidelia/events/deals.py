@@ -80,9 +80,7 @@ def create_deal(
 
 def deals_of(session: Session, tenant: Tenant) -> list[Deal]:
     """The merchant's deals, disabled ones too, by id."""
-    return list(
-        session.scalars(select(Deal).where(Deal.tenant_id == tenant.id).order_by(Deal.id))
-    )
+    return list(session.scalars(select(Deal).where(Deal.tenant_id == tenant.id).order_by(Deal.id)))
 
 
 def set_deal_active(session: Session, tenant: Tenant, deal_id: int, active: bool) -> Deal:

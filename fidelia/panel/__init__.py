@@ -12,8 +12,8 @@ from fidelia.kit.rendering import Renderer
 from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
-from fidelia.panel.errors import renderer
 from fidelia.panel.campaigns.routes import router as campaigns_router
+from fidelia.panel.errors import renderer
 from fidelia.panel.home.routes import router as home_router
 from fidelia.panel.integrations.keys import router as keys_router
 from fidelia.panel.integrations.routes import router as integrations_router

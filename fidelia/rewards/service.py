@@ -104,9 +104,7 @@ def update_reward(
         product=product,
     )
     session.execute(
-        update(Reward)
-        .where(Reward.id == reward.id, Reward.tenant_id == tenant.id)
-        .values(**fields)
+        update(Reward).where(Reward.id == reward.id, Reward.tenant_id == tenant.id).values(**fields)
     )
     session.refresh(reward)
     return reward
@@ -362,7 +360,9 @@ def search(
         query = query.where(Reward.active.is_(status == "active"))
     words = text.strip()[:100]
     if words:
-        pattern = "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = (
+            "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         query = query.where(
             or_(
                 *(

@@ -15,9 +15,7 @@ from tests.panel.support import make_merchant, post, sign_in
 
 def connection_of(db, tenant_id):
     with db.session(readonly=True) as session:
-        return session.scalar(
-            select(BlingConnection).where(BlingConnection.tenant_id == tenant_id)
-        )
+        return session.scalar(select(BlingConnection).where(BlingConnection.tenant_id == tenant_id))
 
 
 def actions(db, tenant_id):
@@ -78,8 +76,9 @@ def test_a_state_from_another_browser_is_refused(client, browser_client, db, fak
 def test_denied_at_bling_shows_the_error(client, db, fake):  # noqa: F811
     a = make_merchant(db, "loja", locale="en")
     sign_in(client, a.owner)
-    back = client.get("/connectors/bling/callback", params={"error": "access_denied"},
-                      follow_redirects=False)
+    back = client.get(
+        "/connectors/bling/callback", params={"error": "access_denied"}, follow_redirects=False
+    )
     page = client.get(back.headers["location"]).text
     assert "was not authorised at Bling" in page and 'class="error"' in page
 
@@ -92,9 +91,12 @@ def test_situations_preview_import_and_disconnect(client, db, fake):  # noqa: F8
     # Sales situations, read from Bling; the choice saved.
     page = client.get("/panel/integrations/bling/situations").text
     assert "Atendido" in page and "Entregue" in page
-    saved = post(client, "/panel/integrations/bling/situations",
-                 {"situation_9": "earns", "situation_24": "earns", "situation_12": "cancels"},
-                 follow_redirects=False)
+    saved = post(
+        client,
+        "/panel/integrations/bling/situations",
+        {"situation_9": "earns", "situation_24": "earns", "situation_12": "cancels"},
+        follow_redirects=False,
+    )
     assert saved.status_code == 303
     found = connection_of(db, a.tenant_id)
     assert (found.earning_situations, found.cancelled_situations) == ([9, 24], [12])
@@ -102,8 +104,11 @@ def test_situations_preview_import_and_disconnect(client, db, fake):  # noqa: F8
     assert refused.status_code == 422
     assert connection_of(db, a.tenant_id).earning_situations == [9, 24]
     # Test a reference sale: the customer found (or new) and the benefit, nothing written.
-    post(client, "/panel/program", {"currency": "BRL", "earn_points_per_unit": "1",
-                                    "cashback_percent": "5"})
+    post(
+        client,
+        "/panel/program",
+        {"currency": "BRL", "earn_points_per_unit": "1", "cashback_percent": "5"},
+    )
     contact = fake.add_contact(company, nome="Ana Souza", documento=ANA)
     order = fake.add_order(company, contact, produtos="80.00", situacao=9)
     shown = post(client, "/panel/integrations/bling/preview", {"order_id": str(order)})
@@ -119,7 +124,9 @@ def test_situations_preview_import_and_disconnect(client, db, fake):  # noqa: F8
     # Import since a date (queued for the worker).
     with db.session(readonly=True) as session:
         imports_before = len(list(session.scalars(select(BlingImport))))
-    assert post(client, "/panel/integrations/bling/import", {"since": "not a date"}).status_code == 422
+    assert (
+        post(client, "/panel/integrations/bling/import", {"since": "not a date"}).status_code == 422
+    )
     # Disconnect: tokens revoked at Bling and deleted here.
     gone = post(client, "/panel/integrations/bling/disconnect", follow_redirects=False)
     assert gone.status_code == 303
@@ -140,8 +147,9 @@ def test_import_from_the_card(client, db, fake):  # noqa: F811
     since = page.split('name="since" type="date" value="')[1].split('"')[0]
     other = post(client, "/panel/integrations/bling/import", {"since": "2020-01-01"})
     assert other.status_code == 422 and "is unfinished" in other.text  # the one from connect
-    queued = post(client, "/panel/integrations/bling/import", {"since": since},
-                  follow_redirects=False)
+    queued = post(
+        client, "/panel/integrations/bling/import", {"since": since}, follow_redirects=False
+    )
     assert queued.status_code == 303
     assert "bling.import" in actions(db, a.tenant_id)
     assert 'id="bling-import"' in client.get("/panel/integrations").text

@@ -35,20 +35,36 @@ def test_vouchers_to_a_customer_and_campaign_codes(client, db):
     a = make_merchant(db, "shop-a", locale="en")
     ana = customer_of(db, a.tenant_id, email="ana@example.test")
     sign_in(client, a.owner)
-    made = post(client, "/panel/vouchers", {
-        "target": "customer", "contact_kind": "email", "contact": "ANA@example.test",
-        "value": "5.00", "uses": "2", "valid_until": "2099-12-31", "campaign": "xmas"},
-        follow_redirects=False)
+    made = post(
+        client,
+        "/panel/vouchers",
+        {
+            "target": "customer",
+            "contact_kind": "email",
+            "contact": "ANA@example.test",
+            "value": "5.00",
+            "uses": "2",
+            "valid_until": "2099-12-31",
+            "campaign": "xmas",
+        },
+        follow_redirects=False,
+    )
     assert made.status_code == 303, made.text[-1500:]
-    made = post(client, "/panel/vouchers", {
-        "target": "campaign", "code": "summer-26", "benefit": "A free dessert", "uses": "100"},
-        follow_redirects=False)
+    made = post(
+        client,
+        "/panel/vouchers",
+        {"target": "campaign", "code": "summer-26", "benefit": "A free dessert", "uses": "100"},
+        follow_redirects=False,
+    )
     assert made.status_code == 303
     own, campaign = rows(db, Voucher, a.tenant_id)
     assert (own.customer_id, own.value, own.max_uses, own.campaign) == (ana, 500, 2, "xmas")
     assert own.valid_until.year == 2100 or own.valid_until.date().isoformat() >= "2099-12-31"
-    assert (campaign.customer_id, campaign.code, campaign.benefit) == (None, "SUMMER-26",
-                                                                     "A free dessert")
+    assert (campaign.customer_id, campaign.code, campaign.benefit) == (
+        None,
+        "SUMMER-26",
+        "A free dessert",
+    )
     with db.session() as session:
         validate(session, tenant_of(db, a.tenant_id), "SUMMER-26", reference="t")
     page = client.get("/panel/vouchers").text
@@ -79,18 +95,41 @@ def test_rules_segments_and_deals_created_and_disabled(client, db):
     a = make_merchant(db, "shop-a", locale="en")
     ana = customer_of(db, a.tenant_id, email="ana@example.test")
     sign_in(client, a.owner)
-    assert post(client, "/panel/vouchers/rules",
-                {"rule_event": "visit", "rule_points": "5", "rule_per_day": "1"},
-                follow_redirects=False).status_code == 303
-    assert post(client, "/panel/vouchers/segments",
-                {"segment_name": "Regulars", "segment_event_type": "visit",
-                 "segment_min_count": "1"}, follow_redirects=False).status_code == 303
+    assert (
+        post(
+            client,
+            "/panel/vouchers/rules",
+            {"rule_event": "visit", "rule_points": "5", "rule_per_day": "1"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
+    assert (
+        post(
+            client,
+            "/panel/vouchers/segments",
+            {"segment_name": "Regulars", "segment_event_type": "visit", "segment_min_count": "1"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     [segment] = rows(db, Segment, a.tenant_id)
     assert segment.rule == {"event_type": "visit", "min_count": 1}
-    assert post(client, "/panel/vouchers/deals",
-                {"deal_name": "10% for regulars", "deal_type": "percent", "deal_value": "10",
-                 "deal_segment": str(segment.id), "deal_min_total": "20"},
-                follow_redirects=False).status_code == 303
+    assert (
+        post(
+            client,
+            "/panel/vouchers/deals",
+            {
+                "deal_name": "10% for regulars",
+                "deal_type": "percent",
+                "deal_value": "10",
+                "deal_segment": str(segment.id),
+                "deal_min_total": "20",
+            },
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     [rule], [deal] = rows(db, EarningRule, a.tenant_id), rows(db, Deal, a.tenant_id)
     assert (rule.event_type, rule.points, rule.max_per_day) == ("visit", 5, 1)
     assert (deal.value, deal.segment_id, deal.min_total) == (1000, segment.id, 2000)
@@ -122,13 +161,27 @@ def test_rules_segments_and_deals_created_and_disabled(client, db):
     assert [r.active for r in rows(db, EarningRule, a.tenant_id)] == [False]
     assert [d.active for d in rows(db, Deal, a.tenant_id)] == [False]
     actions = [action for action, _after in logged(db, a.tenant_id)]
-    assert actions == ["rule.create", "segment.create", "deal.create", "rule.disable",
-                       "segment.disable", "segment.enable", "deal.disable"]
+    assert actions == [
+        "rule.create",
+        "segment.create",
+        "deal.create",
+        "rule.disable",
+        "segment.disable",
+        "segment.enable",
+        "deal.disable",
+    ]
     # A disabled segment cannot be chosen for a new deal.
     post(client, f"/panel/vouchers/segments/{segment.id}/disable")
-    refused = post(client, "/panel/vouchers/deals", {"deal_name": "x", "deal_type": "fixed",
-                                                      "deal_value": "1",
-                                                      "deal_segment": str(segment.id)})
+    refused = post(
+        client,
+        "/panel/vouchers/deals",
+        {
+            "deal_name": "x",
+            "deal_type": "fixed",
+            "deal_value": "1",
+            "deal_segment": str(segment.id),
+        },
+    )
     assert refused.status_code == 422 and 'id="e-deal_segment"' in refused.text
 
 
@@ -140,10 +193,16 @@ def test_campaign_errors_and_nothing_saved(client, db):
         ("/panel/vouchers/rules", {"rule_event": "visit", "rule_points": "x"}, "rule_points"),
         ("/panel/vouchers/segments", {"segment_name": "Empty"}, "segment_event_type"),
         ("/panel/vouchers/segments", {"segment_name": "", "segment_tag": "vip"}, "segment_name"),
-        ("/panel/vouchers/deals", {"deal_name": "x", "deal_type": "percent",
-                                   "deal_value": "150"}, "deal_value"),
-        ("/panel/vouchers/deals", {"deal_name": "x", "deal_type": "points",
-                                   "deal_value": "1.5"}, "deal_value"),
+        (
+            "/panel/vouchers/deals",
+            {"deal_name": "x", "deal_type": "percent", "deal_value": "150"},
+            "deal_value",
+        ),
+        (
+            "/panel/vouchers/deals",
+            {"deal_name": "x", "deal_type": "points", "deal_value": "1.5"},
+            "deal_value",
+        ),
     ):
         answer = post(client, path, data)
         assert answer.status_code == 422, (path, data)
@@ -169,7 +228,9 @@ def test_another_merchants_campaign_ids_are_not_found(client, db):
     assert all(s.active for s in rows(db, Segment, b.tenant_id))
     assert all(d.active for d in rows(db, Deal, b.tenant_id))
     # Nor can A's deal use B's segment.
-    refused = post(client, "/panel/vouchers/deals", {"deal_name": "x", "deal_type": "fixed",
-                                                      "deal_value": "1",
-                                                      "deal_segment": str(segment)})
+    refused = post(
+        client,
+        "/panel/vouchers/deals",
+        {"deal_name": "x", "deal_type": "fixed", "deal_value": "1", "deal_segment": str(segment)},
+    )
     assert refused.status_code == 422

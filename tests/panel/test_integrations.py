@@ -40,7 +40,9 @@ def test_every_door_with_its_url_credential_guide_and_docs(client, db, settings)
         assert f"<code>{base}{door.base}</code>" in card, door.key
         assert door.guide in card and f'href="{base}/docs/{door.key}"' in card
     pos = page.split('data-door="pos"')[1].split("</article>")[0]
-    assert "<code>basic_user</code> = token" in pos and "<code>basic_password</code> = API key" in pos
+    assert (
+        "<code>basic_user</code> = token" in pos and "<code>basic_password</code> = API key" in pos
+    )
     # The bot (the platform's here) and the exact text the POS prints, as the PIN door says.
     assert f"+{settings.bot_number}" in page
     expected = f"https://wa.me/{settings.bot_number}?text=Quiero+activar+mi+PIN:+123456"
@@ -79,7 +81,7 @@ def test_create_use_and_revoke_a_key(client, db):
     assert "the only time" in answer.text
     # Which value goes where: the same mapping as the CLI's.
     for door, fields in doors(token, secret).items():
-        for name, value in fields.items():
+        for name in fields:
             assert f"<code>{name}</code>" in answer.text, (door, name)
     key = keys_of(db, a.tenant_id)[-1]
     assert (key.name, key.hint, key.last_used_at) == ("Counter POS", secret[-4:], None)

@@ -56,27 +56,55 @@ def test_create_every_type_and_see_it_in_the_public_catalogue(client, db):
     cases = [
         form(title="Free coffee"),
         form(title="5 off", reward_type="fixed", value="5.00", min_purchase="20", stock="3"),
-        form(title="10%", reward_type="percent", value="12.5", max_share_percent="50",
-             cumulative="no"),
+        form(
+            title="10%",
+            reward_type="percent",
+            value="12.5",
+            max_share_percent="50",
+            cumulative="no",
+        ),
         form(title="Cashback", reward_type="cashback", points="", value="2"),
-        form(title="Croissant", reward_type="product", value="", product_mode="gift",
-             external_product_id="SKU-9", product_name="Croissant", product_max_units="2"),
-        form(title="Cake price", reward_type="product", value="3.50",
-             product_mode="final_price", external_product_id="CAKE"),
+        form(
+            title="Croissant",
+            reward_type="product",
+            value="",
+            product_mode="gift",
+            external_product_id="SKU-9",
+            product_name="Croissant",
+            product_max_units="2",
+        ),
+        form(
+            title="Cake price",
+            reward_type="product",
+            value="3.50",
+            product_mode="final_price",
+            external_product_id="CAKE",
+        ),
     ]
     for data in cases:
         answer = post(client, "/panel/rewards", data, follow_redirects=False)
         assert answer.status_code == 303, (data["title"], answer.text[-2000:])
     found = {r.title: r for r in rewards_of(db, a.tenant_id)}
     assert len(found) == 6
-    assert (found["5 off"].value, found["5 off"].min_purchase, found["5 off"].stock) == (500, 2000, 3)
+    assert (found["5 off"].value, found["5 off"].min_purchase, found["5 off"].stock) == (
+        500,
+        2000,
+        3,
+    )
     assert found["10%"].value == 1250 and found["10%"].max_share_percent == 50
     assert found["10%"].cumulative is False
     assert found["Cashback"].points_required == 0 and found["Cashback"].value == 200
     croissant = found["Croissant"]
-    assert (croissant.external_product_id, croissant.product_discount_mode,
-            croissant.product_max_units, croissant.value) == ("SKU-9", "gift", 2, 0)
-    assert (found["Cake price"].product_discount_mode, found["Cake price"].value) == ("final_price", 350)
+    assert (
+        croissant.external_product_id,
+        croissant.product_discount_mode,
+        croissant.product_max_units,
+        croissant.value,
+    ) == ("SKU-9", "gift", 2, 0)
+    assert (found["Cake price"].product_discount_mode, found["Cake price"].value) == (
+        "final_price",
+        350,
+    )
     public = client.get("/api/v1/redimir/comercio/shop-a").json()
     assert {p["titulo"] for p in public["promociones"]} == set(found)
     created = audit_of(db, a.tenant_id, "reward.create")
@@ -98,8 +126,12 @@ def test_errors_stay_next_to_their_field_and_nothing_is_saved(client, db):
         (form(min_purchase="1.234"), "min_purchase"),
         (form(reward_type="product", value="1", product_mode="fixed"), "external_product_id"),
         (form(external_product_id="SKU"), "reward_type"),
-        (form(reward_type="product", external_product_id="X", product_max_units="5000",
-              value="1"), "product_max_units"),
+        (
+            form(
+                reward_type="product", external_product_id="X", product_max_units="5000", value="1"
+            ),
+            "product_max_units",
+        ),
     ):
         answer = post(client, "/panel/rewards", data)
         assert answer.status_code == 422, data
@@ -114,25 +146,43 @@ def test_edit_changes_the_row_in_place_and_keeps_past_redemptions(client, db):
     a = make_merchant(db, "shop-a", locale="en")
     tenant = tenant_of(db, a.tenant_id)
     with db.session() as session:
-        reward = create_reward(session, tenant, title="Old", points=10, reward_type="fixed",
-                               value="5")
+        reward = create_reward(
+            session, tenant, title="Old", points=10, reward_type="fixed", value="5"
+        )
         customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id)
         session.add(customer)
         session.flush()
-        session.add(Redemption(program_id=tenant.program_id, tenant_id=tenant.id,
-                               customer_id=customer.id, reward_id=reward.id, points=10,
-                               value=500, origin="pin", external_code="R-1"))
+        session.add(
+            Redemption(
+                program_id=tenant.program_id,
+                tenant_id=tenant.id,
+                customer_id=customer.id,
+                reward_id=reward.id,
+                points=10,
+                value=500,
+                origin="pin",
+                external_code="R-1",
+            )
+        )
         reward_id = reward.id
     sign_in(client, a.owner)
     page = client.get(f"/panel/rewards/{reward_id}")
     assert 'value="5.00"' in page.text and 'value="Old"' in page.text
-    answer = post(client, f"/panel/rewards/{reward_id}",
-                  form(title="New", reward_type="percent", points="20", value="15"),
-                  follow_redirects=False)
+    answer = post(
+        client,
+        f"/panel/rewards/{reward_id}",
+        form(title="New", reward_type="percent", points="20", value="15"),
+        follow_redirects=False,
+    )
     assert answer.status_code == 303
     [saved] = rewards_of(db, a.tenant_id)
     assert (saved.id, saved.title, saved.reward_type, saved.points_required, saved.value) == (
-        reward_id, "New", "percent", 20, 1500)
+        reward_id,
+        "New",
+        "percent",
+        20,
+        1500,
+    )
     with db.session(readonly=True) as session:
         past = session.scalar(select(Redemption).where(Redemption.reward_id == reward_id))
         assert (past.points, past.value, past.status) == (10, 500, "done")
@@ -148,11 +198,12 @@ def test_edit_changes_the_row_in_place_and_keeps_past_redemptions(client, db):
 def test_disable_and_enable(client, db):
     a = make_merchant(db, "shop-a", locale="en")
     with db.session() as session:
-        reward_id = create_reward(session, tenant_of(db, a.tenant_id), title="Tea",
-                                  points=5).id
+        reward_id = create_reward(session, tenant_of(db, a.tenant_id), title="Tea", points=5).id
     sign_in(client, a.owner)
-    assert post(client, f"/panel/rewards/{reward_id}/disable",
-                follow_redirects=False).status_code == 303
+    assert (
+        post(client, f"/panel/rewards/{reward_id}/disable", follow_redirects=False).status_code
+        == 303
+    )
     assert rewards_of(db, a.tenant_id)[0].active is False
     assert client.get("/api/v1/redimir/comercio/shop-a").json()["promociones"] == []
     assert "Disabled" in client.get("/panel/rewards?status=disabled").text

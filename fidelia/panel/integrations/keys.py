@@ -71,8 +71,11 @@ def create(
     )
     titles = {door.key.replace("-", "_"): door for door in DOORS}
     by_door = [
-        {"door": titles[key].title if key in titles else key, "base": titles[key].base,
-         "fields": list(fields.items())}
+        {
+            "door": titles[key].title if key in titles else key,
+            "base": titles[key].base,
+            "fields": list(fields.items()),
+        }
         for key, fields in tenants.doors(issued.token, issued.api_key).items()
     ]
     return _page(request, viewer, session, state, issued=issued, by_door=by_door, values=VALUES)

@@ -36,17 +36,27 @@ SAMPLE_PIN = "123456"
 # What each door's credential is, in the merchant's words (the field names come from
 # tenants.service.CREDENTIAL_FIELDS, shared with the CLI).
 CREDENTIALS = {
-    "pin": N_("The API key in the X-API-Key header (only on /integraciones; lookup and "
-              "redemption are public)."),
+    "pin": N_(
+        "The API key in the X-API-Key header (only on /integraciones; lookup and "
+        "redemption are public)."
+    ),
     "pos": N_("HTTP Basic: the token as user, the API key as password."),
-    "retail": N_("The API key in the x-api-key header, plus x-source-type, x-source-name, "
-                 "x-branch-id and x-pos-id."),
-    "rest-v2": N_("POST /v2/auth/token with the token as api_key and the API key as "
-                  "api_secret; then the Bearer token it answers."),
-    "whatsapp": N_("Nothing to configure: Meta signs each call (X-Hub-Signature-256) with "
-                   "the platform's app secret."),
-    "bling": N_("Nothing to configure: connect your Bling account below; Bling signs its "
-                "webhooks with the platform's Bling app secret."),
+    "retail": N_(
+        "The API key in the x-api-key header, plus x-source-type, x-source-name, "
+        "x-branch-id and x-pos-id."
+    ),
+    "rest-v2": N_(
+        "POST /v2/auth/token with the token as api_key and the API key as "
+        "api_secret; then the Bearer token it answers."
+    ),
+    "whatsapp": N_(
+        "Nothing to configure: Meta signs each call (X-Hub-Signature-256) with "
+        "the platform's app secret."
+    ),
+    "bling": N_(
+        "Nothing to configure: connect your Bling account below; Bling signs its "
+        "webhooks with the platform's Bling app secret."
+    ),
 }
 VALUES = {"token": N_("token"), "api_key": N_("API key")}
 STATUS = {
@@ -281,7 +291,7 @@ def bling_import(
 def bling_preview(
     request: Request, viewer: OwnerDep, session: ReadSessionDep, state: AppState, form: FormDep
 ) -> HTMLResponse:
-    """"Test a reference sale": writes nothing (Bling is asked outside any write session)."""
+    """ "Test a reference sale": writes nothing (Bling is asked outside any write session)."""
     texts = _texts(viewer)
     order_id = form.get("order_id", "").strip()
     tenant = viewer.tenant_in(session)

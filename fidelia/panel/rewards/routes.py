@@ -98,9 +98,7 @@ def benefit(reward: Reward, currency: str, texts: i18n.Texts) -> str:
     if reward.reward_type == "percent":
         return texts.gettext(N_("%(percent)s off")) % {"percent": percent}
     if reward.reward_type == "fixed":
-        return texts.gettext(N_("%(amount)s off")) % {
-            "amount": texts.money(reward.value, currency)
-        }
+        return texts.gettext(N_("%(amount)s off")) % {"amount": texts.money(reward.value, currency)}
     if reward.reward_type == "cashback":
         return texts.gettext(N_("Cashback, from %(amount)s")) % {
             "amount": texts.money(reward.value, currency)
