@@ -292,13 +292,10 @@ def restore_command(
 
 
 def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:
-    """Which value goes in which field, in each door's own words (its guide's names)."""
-    return {
-        "rest_v2": {"api_key": token, "api_secret": api_key},
-        "pos": {"basic_user": token, "basic_password": api_key},
-        "retail": {"x-api-key": api_key},
-        "pin": {"X-API-Key": api_key},
-    }
+    """Which value goes in which field, in each door's own words (tenants.service.doors)."""
+    from fidelia.tenants.service import doors as door_fields
+
+    return door_fields(token, api_key)
 
 
 @tenant_app.command("create")
@@ -403,12 +400,16 @@ def tenant_show(slug: str, as_json: JsonOpt = False) -> None:
 
 
 @apikey_app.command("create")
-def apikey_create(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+def apikey_create(
+    tenant: Annotated[str, typer.Option()],
+    name: Annotated[str | None, typer.Option(help="A label: where the key is used.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Issue a new API key (the secret is shown once)."""
     from fidelia.tenants.service import get_by_slug, issue_api_key
 
     with transaction() as session:
-        key = issue_api_key(session, get_by_slug(session, tenant))
+        key = issue_api_key(session, get_by_slug(session, tenant), name)
         _audit(session, "apikey.create", "api_key", key.token, key.tenant_id)
         data = {
             "tenant": tenant,
@@ -429,14 +430,19 @@ def apikey_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt = False
         rows = [
             {
                 "id": k.id,
+                "name": k.name,
                 "token": k.token,
                 "api_key": f"fk_live_…{k.hint}",
                 "created_at": k.created_at.isoformat(timespec="seconds"),
+                "last_used_at": k.last_used_at.isoformat(timespec="seconds")
+                if k.last_used_at
+                else None,
                 "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
             }
             for k in api_keys_of(session, get_by_slug(session, tenant))
         ]
-    _table(rows, as_json, ("id", "token", "api_key", "created_at", "revoked_at"))
+    columns = ("id", "name", "token", "api_key", "created_at", "last_used_at", "revoked_at")
+    _table(rows, as_json, columns)
 
 
 @apikey_app.command("revoke")
@@ -635,10 +641,8 @@ def _customer_by(
     customer_id: int | None,
 ) -> Any:
     """The customer named on the command line (one of phone, CPF, e-mail, id)."""
-    from fidelia.customers.service import find
-    from fidelia.kit.documents import identify_document, normalize_email
+    from fidelia.customers.service import by_contact
     from fidelia.kit.errors import InvalidInput, NotFound
-    from fidelia.kit.phone import phone_of
     from fidelia.models import Customer
 
     given = [v for v in (phone, cpf, email, customer_id) if v is not None]
@@ -647,21 +651,11 @@ def _customer_by(
             "Name the customer with exactly one of --customer-phone, --customer-cpf, "
             "--customer-email, --customer-id."
         )
-    customer = None
-    if customer_id is not None:
-        customer = session.get(Customer, customer_id)
-        customer = customer if customer and customer.program_id == tenant.program_id else None
-    elif phone is not None:
-        number = phone_of(tenant, phone)
-        customer = find(session, tenant.program_id, "phone", number) or find(
-            session, tenant.program_id, "whatsapp", number
-        )
-    elif cpf is not None:
-        kind, value = identify_document(cpf)
-        customer = find(session, tenant.program_id, kind, value)
-    elif email is not None:
-        customer = find(session, tenant.program_id, "email", normalize_email(email))
-    if customer is None:
+    if customer_id is None:
+        kind = "phone" if phone is not None else "cpf" if cpf is not None else "email"
+        return by_contact(session, tenant, kind, str(given[0]))
+    customer = session.get(Customer, customer_id)
+    if customer is None or customer.program_id != tenant.program_id:
         raise NotFound("No such customer at this merchant.", code="CUSTOMER_NOT_FOUND")
     return customer
 

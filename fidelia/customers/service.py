@@ -4,6 +4,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fidelia.kit.documents import identify_document, normalize_email
+from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
 
 
@@ -17,6 +20,30 @@ def find(session: Session, program_id: int, kind: str, value: str) -> Customer |
             CustomerIdentifier.value == value,
         )
     )
+
+
+CONTACTS = ("phone", "cpf", "email")
+
+
+def by_contact(session: Session, tenant: Tenant, kind: str, value: str) -> Customer:
+    """The merchant's customer named by a phone (or the WhatsApp number the bot knows), a
+    CPF/CNPJ or an e-mail, as a person types it; NotFound (CUSTOMER_NOT_FOUND) otherwise."""
+    text = (value or "").strip()
+    if kind not in CONTACTS or not text:
+        raise InvalidInput("Name the customer by phone, CPF or e-mail.")
+    if kind == "phone":
+        number = phone_of(tenant, text)
+        customer = find(session, tenant.program_id, "phone", number) or find(
+            session, tenant.program_id, "whatsapp", number
+        )
+    elif kind == "cpf":
+        document_kind, document = identify_document(text)
+        customer = find(session, tenant.program_id, document_kind, document)
+    else:
+        customer = find(session, tenant.program_id, "email", normalize_email(text))
+    if customer is None:
+        raise NotFound("No such customer at this merchant.", code="CUSTOMER_NOT_FOUND")
+    return customer
 
 
 def find_everywhere(session: Session, kind: str, value: str) -> list[Customer]:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from fidelia.events.segments import member_in
 from fidelia.kit.clock import now
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import Customer, Deal, Segment, Tenant
 
 TYPES = ("percent", "fixed", "points")
@@ -46,14 +46,23 @@ def create_deal(
     item_code: str | None = None,
     department_code: str | None = None,
 ) -> Deal:
+    if not name.strip() or len(name.strip()) > 120:
+        raise InvalidInput("A deal needs a name (at most 120 characters).")
     if discount_type not in TYPES:
         raise InvalidInput(f"A deal's type is one of {', '.join(TYPES)}.")
+    if min_total < 0:
+        raise InvalidInput("A deal's minimum total cannot be negative.")
+    for code in (item_code, department_code):
+        if code is not None and len(code) > 80:
+            raise InvalidInput("An item or department code has at most 80 characters.")
     if value <= 0 or (discount_type == "percent" and value > 10_000):
         raise InvalidInput("A deal's value is positive (a percentage at most 100).")
     if segment_id is not None:
         segment = session.get(Segment, segment_id)
         if segment is None or segment.tenant_id != tenant.id:
             raise InvalidInput(f"No segment {segment_id} at this merchant.")
+        if not segment.active:
+            raise InvalidInput(f"Segment {segment_id} is disabled.")
     deal = Deal(
         tenant_id=tenant.id,
         name=name.strip(),
@@ -65,6 +74,21 @@ def create_deal(
         department_code=department_code,
     )
     session.add(deal)
+    session.flush()
+    return deal
+
+
+def deals_of(session: Session, tenant: Tenant) -> list[Deal]:
+    """The merchant's deals, disabled ones too, by id."""
+    return list(session.scalars(select(Deal).where(Deal.tenant_id == tenant.id).order_by(Deal.id)))
+
+
+def set_deal_active(session: Session, tenant: Tenant, deal_id: int, active: bool) -> Deal:
+    """Disable (or enable again) a deal: a disabled deal applies to no transaction."""
+    deal = session.scalar(select(Deal).where(Deal.id == deal_id, Deal.tenant_id == tenant.id))
+    if deal is None:
+        raise NotFound(f"No deal {deal_id} at this merchant.", code="DEAL_NOT_FOUND")
+    deal.active = active
     session.flush()
     return deal
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.ledger.service import Account, balance
 from fidelia.models import Customer, Event, Segment, Tenant
 
@@ -15,6 +15,8 @@ KEYS = {"event_type", "min_count", "within_days", "tag", "min_points"}
 
 
 def create_segment(session: Session, tenant: Tenant, name: str, rule: dict[str, Any]) -> Segment:
+    if not name.strip() or len(name.strip()) > 120:
+        raise InvalidInput("A segment needs a name (at most 120 characters).")
     unknown = set(rule) - KEYS
     if unknown or not rule:
         raise InvalidInput(f"A segment rule uses the keys {sorted(KEYS)}.")
@@ -27,7 +29,28 @@ def create_segment(session: Session, tenant: Tenant, name: str, rule: dict[str, 
     return segment
 
 
+def segments_of(session: Session, tenant: Tenant) -> list[Segment]:
+    """The merchant's segments, disabled ones too, by id."""
+    query = select(Segment).where(Segment.tenant_id == tenant.id).order_by(Segment.id)
+    return list(session.scalars(query))
+
+
+def set_segment_active(session: Session, tenant: Tenant, segment_id: int, active: bool) -> Segment:
+    """Disable (or enable again) a segment: a disabled segment has no members, so the deals
+    limited to it apply to nobody until it is enabled again; new deals cannot choose it."""
+    segment = session.scalar(
+        select(Segment).where(Segment.id == segment_id, Segment.tenant_id == tenant.id)
+    )
+    if segment is None:
+        raise NotFound(f"No segment {segment_id} at this merchant.", code="SEGMENT_NOT_FOUND")
+    segment.active = active
+    session.flush()
+    return segment
+
+
 def member_in(session: Session, segment: Segment, customer: Customer) -> bool:
+    if not segment.active:
+        return False
     rule = segment.rule
     if "event_type" in rule or "tag" in rule:
         query = select(Event).where(Event.customer_id == customer.id)

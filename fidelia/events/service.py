@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.ledger.service import Account, Source, credit
 from fidelia.models import Customer, EarningRule, Event, Tenant
 
@@ -31,6 +31,25 @@ def create_rule(
         tenant_id=tenant.id, event_type=event_type, points=points, max_per_day=max_per_day
     )
     session.add(rule)
+    session.flush()
+    return rule
+
+
+def rules_of(session: Session, tenant: Tenant) -> list[EarningRule]:
+    """The merchant's earning rules, disabled ones too, by id."""
+    query = select(EarningRule).where(EarningRule.tenant_id == tenant.id)
+    return list(session.scalars(query.order_by(EarningRule.id)))
+
+
+def set_rule_active(session: Session, tenant: Tenant, rule_id: int, active: bool) -> EarningRule:
+    """Disable (or enable again) an earning rule: events recorded while it is disabled earn
+    nothing by it; points it gave before stay."""
+    rule = session.scalar(
+        select(EarningRule).where(EarningRule.id == rule_id, EarningRule.tenant_id == tenant.id)
+    )
+    if rule is None:
+        raise NotFound(f"No earning rule {rule_id} at this merchant.", code="RULE_NOT_FOUND")
+    rule.active = active
     session.flush()
     return rule
 
@@ -83,7 +102,9 @@ def _earn(session: Session, tenant: Tenant, customer: Customer, event: Event) ->
     rules = list(
         session.scalars(
             select(EarningRule).where(
-                EarningRule.tenant_id == tenant.id, EarningRule.event_type == event.type
+                EarningRule.tenant_id == tenant.id,
+                EarningRule.event_type == event.type,
+                EarningRule.active.is_(True),
             )
         )
     )

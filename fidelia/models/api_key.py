@@ -17,5 +17,8 @@ class ApiKey(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True)
     secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(80))  # the merchant's label ("Caja 1")
+    # Recorded at most once a minute per key (tenants.service.KeyCache), never per request.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,13 +12,17 @@ from fidelia.kit.rendering import Renderer
 from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
+from fidelia.panel.campaigns.routes import router as campaigns_router
 from fidelia.panel.counter.routes import router as counter_router
 from fidelia.panel.customers.routes import router as customers_router
 from fidelia.panel.errors import renderer
 from fidelia.panel.home.routes import router as home_router
+from fidelia.panel.integrations.keys import router as keys_router
+from fidelia.panel.integrations.routes import router as integrations_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
 from fidelia.panel.program.routes import router as program_router
+from fidelia.panel.rewards.routes import router as rewards_router
 from fidelia.panel.security import Cookies
 from fidelia.panel.team.routes import router as team_router
 from fidelia.panel.web import STATIC
@@ -32,6 +36,10 @@ ROUTERS = (
     team_router,
     customers_router,
     counter_router,
+    rewards_router,
+    keys_router,
+    integrations_router,
+    campaigns_router,
 )
 
 

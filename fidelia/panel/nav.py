@@ -38,7 +38,10 @@ ITEMS: list[Item] = [
     # The dashboard takes order 10 when it is built (and /panel/ leads there).
     Item(15, N_("Getting started"), "/panel/onboarding", ("owner",)),
     Item(20, N_("Customers"), "/panel/customers", ("owner",)),
+    Item(30, N_("Rewards"), "/panel/rewards", ("owner",)),
+    Item(40, N_("Vouchers & campaigns"), "/panel/vouchers", ("owner",)),
     Item(50, N_("Program"), "/panel/program", ("owner",)),
+    Item(60, N_("Integrations"), "/panel/integrations", ("owner",)),
     Item(80, N_("Team"), "/panel/team", ("owner",)),
     Item(110, N_("Sale PIN"), "/panel/counter/pin", ("owner", "cashier"), "counter"),
     Item(120, N_("Customer"), "/panel/counter/customer", ("owner", "cashier"), "counter"),

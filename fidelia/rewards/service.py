@@ -50,8 +50,87 @@ def create_reward(
     a percentage for percent. Cashback rewards cost what the cashier chooses, not ``points``.
     A product reward takes ``product`` (its ``value`` stands for ``value``); without a mode
     its discount is a fixed amount."""
+    fields = _validated(
+        tenant,
+        title=title,
+        points=points,
+        description=description,
+        reward_type=reward_type,
+        value=value,
+        min_purchase=min_purchase,
+        max_share_percent=max_share_percent,
+        cumulative=cumulative,
+        stock=stock,
+        product=product,
+    )
+    reward = Reward(tenant_id=tenant.id, **fields)
+    session.add(reward)
+    session.flush()
+    return reward
+
+
+def update_reward(
+    session: Session,
+    tenant: Tenant,
+    reward_id: int,
+    *,
+    title: str,
+    points: int | None,
+    description: str = "",
+    reward_type: str = "custom",
+    value: str | None = None,
+    min_purchase: str | None = None,
+    max_share_percent: int | None = None,
+    cumulative: bool = True,
+    stock: int | None = None,
+    product: ProductOptions | None = None,
+) -> Reward:
+    """Change a reward (disabled ones too), validated exactly as ``create_reward``. The row
+    is changed in place: past redemptions keep pointing at it and keep the points and value
+    they were taken with (stored on each redemption), so only future redemptions see the
+    change. Stock is set as given (the conditional updates of redemptions queue on the row)."""
+    reward = reward_of(session, tenant.id, reward_id)
+    fields = _validated(
+        tenant,
+        title=title,
+        points=points,
+        description=description,
+        reward_type=reward_type,
+        value=value,
+        min_purchase=min_purchase,
+        max_share_percent=max_share_percent,
+        cumulative=cumulative,
+        stock=stock,
+        product=product,
+    )
+    session.execute(
+        update(Reward).where(Reward.id == reward.id, Reward.tenant_id == tenant.id).values(**fields)
+    )
+    session.refresh(reward)
+    return reward
+
+
+def _validated(
+    tenant: Tenant,
+    *,
+    title: str,
+    points: int | None,
+    description: str,
+    reward_type: str,
+    value: str | None,
+    min_purchase: str | None,
+    max_share_percent: int | None,
+    cumulative: bool,
+    stock: int | None,
+    product: ProductOptions | None,
+) -> dict[str, object]:
+    """The reward's columns from what the merchant gave, or InvalidInput."""
     if not title.strip():
         raise InvalidInput("A reward needs a title.")
+    if len(title.strip()) > 200:
+        raise InvalidInput("A reward's title has at most 200 characters.")
+    if len(description.strip()) > 1000:
+        raise InvalidInput("A reward's description has at most 1000 characters.")
     if reward_type not in TYPES:
         raise InvalidInput(f"Reward type is one of {', '.join(TYPES)}.")
     if reward_type == "cashback":
@@ -60,9 +139,11 @@ def create_reward(
         raise InvalidInput("A reward costs at least one point (--points).")
     if points is None or points < 0:
         raise InvalidInput("Points cannot be negative.")
+    if points > 2_000_000_000:
+        raise InvalidInput("Too many points.")
     if max_share_percent is not None and not 1 <= max_share_percent <= 100:
         raise InvalidInput("The maximum share of the purchase is a percentage from 1 to 100.")
-    if stock is not None and stock < 0:
+    if stock is not None and not 0 <= stock <= 2_000_000_000:
         raise InvalidInput("Stock cannot be negative.")
     product = product or ProductOptions()
     if reward_type != "product" and (product.given or product.value or product.max_units):
@@ -70,26 +151,30 @@ def create_reward(
     mode = None
     if reward_type == "product":
         mode, value = _product_discount(product, value)
-    reward = Reward(
-        tenant_id=tenant.id,
-        title=title.strip(),
-        description=description.strip(),
-        points_required=points,
-        reward_type=reward_type,
-        value=_value(tenant, reward_type, value, mode),
-        min_purchase=to_minor(min_purchase, tenant.currency) if min_purchase else 0,
-        max_share_percent=max_share_percent,
-        cumulative=cumulative,
-        stock=stock,
-    )
+    minimum = to_minor(min_purchase, tenant.currency) if min_purchase else 0
+    if minimum < 0:
+        raise InvalidInput("The minimum purchase cannot be negative.")
+    fields: dict[str, object] = {
+        "title": title.strip(),
+        "description": description.strip(),
+        "points_required": points,
+        "reward_type": reward_type,
+        "value": _value(tenant, reward_type, value, mode),
+        "min_purchase": minimum,
+        "max_share_percent": max_share_percent,
+        "cumulative": cumulative,
+        "stock": stock,
+        "external_product_id": None,
+        "product_name": None,
+        "product_discount_mode": None,
+        "product_max_units": None,
+    }
     if reward_type == "product":
-        reward.external_product_id = _text(product.external_product_id, 120, "product id")
-        reward.product_name = _text(product.name, 200, "product name")
-        reward.product_discount_mode = mode
-        reward.product_max_units = product.max_units or 1
-    session.add(reward)
-    session.flush()
-    return reward
+        fields["external_product_id"] = _text(product.external_product_id, 120, "product id")
+        fields["product_name"] = _text(product.name, 200, "product name")
+        fields["product_discount_mode"] = mode
+        fields["product_max_units"] = product.max_units or 1
+    return fields
 
 
 def _text(value: str | None, size: int, what: str) -> str | None:
@@ -203,6 +288,16 @@ def get_for_tenant(session: Session, tenant_id: int, reward_id: int) -> Reward:
     return reward
 
 
+def reward_of(session: Session, tenant_id: int, reward_id: int) -> Reward:
+    """One of the merchant's rewards, disabled ones too (another merchant's: not found)."""
+    reward = session.scalar(
+        select(Reward).where(Reward.id == reward_id, Reward.tenant_id == tenant_id)
+    )
+    if reward is None:
+        raise NotFound(f"No reward {reward_id} at this merchant.", code="REWARD_NOT_FOUND")
+    return reward
+
+
 def next_reward(rewards: list[Reward], points: int) -> tuple[Reward, int] | None:
     """What to show next: the most valuable reward the balance already covers (0 missing),
     else the cheapest one with the points still missing. None without rewards."""
@@ -239,6 +334,49 @@ def listing(
         query = query.where(or_(Reward.stock.is_(None), Reward.stock > 0))
     elif in_stock is False:
         query = query.where(Reward.stock == 0)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    items = session.scalars(query.order_by(Reward.id).offset((page - 1) * per_page).limit(per_page))
+    return Page(list(items), total)
+
+
+STATUSES = ("all", "active", "disabled")
+
+
+def search(
+    session: Session,
+    tenant: Tenant,
+    *,
+    text: str = "",
+    status: str = "all",
+    page: int = 1,
+    per_page: int = 20,
+) -> Page:
+    """Every reward the merchant configured (``status``: all, active or disabled), those
+    whose title, description, product id or product name contain ``text``, by id."""
+    if status not in STATUSES:
+        raise InvalidInput(f"status is one of {', '.join(STATUSES)}.")
+    query = select(Reward).where(Reward.tenant_id == tenant.id)
+    if status != "all":
+        query = query.where(Reward.active.is_(status == "active"))
+    words = text.strip()[:100]
+    if words:
+        pattern = (
+            "%" + words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        Reward.title,
+                        Reward.description,
+                        Reward.external_product_id,
+                        Reward.product_name,
+                    )
+                )
+            )
+        )
+    page = max(page, 1)
     total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
     items = session.scalars(query.order_by(Reward.id).offset((page - 1) * per_page).limit(per_page))
     return Page(list(items), total)

@@ -3,9 +3,13 @@
 import base64
 import hashlib
 import hmac
+import logging
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +26,7 @@ from fidelia.kit.security import digest, new_secret
 from fidelia.models import ApiKey, Customer, Program, Tenant
 from fidelia.ops.context import binds_merchant
 
+log = logging.getLogger("fidelia.tenants")
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 INT_SETTINGS = {
     "birthday_gift_days": (1, 366),
@@ -115,6 +120,7 @@ class IssuedKey:
     token: str
     api_key: str
     tenant_id: int
+    id: int = 0
 
 
 def validate_currency(code: str) -> str:
@@ -315,14 +321,43 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
 # -- credentials ---------------------------------------------------------------------------
 
 
-def issue_api_key(session: Session, tenant: Tenant) -> IssuedKey:
+# Which value of a key goes in which field, per door, in each door's own words (its guide's
+# field names): "token" is the public token, "api_key" the secret. The CLI prints it and the
+# panel's API keys page shows it beside the secret, once.
+CREDENTIAL_FIELDS: dict[str, dict[str, str]] = {
+    "rest_v2": {"api_key": "token", "api_secret": "api_key"},
+    "pos": {"basic_user": "token", "basic_password": "api_key"},
+    "retail": {"x-api-key": "api_key"},
+    "pin": {"X-API-Key": "api_key"},
+}
+NAME_SIZE = 80
+
+
+def doors(token: str, api_key: str) -> dict[str, dict[str, str]]:
+    """Which value goes in which field, per door (keys as in CREDENTIAL_FIELDS)."""
+    values = {"token": token, "api_key": api_key}
+    return {
+        door: {field: values[which] for field, which in fields.items()}
+        for door, fields in CREDENTIAL_FIELDS.items()
+    }
+
+
+def issue_api_key(session: Session, tenant: Tenant, name: str | None = None) -> IssuedKey:
+    label = (name or "").strip()
+    if len(label) > NAME_SIZE:
+        raise InvalidInput(f"A key's name has at most {NAME_SIZE} characters.")
     secret = new_secret("fk_live")
     token = new_secret("ftk", 12)
-    session.add(
-        ApiKey(tenant_id=tenant.id, token=token, secret_digest=digest(secret), hint=secret[-4:])
+    row = ApiKey(
+        tenant_id=tenant.id,
+        token=token,
+        secret_digest=digest(secret),
+        hint=secret[-4:],
+        name=label or None,
     )
+    session.add(row)
     session.flush()
-    return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id)
+    return IssuedKey(token=token, api_key=secret, tenant_id=tenant.id, id=row.id)
 
 
 def revoke_api_key(session: Session, key_or_token: str) -> None:
@@ -336,6 +371,24 @@ def revoke_api_key(session: Session, key_or_token: str) -> None:
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound("No active API key matches.", code="API_KEY_NOT_FOUND")
+
+
+def api_key_of(session: Session, tenant_id: int, key_id: int) -> ApiKey:
+    """One of the merchant's keys (another merchant's id is not found)."""
+    key = session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id))
+    if key is None:
+        raise NotFound(f"No API key {key_id} at this merchant.", code="API_KEY_NOT_FOUND")
+    return key
+
+
+def revoke_api_key_of(session: Session, tenant_id: int, key_id: int) -> ApiKey:
+    """Revoke one of the merchant's keys by id; doors refuse it within the key cache time."""
+    key = api_key_of(session, tenant_id, key_id)
+    if key.revoked_at is not None:
+        raise Conflict("This key is already revoked.", code="API_KEY_REVOKED")
+    key.revoked_at = now()
+    session.flush()
+    return key
 
 
 def api_keys_of(session: Session, tenant: Tenant) -> list[ApiKey]:
@@ -371,11 +424,22 @@ def derived_api_key(session: Session, tenant: Tenant, secret_key: str, label: st
 class KeyCache:
     """API credentials -> tenant, for a few seconds, so a hot door does not query on every
     call; revocations and setting changes are seen within ``ttl`` seconds. A miss reads in
-    a short session of its own, so no connection is held for the rest of the request."""
+    a short session of its own, so no connection is held for the rest of the request.
+
+    A key's ``last_used_at`` is recorded from the misses, at most once a minute per key and
+    process (``USE_EVERY``), by one background thread in a transaction of its own (never the
+    request's, never blocking it), with a conditional UPDATE so that several processes
+    still write it at most about once a minute. It is therefore accurate to a minute, or to
+    ``ttl`` when the cache keeps answers longer than that."""
+
+    USE_EVERY = 60.0  # seconds
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[tuple[str, str | None], tuple[float, Tenant | None]] = {}
+        self._used: dict[int, float] = {}  # key id -> when this process last recorded it
+        self._recorder: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     @binds_merchant
     def cached(self, secret: str, token: str | None = None) -> tuple[bool, Tenant | None]:
@@ -394,20 +458,58 @@ class KeyCache:
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
         query = (
-            select(Tenant)
+            select(Tenant, ApiKey.id)
             .join(ApiKey, ApiKey.tenant_id == Tenant.id)
             .where(ApiKey.secret_digest == key[0], ApiKey.revoked_at.is_(None))
         )
         if token is not None:
             query = query.where(ApiKey.token == token)
+        key_id = None
         with db.session(readonly=True) as session:
-            tenant = session.scalar(query)
-            if tenant is not None:
+            row = session.execute(query).first()
+            tenant = row[0] if row is not None else None
+            if row is not None:
+                key_id = int(row[1])
                 session.expunge(tenant)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[key] = (time.monotonic(), tenant)
+        if key_id is not None:
+            self._note_use(db, key_id)
         return tenant
+
+    def _note_use(self, db: Database, key_id: int) -> None:
+        moment = time.monotonic()
+        with self._lock:
+            last = self._used.get(key_id)
+            if last is not None and moment - last < self.USE_EVERY:
+                return
+            self._used[key_id] = moment
+            if len(self._used) > 10_000:
+                self._used = {key_id: moment}
+            if self._recorder is None:
+                self._recorder = ThreadPoolExecutor(1, thread_name_prefix="fidelia-key-use")
+            self._recorder.submit(record_key_use, db, key_id, now(), self.USE_EVERY)
+
+
+def record_key_use(db: Database, key_id: int, at: datetime, every: float = 60.0) -> bool:
+    """Set the key's ``last_used_at`` unless it was set less than ``every`` seconds before
+    ``at`` (by any process). Best effort: a failure is logged, never raised to a door."""
+    try:
+        with db.session() as session:
+            result = session.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    (ApiKey.last_used_at.is_(None))
+                    | (ApiKey.last_used_at <= at - timedelta(seconds=every)),
+                )
+                .values(last_used_at=at)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 (bookkeeping must not break a door)
+        log.warning("could not record the use of API key %s", key_id, exc_info=True)
+        return False
 
 
 # -- groups ---------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ concurrent attempts a single-use voucher validates exactly once."""
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,11 @@ class VoucherExpired(DomainError):
 
 def new_code(prefix: str = "FV") -> str:
     return prefix + "-" + "".join(secrets.choice(ALPHABET) for _ in range(8))
+
+
+def end_of_day(day: date, timezone: str) -> datetime:
+    """A voucher valid "until 2026-12-31" is valid through that day, merchant time."""
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(timezone))
 
 
 def state_of(voucher: Voucher, at: datetime | None = None) -> str:
@@ -181,14 +187,14 @@ def listing(
     customer_id: int | None = None,
     page: int = 1,
     per_page: int = 50,
+    newest_first: bool = False,
 ) -> Page:
     query = select(Voucher).where(Voucher.tenant_id == tenant.id)
     if customer_id is not None:
         query = query.where(Voucher.customer_id == customer_id)
     total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    items = session.scalars(
-        query.order_by(Voucher.id).offset((page - 1) * per_page).limit(per_page)
-    )
+    order = Voucher.id.desc() if newest_first else Voucher.id
+    items = session.scalars(query.order_by(order).offset((page - 1) * per_page).limit(per_page))
     return Page(list(items), total)
 
 

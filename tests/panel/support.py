@@ -2,7 +2,7 @@
 that signs in and sends forms the way a browser does (the CSRF token from the page)."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fidelia.customers.service import identify
@@ -29,6 +29,7 @@ class Merchant:
     api_key: str
     customer_id: int = 0  # a customer of the merchant's program (phone +50688880001)
     pin_id: int = 0  # an open sale PIN of the merchant
+    samples: dict[str, str] = field(default_factory=dict)  # path parameter -> an id of its
 
 
 def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
@@ -44,6 +45,7 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
         key = issue_api_key(session, tenant)
         customer = identify(session, tenant, {"phone": "+50688880001"}, name="Ana Sample")
         pin = generate(session, tenant, namespace_of(tenant, "50600000000"))
+        samples = {"{key_id}": str(key.id)}
         return Merchant(
             tenant.id,
             slug,
@@ -55,7 +57,33 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
             key.api_key,
             customer.id,
             pin.id,
+            samples,
         )
+
+
+def add_samples(db: Database, merchant: Merchant) -> None:
+    """One reward, earning rule, segment and deal of the merchant, as path samples for the
+    role matrix (not made by make_merchant: other tests count these)."""
+    with db.session() as session:
+        tenant = session.get_one(Tenant, merchant.tenant_id)
+        merchant.samples.update(_samples(session, tenant))
+
+
+def _samples(session: Any, tenant: Tenant) -> dict[str, str]:
+    from fidelia.events.deals import create_deal
+    from fidelia.events.segments import create_segment
+    from fidelia.events.service import create_rule
+    from fidelia.rewards.service import create_reward
+
+    segment = create_segment(session, tenant, "Regulars", {"tag": "vip"})
+    return {
+        "{reward_id}": str(create_reward(session, tenant, title="Sample", points=5).id),
+        "{rule_id}": str(create_rule(session, tenant, "visit", 1, None).id),
+        "{segment_id}": str(segment.id),
+        "{deal_id}": str(
+            create_deal(session, tenant, name="Sample", discount_type="points", value=1).id
+        ),
+    }
 
 
 def make_operator(db: Database, email: str = "staff@platform.test") -> str:

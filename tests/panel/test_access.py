@@ -18,7 +18,14 @@ from fidelia.kit.settings import Settings
 from fidelia.models import Invitation, User
 from fidelia.panel.auth import public
 from fidelia.panel.web import panel_routes
-from tests.panel.support import Merchant, make_merchant, make_operator, post, sign_in
+from tests.panel.support import (
+    Merchant,
+    add_samples,
+    make_merchant,
+    make_operator,
+    post,
+    sign_in,
+)
 
 # Collected from an app that never connects (its engine is lazy): every route there is.
 _APP = create_app(
@@ -63,6 +70,7 @@ def sample_path(path: str, a: Merchant) -> str:
         "{user_id}": str(a.cashier_id),
         "{customer_id}": str(a.customer_id),
         "{pin_id}": str(a.pin_id),
+        **a.samples,
     }
     for name, value in samples.items():
         path = path.replace(name, value)
@@ -81,6 +89,7 @@ def counts(db: Any) -> tuple[int, int]:
 @pytest.fixture
 def visitors(app: Any, db: Any) -> Iterator[tuple[dict[str, TestClient], Merchant]]:
     a = make_merchant(db, "shop-a")
+    add_samples(db, a)
     b = make_merchant(db, "shop-b")
     staff = make_operator(db)
     clients = {

@@ -324,3 +324,107 @@ def counter_pin_url(tab):
     tab.page.get_by_role("button", name="Generate PIN").click()
     tab.page.wait_for_url(re.compile(r".*/panel/counter/pins/\d+$"))
     return tab.page.url
+
+
+def test_a_reward_created_in_the_panel_is_in_the_public_catalogue(tabs, live, db):
+    merchant = make_merchant(db, "cafe-rio", locale="en")
+    tab = tabs()
+    sign_in(tab, merchant.owner)
+    page = tab.page
+    page.get_by_role("link", name="Rewards").click()
+    page.get_by_role("button", name="New reward").click()
+    assert tab.unlabeled_fields() == 0
+    page.get_by_label("Title").fill("Free croissant")
+    page.get_by_label("Type").select_option("product")
+    page.get_by_label("Points it costs").fill("40")
+    page.get_by_label("Value").fill("")
+    page.get_by_label("POS product id").fill("SKU-CROISSANT")
+    page.get_by_label("Product name").fill("Croissant")
+    page.get_by_label("Discount", exact=True).select_option("gift")
+    page.get_by_label("Stock").fill("12")
+    tab.shot("reward-form-desktop")
+    page.get_by_role("button", name="Create reward").click()
+    assert page.get_by_role("status").inner_text() == "Reward created: customers see it now."
+    tab.shot("rewards-desktop")
+    catalogue = httpx.get(f"{live.url}/api/v1/redimir/comercio/cafe-rio").json()
+    assert [(p["titulo"], p["puntos_requeridos"]) for p in catalogue["promociones"]] == [
+        ("Free croissant", 40)
+    ]
+    # Disabled (after confirming): gone from the catalogue.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Disable").click()
+    assert "customers no longer see it" in page.get_by_role("status").inner_text()
+    catalogue = httpx.get(f"{live.url}/api/v1/redimir/comercio/cafe-rio").json()
+    assert catalogue["promociones"] == []
+
+
+def test_a_key_created_in_the_panel_works_on_a_door_until_revoked(tabs, live, db):
+    merchant = make_merchant(db, "cafe-sal", locale="en")
+    tab = tabs()
+    sign_in(tab, merchant.owner)
+    page = tab.page
+    page.get_by_role("link", name="Integrations").click()
+    tab.shot("integrations-desktop")
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name").fill("Counter POS")
+    page.get_by_role("button", name="Create API key").click()
+    secret = page.get_by_label("API key (secret)").input_value()
+    assert secret.startswith("fk_live_")
+    tab.shot("keys-desktop")
+    door = f"{live.url}/api/v1/integraciones/pin/generar"
+    assert httpx.post(door, headers={"X-API-Key": secret}).status_code == 200
+    page.get_by_role("link", name="API keys").click()
+    assert secret not in page.content()  # shown once
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has_text="Counter POS").get_by_role("button", name="Revoke").click()
+    assert "revoked" in page.get_by_role("status").inner_text()
+    assert httpx.post(door, headers={"X-API-Key": secret}).status_code == 401
+    assert httpx.post(door, headers={"X-API-Key": merchant.api_key}).status_code == 200
+
+
+def test_vouchers_and_campaigns_screens(tabs, db):
+    merchant = make_merchant(db, "cafe-mel", locale="en")
+    tab = tabs()
+    sign_in(tab, merchant.owner)
+    page = tab.page
+    page.get_by_role("link", name="Vouchers & campaigns").click()
+    assert tab.unlabeled_fields() == 0
+    page.get_by_label("Issued to").select_option("campaign")
+    page.get_by_label("Code").fill("WELCOME-26")
+    page.get_by_label("Or what it gives, in words").fill("A free dessert")
+    page.get_by_label("Uses").fill("50")
+    page.get_by_role("button", name="Issue voucher").click()
+    assert page.get_by_role("status").inner_text() == "Voucher WELCOME-26 created."
+    tab.shot("vouchers-desktop")
+    page.get_by_role("link", name="Earning rules, segments and deals").click()
+    assert tab.unlabeled_fields() == 0
+    page.get_by_label("Event type").first.fill("visit")
+    page.locator("#f-rule_points").fill("5")
+    page.get_by_role("button", name="Create rule").click()
+    assert page.get_by_role("status").inner_text() == "Earning rule created."
+
+
+def test_phone_screenshots_of_rewards_vouchers_keys_and_integrations(tabs, db):
+    merchant = make_merchant(db, "cafe-ola", locale="en")
+    tab = tabs("phone")
+    sign_in(tab, merchant.owner)
+    page = tab.page
+    page.goto("/panel/rewards/new")
+    page.get_by_label("Title").fill("Free coffee")
+    page.get_by_label("Points it costs").fill("10")
+    page.get_by_label("Value").fill("2.50")
+    tab.shot("reward-form-phone")
+    page.get_by_role("button", name="Create reward").click()
+    page.goto("/panel/integrations/keys")
+    page.get_by_label("Name").fill("Shop")
+    page.get_by_role("button", name="Create API key").click()
+    tab.shot("keys-phone")
+    for name, path in (
+        ("rewards", "/panel/rewards"),
+        ("vouchers", "/panel/vouchers"),
+        ("integrations", "/panel/integrations"),
+    ):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= SIZES["phone"]["width"], f"{path} scrolls sideways on a phone"
+        tab.shot(f"{name}-phone")

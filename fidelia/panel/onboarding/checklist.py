@@ -67,7 +67,7 @@ def steps(session: Session, tenant: Tenant, paths: set[str], simulator: bool) ->
             N_("Your POS or online shop uses it to give points and check rewards."),
             N_("Create an API key"),
             key,
-            link("/panel/integrations"),
+            link("/panel/integrations/keys"),
             f"fidelia apikey create --tenant {tenant.slug}",
         ),
         Step(
