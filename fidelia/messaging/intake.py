@@ -102,7 +102,7 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
         for row in rows:
             try:
                 with session.begin_nested():
-                    bot.process(session, _inbound(row))
+                    row.contact_id = bot.process(session, _inbound(row))
                 row.status, row.processed_at = "done", at
             except Exception as exc:  # this message alone is rolled back
                 log.exception("inbound %s failed", row.message_id)

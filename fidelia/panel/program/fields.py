@@ -32,6 +32,20 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (N_("Birthday gift"), ("birthday_gift_value", "birthday_gift_days")),
     (N_("Point of sale"), ("should_validate_customer", "sandbox", "cors_origins")),
+    (
+        N_("Validity and messages"),
+        (
+            "points_validity_days",
+            "expiry_reminder_days",
+            "message_benefit_earned",
+            "message_voucher_issued",
+            "message_points_expiring",
+            "message_come_back",
+            "come_back_days",
+            "message_cap",
+            "message_cap_days",
+        ),
+    ),
 ]
 OTHER = N_("Other")
 
@@ -54,6 +68,15 @@ LABELS = {
     "should_validate_customer": N_("Confirm the customer with a code"),
     "sandbox": N_("Test mode"),
     "cors_origins": N_("Browser POS origins"),
+    "points_validity_days": N_("Points expire after"),
+    "expiry_reminder_days": N_("Expiry reminder"),
+    "come_back_days": N_("Come-back message after"),
+    "message_cap": N_("Marketing messages at most"),
+    "message_cap_days": N_("Marketing cap period"),
+    "message_benefit_earned": N_("Message: benefit earned"),
+    "message_voucher_issued": N_("Message: voucher issued"),
+    "message_points_expiring": N_("Message: points expiring"),
+    "message_come_back": N_("Message: come back"),
 }
 NUMERIC = {
     "min_purchase": "decimal",
@@ -67,11 +90,20 @@ NUMERIC = {
     "min_order_value": "decimal",
     "birthday_gift_value": "decimal",
     "bot_number": "tel",
+    "points_validity_days": "numeric",
+    "expiry_reminder_days": "numeric",
+    "come_back_days": "numeric",
+    "message_cap": "numeric",
+    "message_cap_days": "numeric",
 }
 YES_NO = [("false", N_("No")), ("true", N_("Yes"))]
 CHOICES: dict[str, list[tuple[str, str]]] = {
     "should_validate_customer": YES_NO,
     "sandbox": YES_NO,
+    "message_benefit_earned": YES_NO,
+    "message_voucher_issued": YES_NO,
+    "message_points_expiring": YES_NO,
+    "message_come_back": YES_NO,
     "retail_default_payment_type": [("POINTS", N_("Points")), ("CREDIT", N_("Cashback credit"))],
 }
 DATALISTS = {"currency": "currencies", "timezone": "timezones"}
