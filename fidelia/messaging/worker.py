@@ -22,6 +22,7 @@ from fidelia.messaging import outbox
 from fidelia.messaging.channels import Permanent, Sender
 from fidelia.models import OutboxMessage
 from fidelia.pins.service import expire_stale
+from fidelia.rollups import service as rollups
 from fidelia.vouchers import birthdays
 
 log = logging.getLogger("fidelia.worker")
@@ -136,12 +137,15 @@ class Worker:
                 return
 
     def sweep(self) -> None:
-        """Housekeeping: expire stale PINs, give today's birthday gifts (both idempotent)."""
+        """Housekeeping: expire stale PINs, give today's birthday gifts (both idempotent),
+        fold new rows into the dashboard's rollups, record the heartbeat."""
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
         if self.jobs is not None:
             self.jobs.sweep()
+        rollups.update(self.db)
+        rollups.beat(self.db)
 
     def run_forever(self, poll_seconds: float = 0.5) -> None:
         sweeps = 0

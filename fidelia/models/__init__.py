@@ -19,6 +19,7 @@ from fidelia.models.pin import Pin
 from fidelia.models.program import Program
 from fidelia.models.redemption import Redemption
 from fidelia.models.reward import Reward
+from fidelia.models.rollup import CustomerDay, DailyRollup, Marker, RewardDay
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
 from fidelia.models.user import Invitation, LoginFailure, User
@@ -39,7 +40,9 @@ __all__ = [
     "Challenge",
     "Consent",
     "Customer",
+    "CustomerDay",
     "CustomerIdentifier",
+    "DailyRollup",
     "Deal",
     "EarningRule",
     "Event",
@@ -49,6 +52,7 @@ __all__ = [
     "LedgerEntry",
     "LoginFailure",
     "LoyaltyPayment",
+    "Marker",
     "Order",
     "OrderRefund",
     "OutboxMessage",
@@ -57,6 +61,7 @@ __all__ = [
     "Program",
     "Redemption",
     "Reward",
+    "RewardDay",
     "Segment",
     "SimulatorMessage",
     "Tenant",

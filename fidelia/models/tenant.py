@@ -42,4 +42,7 @@ class Tenant(Base):
     retail_default_payment_type: Mapped[str] = mapped_column(
         String(8), default="POINTS", server_default="POINTS"
     )
+    # Set by an operator: every door refuses the merchant's keys and tokens, its panel is
+    # read-only (operator console); None is active.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
