@@ -40,6 +40,9 @@ MESSAGES = {
     "INVITATION_UNUSABLE": N_("This invitation has expired or was already used."),
     "INVITATION_NOT_FOUND": N_("This invitation link is not valid."),
     "METHOD_NOT_ALLOWED": N_("This page cannot do that."),
+    "READ_ONLY": N_(
+        "This merchant's panel is read-only: it is suspended, or you are viewing it for support."
+    ),
 }
 
 

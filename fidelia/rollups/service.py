@@ -100,9 +100,7 @@ class Zones:
         missing = set(tenant_ids) - set(self._known)
         if missing:
             rows = self.session.execute(
-                select(Tenant.id, Tenant.timezone, Tenant.program_id).where(
-                    Tenant.id.in_(missing)
-                )
+                select(Tenant.id, Tenant.timezone, Tenant.program_id).where(Tenant.id.in_(missing))
             )
             for tenant_id, zone, program_id in rows:
                 self._known[tenant_id] = (ZoneInfo(zone), program_id)
@@ -196,7 +194,9 @@ def write(session: Session, fold: Fold, zones: Zones) -> None:
             tenant_id=tenant_id, day=day, program_id=zones.program(tenant_id), **values
         )
         changed = {name: getattr(DailyRollup, name) + stmt.excluded[name] for name in values}
-        session.execute(stmt.on_conflict_do_update(index_elements=["tenant_id", "day"], set_=changed))
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=["tenant_id", "day"], set_=changed)
+        )
     for (tenant_id, day, customer_id), sales in fold.customers.items():
         stmt = insert(CustomerDay).values(
             tenant_id=tenant_id, day=day, customer_id=customer_id, sales=sales
@@ -245,7 +245,9 @@ def fold_batch(
     marker = _locked_marker(session, marker_name(source))
     cutoff = now() - settle
     rows = list(
-        session.scalars(select(model).where(model.id > marker.number).order_by(model.id).limit(batch))
+        session.scalars(
+            select(model).where(model.id > marker.number).order_by(model.id).limit(batch)
+        )
     )
     ready = []
     for row in rows:
@@ -284,10 +286,10 @@ def rebuild(
     with db.session() as session:
         marks = {s: _locked_marker(session, marker_name(s)).number for s in SOURCES}
         for table in (DailyRollup, CustomerDay, RewardDay):
-            query = delete(table)
+            removal = delete(table)
             if tenant_id is not None:
-                query = query.where(table.tenant_id == tenant_id)
-            session.execute(query)
+                removal = removal.where(table.tenant_id == tenant_id)
+            session.execute(removal)
         zones = Zones(session)
         for source, model in SOURCES.items():
             last = 0

@@ -99,7 +99,9 @@ def stored(db):
             values = {n: getattr(r, n) for n in rollups.COUNTERS if getattr(r, n)}
             if values:
                 days[(r.tenant_id, r.day)] = values
-        active = {(r.tenant_id, r.day, r.customer_id): r.sales for r in s.scalars(select(CustomerDay))}
+        active = {
+            (r.tenant_id, r.day, r.customer_id): r.sales for r in s.scalars(select(CustomerDay))
+        }
         rewards = {
             (r.tenant_id, r.day, r.reward_id): (r.redemptions, r.points)
             for r in s.scalars(select(RewardDay))
@@ -203,9 +205,7 @@ def test_rollups_equal_a_direct_computation(db, seed):
             .group_by(Balance.program_id)
         ):
             net = s.scalar(
-                select(func.sum(DailyRollup.points_net)).where(
-                    DailyRollup.program_id == program_id
-                )
+                select(func.sum(DailyRollup.points_net)).where(DailyRollup.program_id == program_id)
             )
             assert net == points
     # A rebuild of everything, and of one merchant, gives the same rows.

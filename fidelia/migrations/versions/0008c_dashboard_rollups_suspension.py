@@ -78,7 +78,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_rollup_reward_days_tenant_id_tenants")
         ),
-        sa.PrimaryKeyConstraint("tenant_id", "day", "reward_id", name=op.f("pk_rollup_reward_days")),
+        sa.PrimaryKeyConstraint(
+            "tenant_id", "day", "reward_id", name=op.f("pk_rollup_reward_days")
+        ),
     )
     op.create_table(
         "markers",
