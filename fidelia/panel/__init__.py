@@ -12,17 +12,33 @@ from fidelia.kit.rendering import Renderer
 from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
+from fidelia.panel.audit.routes import router as audit_router
+from fidelia.panel.dashboard.routes import router as dashboard_router
 from fidelia.panel.errors import renderer
+from fidelia.panel.exports.routes import router as exports_router
 from fidelia.panel.home.routes import router as home_router
+from fidelia.panel.messages.routes import router as messages_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
+from fidelia.panel.operator.routes import router as operator_router
 from fidelia.panel.program.routes import router as program_router
 from fidelia.panel.security import Cookies
 from fidelia.panel.team.routes import router as team_router
 from fidelia.panel.web import STATIC
 
 log = logging.getLogger("fidelia.panel")
-ROUTERS = (home_router, accounts_router, onboarding_router, program_router, team_router)
+ROUTERS = (
+    home_router,
+    accounts_router,
+    onboarding_router,
+    program_router,
+    team_router,
+    dashboard_router,
+    exports_router,
+    audit_router,
+    messages_router,
+    operator_router,
+)
 
 
 def install(app: FastAPI, settings: Settings) -> tuple[str, Renderer]:

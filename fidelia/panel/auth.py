@@ -125,7 +125,7 @@ def public(viewer: MaybeViewerDep) -> Viewer | None:
     return viewer
 
 
-def require(*roles: str) -> Callable[[Viewer | None], Viewer]:
+def require(*roles: str) -> Callable[[Request, Viewer | None], Viewer]:
     def dependency(request: Request, viewer: MaybeViewerDep) -> Viewer:
         if viewer is None:
             raise SignInRequired("Sign in to continue.")

@@ -35,10 +35,16 @@ class Entry:
 
 
 ITEMS: list[Item] = [
-    # The dashboard takes order 10 when it is built (and /panel/ leads there).
+    Item(10, N_("Dashboard"), "/panel/dashboard", ("owner",)),
     Item(15, N_("Getting started"), "/panel/onboarding", ("owner",)),
     Item(50, N_("Program"), "/panel/program", ("owner",)),
+    Item(70, N_("Messages"), "/panel/messages", ("owner",)),
     Item(80, N_("Team"), "/panel/team", ("owner",)),
+    Item(85, N_("Exports"), "/panel/exports", ("owner",)),
+    Item(90, N_("Audit log"), "/panel/audit", ("owner",)),
+    Item(210, N_("Merchants"), "/panel/operator/merchants", ("operator",), "operator"),
+    Item(220, N_("Platform health"), "/panel/operator/health", ("operator",), "operator"),
+    Item(230, N_("Audit log"), "/panel/operator/audit", ("operator",), "operator"),
 ]
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fidelia.kit.db import Database
-from fidelia.models import Tenant
+from fidelia.models import OutboxMessage, Tenant
 from fidelia.tenants.service import create_tenant, issue_api_key
 from fidelia.users import service as users
 
@@ -25,6 +25,7 @@ class Merchant:
     invitation_id: int
     invitation_token: str
     api_key: str
+    message_id: int = 0  # a failed outbox message of the merchant
 
 
 def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
@@ -38,6 +39,16 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
         )
         invitation, token = users.invite(session, tenant.id, f"new@{slug}.test", owner.id, 72)
         key = issue_api_key(session, tenant)
+        message = OutboxMessage(
+            tenant_id=tenant.id,
+            channel="whatsapp",
+            payload={"to": "50688887777", "text": {"body": f"Hola from {slug}"}},
+            status="failed",
+            attempts=12,
+            last_error="HTTP 500 from the gateway",
+        )
+        session.add(message)
+        session.flush()
         return Merchant(
             tenant.id,
             slug,
@@ -47,6 +58,7 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
             invitation.id,
             token,
             key.api_key,
+            message.id,
         )
 
 

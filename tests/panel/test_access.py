@@ -61,6 +61,8 @@ def sample_path(path: str, a: Merchant) -> str:
         "{token}": a.invitation_token,
         "{invitation_id}": str(a.invitation_id),
         "{user_id}": str(a.cashier_id),
+        "{message_id}": str(a.message_id),
+        "{merchant_id}": str(a.tenant_id),
     }
     for name, value in samples.items():
         path = path.replace(name, value)
