@@ -14,10 +14,10 @@ from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
 from fidelia.panel.audit.routes import router as audit_router
 from fidelia.panel.dashboard.routes import router as dashboard_router
+from fidelia.panel.deliveries.routes import router as messages_router
 from fidelia.panel.errors import renderer
 from fidelia.panel.exports.routes import router as exports_router
 from fidelia.panel.home.routes import router as home_router
-from fidelia.panel.messages.routes import router as messages_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
 from fidelia.panel.operator.routes import router as operator_router
