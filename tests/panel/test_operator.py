@@ -28,9 +28,8 @@ def test_suspend_and_reactivate_a_merchant(client, browser_client, db):
     assert browser_client.post("/api/v1/integraciones/pin/generar", headers=key).status_code == 200
     page = client.get("/panel/operator/merchants").text
     assert 'data-merchant="shop-a"' in page
-    answer = post(
-        client, f"/panel/operator/merchants/{a.tenant_id}/suspend", follow_redirects=False
-    )
+    url = f"/panel/operator/merchants/{a.tenant_id}"
+    answer = post(client, f"{url}/suspend", follow_redirects=False)
     assert answer.status_code == 303
     with db.session(readonly=True) as s:
         assert s.get_one(Tenant, a.tenant_id).suspended_at is not None
