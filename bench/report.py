@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- bench:results:begin (written by bench/run.py; edit around it) -->"
 END = "<!-- bench:results:end -->"
 ORDER = ("credit", "pin", "lookup", "redeem", "panel-search", "panel-customer", "sqlite-credit")
+ORDER = ("credit", "pin", "lookup", "redeem", "dashboard", "sqlite-credit")
 
 
 def fmt(value: float | None, digits: int = 1) -> str:

@@ -425,3 +425,75 @@ def add_owner(url: str, merchant: Merchant) -> str:
     finally:
         db.dispose()
     return email
+
+
+def add_dashboard(
+    loader: Loader, data: Dataset, entries: int, days: int, rng: random.Random
+) -> list[tuple[int, str]]:
+    """The dashboard's rollups for ``entries`` ledger entries spread over every merchant and
+    the last ``days`` days, written directly (the dashboard reads only the rollups; folding
+    10M real entries through the worker would take the whole bench's time): per merchant
+    and day one daily row, one reward row, and a customer-day row per two entries. Plus an
+    owner account per merchant; returns (user id, session key) for the signed cookies."""
+    today = datetime.now(UTC).date()
+    per_day = max(2, entries // max(1, len(data.merchants)) // days)
+    population = max(10, per_day * 4)  # each merchant's customers
+    user_id = loader.next_id("users")
+    at = loader.ts(datetime.now(UTC))
+    sessions = [(user_id + n, new_secret("s", 8)[:32]) for n in range(len(data.merchants))]
+    loader.insert(
+        "users",
+        ("id", "tenant_id", "email", "password_digest", "role", "session_key", "created_at"),
+        [
+            (uid, m.id, f"owner{m.id}@bench.test", "x", "owner", key, at)
+            for (uid, key), m in zip(sessions, data.merchants, strict=True)
+        ],
+    )
+    issued = per_day * POINTS_PER_PIN
+    spent = issued // 4
+    loader.insert(
+        "daily_rollups",
+        (
+            "tenant_id",
+            "day",
+            "program_id",
+            "points_issued",
+            "points_redeemed",
+            "points_net",
+            "cashback_issued",
+            "cashback_redeemed",
+            "cashback_net",
+            "pins_issued",
+            "pins_activated",
+            "new_customers",
+            "redemptions",
+            "member_orders",
+            "member_sales",
+        ),  # fmt: skip
+        (
+            (m.id, today - timedelta(days=back), m.program_id, issued, spent, issued - spent)
+            + (0, 0, 0, per_day, per_day // 2, per_day // 10, per_day // 8, 0, 0)
+            for m in data.merchants
+            for back in range(days)
+        ),
+    )
+    loader.insert(
+        "rollup_reward_days",
+        ("tenant_id", "day", "reward_id", "redemptions", "points"),
+        (
+            (m.id, today - timedelta(days=back), m.reward_id, per_day // 8, per_day)
+            for m in data.merchants
+            for back in range(days)
+        ),
+    )
+    loader.insert(
+        "rollup_customer_days",
+        ("tenant_id", "day", "customer_id", "sales"),
+        (
+            (m.id, today - timedelta(days=back), 10_000_000 + m.id * population + c, 2)
+            for m in data.merchants
+            for back in range(days)
+            for c in rng.sample(range(population), min(population, per_day // 2))
+        ),
+    )
+    return sessions

@@ -51,6 +51,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(message_app, name="message")
 message_app.add_typer(template_app, name="template")
 voucher_app.add_typer(voucher_rule_app, name="rule")
+rollups_app = typer.Typer(help="The dashboard's daily rollups.", no_args_is_help=True)
+app.add_typer(rollups_app, name="rollups")
 
 from fidelia.connectors.bling.commands import bling_app  # noqa: E402
 
@@ -1139,6 +1141,77 @@ def voucher_rule_list(tenant: Annotated[str, typer.Option()], as_json: JsonOpt =
         merchant = get_by_slug(session, tenant)
         rows = [_rule_row(r, merchant.currency) for r in rules_of(session, merchant)]
     _table(rows, as_json, ("id", "kind", "every", "value", "valid_days", "repeat", "active"))
+
+
+@rollups_app.command("rebuild")
+def rollups_rebuild(
+    tenant: Annotated[str | None, typer.Option(help="Only this merchant (slug).")] = None,
+) -> None:
+    """Recompute the daily rollups from the ledger, PINs, customers and redemptions (all
+    merchants, or one), then fold in what came since; the worker keeps them up to date."""
+    from fidelia.rollups import service as rollups
+    from fidelia.tenants.service import get_by_slug
+
+    url = get_settings().database_url
+    upgrade(url)
+    db = Database(url, pool_size=1)
+    try:
+        tenant_id = None
+        if tenant is not None:
+            with db.session(readonly=True) as session:
+                tenant_id = get_by_slug(session, tenant).id
+        typer.echo(f"rollups rebuilt from {rollups.rebuild(db, tenant_id)} row(s)")
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+
+
+@app.command("export")
+def export(
+    kind: Annotated[str, typer.Argument(help="customers, ledger, redemptions, orders or vouchers")],
+    tenant: Annotated[str, typer.Option(help="The merchant (slug).")],
+    since: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (merchant's zone).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    decimal_comma: Annotated[
+        bool, typer.Option("--decimal-comma", help="Amounts with a decimal comma, ';' between.")
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="File (default: stdout).")
+    ] = None,
+) -> None:
+    """Write a CSV export (UTF-8 with BOM), streamed in constant memory."""
+    from fidelia.exports import service as exports
+    from fidelia.tenants.service import get_by_slug
+
+    url = get_settings().database_url
+    upgrade(url)
+    db = Database(url, pool_size=1)
+    try:
+        with db.session(readonly=True) as session:
+            merchant = get_by_slug(session, tenant)
+            session.expunge(merchant)
+        options = exports.Options(
+            exports.parse_day(since, "--from"), exports.parse_day(until, "--to"), decimal_comma
+        )
+        chunks = exports.rows(db, merchant, kind, options)
+        target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        try:
+            for chunk in chunks:
+                target.write(chunk.encode("utf-8"))
+        finally:
+            if output:
+                target.close()
+            else:
+                target.flush()
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
 
 
 @app.command()

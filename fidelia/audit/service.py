@@ -8,9 +8,10 @@ itself refuses UPDATE and DELETE on it (triggers, migration 0007)."""
 import getpass
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -72,12 +73,37 @@ def record(
 
 
 def entries(
-    session: Session, tenant_id: int | None, *, limit: int = 50, before_id: int | None = None
+    session: Session,
+    tenant_id: int | None,
+    *,
+    limit: int = 50,
+    before_id: int | None = None,
+    action: str = "",
+    actor: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEntry]:
-    """Newest first; ``tenant_id`` None means every merchant's (operators)."""
+    """Newest first; ``tenant_id`` None means every merchant's (operators). ``action``
+    matches its start ("setting" finds setting.change), ``actor`` any part of the label."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if tenant_id is not None:
         query = query.where(AuditEntry.tenant_id == tenant_id)
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
+    if action.strip():
+        query = query.where(AuditEntry.action.startswith(action.strip(), autoescape=True))
+    if actor.strip():
+        query = query.where(
+            func.lower(AuditEntry.actor_label).contains(actor.strip().lower(), autoescape=True)
+        )
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
     return list(session.scalars(query))
+
+
+def changes(entry: AuditEntry) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) of an entry, for display."""
+    before, after = entry.before or {}, entry.after or {}
+    return [(key, before.get(key), after.get(key)) for key in dict.fromkeys([*before, *after])]

@@ -26,6 +26,7 @@ from fidelia.messaging.outbox import LEASE
 from fidelia.models import OutboxMessage
 from fidelia.ops import heartbeat
 from fidelia.pins.service import expire_stale
+from fidelia.rollups import service as rollups
 from fidelia.vouchers import birthdays
 
 log = logging.getLogger("fidelia.worker")
@@ -148,7 +149,8 @@ class Worker:
 
     def sweep(self) -> None:
         """Housekeeping: expire stale PINs, give today's birthday gifts, expire points past
-        their validity, send reminders and come-back messages (all idempotent)."""
+        their validity, send reminders and come-back messages, fold new rows into the
+        dashboard's rollups, record the heartbeat (all idempotent)."""
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
@@ -156,6 +158,8 @@ class Worker:
         automations.run(self.db)
         if self.jobs is not None:
             self.jobs.sweep()
+        rollups.update(self.db)
+        rollups.beat(self.db)
 
     def _listen(self) -> None:
         """PostgreSQL: wake this worker when another process stores work (NOTIFY)."""

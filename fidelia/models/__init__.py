@@ -22,6 +22,7 @@ from fidelia.models.pin import Pin
 from fidelia.models.program import Program
 from fidelia.models.redemption import Redemption
 from fidelia.models.reward import Reward
+from fidelia.models.rollup import CustomerDay, DailyRollup, Marker, RewardDay
 from fidelia.models.simulator import SimulatorMessage
 from fidelia.models.tenant import Tenant
 from fidelia.models.user import Invitation, LoginFailure, User
@@ -44,7 +45,9 @@ __all__ = [
     "Challenge",
     "Consent",
     "Customer",
+    "CustomerDay",
     "CustomerIdentifier",
+    "DailyRollup",
     "Deal",
     "EarningRule",
     "Event",
@@ -56,6 +59,7 @@ __all__ = [
     "LoyaltyPayment",
     "MessageLog",
     "MessageTemplate",
+    "Marker",
     "Order",
     "OrderRefund",
     "OutboxMessage",
@@ -64,6 +68,7 @@ __all__ = [
     "Program",
     "Redemption",
     "Reward",
+    "RewardDay",
     "Segment",
     "SimulatorMessage",
     "Tenant",

@@ -13,7 +13,10 @@ class OutboxMessage(Base):
     The worker leases due rows (``locked_until``), delivers, and records the outcome."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_tenant", "tenant_id", "id"),  # the panel's deliveries
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"))

@@ -54,4 +54,7 @@ class Tenant(Base):
         Boolean, default=False, server_default="0"
     )
     message_come_back: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # Set by an operator: every door refuses the merchant's keys and tokens, its panel is
+    # read-only (operator console); None is active.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

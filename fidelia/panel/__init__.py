@@ -12,15 +12,20 @@ from fidelia.kit.rendering import Renderer
 from fidelia.kit.settings import Settings
 from fidelia.panel import assets
 from fidelia.panel.accounts.routes import router as accounts_router
+from fidelia.panel.audit.routes import router as audit_router
 from fidelia.panel.campaigns.routes import router as campaigns_router
 from fidelia.panel.counter.routes import router as counter_router
 from fidelia.panel.customers.routes import router as customers_router
+from fidelia.panel.dashboard.routes import router as dashboard_router
+from fidelia.panel.deliveries.routes import router as messages_router
 from fidelia.panel.errors import renderer
+from fidelia.panel.exports.routes import router as exports_router
 from fidelia.panel.home.routes import router as home_router
 from fidelia.panel.integrations.keys import router as keys_router
 from fidelia.panel.integrations.routes import router as integrations_router
 from fidelia.panel.middleware import PanelMiddleware
 from fidelia.panel.onboarding.routes import router as onboarding_router
+from fidelia.panel.operator.routes import router as operator_router
 from fidelia.panel.program.routes import router as program_router
 from fidelia.panel.rewards.routes import router as rewards_router
 from fidelia.panel.security import Cookies
@@ -40,6 +45,11 @@ ROUTERS = (
     keys_router,
     integrations_router,
     campaigns_router,
+    dashboard_router,
+    exports_router,
+    audit_router,
+    messages_router,
+    operator_router,
 )
 
 

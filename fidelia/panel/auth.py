@@ -28,7 +28,7 @@ from fidelia.models import Tenant, User
 from fidelia.ops.context import bind_merchant
 from fidelia.panel import i18n
 from fidelia.panel.middleware import PanelContext
-from fidelia.panel.security import SESSION, Cookies
+from fidelia.panel.security import IMPERSONATE, SESSION, Cookies
 
 
 class SignInRequired(DomainError):
@@ -45,6 +45,10 @@ class Viewer:
     role: str
     locale: str  # the panel language they see
     tenant: Tenant | None  # detached: read its fields; load it again to change it
+    # Read-only: a suspended merchant's accounts, and an operator viewing a merchant's
+    # owner pages for support (``impersonator`` is then the operator's e-mail).
+    read_only: bool = False
+    impersonator: str | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -64,6 +68,8 @@ class Viewer:
     @property
     def actor(self) -> Actor:
         """Who the audit log records for what this viewer changes."""
+        if self.impersonator is not None:
+            return Actor("user", f"{self.impersonator} (operator)", self.id)
         return Actor("user", self.email, self.id)
 
 
@@ -89,10 +95,25 @@ def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
         return None
     bind_merchant(user.tenant_id)
     tenant = session.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
+    role, impersonator = user.role, None
+    if role == "operator":
+        viewing = cookies_of(request).impersonation_of(request.cookies.get(IMPERSONATE), user.id)
+        tenant = session.get(Tenant, viewing) if viewing is not None else None
+        if tenant is not None:
+            role, impersonator = "owner", user.email
     if tenant is not None:
         session.expunge(tenant)  # stays readable after the request's transactions end
     locale = i18n.choose(user.locale, tenant.locale if tenant else None, context.locale)
-    viewer = Viewer(id=user.id, email=user.email, role=user.role, locale=locale, tenant=tenant)
+    viewer = Viewer(
+        id=user.id,
+        email=user.email,
+        role=role,
+        locale=locale,
+        tenant=tenant,
+        read_only=impersonator is not None
+        or (tenant is not None and tenant.suspended_at is not None),
+        impersonator=impersonator,
+    )
     context.viewer = viewer
     context.locale = locale
     return viewer
@@ -106,12 +127,15 @@ def public(viewer: MaybeViewerDep) -> Viewer | None:
     return viewer
 
 
-def require(*roles: str) -> Callable[[Viewer | None], Viewer]:
-    def dependency(viewer: MaybeViewerDep) -> Viewer:
+def require(*roles: str) -> Callable[[Request, Viewer | None], Viewer]:
+    def dependency(request: Request, viewer: MaybeViewerDep) -> Viewer:
         if viewer is None:
             raise SignInRequired("Sign in to continue.")
         if roles and viewer.role not in roles:
             raise Forbidden("Your account cannot open this page.", code="ROLE_FORBIDDEN")
+        if roles and viewer.read_only and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # Merchant pages only: one's own account (password, sign out) stays usable.
+            raise Forbidden("This merchant's panel is read-only.", code="READ_ONLY")
         return viewer
 
     dependency.roles = roles  # type: ignore[attr-defined]  # read by the role matrix test

@@ -42,6 +42,9 @@ MESSAGES = {
     "METHOD_NOT_ALLOWED": N_("This page cannot do that."),
     "CUSTOMER_NOT_FOUND": N_("There is no such customer at this shop (or their data was erased)."),
     "PIN_NOT_FOUND": N_("There is no such PIN at this shop."),
+    "READ_ONLY": N_(
+        "This merchant's panel is read-only: it is suspended, or you are viewing it for support."
+    ),
 }
 
 

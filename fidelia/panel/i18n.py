@@ -8,7 +8,7 @@ defined and translated where they are shown (``Texts.gettext``); templates use
 ``{{ _("...") }}`` and ``{% trans %}``. ``make messages`` extracts them (babel.cfg).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
@@ -16,10 +16,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import Translations
 
 from fidelia.kit.money import from_minor
@@ -107,6 +107,13 @@ class Texts:
 
     def number(self, value: int | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
+
+    def percent(self, value: Decimal | float) -> str:
+        """0.425 -> '42,5 %' in es."""
+        return format_percent(value, "#,##0.#%", locale=self.locale)
+
+    def date(self, day: date | None) -> str:
+        return "—" if day is None else format_date(day, "medium", locale=self.locale)
 
     def datetime(self, moment: datetime | None, zone: bool = False) -> str:
         """In the merchant's time zone; with ``zone``, the zone is named too."""

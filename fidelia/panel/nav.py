@@ -35,17 +35,23 @@ class Entry:
 
 
 ITEMS: list[Item] = [
-    # The dashboard takes order 10 when it is built (and /panel/ leads there).
+    Item(10, N_("Dashboard"), "/panel/dashboard", ("owner",)),
     Item(15, N_("Getting started"), "/panel/onboarding", ("owner",)),
     Item(20, N_("Customers"), "/panel/customers", ("owner",)),
     Item(30, N_("Rewards"), "/panel/rewards", ("owner",)),
     Item(40, N_("Vouchers & campaigns"), "/panel/vouchers", ("owner",)),
     Item(50, N_("Program"), "/panel/program", ("owner",)),
     Item(60, N_("Integrations"), "/panel/integrations", ("owner",)),
+    Item(70, N_("Messages"), "/panel/messages", ("owner",)),
     Item(80, N_("Team"), "/panel/team", ("owner",)),
+    Item(85, N_("Exports"), "/panel/exports", ("owner",)),
+    Item(90, N_("Audit log"), "/panel/audit", ("owner",)),
     Item(110, N_("Sale PIN"), "/panel/counter/pin", ("owner", "cashier"), "counter"),
     Item(120, N_("Customer"), "/panel/counter/customer", ("owner", "cashier"), "counter"),
     Item(130, N_("Voucher"), "/panel/counter/voucher", ("owner", "cashier"), "counter"),
+    Item(210, N_("Merchants"), "/panel/operator/merchants", ("operator",), "operator"),
+    Item(220, N_("Platform health"), "/panel/operator/health", ("operator",), "operator"),
+    Item(230, N_("Audit log"), "/panel/operator/audit", ("operator",), "operator"),
 ]
 
 

@@ -23,6 +23,8 @@ from fidelia.kit.settings import Settings
 SESSION = "fidelia_session"
 CSRF = "fidelia_csrf"
 NOTICE = "fidelia_notice"
+IMPERSONATE = "fidelia_impersonate"
+IMPERSONATION_SECONDS = 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 PATH = "/panel"
@@ -64,6 +66,7 @@ class Cookies:
         self.sessions = Signer(settings.secret_key, "session")
         self.csrf = Signer(settings.secret_key, "csrf")
         self.notices = Signer(settings.secret_key, "notice")
+        self.impersonations = Signer(settings.secret_key, "impersonate")
 
     def _set(self, response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
@@ -107,6 +110,26 @@ class Cookies:
 
     def set_csrf_seed(self, response: Response, seed: str) -> None:
         self._set(response, CSRF, seed, None)
+
+    # -- an operator's read-only view of a merchant (support) --
+    def start_impersonation(self, response: Response, user_id: int, tenant_id: int) -> None:
+        value = self.impersonations.sign({"u": user_id, "m": tenant_id, "t": int(time.time())})
+        self._set(response, IMPERSONATE, value, IMPERSONATION_SECONDS)
+
+    def impersonation_of(self, cookie: str | None, user_id: int) -> int | None:
+        """The merchant this operator is viewing, for an unexpired cookie issued to them."""
+        value = self.impersonations.unsign(cookie)
+        if not isinstance(value, dict) or value.get("u") != user_id:
+            return None
+        tenant_id, issued = value.get("m"), value.get("t")
+        if not (isinstance(tenant_id, int) and isinstance(issued, int)):
+            return None
+        if not 0 <= time.time() - issued < IMPERSONATION_SECONDS:
+            return None
+        return tenant_id
+
+    def end_impersonation(self, response: Response) -> None:
+        response.delete_cookie(IMPERSONATE, path=PATH, secure=self.secure, httponly=True)
 
     # -- one-time notices --
     def set_notice(self, response: Response, text: str) -> None:

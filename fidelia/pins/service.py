@@ -113,6 +113,8 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
             Pin.code == code,
             Pin.status == "open",
             Pin.expires_at > at,
+            # A suspended merchant's open PINs cannot be activated (they answer as expired).
+            Pin.tenant_id.not_in(select(Tenant.id).where(Tenant.suspended_at.is_not(None))),
         )
         .values(status="used", used_at=at)
         .returning(Pin)  # the whole row: no second round trip to load it

@@ -318,6 +318,34 @@ def settings_of(tenant: Tenant) -> dict[str, object]:
     }
 
 
+# -- suspension ----------------------------------------------------------------------------
+
+
+def require_active(tenant: Tenant) -> Tenant:
+    """Public lookups and redemptions treat a suspended merchant as unknown (404)."""
+    if tenant.suspended_at is not None:
+        raise NotFound(f"No merchant {tenant.slug!r}.", code="TENANT_NOT_FOUND")
+    return tenant
+
+
+def suspend(session: Session, tenant_id: int) -> Tenant:
+    """Every door refuses the merchant's keys and tokens (as revoked ones: the door's 401)
+    within ``tenant_cache_seconds``; its panel turns read-only; open PINs cannot be
+    activated; public lookup and redemption answer 404. Nothing is deleted."""
+    tenant = get_by_id(session, tenant_id)
+    if tenant.suspended_at is None:
+        tenant.suspended_at = now()
+        session.flush()
+    return tenant
+
+
+def reactivate(session: Session, tenant_id: int) -> Tenant:
+    tenant = get_by_id(session, tenant_id)
+    tenant.suspended_at = None
+    session.flush()
+    return tenant
+
+
 # -- credentials ---------------------------------------------------------------------------
 
 
@@ -460,7 +488,11 @@ class KeyCache:
         query = (
             select(Tenant, ApiKey.id)
             .join(ApiKey, ApiKey.tenant_id == Tenant.id)
-            .where(ApiKey.secret_digest == key[0], ApiKey.revoked_at.is_(None))
+            .where(
+                ApiKey.secret_digest == key[0],
+                ApiKey.revoked_at.is_(None),
+                Tenant.suspended_at.is_(None),  # a suspended merchant's keys answer as revoked
+            )
         )
         if token is not None:
             query = query.where(ApiKey.token == token)

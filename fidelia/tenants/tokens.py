@@ -49,6 +49,9 @@ def issue(db: Database, token: str, secret: str) -> Issued:
         key = session.scalar(select(ApiKey).where(ApiKey.token == token).with_for_update())
         if key is None or key.revoked_at is not None:
             raise Unauthorized("Unknown or revoked API token.", code="UNKNOWN_API_KEY")
+        if session.scalar(select(Tenant.suspended_at).where(Tenant.id == key.tenant_id)):
+            # A suspended merchant's credentials answer as revoked ones.
+            raise Unauthorized("Unknown or revoked API token.", code="UNKNOWN_API_KEY")
         if not hmac.compare_digest(key.secret_digest, digest(secret)):
             raise Unauthorized("Wrong secret for this API token.", code="WRONG_API_SECRET")
         moment = now()
@@ -105,6 +108,7 @@ def holder_of(db: Database, token: str) -> Holder:
                 AccessToken.revoked_at.is_(None),
                 AccessToken.expires_at > now(),
                 ApiKey.revoked_at.is_(None),
+                Tenant.suspended_at.is_(None),
             )
         ).first()
         if row is None:

@@ -33,6 +33,7 @@ def test_quick_benchmark_answers_every_scenario(tmp_path: Path) -> None:
         "redeem",
         "panel-search",
         "panel-customer",
+        "dashboard",
         "sqlite-credit",
     ], lines
     assert "FIDELIA_RATE_LIMIT_PIN_DOOR=" in run.stdout  # the raised limit is said out loud

@@ -7,7 +7,7 @@ from typing import Any
 
 from fidelia.customers.service import identify
 from fidelia.kit.db import Database
-from fidelia.models import Tenant
+from fidelia.models import OutboxMessage, Tenant
 from fidelia.pins.service import generate, namespace_of
 from fidelia.tenants.service import create_tenant, issue_api_key
 from fidelia.users import service as users
@@ -30,6 +30,7 @@ class Merchant:
     customer_id: int = 0  # a customer of the merchant's program (phone +50688880001)
     pin_id: int = 0  # an open sale PIN of the merchant
     samples: dict[str, str] = field(default_factory=dict)  # path parameter -> an id of its
+    message_id: int = 0  # a failed outbox message of the merchant
 
 
 def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
@@ -46,6 +47,16 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
         customer = identify(session, tenant, {"phone": "+50688880001"}, name="Ana Sample")
         pin = generate(session, tenant, namespace_of(tenant, "50600000000"))
         samples = {"{key_id}": str(key.id)}
+        message = OutboxMessage(
+            tenant_id=tenant.id,
+            channel="whatsapp",
+            payload={"to": "50688887777", "text": {"body": f"Hola from {slug}"}},
+            status="failed",
+            attempts=12,
+            last_error="HTTP 500 from the gateway",
+        )
+        session.add(message)
+        session.flush()
         return Merchant(
             tenant.id,
             slug,
@@ -58,6 +69,7 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
             customer.id,
             pin.id,
             samples,
+            message.id,
         )
 
 

@@ -71,6 +71,8 @@ def sample_path(path: str, a: Merchant) -> str:
         "{customer_id}": str(a.customer_id),
         "{pin_id}": str(a.pin_id),
         **a.samples,
+        "{message_id}": str(a.message_id),
+        "{merchant_id}": str(a.tenant_id),
     }
     for name, value in samples.items():
         path = path.replace(name, value)

@@ -40,7 +40,7 @@ from fidelia.models import Customer, Pin, Tenant
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, require_recent_visit
 from fidelia.rewards.service import active_rewards, get_for_tenant
-from fidelia.tenants.service import get_by_id, get_by_slug
+from fidelia.tenants.service import get_by_id, get_by_slug, require_active
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500)
@@ -139,7 +139,7 @@ def pin_qr(
 )
 def comercio(slug: str, session: ReadSessionDep) -> ComercioResponse:
     """A merchant and its active rewards (promociones)."""
-    tenant = get_by_slug(session, slug)
+    tenant = require_active(get_by_slug(session, slug))
     return ComercioResponse(
         comercio=ComercioOut(id=tenant.id, nombre=tenant.name, slug=tenant.slug),
         promociones=[
@@ -196,7 +196,7 @@ def canjear(
 ) -> CanjearResponse | JSONResponse:
     """Redeem a reward: needs a recent accreditation at the merchant and enough points; at a
     merchant that validates customers, also the ``codigo`` the bot gave the customer."""
-    tenant = get_by_id(session, body.id_comercio)
+    tenant = require_active(get_by_id(session, body.id_comercio))
     customer = _customer(session, tenant, str(body.whatsapp))
     reward = get_for_tenant(session, tenant.id, body.id_promocion)
     require_recent_visit(session, tenant, customer)

@@ -13,4 +13,6 @@ router = panel_router()
 def home(request: Request, viewer: ViewerDep) -> Response:
     if viewer.role == "owner":
         return redirect(request, "/panel/onboarding")
+    if viewer.role == "operator":
+        return redirect(request, "/panel/operator/merchants")
     return page(request, "home.html")

@@ -1,0 +1,171 @@
+"""The owner's dashboard: a merchant's figures for the last 7, 30 or 90 days (its own time
+zone), read from the daily rollups (rollups/service.py) only: a few hundred rows at most
+per page view, whatever the size of the ledger."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fidelia.kit.clock import now
+from fidelia.kit.errors import InvalidInput
+from fidelia.models import CustomerDay, DailyRollup, Reward, RewardDay, Tenant
+from fidelia.rollups.service import COUNTERS
+
+PERIODS = (7, 30, 90)
+
+
+@dataclass(frozen=True)
+class TopReward:
+    reward_id: int
+    title: str
+    redemptions: int
+    points: int
+
+
+@dataclass
+class Figures:
+    days: int
+    first: date
+    last: date
+    totals: dict[str, int]
+    active_customers: int
+    repeat_customers: int
+    liability_points: int
+    liability_cashback: int  # minor units
+    liability_money: int  # minor units: cashback plus points at the point value
+    top_rewards: list[TopReward]
+    daily: list[dict[str, object]] = field(default_factory=list)  # one per day, oldest first
+    weekly_active: list[tuple[date, int]] = field(default_factory=list)  # week's Monday
+
+    @property
+    def activation_rate(self) -> Decimal | None:
+        issued = self.totals["pins_issued"]
+        return None if not issued else Decimal(self.totals["pins_activated"]) / issued
+
+    @property
+    def repeat_rate(self) -> Decimal | None:
+        if not self.active_buyers:
+            return None
+        return Decimal(self.repeat_customers) / self.active_buyers
+
+    active_buyers: int = 0
+
+
+def period_days(raw: str | int | None) -> int:
+    try:
+        days = int(raw) if raw not in (None, "") else 30
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("The period is 7, 30 or 90 days.", code="INVALID_PERIOD") from exc
+    if days not in PERIODS:
+        raise InvalidInput("The period is 7, 30 or 90 days.", code="INVALID_PERIOD")
+    return days
+
+
+def today_of(tenant: Tenant) -> date:
+    return now().astimezone(ZoneInfo(tenant.timezone)).date()
+
+
+def points_money(tenant: Tenant, points: int) -> int:
+    """Points at the merchant's point value, in minor units (rounded down)."""
+    return points * tenant.point_value_milli_minor // 1000
+
+
+def figures(session: Session, tenant: Tenant, days: int, today: date | None = None) -> Figures:
+    last = today or today_of(tenant)
+    first = last - timedelta(days=days - 1)
+    rows = {
+        row.day: row
+        for row in session.scalars(
+            select(DailyRollup).where(
+                DailyRollup.tenant_id == tenant.id,
+                DailyRollup.day >= first,
+                DailyRollup.day <= last,
+            )
+        )
+    }
+    totals = {name: sum(getattr(r, name) for r in rows.values()) for name in COUNTERS}
+    daily = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        row = rows.get(day)
+        daily.append({"day": day, **{n: getattr(row, n) if row else 0 for n in COUNTERS}})
+
+    # Active customers, repeat buyers, active per week: one row per customer and active day.
+    per_customer: dict[int, int] = defaultdict(int)
+    weeks: dict[date, set[int]] = defaultdict(set)
+    for day, customer_id, sales in session.execute(
+        select(CustomerDay.day, CustomerDay.customer_id, CustomerDay.sales).where(
+            CustomerDay.tenant_id == tenant.id,
+            CustomerDay.day >= first,
+            CustomerDay.day <= last,
+        )
+    ):
+        per_customer[customer_id] += sales
+        weeks[day - timedelta(days=day.weekday())].add(customer_id)
+    monday = first - timedelta(days=first.weekday())
+    weekly = []
+    while monday <= last:
+        weekly.append((monday, len(weeks.get(monday, ()))))
+        monday += timedelta(days=7)
+
+    # Liability: what the program's customers hold now (groups share one balance).
+    points, cashback = session.execute(
+        select(
+            func.coalesce(func.sum(DailyRollup.points_net), 0),
+            func.coalesce(func.sum(DailyRollup.cashback_net), 0),
+        ).where(DailyRollup.program_id == tenant.program_id)
+    ).one()
+    points, cashback = max(int(points), 0), max(int(cashback), 0)
+
+    top = [
+        TopReward(reward_id, title, int(count), int(spent))
+        for reward_id, title, count, spent in session.execute(
+            select(
+                RewardDay.reward_id,
+                Reward.title,
+                func.sum(RewardDay.redemptions).label("count"),
+                func.sum(RewardDay.points),
+            )
+            .join(Reward, Reward.id == RewardDay.reward_id)
+            .where(RewardDay.tenant_id == tenant.id, RewardDay.day >= first, RewardDay.day <= last)
+            .group_by(RewardDay.reward_id, Reward.title)
+            .order_by(func.sum(RewardDay.redemptions).desc(), RewardDay.reward_id)
+            .limit(5)
+        )
+    ]
+    result = Figures(
+        days=days,
+        first=first,
+        last=last,
+        totals=totals,
+        active_customers=len(per_customer),
+        repeat_customers=sum(1 for sales in per_customer.values() if sales >= 2),
+        liability_points=points,
+        liability_cashback=cashback,
+        liability_money=cashback + points_money(tenant, points),
+        top_rewards=top,
+        daily=daily,
+        weekly_active=weekly,
+    )
+    result.active_buyers = sum(1 for sales in per_customer.values() if sales >= 1)
+    return result
+
+
+# The charts, as (name, columns): each is drawn from ``Figures`` and downloadable as CSV.
+CHARTS = {
+    "issued-redeemed": ("day", "points_issued", "points_redeemed"),
+    "activations": ("day", "pins_issued", "pins_activated"),
+    "active-weekly": ("week", "active_customers"),
+}
+
+
+def chart_rows(result: Figures, name: str) -> list[tuple[object, ...]]:
+    if name == "active-weekly":
+        return [(monday, count) for monday, count in result.weekly_active]
+    columns = CHARTS[name][1:]
+    return [(row["day"], *(row[c] for c in columns)) for row in result.daily]
