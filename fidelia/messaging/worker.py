@@ -151,6 +151,7 @@ class Worker:
         """Housekeeping: expire stale PINs, give today's birthday gifts, expire points past
         their validity, send reminders and come-back messages, fold new rows into the
         dashboard's rollups, record the heartbeat (all idempotent)."""
+        heartbeat.beat(self.db)
         with self.db.session() as session:
             expire_stale(session)
         birthdays.run(self.db)
@@ -159,7 +160,6 @@ class Worker:
         if self.jobs is not None:
             self.jobs.sweep()
         rollups.update(self.db)
-        rollups.beat(self.db)
 
     def _listen(self) -> None:
         """PostgreSQL: wake this worker when another process stores work (NOTIFY)."""

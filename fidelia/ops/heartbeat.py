@@ -59,6 +59,11 @@ def ages(session: Session, at: datetime, within: timedelta = KEEP) -> dict[str, 
     return {worker: max((at - stamp).total_seconds(), 0.0) for worker, stamp in rows}
 
 
+def newest(session: Session) -> datetime | None:
+    """When any worker last went round (None: never)."""
+    return session.scalar(select(func.max(WorkerHeartbeat.at)))
+
+
 def newest_age(session: Session, at: datetime) -> float | None:
     """Seconds since any worker's last stamp; None when no worker ever ran."""
     newest = session.scalar(select(func.max(WorkerHeartbeat.at)))

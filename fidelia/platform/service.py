@@ -20,8 +20,8 @@ from fidelia.models import (
     Program,
     Tenant,
 )
+from fidelia.ops import heartbeat as heartbeat_of
 from fidelia.pins.guard import GuessPolicy
-from fidelia.rollups.service import last_beat
 
 
 @dataclass(frozen=True)
@@ -170,4 +170,5 @@ def webhook_intake(session: Session, minutes: int = 60) -> list[tuple[datetime, 
 
 
 def heartbeat(session: Session) -> datetime | None:
-    return last_beat(session)
+    """The worker's last round (fidelia/ops/heartbeat.py: the one heartbeat /readyz reads)."""
+    return heartbeat_of.newest(session)

@@ -310,25 +310,3 @@ def rebuild(
                 last = rows[-1].id
                 session.expunge_all()  # constant memory over a large ledger
     return read + update(db, settle, batch)
-
-
-# -- the worker's heartbeat -----------------------------------------------------------------
-
-HEARTBEAT = "worker.heartbeat"
-
-
-def beat(db: Database) -> None:
-    """Record that a worker finished a round now (platform health shows the last one)."""
-    with db.session() as session:
-        insert = insert_for(session)
-        stmt = insert(Marker).values(name=HEARTBEAT, number=1, at=now())
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["name"],
-                set_={"number": Marker.number + 1, "at": stmt.excluded.at},
-            )
-        )
-
-
-def last_beat(session: Session) -> datetime | None:
-    return session.scalar(select(Marker.at).where(Marker.name == HEARTBEAT))

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from fidelia.messaging.worker import Worker
 from fidelia.models import AuditEntry, Program, Tenant
+from fidelia.ops import heartbeat
 from fidelia.rollups import service as rollups
 from tests.panel.support import make_merchant, make_operator, post, sign_in
 
@@ -143,6 +144,6 @@ def test_platform_health_shows_the_worker_outbox_and_namespaces(client, db, sett
     assert "<td>1</td>" in row  # one open PIN
     assert 'data-channel="whatsapp"' in page  # make_merchant's failed message
     with db.session(readonly=True) as s:
-        assert rollups.last_beat(s) is not None
+        assert heartbeat.newest(s) is not None
     # The sweep folds only settled rows: the PIN just issued waits for a later round.
     assert rollups.update(db, settle=timedelta(0)) == 1
