@@ -42,6 +42,7 @@ PLAN: dict[str, Placement] = {
     "redemptions": program("debits the program's balance"),
     "orders": program("earns and refunds in the program"),
     "loyalty_payments": program("debits the program's balance"),
+    "adjustments": program("a manual adjustment of the program's balance"),
     # -- Small, read everywhere, written rarely: copied to every node. -----------------------
     "programs": reference("joined with every program-sharded table"),
     "tenants": reference("resolved on every request (credentials -> merchant)"),
@@ -56,6 +57,8 @@ PLAN: dict[str, Placement] = {
     "login_failures": reference("panel sign-in limits, pruned"),
     "bling_connections": reference("one per merchant"),
     "bling_oauth_states": reference("short-lived"),
+    "message_templates": reference("a merchant's template mapping"),
+    "voucher_rules": reference("a merchant's rules, read with every sale"),
     # -- Distributed by their own key (not colocated with the money). ------------------------
     "pins": Placement(
         "distributed",
@@ -79,11 +82,16 @@ PLAN: dict[str, Placement] = {
     "audit_log": Placement("distributed", "tenant_id", "tenant", "append-only, per merchant"),
     "bling_events": Placement("distributed", "tenant_id", "tenant", "per connection"),
     "bling_imports": Placement("distributed", "tenant_id", "tenant", "per connection"),
+    "message_log": Placement("distributed", "tenant_id", "tenant", "per merchant, by event and key"),
+    "daily_rollups": Placement("distributed", "tenant_id", "tenant", "the dashboard, per merchant"),
+    "rollup_reward_days": Placement("distributed", "tenant_id", "tenant", "per merchant"),
+    "rollup_customer_days": Placement("distributed", "tenant_id", "tenant", "per merchant"),
     # -- Local to the coordinator. ------------------------------------------------------------
     "outbox": Placement(
         "local", why="a queue: workers claim with FOR UPDATE SKIP LOCKED on one node"
     ),
     "worker_heartbeats": Placement("local", why="a few rows"),
+    "markers": Placement("local", why="the rollups' watermarks: a few rows"),
     "simulator_messages": Placement("local", why="development only"),
     "alembic_version": Placement("local", why="migrations"),
 }

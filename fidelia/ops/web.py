@@ -161,7 +161,7 @@ def readiness(state: State) -> dict[str, Any]:
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/readyz")
+@router.get("/readyz", include_in_schema=False)
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the database is reachable, migrated to this code's head, and an outbox
     worker went round within FIDELIA_WORKER_STALE_SECONDS; 503 with the failing checks."""

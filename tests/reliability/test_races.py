@@ -24,6 +24,7 @@ from tests.support.helpers import (
     ledger_invariants,
     make_reward,
     make_tenant,
+    process_inbound,
     send_whatsapp,
     webhook_body,
 )
@@ -68,7 +69,7 @@ def record(db: Database, what: str, counts: Counter) -> None:
     SUMMARY.note(f"race [{backend(db)}] {what}: {dict(sorted(counts.items()))}")
 
 
-def test_parallel_redemptions_pin_door(server, db, settings):
+def test_parallel_redemptions_pin_door(app, server, db, settings):
     """A balance worth 3 rewards, N parallel redemptions, several rounds: 3 win each time."""
     tenant, key = make_tenant(db, points_per_pin="30")
     reward_id = make_reward(db, tenant, points=10)
@@ -79,6 +80,7 @@ def test_parallel_redemptions_pin_door(server, db, settings):
         number = f"+5068800{r:04d}"
         with server.client() as client:
             send_whatsapp(client, settings, number, activate_text(generate_pin(client, key)))
+        process_inbound(app)  # store first, then process: the worker credits it
         body = {"whatsapp": number, "id_comercio": tenant.id, "id_promocion": reward_id}
         counts = tally(fire(server, n, lambda client, _, b=body: client.post(CANJEAR, json=b)))
         total += counts
@@ -91,7 +93,7 @@ def test_parallel_redemptions_pin_door(server, db, settings):
     expect.done()
 
 
-def test_same_pin_from_two_numbers(server, db, settings):
+def test_same_pin_from_two_numbers(app, server, db, settings):
     tenant, key = make_tenant(db)
     rounds = pick(8, 40)
     expect = Expect(f"race {backend(db)} same PIN")
@@ -102,6 +104,7 @@ def test_same_pin_from_two_numbers(server, db, settings):
         numbers = [f"+50670{r:03d}001", f"+50670{r:03d}002"]
         bodies = [webhook_body(settings, number, activate_text(pin)) for number in numbers]
         counts = tally(fire(server, 2, post_webhooks(settings, bodies)))
+        process_inbound(app, workers=2, batch=1)  # two workers racing for the two messages
         total += counts
         expect.that(counts == {"200": 2}, f"round {r}: {counts}")
     credits = count(db, LedgerEntry, LedgerEntry.source_type == "pin")
@@ -112,7 +115,7 @@ def test_same_pin_from_two_numbers(server, db, settings):
     expect.done()
 
 
-def test_same_webhook_delivered_concurrently(server, db, settings):
+def test_same_webhook_delivered_concurrently(app, server, db, settings):
     tenant, key = make_tenant(db, points_per_pin="3")
     n, rounds = pick(20, 50), pick(2, 5)
     expect = Expect(f"race {backend(db)} same webhook")
@@ -123,6 +126,7 @@ def test_same_webhook_delivered_concurrently(server, db, settings):
         raw = webhook_body(settings, f"+5068880{r:04d}", activate_text(pin), f"wamid.race.{r}")
         responses = fire(server, n, post_webhooks(settings, [raw] * n))
         processed = Counter(x.json()["processed"] for x in responses if x.status_code == 200)
+        process_inbound(app, workers=4, batch=1)
         total += tally(responses)
         expect.that(processed == {1: 1, 0: n - 1}, f"round {r}: processed {dict(processed)}")
     record(db, f"{rounds} x the same webhook {n} times at once", total)
