@@ -82,7 +82,7 @@ PLAN: dict[str, Placement] = {
     "audit_log": Placement("distributed", "tenant_id", "tenant", "append-only, per merchant"),
     "bling_events": Placement("distributed", "tenant_id", "tenant", "per connection"),
     "bling_imports": Placement("distributed", "tenant_id", "tenant", "per connection"),
-    "message_log": Placement("distributed", "tenant_id", "tenant", "per merchant, by event and key"),
+    "message_log": Placement("distributed", "tenant_id", "tenant", "per merchant, by key"),
     "daily_rollups": Placement("distributed", "tenant_id", "tenant", "the dashboard, per merchant"),
     "rollup_reward_days": Placement("distributed", "tenant_id", "tenant", "per merchant"),
     "rollup_customer_days": Placement("distributed", "tenant_id", "tenant", "per merchant"),
