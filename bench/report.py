@@ -8,8 +8,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- bench:results:begin (written by bench/run.py; edit around it) -->"
 END = "<!-- bench:results:end -->"
-ORDER = ("credit", "pin", "lookup", "redeem", "panel-search", "panel-customer", "sqlite-credit")
-ORDER = ("credit", "pin", "lookup", "redeem", "dashboard", "sqlite-credit")
+ORDER = (
+    "credit",
+    "pin",
+    "lookup",
+    "redeem",
+    "panel-search",
+    "panel-customer",
+    "dashboard",
+    "sqlite-credit",
+)
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
