@@ -21,9 +21,11 @@ FILES = {
     "htmx.min.js": "htmx.org/dist/htmx.min.js",
     "pico.min.css": "@picocss/pico/css/pico.min.css",
     "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
+    "jsqr.js": "jsqr/dist/jsQR.js",
     "LICENSE-htmx.txt": "htmx.org/LICENSE",
     "LICENSE-pico.txt": "@picocss/pico/LICENSE.md",
     "LICENSE-chart.js.txt": "chart.js/LICENSE.md",
+    "LICENSE-jsqr.txt": "jsqr/LICENSE",
 }
 
 

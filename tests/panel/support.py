@@ -33,7 +33,10 @@ class Merchant:
     message_id: int = 0  # a failed outbox message of the merchant
 
 
-def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
+def make_merchant(db: Database, slug: str, locale: str = "es", records: bool = False) -> Merchant:
+    """A merchant with its owner, a cashier, an open invitation and an API key; with
+    ``records``, also a customer, an open sale PIN and a failed outbox message (the role
+    matrix's path samples; other tests count rows, so they are not there by default)."""
     with db.session() as session:
         tenant = create_tenant(session, slug=slug, name=f"Shop {slug}", locale=locale)
         owner = users.create_user(
@@ -44,20 +47,7 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
         )
         invitation, token = users.invite(session, tenant.id, f"new@{slug}.test", owner.id, 72)
         key = issue_api_key(session, tenant)
-        customer = identify(session, tenant, {"phone": "+50688880001"}, name="Ana Sample")
-        pin = generate(session, tenant, namespace_of(tenant, "50600000000"))
-        samples = {"{key_id}": str(key.id)}
-        message = OutboxMessage(
-            tenant_id=tenant.id,
-            channel="whatsapp",
-            payload={"to": "50688887777", "text": {"body": f"Hola from {slug}"}},
-            status="failed",
-            attempts=12,
-            last_error="HTTP 500 from the gateway",
-        )
-        session.add(message)
-        session.flush()
-        return Merchant(
+        merchant = Merchant(
             tenant.id,
             slug,
             owner.email,
@@ -66,11 +56,27 @@ def make_merchant(db: Database, slug: str, locale: str = "es") -> Merchant:
             invitation.id,
             token,
             key.api_key,
-            customer.id,
-            pin.id,
-            samples,
-            message.id,
+            samples={"{key_id}": str(key.id)},
         )
+        if records:
+            _add_records(session, tenant, merchant)
+        return merchant
+
+
+def _add_records(session: Any, tenant: Tenant, merchant: Merchant) -> None:
+    customer = identify(session, tenant, {"phone": "+50688880001"}, name="Ana Sample")
+    pin = generate(session, tenant, namespace_of(tenant, "50600000000"))
+    message = OutboxMessage(
+        tenant_id=tenant.id,
+        channel="whatsapp",
+        payload={"to": "50688887777", "text": {"body": f"Hola from {merchant.slug}"}},
+        status="failed",
+        attempts=12,
+        last_error="HTTP 500 from the gateway",
+    )
+    session.add(message)
+    session.flush()
+    merchant.customer_id, merchant.pin_id, merchant.message_id = customer.id, pin.id, message.id
 
 
 def add_samples(db: Database, merchant: Merchant) -> None:

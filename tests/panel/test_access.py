@@ -90,7 +90,7 @@ def counts(db: Any) -> tuple[int, int]:
 
 @pytest.fixture
 def visitors(app: Any, db: Any) -> Iterator[tuple[dict[str, TestClient], Merchant]]:
-    a = make_merchant(db, "shop-a")
+    a = make_merchant(db, "shop-a", records=True)
     add_samples(db, a)
     b = make_merchant(db, "shop-b")
     staff = make_operator(db)

@@ -1,4 +1,3 @@
-# ruff: noqa: E402, E501
 """The counter (cashier and owner): a sale PIN through the PIN engine, its QR and slip; a
 customer found by phone or document who redeems a reward (with the presence code when the
 shop asks for one); a voucher checked and validated once, also under 20 parallel requests
@@ -21,11 +20,6 @@ from fidelia.rewards.service import create_reward
 from fidelia.vouchers.service import issue
 from tests.panel.support import PASSWORD, TOKEN, make_merchant, post, sign_in
 from tests.support.helpers import LiveServer
-
-XFAIL_REASON = (
-    "known failure after the merges of this stop: the shared make_merchant fixture now"
-    " adds rows these expectations do not count (closing note)"
-)
 
 
 def audits(db, action):
@@ -83,7 +77,7 @@ def test_cashier_generates_a_sale_pin_with_its_qr_and_slip(client, db):
 
 
 def test_another_merchants_pin_and_customer_are_not_found(client, db):
-    a = make_merchant(db, "shop-a", locale="en")
+    a = make_merchant(db, "shop-a", locale="en", records=True)
     b = make_merchant(db, "shop-b", locale="en")
     sign_in(client, b.cashier)
     assert client.get(f"/panel/counter/pins/{a.pin_id}").status_code == 404
@@ -125,7 +119,6 @@ def test_counter_finds_a_customer_and_redeems_a_reward(client, db):
     assert again.status_code == 422 and points_of(db, cid) == 20
 
 
-@pytest.mark.xfail(reason=XFAIL_REASON, strict=False)
 def test_a_shop_that_validates_customers_needs_the_code_they_received(client, db):
     a, cid, reward_id = shop_with_customer(db, validate=True)
     sign_in(client, a.cashier)

@@ -59,7 +59,7 @@ def test_search_by_phone_document_email_and_name(client, db):
     assert search("jo") == [jose, joana] or search("jo") == [joana, jose]
     assert search("silva") == []  # a prefix of the whole name only
     assert search("+50688882222") == []  # shop B's customer
-    assert set(search("")) >= {jose, joana, a.customer_id}
+    assert set(search("")) == {jose, joana}
 
 
 def test_search_pages_without_counting(client, db):
@@ -95,7 +95,7 @@ def test_customer_page_shows_identifiers_consents_balances_and_history(client, d
 
 
 def test_another_merchants_customer_is_not_found(client, db):
-    a = make_merchant(db, "shop-a", locale="en")
+    a = make_merchant(db, "shop-a", locale="en", records=True)
     b = make_merchant(db, "shop-b", locale="en")
     sign_in(client, b.owner)
     assert client.get(f"/panel/customers/{a.customer_id}").status_code == 404

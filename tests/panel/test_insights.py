@@ -1,6 +1,3 @@
-# ruff: noqa: E402, E501
-import pytest
-
 """The owner's dashboard, exports, audit log and messages: what they show comes from the
 merchant's own rows (rollups, ledger, audit log, outbox), codes are never shown, and a
 retry puts a failed message back in the queue."""
@@ -25,8 +22,6 @@ from fidelia.rollups import service as rollups
 from fidelia.tenants.service import set_setting
 from tests.panel.support import make_merchant, post, sign_in
 
-XFAIL_REASON = "known failure after merging the panel branches: the shared make_merchant fixture now adds a customer, a PIN and a failed message that these expectations do not count (see the closing note of this stop)"
-
 
 def activity(db, tenant_id: int) -> int:
     """Two customers, three activated PINs, one redemption-like debit; returns a customer."""
@@ -47,7 +42,6 @@ def activity(db, tenant_id: int) -> int:
         return ana.id
 
 
-@pytest.mark.xfail(reason=XFAIL_REASON, strict=False)
 def test_dashboard_shows_the_rollups_figures_and_charts(client, db):
     a = make_merchant(db, "shop-a")
     b = make_merchant(db, "shop-b")
@@ -84,7 +78,6 @@ def test_dashboard_shows_the_rollups_figures_and_charts(client, db):
     assert client.get("/panel/dashboard?days=12").status_code == 422
 
 
-@pytest.mark.xfail(reason=XFAIL_REASON, strict=False)
 def test_exports_stream_the_merchants_rows_only(client, db):
     a = make_merchant(db, "shop-a")
     b = make_merchant(db, "shop-b")
@@ -144,7 +137,7 @@ def test_the_audit_log_pages_show_each_merchants_entries(client, browser_client,
 
 
 def test_messages_by_status_with_codes_redacted_and_a_retry(client, db):
-    a = make_merchant(db, "shop-a")
+    a = make_merchant(db, "shop-a", records=True)
     customer_id = activity(db, a.tenant_id)
     with db.session() as s:
         s.add(

@@ -126,7 +126,7 @@ def pin_qr(
     )
     if found is None:
         raise NotFound("PIN desconocido para este comercio.", code="PIN_NOT_FOUND")
-    qr = segno.make(whatsapp_url(found.namespace, found.code), error="m")
+    qr = segno.make(whatsapp_url(found.namespace, found.code), error="m", micro=False)
     buffer = io.BytesIO()
     qr.save(buffer, kind=fmt, scale=6, border=2)
     return Response(buffer.getvalue(), media_type="image/svg+xml" if fmt == "svg" else "image/png")

@@ -139,7 +139,7 @@ def pin_slip(
 def pin_qr(pin_id: int, viewer: CounterDep, session: ReadSessionDep) -> Response:
     """The PIN's wa.me link as an SVG QR code (served here: no inline image data)."""
     pin = _pin_of(session, viewer.tenant_id, pin_id)
-    qr = segno.make(whatsapp_url(pin.namespace, pin.code), error="m")
+    qr = segno.make(whatsapp_url(pin.namespace, pin.code), error="m", micro=False)
     buffer = io.BytesIO()
     qr.save(buffer, kind="svg", scale=8, border=2, xmldecl=False, svgns=True, title="QR")
     return Response(

@@ -181,7 +181,9 @@ def qr_svg(viewer: OwnerDep, session: ReadSessionDep, state: AppState) -> Respon
     tenant = viewer.tenant_in(session)
     text = whatsapp_url(namespace_of(tenant, state.settings.bot_number), SAMPLE_PIN)
     buffer = io.BytesIO()
-    segno.make(text, error="m").save(buffer, kind="svg", scale=6, border=2, xmldecl=False)
+    segno.make(text, error="m", micro=False).save(
+        buffer, kind="svg", scale=6, border=2, xmldecl=False
+    )
     return Response(buffer.getvalue(), media_type="image/svg+xml")
 
 
