@@ -1198,6 +1198,15 @@ def export(
             exports.parse_day(since, "--from"), exports.parse_day(until, "--to"), decimal_comma
         )
         chunks = exports.rows(db, merchant, kind, options)
+        with db.session() as session:
+            _audit(
+                session,
+                "export.download",
+                "export",
+                kind,
+                merchant.id,
+                after=exports.described(kind, options),
+            )
         target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:
             for chunk in chunks:

@@ -375,6 +375,16 @@ def filename(tenant: Tenant, name: str, options: Options) -> str:
     return f"{tenant.slug}-{name}{span}.csv"
 
 
+def described(name: str, options: Options) -> dict[str, object]:
+    """What an export contained, for the audit log (personal data leaves the platform)."""
+    return {
+        "export": name,
+        "from": options.first.isoformat() if options.first else None,
+        "to": options.last.isoformat() if options.last else None,
+        "decimal_comma": options.decimal_comma,
+    }
+
+
 def rows(db: Database, tenant: Tenant, name: str, options: Options) -> Iterator[str]:
     """The CSV text, a page at a time (the first chunk carries the BOM and the header)."""
     kind = kind_of(name)

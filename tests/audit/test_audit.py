@@ -42,6 +42,7 @@ def test_cli_changes_are_recorded_without_secrets(database_url, tmp_path, db):
     fidelia("tenant", "set", "cafe", "points_per_pin", "3")
     key = one_json(fidelia("apikey", "create", "--tenant", "cafe", "--json"))
     fidelia("apikey", "revoke", key["api_key"])
+    fidelia("export", "customers", "--tenant", "cafe", "--from", "2026-01-01")
     rows = log(db, created["id"])
     assert [r[2] for r in rows] == [
         "tenant.create",
@@ -49,7 +50,13 @@ def test_cli_changes_are_recorded_without_secrets(database_url, tmp_path, db):
         "setting.change",
         "apikey.create",
         "apikey.revoke",
+        "export.download",
     ]
+    assert rows[5][3:] == (
+        "customers",
+        None,
+        {"export": "customers", "from": "2026-01-01", "to": None, "decimal_comma": False},
+    )
     assert all(kind == "cli" and "@" in who for kind, who, *_ in rows)
     assert rows[2][4:] == ({"points_per_pin": 1}, {"points_per_pin": 3})
     assert rows[4][3] == key["token"]

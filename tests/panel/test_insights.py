@@ -100,6 +100,18 @@ def test_exports_stream_the_merchants_rows_only(client, db):
     assert client.get("/panel/exports/download?kind=ledger&since=2025-13-01").status_code == 422
     future = client.get("/panel/exports/download?kind=ledger&since=2999-01-01")
     assert future.content.decode("utf-8-sig").count("\r\n") == 1  # the header alone
+    # Who took which data out is in the audit log; refused downloads took nothing.
+    with db.session(readonly=True) as s:
+        taken = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "export.download").order_by(AuditEntry.id)
+        ).all()
+    assert [(e.tenant_id, e.actor_label, e.target_id) for e in taken] == [
+        (a.tenant_id, a.owner, "ledger"),
+        (a.tenant_id, a.owner, "customers"),
+        (a.tenant_id, a.owner, "ledger"),
+    ]
+    assert taken[0].after == {"export": "ledger", "from": None, "to": None, "decimal_comma": True}
+    assert taken[2].after["from"] == "2999-01-01"
 
 
 def test_the_audit_log_pages_show_each_merchants_entries(client, browser_client, db):

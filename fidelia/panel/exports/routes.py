@@ -5,6 +5,7 @@ exports/service.py so that any size downloads in constant memory."""
 from fastapi import Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from fidelia.audit import service as audit
 from fidelia.exports import service as exports
 from fidelia.kit.deps import AppState, ReadSessionDep
 from fidelia.panel.auth import OwnerDep
@@ -51,6 +52,16 @@ def download(
         decimal_comma=decimal == "comma",
     )
     chunks = exports.rows(state.db, tenant, kind, options)  # checks everything before streaming
+    with state.db.session() as audited:  # who took which data out, before the first byte
+        audit.record(
+            audited,
+            viewer.actor,
+            "export.download",
+            "export",
+            kind,
+            tenant_id=tenant.id,
+            after=exports.described(kind, options),
+        )
     name = exports.filename(tenant, kind, options)
     return StreamingResponse(
         chunks,
