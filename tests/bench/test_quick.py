@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
-    r"^scenario (?P<name>[a-z-]+) rps=[\d.]+ p50_ms=[\d.]+ p99_ms=[\d.]+ ratio=[\d.]+$"
+    r"^scenario (?P<name>[a-z0-9-]+) rps=[\d.]+ p50_ms=[\d.]+ p99_ms=[\d.]+ ratio=[\d.]+"
+    r"( floor_ratio=[\d.]+)?$"
 )
 
 
