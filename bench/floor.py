@@ -351,3 +351,219 @@ async def canjear(request: Request) -> Response:
     if done is None:
         return ok({"error": "INSUFFICIENT_POINTS"}, 422)
     return ok({"puntos_restantes": done[2], "recompensa": reward[1], "mensaje": "Canje hecho."})
+
+
+# -- seed 001 (POS), seed 002 (retail), seed 004 (/v2) ---------------------------------------
+
+
+async def by_token(conn: psycopg.AsyncConnection[Any], bearer: str) -> int | None:
+    """A /v2 access token's merchant (cached like API keys)."""
+    found = KEYS.get("bearer:" + bearer)
+    if found is None:
+        cur = await conn.execute(
+            "SELECT tenant_id FROM access_tokens WHERE digest = %s AND revoked_at IS NULL "
+            "AND expires_at > %s",
+            (hashlib.sha256(bearer.encode()).hexdigest(), now()),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        found = KEYS["bearer:" + bearer] = row[0]
+    return found
+
+
+def basic_secret(request: Request) -> str:
+    import base64
+
+    raw = request.headers.get("authorization", "")[6:]
+    return base64.b64decode(raw).decode().partition(":")[2]
+
+
+async def claim(
+    conn: psycopg.AsyncConnection[Any], tenant_id: int, scope: str, key: str, body: bytes, at: Any
+) -> tuple[int | None, Any]:
+    """The idempotency row: (its id, None) when new, (None, the stored answer) on a repeat."""
+    cur = await conn.execute(
+        "INSERT INTO idempotency_keys (tenant_id, scope, key, request_hash, status_code, "
+        "created_at) VALUES (%s, %s, %s, %s, 200, %s) "
+        "ON CONFLICT (tenant_id, scope, key) DO NOTHING RETURNING id",
+        (tenant_id, scope, key, hashlib.sha256(body).hexdigest(), at),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        return int(row[0]), None
+    cur = await conn.execute(
+        "SELECT response FROM idempotency_keys WHERE tenant_id = %s AND scope = %s AND key = %s",
+        (tenant_id, scope, key),
+    )
+    return None, (await cur.fetchone())[0]  # type: ignore[index]
+
+
+async def keep(conn: psycopg.AsyncConnection[Any], claim_id: int, answer: Any) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET response = %s WHERE id = %s", (json.dumps(answer), claim_id)
+    )
+
+
+async def order(
+    conn: psycopg.AsyncConnection[Any],
+    program_id: int,
+    tenant_id: int,
+    customer_id: int,
+    original_id: str,
+    total: int,
+    at: datetime,
+) -> tuple[int, int, int]:
+    """A completed order earning 1 point per currency unit: (order id, points, balance)."""
+    points = total // 100
+    cur = await conn.execute(
+        "INSERT INTO orders (tenant_id, program_id, customer_id, original_id, state, total, "
+        "earned_points, earned_cashback, refunded, reversed_points, reversed_cashback, details, "
+        "completed_at, created_at, updated_at) "
+        "VALUES (%s, %s, %s, %s, 2, %s, %s, 0, 0, 0, 0, '{}', %s, %s, %s) RETURNING id",
+        (tenant_id, program_id, customer_id, original_id, total, points, at, at, at),
+    )
+    order_id = (await cur.fetchone())[0]  # type: ignore[index]
+    after = await earn(
+        conn, program_id, tenant_id, customer_id, points, "order", str(order_id), at
+    )
+    return int(order_id), points, after
+
+
+@app.post("/v1/pvt/POS/rewards/{reward_id}/redeem")
+async def pos_redeem(reward_id: int, request: Request) -> Response:
+    raw = await request.body()
+    body = json.loads(raw)
+    at = now()
+    async with pool.tx() as conn:
+        tenant_id = await by_key(conn, basic_secret(request))
+        if tenant_id is None:
+            return ok({"Success": False}, 401)
+        claim_id, replay = await claim(conn, tenant_id, "pdv.redeem", body["OriginalKey"], raw, at)
+        if claim_id is None:
+            return ok(replay)
+        program_id = (await tenant(conn, tenant_id))[0]
+        reward = next((r for r in await rewards(conn, tenant_id) if r[0] == reward_id), None)
+        customer_id = await customer_by(conn, program_id, "cpf", body["CustomerId"])
+        if reward is None or customer_id is None:
+            return ok({"Success": False}, 404)
+        done = await spend(
+            conn, program_id, tenant_id, customer_id, reward_id, reward[2], "pdv",
+            body["OriginalKey"], at,
+        )  # fmt: skip
+        if done is None:
+            return ok({"Success": False}, 422)
+        answer = {
+            "Success": True,
+            "Result": {
+                "RewardId": 1_000_000_000 + done[0],
+                "RewardConfigurationId": reward_id,
+                "Point": {"PointId": done[1], "Quantity": -reward[2]},
+                "OriginalKey": body["OriginalKey"],
+            },
+        }
+        await keep(conn, claim_id, answer)
+    return ok(answer)
+
+
+@app.post("/v1/pvt/POS/orders")
+async def pos_order(request: Request) -> Response:
+    body = json.loads(await request.body())
+    at = now()
+    async with pool.tx() as conn:
+        tenant_id = await by_key(conn, basic_secret(request))
+        if tenant_id is None:
+            return ok({"Success": False}, 401)
+        program_id = (await tenant(conn, tenant_id))[0]
+        customer_id = await customer_by(conn, program_id, "cpf", body["Customer"]["Document"])
+        if customer_id is None:
+            return ok({"Success": False}, 404)
+        total = round(float(body["OrderTotal"]) * 100)
+        order_id, points, _ = await order(
+            conn, program_id, tenant_id, customer_id, body["OriginalId"], total, at
+        )
+    return ok(
+        {
+            "Success": True,
+            "Result": {
+                "Id": order_id,
+                "OriginalId": body["OriginalId"],
+                "OrderTotal": total / 100,
+                "IsCompleted": True,
+                "EstimatedBonus": {"GenerateBonus": points > 0, "EstimatedPoints": points},
+            },
+        }
+    )
+
+
+@app.post("/v1/transaction")
+async def retail_transaction(request: Request) -> Response:
+    raw = await request.body()
+    body = json.loads(raw)
+    sale = body["transaction"]
+    at = now()
+    async with pool.tx() as conn:
+        tenant_id = await by_key(conn, request.headers.get("x-api-key", ""))
+        if tenant_id is None:
+            return ok({"success": False}, 401)
+        key = sale["transactionId"]
+        claim_id, replay = await claim(conn, tenant_id, "retail.transaction", key, raw, at)
+        if claim_id is None:
+            return ok(replay)
+        program_id = (await tenant(conn, tenant_id))[0]
+        cur = await conn.execute(
+            "SELECT customer_id FROM customer_identifiers WHERE program_id = %s "
+            "AND kind IN ('phone', 'whatsapp') AND value = %s ORDER BY kind LIMIT 1",
+            (program_id, body["member"]["phoneNumber"]),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return ok({"success": False}, 400)
+        order_id, points, after = await order(
+            conn, program_id, tenant_id, row[0], "retail:" + key, int(sale["totalAmount"]), at
+        )
+        answer = {
+            "success": True,
+            "data": {
+                "transactionId": key,
+                "confirmationCode": f"R{order_id}",
+                "earned": {"points": points, "credit": 0},
+                "newBalance": {"points": after},
+            },
+        }
+        await keep(conn, claim_id, answer)
+    return ok(answer)
+
+
+@app.post("/v2/sales")
+async def v2_sale(request: Request) -> Response:
+    raw = await request.body()
+    body = json.loads(raw)
+    at = now()
+    async with pool.tx() as conn:
+        tenant_id = await by_token(conn, request.headers.get("authorization", "")[7:])
+        if tenant_id is None:
+            return ok({"error": "INVALID_TOKEN"}, 401)
+        key = body["external_id"]
+        claim_id, replay = await claim(conn, tenant_id, "v2.sales", key, raw, at)
+        if claim_id is None:
+            return ok(replay, 201)
+        program_id = (await tenant(conn, tenant_id))[0]
+        customer_id = await customer_by(conn, program_id, "cpf", body["cpf"])
+        if customer_id is None:
+            return ok({"error": "customer_not_found"}, 404)
+        total = round(float(body["sale_amount"]) * 100)
+        order_id, points, after = await order(
+            conn, program_id, tenant_id, customer_id, "v2:" + key, total, at
+        )
+        answer = {
+            "id": order_id,
+            "external_id": key,
+            "customer_id": customer_id,
+            "sale_amount": body["sale_amount"],
+            "earned": {"points": points, "cashback": "0.00"},
+            "balance": {"points": after},
+            "created_at": at.isoformat(),
+        }
+        await keep(conn, claim_id, answer)
+    return ok(answer, 201)

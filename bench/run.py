@@ -228,6 +228,7 @@ class Bench:
             seed.add_merchants(db, data, self.c.merchants, self.c.customers_each)
             db.analyze()
         # The floor's own copy of the same seeded data (a template copy: no connection open).
+        self.v2_tokens = seed.v2_tokens(url, data)  # before the copy: the floor knows them
         self.pg.psql("CREATE DATABASE floor TEMPLATE fidelia")
         self.floor_url = self.pg.url("floor")
         env = fidelia_env(url, sink.url)
@@ -250,6 +251,7 @@ class Bench:
                 self.lookup(data, server)
             if self.wants("redeem"):
                 self.redeem(url, data, server)
+            self.doors(url, data, server)
             self.drain(url)
             for entries, merchants in self.c.levels if self.wants("scaling") else []:
                 with seed.Loader(url) as db:
@@ -484,6 +486,53 @@ class Bench:
             self.check("redeem", detail == "ok", detail),
             half=half.as_dict(),
         )
+
+    def doors(self, url: str, data: seed.Dataset, server: FideliaServer) -> None:
+        """The POS (seed 001: redeem, order), retail (seed 002) and `/v2` (seed 004) hot
+        paths, each request unique (idempotency key, order id), each against its floor."""
+        host = server.url.removeprefix("http://")
+        customers = data.all_customers()
+        merchants = {m.id: m for m in data.merchants}
+        tokens = self.v2_tokens
+        scenarios: list[tuple[str, str, Callable[[int], list[bytes]], str]] = [
+            (
+                "pos-redeem",
+                "`POST /v1/pvt/POS/rewards/{id}/redeem` by CPF, a fresh OriginalKey each",
+                lambda n: load.pos_redeem_requests(customers, merchants, host, n, self.rng),
+                "SELECT COUNT(*) FROM redemptions WHERE origin = 'pdv'",
+            ),
+            (
+                "pos-order",
+                "`POST /v1/pvt/POS/orders`: a completed order by CPF, earning points",
+                lambda n: load.pos_order_requests(customers, merchants, host, n, self.rng),
+                "SELECT COUNT(*) FROM orders",
+            ),
+            (
+                "retail-transaction",
+                "`POST /v1/transaction`: a member's sale paid in cash, earning points",
+                lambda n: load.retail_requests(customers, merchants, host, n, self.rng),
+                "SELECT COUNT(*) FROM orders",
+            ),
+            (
+                "v2-sale",
+                "`POST /v2/sales` by CPF with an external_id, earning points",
+                lambda n: load.v2_sale_requests(customers, tokens, host, n, self.rng),
+                "SELECT COUNT(*) FROM orders",
+            ),
+        ]
+        for name, what, build, count_sql in scenarios:
+            if not self.wants(name):
+                continue
+
+            def counter(sql: str = count_sql) -> int:
+                with seed.Loader(url) as db:
+                    return int(db.scalar(sql))
+
+            peak, half, detail = self.cycled(server, build, counter, name)
+            self.scenario(
+                name, what, "pgbench-N", peak, self.check(name, detail == "ok", detail),
+                half=half.as_dict(),
+            )  # fmt: skip
 
     def wait_inbound(self, url: str) -> float:
         """Seconds until no stored WhatsApp message is pending (bounded)."""

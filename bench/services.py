@@ -116,6 +116,10 @@ def fidelia_env(database_url: str, sink_url: str, **extra: str) -> dict[str, str
         FIDELIA_SMS_GATEWAY_URL=sink_url + "/sms",
         FIDELIA_SIMULATOR="0",
         FIDELIA_RATE_LIMIT_PIN_DOOR=RATE_LIMIT,
+        # Per credential: the POS, retail and /v2 scenarios spread over 10 merchants' keys.
+        FIDELIA_RATE_LIMIT_PDV=RATE_LIMIT,
+        FIDELIA_RATE_LIMIT_RETAIL=RATE_LIMIT,
+        FIDELIA_RATE_LIMIT_REST_V2=RATE_LIMIT,
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
