@@ -424,9 +424,7 @@ async def order(
         (tenant_id, program_id, customer_id, original_id, total, points, at, at, at),
     )
     order_id = (await cur.fetchone())[0]  # type: ignore[index]
-    after = await earn(
-        conn, program_id, tenant_id, customer_id, points, "order", str(order_id), at
-    )
+    after = await earn(conn, program_id, tenant_id, customer_id, points, "order", str(order_id), at)
     return int(order_id), points, after
 
 

@@ -438,7 +438,8 @@ class Bench:
                 return int(db.scalar("SELECT COUNT(*) FROM pins WHERE amount IS NULL"))
 
         peak, half, detail = self.cycled(
-            server, lambda n: load.pin_requests(data.merchants, host, n, self.rng),
+            server,
+            lambda n: load.pin_requests(data.merchants, host, n, self.rng),
             generated,
             "pin",
         )

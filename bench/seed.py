@@ -213,9 +213,7 @@ def add_merchants(
             # 1 point per currency unit spent (orders, retail transactions, /v2 sales)
             + (POINTS_PER_PIN, 30, None, 1000, 0, 0, 0, False, False, "", loader.ts(at))
         )
-        keys.append(
-            (key_id + k, tid, token, digest(secret), secret[-4:], loader.ts(at))
-        )
+        keys.append((key_id + k, tid, token, digest(secret), secret[-4:], loader.ts(at)))
         rewards.append(
             (rid, tid, "Café gratis", "", REWARD_POINTS, "custom", 0, 0, None, True, None, True)
             + (loader.ts(at),)

@@ -180,9 +180,7 @@ class FideliaServer:
             try:
                 # Every web process must be up: ask more times than there are workers.
                 with httpx.Client(base_url=self.url, timeout=2) as client:
-                    if all(
-                        client.get(probe).status_code < 500 for _ in range(4 * self.workers)
-                    ):
+                    if all(client.get(probe).status_code < 500 for _ in range(4 * self.workers)):
                         return
             except httpx.HTTPError:
                 pass
