@@ -458,8 +458,11 @@ def add_dashboard(
     the last ``days`` days, written directly (the dashboard reads only the rollups; folding
     10M real entries through the worker would take the whole bench's time): per merchant
     and day one daily row, one reward row, and a customer-day row per two entries. Plus an
-    owner account per merchant; returns (user id, session key) for the signed cookies."""
+    owner account per merchant; returns (user id, session key) for the signed cookies.
+    The rollups the run's own sales and orders made (today's) give way to these."""
     today = datetime.now(UTC).date()
+    for table in ("daily_rollups", "rollup_reward_days", "rollup_customer_days"):
+        loader.execute(f"DELETE FROM {table} WHERE day > ?", today - timedelta(days=days + 1))
     per_day = max(2, entries // max(1, len(data.merchants)) // days)
     population = max(10, per_day * 4)  # each merchant's customers
     user_id = loader.next_id("users")
