@@ -263,3 +263,119 @@ def panel_customer_requests(
         )
         for _ in range(n)
     ]
+
+
+# -- the POS and retail doors (issue 14): each request unique (idempotency keys, order ids) --
+
+
+def _basic(merchant: Merchant) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{merchant.token}:{merchant.api_key}".encode()).decode()
+
+
+def _json(method: str, path: str, host: str, headers: dict[str, str], data: Any) -> bytes:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return http_request(method, path, host, {"Content-Type": "application/json", **headers}, body)
+
+
+def pos_redeem_requests(
+    customers: list[Customer], merchants: dict[int, Merchant], host: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """Seed 001: redeem the merchant's 10-point reward by CPF, a fresh OriginalKey each."""
+    from bench.seed import cpf_of
+
+    tag = rng.randrange(10**9)
+    out = []
+    for k in range(n):
+        c = rng.choice(customers)
+        m = merchants[c.tenant_id]
+        out.append(
+            _json(
+                "POST",
+                f"/v1/pvt/POS/rewards/{m.reward_id}/redeem",
+                host,
+                {"Authorization": _basic(m)},
+                {"CustomerId": cpf_of(c.id), "OriginalKey": f"bench-{tag}-{k}"},
+            )
+        )
+    return out
+
+
+def pos_order_requests(
+    customers: list[Customer], merchants: dict[int, Merchant], host: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """Seed 001: a completed order of a known customer (by CPF), a fresh OriginalId each."""
+    from bench.seed import cpf_of
+
+    tag = rng.randrange(10**9)
+    out = []
+    for k in range(n):
+        c = rng.choice(customers)
+        out.append(
+            _json(
+                "POST",
+                "/v1/pvt/POS/orders",
+                host,
+                {"Authorization": _basic(merchants[c.tenant_id])},
+                {
+                    "OriginalId": f"bench-{tag}-{k}",
+                    "OrderTotal": 25.5,
+                    "IsCompleted": True,
+                    "Customer": {"Document": cpf_of(c.id)},
+                },
+            )
+        )
+    return out
+
+
+def retail_requests(
+    customers: list[Customer], merchants: dict[int, Merchant], host: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """Seed 002: a sale of a member (by phone) paid in cash, a fresh transactionId each."""
+    tag = rng.randrange(10**9)
+    out = []
+    for k in range(n):
+        c = rng.choice(customers)
+        headers = {
+            "x-api-key": merchants[c.tenant_id].api_key,
+            "x-source-type": "POS",
+            "x-source-name": "bench",
+            "x-branch-id": "B1",
+            "x-pos-id": "P1",
+        }
+        basket = {
+            "transactionId": f"bench-{tag}-{k}",
+            "dateTime": "2026-05-07T15:30:00Z",
+            "totalAmount": 2550,
+            "items": [
+                {"lineId": "1", "code": "PAO", "name": "Pão", "quantity": 1, "netAmount": 2550}
+            ],
+            "payments": [{"type": "CASH", "amount": 2550}],
+        }
+        body = {"member": {"phoneNumber": c.number}, "transaction": basket}
+        out.append(_json("POST", "/v1/transaction", host, headers, body))
+    return out
+
+
+def v2_sale_requests(
+    customers: list[Customer], tokens: dict[int, str], host: str, n: int, rng: random.Random
+) -> list[bytes]:
+    """Seed 004: a sale by CPF with a fresh external_id each (``tokens``: merchant -> access
+    token from POST /v2/auth/token)."""
+    from bench.seed import cpf_of
+
+    tag = rng.randrange(10**9)
+    out = []
+    for k in range(n):
+        c = rng.choice(customers)
+        out.append(
+            _json(
+                "POST",
+                "/v2/sales",
+                host,
+                {"Authorization": f"Bearer {tokens[c.tenant_id]}"},
+                {"sale_amount": "25.50", "cpf": cpf_of(c.id), "external_id": f"bench-{tag}-{k}"},
+            )
+        )
+    return out

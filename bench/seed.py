@@ -41,6 +41,7 @@ class Merchant:
     program_id: int
     api_key: str
     reward_id: int
+    token: str = ""  # the public half of the API credential (POS Basic auth, /v2 tokens)
 
 
 @dataclass(frozen=True)
@@ -205,19 +206,19 @@ def add_merchants(
     for k in range(count):
         pid, tid, rid = program_id + k, tenant_id + k, reward_id + k
         secret = new_secret("fk_live")
+        token = new_secret("ftk", 12)
         programs.append((pid, f"Bench {tid}", "individual", None, loader.ts(at)))
         tenants.append(
             (tid, pid, f"bench-{tid}", f"Bench {tid}", "USD", "UTC", "es", 0, 30)
-            + (POINTS_PER_PIN, 30, None, 0, 0, 0, 0, False, False, "", loader.ts(at))
+            # 1 point per currency unit spent (orders, retail transactions, /v2 sales)
+            + (POINTS_PER_PIN, 30, None, 1000, 0, 0, 0, False, False, "", loader.ts(at))
         )
-        keys.append(
-            (key_id + k, tid, new_secret("ftk", 12), digest(secret), secret[-4:], loader.ts(at))
-        )
+        keys.append((key_id + k, tid, token, digest(secret), secret[-4:], loader.ts(at)))
         rewards.append(
             (rid, tid, "Café gratis", "", REWARD_POINTS, "custom", 0, 0, None, True, None, True)
             + (loader.ts(at),)
         )
-        data.merchants.append(Merchant(tid, pid, secret, rid))
+        data.merchants.append(Merchant(tid, pid, secret, rid, token))
         data.customers.setdefault(tid, [])
     loader.insert("programs", ("id", "name", "kind", "slug", "created_at"), programs)
     loader.insert(
@@ -294,7 +295,8 @@ def add_customers(
             + (loader.ts(at),)
         )
         customers.append((cid, merchant.program_id, merchant.id, name, fold(name), loader.ts(at)))
-        idents.append((ident_id + k, merchant.program_id, cid, "whatsapp", number))
+        idents.append((2 * k + ident_id, merchant.program_id, cid, "whatsapp", number))
+        idents.append((2 * k + 1 + ident_id, merchant.program_id, cid, "cpf", cpf_of(cid)))
         total = 0
         for n in range(entries_each):
             amount = WELCOME_POINTS if n == 0 else LOT_POINTS
@@ -329,6 +331,15 @@ def add_customers(
     )
     loader.insert("balances", ("program_id", "customer_id", "account", "amount"), balances)
     data.ledger_entries += loader.insert("ledger_entries", LEDGER_COLUMNS, entries)
+
+
+def cpf_of(n: int) -> str:
+    """A valid CPF (check digits right) made from ``n``: the POS doors find customers by it."""
+    digits = [int(d) for d in f"{n % 10**9:09d}"]
+    for size in (9, 10):
+        total = sum(d * (size + 1 - i) for i, d in enumerate(digits[:size]))
+        digits.append(0 if total % 11 < 2 else 11 - total % 11)
+    return "".join(map(str, digits))
 
 
 def grow_ledger(loader: Loader, data: Dataset, target: int, entries_each: int = 10) -> None:
@@ -427,6 +438,19 @@ def add_owner(url: str, merchant: Merchant) -> str:
     return email
 
 
+def v2_tokens(url: str, data: Dataset) -> dict[int, str]:
+    """A `/v2` access token per merchant (tenant id -> token), bought as POST /v2/auth/token
+    would (valid an hour)."""
+    from fidelia.kit.db import Database
+    from fidelia.tenants.tokens import issue
+
+    db = Database(url, pool_size=1)
+    try:
+        return {m.id: issue(db, m.token, m.api_key).token for m in data.merchants}
+    finally:
+        db.dispose()
+
+
 def add_dashboard(
     loader: Loader, data: Dataset, entries: int, days: int, rng: random.Random
 ) -> list[tuple[int, str]]:
@@ -434,8 +458,11 @@ def add_dashboard(
     the last ``days`` days, written directly (the dashboard reads only the rollups; folding
     10M real entries through the worker would take the whole bench's time): per merchant
     and day one daily row, one reward row, and a customer-day row per two entries. Plus an
-    owner account per merchant; returns (user id, session key) for the signed cookies."""
+    owner account per merchant; returns (user id, session key) for the signed cookies.
+    The rollups the run's own sales and orders made (today's) give way to these."""
     today = datetime.now(UTC).date()
+    for table in ("daily_rollups", "rollup_reward_days", "rollup_customer_days"):
+        loader.execute(f"DELETE FROM {table} WHERE day > ?", today - timedelta(days=days + 1))
     per_day = max(2, entries // max(1, len(data.merchants)) // days)
     population = max(10, per_day * 4)  # each merchant's customers
     user_id = loader.next_id("users")

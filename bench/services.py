@@ -27,7 +27,14 @@ APP_SECRET = "bench-app-secret"
 # one address stays as short as a real client's.
 RATE_LIMIT = "1000000/second"
 
-__all__ = ["APP_SECRET", "RATE_LIMIT", "FideliaServer", "GraphSink", "PostgresServer"]
+__all__ = [
+    "APP_SECRET",
+    "RATE_LIMIT",
+    "FideliaServer",
+    "FloorServer",
+    "GraphSink",
+    "PostgresServer",
+]
 
 
 class GraphSink:
@@ -109,6 +116,10 @@ def fidelia_env(database_url: str, sink_url: str, **extra: str) -> dict[str, str
         FIDELIA_SMS_GATEWAY_URL=sink_url + "/sms",
         FIDELIA_SIMULATOR="0",
         FIDELIA_RATE_LIMIT_PIN_DOOR=RATE_LIMIT,
+        # Per credential: the POS, retail and /v2 scenarios spread over 10 merchants' keys.
+        FIDELIA_RATE_LIMIT_PDV=RATE_LIMIT,
+        FIDELIA_RATE_LIMIT_RETAIL=RATE_LIMIT,
+        FIDELIA_RATE_LIMIT_REST_V2=RATE_LIMIT,
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -160,7 +171,7 @@ class FideliaServer:
         self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, probe: str = "/healthz", timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in self.procs:
@@ -169,9 +180,7 @@ class FideliaServer:
             try:
                 # Every web process must be up: ask more times than there are workers.
                 with httpx.Client(base_url=self.url, timeout=2) as client:
-                    if all(
-                        client.get("/healthz").status_code == 200 for _ in range(4 * self.workers)
-                    ):
+                    if all(client.get(probe).status_code < 500 for _ in range(4 * self.workers)):
                         return
             except httpx.HTTPError:
                 pass
@@ -209,6 +218,41 @@ class FideliaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FloorServer(FideliaServer):
+    """The floor reference app (bench/floor.py) under uvicorn, as many workers as Fidelia
+    gets, on its own copy of the seeded database."""
+
+    def __init__(self, database_url: str, log_dir: Path, *, workers: int = 2) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIDELIA_")}
+        env.update(
+            FLOOR_DATABASE_URL=database_url,
+            FLOOR_APP_SECRET=APP_SECRET,
+            PYTHONPATH=os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p),
+        )
+        super().__init__(env, log_dir, workers=workers, name="floor")
+        self.root = root
+
+    def start(self) -> "FloorServer":
+        out = open(self.log_dir / "floor.log", "ab")  # noqa: SIM115 (closed with the process)
+        self.procs.append(
+            subprocess.Popen(
+                [str(BIN / "uvicorn"), "bench.floor:app", "--host", "127.0.0.1"]
+                + ["--port", str(self.port), "--workers", str(self.workers)]
+                + ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+                + ["--log-level", "warning"],
+                env=self.env,
+                cwd=self.root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        out.close()
+        self.wait_ready("/api/v1/redimir/puntos/none")
+        return self
 
 
 def _children(pid: int) -> list[int]:

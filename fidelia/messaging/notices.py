@@ -49,17 +49,24 @@ def spent(
     *,
     points: int = 0,
     cashback: int = 0,
+    left: tuple[int, int] | None = None,
 ) -> None:
     """Queue the spend notice for ``points`` and/or ``cashback`` (minor units) just debited
-    from ``customer`` at ``tenant`` for ``what`` (a reward's title, "pago con puntos" ...)."""
+    from ``customer`` at ``tenant`` for ``what`` (a reward's title, "pago con puntos" ...).
+    ``left``: the points and cashback balances after the debit, when the caller knows them
+    (the debit returned them), so they are not read again."""
     if points <= 0 and cashback <= 0:
         return
     contact = _contact(session, customer)
     if contact is None:
         return
     number, user_id = contact
-    left_points = balance(session, Account(customer.program_id, customer.id, POINTS))
-    left_cashback = balance(session, Account(customer.program_id, customer.id, CASHBACK))
+    if left is None:
+        left = (
+            balance(session, Account(customer.program_id, customer.id, POINTS)),
+            balance(session, Account(customer.program_id, customer.id, CASHBACK)),
+        )
+    left_points, left_cashback = left
     text = say(
         tenant.locale,
         "spent",

@@ -67,8 +67,14 @@ def pay(
             "Insufficient credit balance." if kind == "credit" else "Insufficient points balance.",
             code="INSUFFICIENT_BALANCE",
         ) from exc
-    spent = {"points": units} if kind == "points" else {"cashback": units}
-    notices.spent(session, tenant, customer, say(tenant.locale, "spent_payment"), **spent)
+    notices.spent(
+        session,
+        tenant,
+        customer,
+        say(tenant.locale, "spent_payment"),
+        points=units if kind == "points" else 0,
+        cashback=units if kind != "points" else 0,
+    )
     return payment
 
 

@@ -116,6 +116,7 @@ def redeem(
     points_acct = Account(customer.program_id, customer.id, POINTS)
     entry = None
     from_cashback = 0
+    cashback_left = owed.cashback
     if reward.reward_type == "cashback":
         if cash_value is None or cash_value < max(reward.value, 1):
             raise InvalidInput("A cashback redemption needs a Value at least the reward's minimum.")
@@ -123,7 +124,7 @@ def redeem(
         cashback_acct = Account(customer.program_id, customer.id, CASHBACK)
         from_cashback = min(max(balance(session, cashback_acct), 0), cash_value)
         if from_cashback:
-            debit(session, cashback_acct, from_cashback, source)
+            cashback_left = debit(session, cashback_acct, from_cashback, source).balance_after
         rest = cash_value - from_cashback
         if rest:
             points = points_for_value(tenant, rest)
@@ -135,8 +136,16 @@ def redeem(
         entry = debit(session, points_acct, reward.points_required, source)
         redemption.points = reward.points_required
     left = entry.balance_after if entry is not None else balance(session, points_acct)
+    # What is left is known (the debits returned it, or the wallet read above): the notice
+    # does not read both balances again.
     notices.spent(
-        session, tenant, customer, reward.title, points=redemption.points, cashback=from_cashback
+        session,
+        tenant,
+        customer,
+        reward.title,
+        points=redemption.points,
+        cashback=from_cashback,
+        left=(left, cashback_left),
     )
     return Redeemed(redemption, entry, left)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
-    r"^scenario (?P<name>[a-z-]+) rps=[\d.]+ p50_ms=[\d.]+ p99_ms=[\d.]+ ratio=[\d.]+$"
+    r"^scenario (?P<name>[a-z0-9-]+) rps=[\d.]+ p50_ms=[\d.]+ p99_ms=[\d.]+ ratio=[\d.]+"
+    r"( floor_ratio=[\d.]+)?$"
 )
 
 
@@ -31,6 +32,10 @@ def test_quick_benchmark_answers_every_scenario(tmp_path: Path) -> None:
         "pin",
         "lookup",
         "redeem",
+        "pos-redeem",
+        "pos-order",
+        "retail-transaction",
+        "v2-sale",
         "panel-search",
         "panel-customer",
         "dashboard",
