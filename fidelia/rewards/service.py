@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Required, TypedDict, Unpack
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -31,78 +32,41 @@ class ProductOptions:
         return any(v is not None for v in (self.external_product_id, self.name, self.mode))
 
 
-def create_reward(
-    session: Session,
-    tenant: Tenant,
-    *,
-    title: str,
-    points: int | None,
-    description: str = "",
-    reward_type: str = "custom",
-    value: str | None = None,
-    min_purchase: str | None = None,
-    max_share_percent: int | None = None,
-    cumulative: bool = True,
-    stock: int | None = None,
-    product: ProductOptions | None = None,
-) -> Reward:
-    """``value``: currency for fixed, product and cashback (its minimum use, default 1.00),
-    a percentage for percent. Cashback rewards cost what the cashier chooses, not ``points``.
-    A product reward takes ``product`` (its ``value`` stands for ``value``); without a mode
-    its discount is a fixed amount."""
-    fields = _validated(
-        tenant,
-        title=title,
-        points=points,
-        description=description,
-        reward_type=reward_type,
-        value=value,
-        min_purchase=min_purchase,
-        max_share_percent=max_share_percent,
-        cumulative=cumulative,
-        stock=stock,
-        product=product,
-    )
-    reward = Reward(tenant_id=tenant.id, **fields)
+class RewardInput(TypedDict, total=False):
+    """What a merchant gives for a reward (``title`` and ``points`` required): ``value`` is
+    currency for fixed, product and cashback (its minimum use, default 1.00), a percentage
+    for percent; a product reward takes ``product`` (its ``value`` stands for ``value``)."""
+
+    title: Required[str]
+    points: Required[int | None]
+    description: str
+    reward_type: str
+    value: str | None
+    min_purchase: str | None
+    max_share_percent: int | None
+    cumulative: bool
+    stock: int | None
+    product: ProductOptions | None
+
+
+def create_reward(session: Session, tenant: Tenant, **given: Unpack[RewardInput]) -> Reward:
+    """Cashback rewards cost what the cashier chooses, not ``points``. A product reward
+    without a mode discounts a fixed amount."""
+    reward = Reward(tenant_id=tenant.id, **_validated(tenant, given))
     session.add(reward)
     session.flush()
     return reward
 
 
 def update_reward(
-    session: Session,
-    tenant: Tenant,
-    reward_id: int,
-    *,
-    title: str,
-    points: int | None,
-    description: str = "",
-    reward_type: str = "custom",
-    value: str | None = None,
-    min_purchase: str | None = None,
-    max_share_percent: int | None = None,
-    cumulative: bool = True,
-    stock: int | None = None,
-    product: ProductOptions | None = None,
+    session: Session, tenant: Tenant, reward_id: int, **given: Unpack[RewardInput]
 ) -> Reward:
     """Change a reward (disabled ones too), validated exactly as ``create_reward``. The row
     is changed in place: past redemptions keep pointing at it and keep the points and value
     they were taken with (stored on each redemption), so only future redemptions see the
     change. Stock is set as given (the conditional updates of redemptions queue on the row)."""
     reward = reward_of(session, tenant.id, reward_id)
-    fields = _validated(
-        tenant,
-        title=title,
-        points=points,
-        description=description,
-        reward_type=reward_type,
-        value=value,
-        min_purchase=min_purchase,
-        max_share_percent=max_share_percent,
-        cumulative=cumulative,
-        stock=stock,
-        product=product,
-    )
+    fields = _validated(tenant, given)
     session.execute(
         update(Reward).where(Reward.id == reward.id, Reward.tenant_id == tenant.id).values(**fields)
     )
@@ -110,21 +74,14 @@ def update_reward(
     return reward
 
 
-def _validated(
-    tenant: Tenant,
-    *,
-    title: str,
-    points: int | None,
-    description: str,
-    reward_type: str,
-    value: str | None,
-    min_purchase: str | None,
-    max_share_percent: int | None,
-    cumulative: bool,
-    stock: int | None,
-    product: ProductOptions | None,
-) -> dict[str, object]:
+def _validated(tenant: Tenant, given: RewardInput) -> dict[str, object]:
     """The reward's columns from what the merchant gave, or InvalidInput."""
+    title, points = given["title"], given["points"]
+    description = given.get("description", "")
+    reward_type = given.get("reward_type", "custom")
+    value, min_purchase = given.get("value"), given.get("min_purchase")
+    max_share_percent, stock = given.get("max_share_percent"), given.get("stock")
+    cumulative, product = given.get("cumulative", True), given.get("product")
     if not title.strip():
         raise InvalidInput("A reward needs a title.")
     if len(title.strip()) > 200:
