@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from fidelia.kit.db import Database
 from fidelia.kit.errors import DomainError
 from fidelia.kit.migrate import upgrade
-from fidelia.kit.settings import get_settings
+from fidelia.kit.settings import Settings, get_settings
 
 app = typer.Typer(help="Fidelia: a multi-tenant loyalty platform.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Merchants and their settings.", no_args_is_help=True)
@@ -59,6 +59,20 @@ from fidelia.connectors.bling.commands import bling_app  # noqa: E402
 app.add_typer(bling_app, name="bling")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def runnable_settings() -> Settings:
+    """The settings, or exit 1 saying what production refuses (no traceback): `serve` and
+    `worker` do not start on development secrets, the simulator or no SMS/SMTP."""
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            typer.echo(f"error: refusing to start: {message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @contextmanager
@@ -167,7 +181,7 @@ def serve(
         raise typer.Exit(1) from exc
     os.environ.setdefault("FIDELIA_PUBLIC_URL", f"http://{host}:{port}")
     get_settings.cache_clear()
-    upgrade(get_settings().database_url)
+    upgrade(runnable_settings().database_url)
     if with_demo:
         demo()
     os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
@@ -215,7 +229,7 @@ def run_worker() -> None:
     from fidelia.ops import logging as ops_logging
     from fidelia.ops import metrics as ops_metrics
 
-    settings = get_settings()
+    settings = runnable_settings()
     ops_logging.configure(
         ops_logging.format_for(settings.env, settings.log_format), settings.log_level
     )

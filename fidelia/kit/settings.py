@@ -25,6 +25,7 @@ def default_data_dir() -> Path:
 
 
 DEV_VERIFY_TOKEN = "dev-verify-token"
+DEV_WHATSAPP_TOKEN = "dev-token"
 
 
 class Settings(BaseSettings):
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     whatsapp_api_base: str = ""
     whatsapp_api_version: str = "21.0"
     whatsapp_phone_number_id: str = "100000000000001"
-    whatsapp_token: str = "dev-token"
+    whatsapp_token: str = DEV_WHATSAPP_TOKEN
     whatsapp_app_secret: str = DEV_SECRET
     whatsapp_verify_token: str = DEV_VERIFY_TOKEN
     bot_number: str = "50600000000"
@@ -157,6 +158,8 @@ class Settings(BaseSettings):
                 or self.whatsapp_verify_token == DEV_VERIFY_TOKEN
             ):
                 raise ValueError("set FIDELIA_WHATSAPP_APP_SECRET and _VERIFY_TOKEN in production")
+            if self.whatsapp_token == DEV_WHATSAPP_TOKEN:
+                raise ValueError("set FIDELIA_WHATSAPP_TOKEN in production")
             if self.secret_key == DEV_SECRET:
                 raise ValueError("set FIDELIA_SECRET_KEY in production")
             if not (self.sms_gateway_url or self.smtp_url):
@@ -168,6 +171,10 @@ class Settings(BaseSettings):
             if self.simulator:
                 raise ValueError(
                     "the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0"
+                )
+            if not self.whatsapp_api_base:
+                raise ValueError(
+                    "set FIDELIA_WHATSAPP_API_BASE in production (empty: the simulator's)"
                 )
         return self
 
