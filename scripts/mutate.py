@@ -41,6 +41,7 @@ MODULES: dict[str, Module] = {
     "idempotency": Module(
         ("fidelia/idempotency/*.py",),
         (
+            "tests/idempotency",
             "tests/dialects/rest_v2/test_idempotency.py",
             "tests/dialects/retail_v1/test_transactions.py",
             "tests/dialects/retail_v1/test_payments.py",
@@ -73,7 +74,7 @@ MODULES: dict[str, Module] = {
             "tests/messaging/test_bot.py",
         ),
     ),
-    "outbox worker": Module(
+    "worker": Module(
         ("fidelia/messaging/worker.py", "fidelia/messaging/outbox.py"),
         ("tests/messaging/test_worker.py", "tests/messaging/test_notices.py"),
     ),
@@ -81,7 +82,7 @@ MODULES: dict[str, Module] = {
         ("fidelia/ledger/*.py",),
         ("tests/ledger", "tests/test_concurrency.py", "tests/dialects/rest_v2/test_adjustments.py"),
     ),
-    "orders and refunds": Module(
+    "orders": Module(
         ("fidelia/orders/*.py",),
         (
             "tests/dialects/pdv/test_orders.py",
@@ -96,7 +97,7 @@ MODULES: dict[str, Module] = {
 
 
 def folder(name: str) -> Path:
-    return WORK / name.replace(" ", "-")
+    return WORK / name
 
 
 def prepare(name: str, module: Module) -> Path:
