@@ -40,13 +40,7 @@ class Module:
 MODULES: dict[str, Module] = {
     "idempotency": Module(
         ("fidelia/idempotency/*.py",),
-        (
-            "tests/idempotency",
-            "tests/dialects/rest_v2/test_idempotency.py",
-            "tests/dialects/retail_v1/test_transactions.py",
-            "tests/dialects/retail_v1/test_payments.py",
-            "tests/dialects/pdv/test_redeem.py",
-        ),
+        ("tests/idempotency", "tests/dialects/rest_v2/test_idempotency.py"),
     ),
     "challenges": Module(
         ("fidelia/challenges/*.py",),
@@ -71,7 +65,6 @@ MODULES: dict[str, Module] = {
         (
             "tests/dialects/test_pin_door.py",
             "tests/messaging/test_pin_guessing.py",
-            "tests/messaging/test_bot.py",
         ),
     ),
     "worker": Module(
@@ -128,12 +121,14 @@ def run(name: str, module: Module, children: int) -> None:
 @dataclass
 class Score:
     total: int = 0
+    checked: int = 0  # mutants run (an interrupted run leaves some unchecked)
     killed: int = 0
+    timeouts: int = 0
     survivors: tuple[str, ...] = ()
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.killed / self.total if self.total else 0.0
+        return 100.0 * self.killed / self.checked if self.checked else 0.0
 
 
 KILLED = {1, 3, 36, 24, -24, 152, 255}  # failing tests, or a timeout (mutmut's codes)
@@ -149,8 +144,12 @@ def score(name: str) -> Score | None:
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
         for mutant, code in codes.items():
             result.total += 1
+            if code is None:
+                continue
+            result.checked += 1
             if code in KILLED:
                 result.killed += 1
+                result.timeouts += code not in (1, 3)
             else:
                 survivors.append(mutant)
     result.survivors = tuple(sorted(survivors))
@@ -173,15 +172,16 @@ def report(names: list[str]) -> bool:
             ok = False
             continue
         unlisted = [m for m in result.survivors if m not in known]
+        checked = f"{result.checked} of {result.total}"
         rows.append(
-            f"| {name} | {result.total} | {result.killed} | {len(result.survivors)} "
-            f"| {result.percent:.1f} % |"
+            f"| {name} | {checked} | {result.killed} ({result.timeouts} timeouts) "
+            f"| {len(result.survivors)} | {result.percent:.1f} % |"
         )
-        ok = ok and result.percent >= TARGET
+        ok = ok and result.percent >= TARGET and result.checked == result.total
         for mutant in unlisted:
             print(f"  survived, not in docs/testing.md: {mutant}")
             ok = False
-    print("| module | mutants | killed | survived | score |")
+    print("| module | mutants checked | killed | survived | score |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
     return ok
