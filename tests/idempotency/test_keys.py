@@ -65,6 +65,10 @@ def test_keys_are_per_merchant_scope_and_key(db):
             assert mine.row is not None  # nobody else's answer is replayed
             mine.store({"by": [tenant_id, scope, key]})
     assert [row[:3] for row in keys(db)] == claims
+    with db.session() as session:  # each replays its own answer, never a neighbour's
+        for tenant_id, scope, key in claims:
+            again = claim(session, tenant_id, scope, key, {"amount": 10})
+            assert again.replay == {"by": [tenant_id, scope, key]}
 
 
 def test_forget_drops_only_that_key_of_that_merchant(db):
