@@ -43,25 +43,23 @@ def fingerprint(payload: Any) -> str:
 
 def claim(session: Session, tenant_id: int, scope: str, key: str, payload: Any) -> Claim:
     digest = fingerprint(payload)
-    while True:
-        try:
-            with session.begin_nested():
-                row = IdempotencyKey(tenant_id=tenant_id, scope=scope, key=key, request_hash=digest)
-                session.add(row)
-                session.flush()
-            return Claim(row)
-        except IntegrityError:
-            pass
-        existing = session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.tenant_id == tenant_id,
-                IdempotencyKey.scope == scope,
-                IdempotencyKey.key == key,
-            )
+    try:
+        with session.begin_nested():
+            row = IdempotencyKey(tenant_id=tenant_id, scope=scope, key=key, request_hash=digest)
+            session.add(row)
+            session.flush()
+        return Claim(row)
+    except IntegrityError:
+        pass
+    existing = session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.key == key,
         )
-        if existing is not None:
-            break
-        # Gone between our insert and our read (rolled back, or forgotten by a cancel): again.
+    )
+    if existing is None:  # the first attempt rolled back between our insert and read
+        return claim(session, tenant_id, scope, key, payload)
     if existing.request_hash != digest:
         raise KeyReused(f"The key {key!r} was already used with a different request.")
     return Claim(None, replay=existing.response or {}, status_code=existing.status_code)
