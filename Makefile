@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots
+.PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots mutate
 
 venv: $(VENV)/.runtime assets
 $(VENV)/.runtime: requirements.lock pyproject.toml
@@ -73,6 +73,13 @@ bench-quick: $(VENV)/.bench
 reliability: dev
 	scripts/ensure-services.sh
 	FIDELIA_RELIABILITY=long $(BIN)/pytest -q tests/reliability $(PYTEST_ARGS)
+
+# Mutation testing of the core (docs/testing.md, "Mutation testing"): mutmut over the ledger,
+# redemptions, orders and refunds, PINs, idempotency, challenges and the outbox worker, each
+# with the tests that cover it, on SQLite. Slow (long minutes a module), so not in `make test`.
+# MUTATE="ledger pins" runs some modules; prints the score table, exits 1 under 90 %.
+mutate: dev
+	$(BIN)/python scripts/mutate.py $(MUTATE)
 
 # The panel's pictures in docs/panel/ (README): the browser tests, writing them there.
 screenshots: dev assets

@@ -1,0 +1,207 @@
+"""Mutation testing of the core (issue 16): `make mutate`, or
+`python scripts/mutate.py [module ...]` for some modules, `--report` to print the table
+of the last runs without running anything.
+
+Each module runs mutmut (requirements-dev.lock) in its own folder .mutate/<module>/ (which
+links fidelia/, tests/ and pyproject.toml, and holds a generated setup.cfg), with the tests
+that cover it, on SQLite only (`-k "not postgresql"`: no PostgreSQL server per mutant).
+mutmut runs, for each mutant, only the selected tests that call the mutated function.
+
+The score is killed / all mutants (a timeout counts as killed, a mutant no selected test
+reaches counts as surviving). A surviving mutant must be killed by a new test or listed
+in docs/testing.md ("Mutation testing (issue 16)") with why it is equivalent: the script
+prints the survivors that file does not name, and exits 1 when a module is under 90 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutate"
+DOC = ROOT / "docs" / "testing.md"
+TARGET = 90.0
+SQLITE_ONLY = ["-k", "not postgresql"]
+
+
+@dataclass(frozen=True)
+class Module:
+    files: tuple[str, ...]  # globs of the files to mutate
+    tests: tuple[str, ...]  # the tests that cover them
+
+
+# Smallest first: each runs its selection twice (stats, clean run) before the mutants.
+MODULES: dict[str, Module] = {
+    "idempotency": Module(
+        ("fidelia/idempotency/*.py",),
+        ("tests/idempotency", "tests/dialects/rest_v2/test_idempotency.py"),
+    ),
+    "challenges": Module(
+        ("fidelia/challenges/*.py",),
+        (
+            "tests/challenges",
+            "tests/dialects/pdv/test_challenge.py",
+            "tests/dialects/retail_v1/test_short_codes.py",
+            "tests/dialects/test_redimir.py",
+        ),
+    ),
+    "redemptions": Module(
+        ("fidelia/redemptions/*.py",),
+        (
+            "tests/dialects/test_redimir.py",
+            "tests/dialects/pdv/test_redeem.py",
+            "tests/dialects/pdv/test_flows.py",
+            "tests/panel/test_counter.py",
+        ),
+    ),
+    "pins": Module(
+        ("fidelia/pins/*.py",),
+        (
+            "tests/dialects/test_pin_door.py",
+            "tests/messaging/test_pin_guessing.py",
+        ),
+    ),
+    "worker": Module(
+        ("fidelia/messaging/worker.py", "fidelia/messaging/outbox.py"),
+        ("tests/messaging/test_worker.py", "tests/messaging/test_notices.py"),
+    ),
+    "ledger": Module(
+        ("fidelia/ledger/*.py",),
+        ("tests/ledger", "tests/test_concurrency.py", "tests/dialects/rest_v2/test_adjustments.py"),
+    ),
+    "orders": Module(
+        ("fidelia/orders/*.py",),
+        (
+            "tests/dialects/pdv/test_orders.py",
+            "tests/dialects/pdv/test_flows.py",
+            "tests/dialects/rest_v2/test_sales.py",
+            "tests/dialects/retail_v1/test_transactions.py",
+            "tests/dialects/retail_v1/test_flow.py",
+            "tests/vouchers",
+        ),
+    ),
+}
+
+
+def folder(name: str) -> Path:
+    return WORK / name
+
+
+def prepare(name: str, module: Module) -> Path:
+    where = folder(name)
+    where.mkdir(parents=True, exist_ok=True)
+    for linked in ("fidelia", "tests", "pyproject.toml"):
+        link = where / linked
+        if not link.is_symlink():
+            link.symlink_to(ROOT / linked)
+    lines = ["[mutmut]", "source_paths = fidelia", "only_mutate ="]
+    lines += [f"    {glob}" for glob in module.files]
+    lines += ["pytest_add_cli_args_test_selection ="]
+    lines += [f"    {arg}" for arg in (*module.tests, *SQLITE_ONLY)]
+    # mutmut's wall-clock timeout is (time of the tests' calls + constant) * 15: the calls
+    # leave out fixture setup, slow on a loaded machine; a timeout would count as a kill.
+    lines += ["timeout_constant = 10"]
+    (where / "setup.cfg").write_text("\n".join(lines) + "\n")
+    return where
+
+
+def run(name: str, module: Module, children: int) -> None:
+    where = prepare(name, module)
+    mutmut = Path(sys.executable).parent / "mutmut"
+    print(f"== {name}: mutmut run in {where.relative_to(ROOT)}", flush=True)
+    subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=where)
+
+
+@dataclass
+class Score:
+    total: int = 0
+    checked: int = 0  # mutants run (an interrupted run leaves some unchecked)
+    killed: int = 0
+    timeouts: int = 0
+    survivors: tuple[str, ...] = ()
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.killed / self.checked if self.checked else 0.0
+
+
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # failing tests, or a timeout (mutmut's codes)
+
+
+def score(name: str) -> Score | None:
+    metas = sorted((folder(name) / "mutants").rglob("*.py.meta"))
+    if not metas:
+        return None
+    result = Score()
+    survivors: list[str] = []
+    for meta in metas:
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        for mutant, code in codes.items():
+            result.total += 1
+            if code is None:
+                continue
+            result.checked += 1
+            if code in KILLED:
+                result.killed += 1
+                result.timeouts += code not in (1, 3)
+            else:
+                survivors.append(mutant)
+    result.survivors = tuple(sorted(survivors))
+    return result
+
+
+def documented() -> set[str]:
+    text = DOC.read_text() if DOC.exists() else ""
+    return set(re.findall(r"`(fidelia\.[\w.]+__mutmut_\d+)`", text))
+
+
+def report(names: list[str]) -> bool:
+    known = documented()
+    ok = True
+    rows = []
+    for name in names:
+        result = score(name)
+        if result is None:
+            rows.append(f"| {name} | not run | | | |")
+            ok = False
+            continue
+        unlisted = [m for m in result.survivors if m not in known]
+        checked = f"{result.checked} of {result.total}"
+        rows.append(
+            f"| {name} | {checked} | {result.killed} ({result.timeouts} timeouts) "
+            f"| {len(result.survivors)} | {result.percent:.1f} % |"
+        )
+        ok = ok and result.percent >= TARGET and result.checked == result.total
+        for mutant in unlisted:
+            print(f"  survived, not in docs/testing.md: {mutant}")
+            ok = False
+    print("| module | mutants checked | killed | survived | score |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(MODULES)}")
+    parser.add_argument("--report", action="store_true", help="print the last scores only")
+    parser.add_argument("--children", type=int, default=2, help="mutants run at once")
+    args = parser.parse_args()
+    names = args.modules or list(MODULES)
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; known: {list(MODULES)}")
+    if not args.report:
+        for name in names:
+            run(name, MODULES[name], args.children)
+    return 0 if report(names) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
