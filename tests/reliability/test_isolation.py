@@ -284,6 +284,7 @@ def b_values(b: Merchant) -> dict[str, Any]:
         "external_id": b.original_key,
         "email": b.email,
         "phone": b.phone,
+        "phonenumber": b.phone,
         "mobile": b.phone,
         "whatsapp": b.whatsapp,
     }
