@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fidelia.kit import clock
-from fidelia.models import LedgerEntry, Redemption
+from fidelia.models import Balance, LedgerEntry, Redemption
 from tests.support.helpers import (
     generate_pin,
     ledger_invariants,
@@ -34,6 +34,23 @@ def earn(client, settings, key, number=WA, name="Ana"):
 def count(db, model):
     with db.session(readonly=True) as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def debits(db):
+    """Every redemption with its ledger debit and the balances: the effect of a redeem."""
+    with db.session(readonly=True) as session:
+        redemptions = [
+            (r.id, r.reward_id, r.points, r.status, r.origin)
+            for r in session.scalars(select(Redemption).order_by(Redemption.id))
+        ]
+        entries = [
+            (e.source_id, e.amount, e.balance_after, e.tenant_id)
+            for e in session.scalars(
+                select(LedgerEntry).where(LedgerEntry.kind == "redeem").order_by(LedgerEntry.id)
+            )
+        ]
+        balances = sorted(int(b.amount) for b in session.scalars(select(Balance)))
+    return redemptions, entries, balances
 
 
 def test_comercio(client, db):
@@ -117,10 +134,15 @@ def test_canjear_success(client, db, settings):
         "recompensa": "Café gratis",
         "mensaje": "¡Canje exitoso! Aplicá el beneficio en la factura.",
     }
+    # The effect: one redemption, one debit of the reward's 10 points, the balance at 0.
+    (redemption,), (debit,), balances = debits(db)
+    assert redemption[1:] == (reward_id, 10, "done", "pin")
+    assert debit == (str(redemption[0]), -10, 0, tenant.id)
+    assert balances == [0]
     again = client.post("/api/v1/redimir/canjear", json=body)
     assert again.status_code == 422
     assert again.json()["codigo"] == "PUNTOS_INSUFICIENTES"
-    assert count(db, Redemption) == 1
+    assert debits(db) == ([redemption], [debit], [0])  # the refusal wrote nothing
     assert ledger_invariants(db) == []
 
 
@@ -137,9 +159,13 @@ def test_canjear_requires_recent_visit(client, db, settings, frozen):
     response = client.post("/api/v1/redimir/canjear", json=body)
     assert response.status_code == 403
     assert response.json()["codigo"] == "VERIFICACION_REQUERIDA"
-    assert count(db, Redemption) == 0
+    assert debits(db) == ([], [], [10, 10])  # refused: nothing debited anywhere
     frozen(start + timedelta(minutes=29))
     assert client.post("/api/v1/redimir/canjear", json=body).status_code == 200
+    (redemption,), (debit,), balances = debits(db)
+    assert debit == (str(redemption[0]), -10, 0, tenant.id)
+    assert balances == [0, 10]  # this merchant's points spent, the other's untouched
+    assert ledger_invariants(db) == []
 
 
 def test_verification_window_setting(client, db, settings, frozen):
@@ -148,9 +174,16 @@ def test_verification_window_setting(client, db, settings, frozen):
     start = clock.now()
     frozen(start)
     earn(client, settings, key)
-    frozen(start + timedelta(minutes=90))
     body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
+    frozen(start + timedelta(minutes=121))
+    late = client.post("/api/v1/redimir/canjear", json=body)
+    assert late.status_code == 403 and late.json()["codigo"] == "VERIFICACION_REQUERIDA"
+    assert debits(db) == ([], [], [10])
+    frozen(start + timedelta(minutes=90))  # past the default 30, inside the merchant's 120
     assert client.post("/api/v1/redimir/canjear", json=body).status_code == 200
+    (redemption,), (debit,), balances = debits(db)
+    assert debit == (str(redemption[0]), -10, 0, tenant.id)
+    assert balances == [0]
 
 
 def test_canjear_errors_write_nothing(client, db, settings):

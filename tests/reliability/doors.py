@@ -45,8 +45,14 @@ class Credentials:
             self._bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
         return self._bearer
 
-    def for_path(self, path: str) -> dict[str, str]:
+    def forget_bearer(self) -> None:
+        """After the token was revoked (``DELETE /v2/auth/token``): trade a new one next."""
+        self._bearer = None
+
+    def for_path(self, path: str, method: str = "") -> dict[str, str]:
         m = self.merchant
+        if path == "/v2/auth/token" and method.upper() == "DELETE":
+            return self.bearer()  # revoking a token takes that token
         if path.startswith("/api/v1/integraciones"):
             return {"X-API-Key": m.api_key}
         if path.startswith("/v1/pvt"):

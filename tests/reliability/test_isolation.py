@@ -8,6 +8,13 @@ that the request did not itself carry), and none of B's rows changes.
 
 Operations with a door-specific case below get it; any other (a new door's) gets a generic
 one: B's identifiers in every path parameter and identifier-looking body field.
+
+No call is skipped. The public operations (no merchant credential) are called too, each with
+its own case below: wrong signatures or tokens are refused, A's public pages and lookups
+reveal nothing of B, and mixing A's and B's identifiers in the public redemption or in the
+token exchange is refused; a public operation without a case fails the test. A call aimed
+at a PIN code that A happens to share with B is still made (it is A's own then: not
+required to be refused, but it must reveal and change nothing of B's).
 """
 
 import json
@@ -20,7 +27,9 @@ from sqlalchemy import or_, select
 
 from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.kit.db import Database
+from fidelia.kit.settings import Settings
 from fidelia.models import Base, Pin
+from fidelia.simulator.routes import cloud_api_payload
 from tests.reliability.doors import Credentials, is_public, wrong_credentials
 from tests.reliability.summary import SUMMARY
 from tests.support.world import Merchant, two_merchants
@@ -34,6 +43,7 @@ class Call:
     url: str
     body: Any = None
     refused: bool = True  # aimed at a resource of B's: must be a 4xx
+    headers: dict[str, str] | None = None  # instead of A's credentials for the door
 
 
 Case = Callable[[Merchant, Merchant], list[Call]]
@@ -139,6 +149,122 @@ CASES: dict[str, Case] = {
 }
 
 
+BAD_SIGNATURE = "sha256=" + "0" * 64
+GRAPH = "/simulator/graph/v{version}/{phone_number_id}/messages"
+
+
+def public_cases(settings: Settings) -> dict[str, tuple[list[dict[str, str]], Case, int]]:
+    """The public operations: (wrong credentials, the case, the status wrong ones get).
+    Each is called; a new public operation must be added here."""
+    graph_url = GRAPH.format(version="21.0", phone_number_id=settings.whatsapp_phone_number_id)
+    graph = {"authorization": f"Bearer {settings.whatsapp_token}"}
+    redeem = "/api/v1/redimir/canjear"
+    return {
+        # A's public page and a lookup of A's customer name nothing of B.
+        "GET /api/v1/redimir/comercio/{slug}": (
+            [],
+            lambda a, b: [Call("GET", f"/api/v1/redimir/comercio/{a.slug}", refused=False)],
+            401,
+        ),
+        "GET /api/v1/redimir/puntos/{wa}": (
+            [],
+            lambda a, b: [Call("GET", f"/api/v1/redimir/puntos/{a.whatsapp}", refused=False)],
+            401,
+        ),
+        # The public redemption never mixes merchants: B's customer at A, B's reward at A.
+        "POST /api/v1/redimir/canjear": (
+            [],
+            lambda a, b: [
+                Call("POST", redeem, {"whatsapp": who, "id_comercio": a.id, "id_promocion": r})
+                for who, r in (
+                    (b.whatsapp, a.rewards["custom"]),
+                    (b.whatsapp, b.rewards["custom"]),
+                    (a.whatsapp, b.rewards["custom"]),
+                )
+            ],
+            401,
+        ),
+        # The token exchange refuses a credential made of A's half and B's half.
+        "POST /v2/auth/token": (
+            [],
+            lambda a, b: [
+                Call("POST", "/v2/auth/token", {"api_key": key, "api_secret": secret})
+                for key, secret in ((a.token, b.api_key), (b.token, a.api_key))
+            ],
+            401,
+        ),
+        # Revoking takes the token itself (A's would end A's own session: wrong ones only).
+        "DELETE /v2/auth/token": ([{"Authorization": "Bearer wrong"}], lambda a, b: [], 401),
+        "GET /webhooks/whatsapp": (
+            [{}],  # the handshake's verify token is the credential: a wrong one is refused
+            lambda a, b: [
+                Call(
+                    "GET",
+                    "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+                    headers={},
+                )
+            ],
+            403,
+        ),
+        # The webhooks: a body about B's customer, wrongly signed, is not read.
+        "POST /webhooks/whatsapp": (
+            [{"X-Hub-Signature-256": BAD_SIGNATURE}],
+            lambda a, b: [
+                Call(
+                    "POST",
+                    "/webhooks/whatsapp",
+                    cloud_api_payload(
+                        b.whatsapp,
+                        "hola",
+                        settings.bot_number,
+                        settings.whatsapp_phone_number_id,
+                        None,
+                    ),
+                    headers={"X-Hub-Signature-256": BAD_SIGNATURE},
+                )
+            ],
+            401,
+        ),
+        "POST /webhooks/bling": (
+            [{"X-Bling-Signature-256": BAD_SIGNATURE}],
+            lambda a, b: [
+                Call(
+                    "POST",
+                    "/webhooks/bling",
+                    {"eventId": "iso", "companyId": b.slug, "event": "order.updated"},
+                    headers={"X-Bling-Signature-256": BAD_SIGNATURE},
+                )
+            ],
+            401,
+        ),
+        # The development simulator: A's customer's conversation shows nothing of B.
+        "GET /simulator/api/messages": (
+            [],
+            lambda a, b: [Call("GET", f"/simulator/api/messages?wa={a.whatsapp}", refused=False)],
+            401,
+        ),
+        "POST /simulator/api/send": (
+            [],
+            lambda a, b: [Call("POST", "/simulator/api/send", {"wa_number": "x", "text": "hola"})],
+            401,
+        ),
+        f"POST {GRAPH}": (
+            [{"authorization": "Bearer wrong"}],
+            lambda a, b: [
+                Call(
+                    "POST",
+                    graph_url,
+                    {"to": a.whatsapp, "text": {"body": "hola"}},
+                    refused=False,
+                    headers=graph,
+                )
+            ],
+            401,
+        ),
+        "GET /healthz": ([], lambda a, b: [Call("GET", "/healthz", refused=False)], 401),
+    }
+
+
 def b_values(b: Merchant) -> dict[str, Any]:
     """B's identifiers, by the names parameters and fields give them."""
     return {
@@ -158,6 +284,7 @@ def b_values(b: Merchant) -> dict[str, Any]:
         "external_id": b.original_key,
         "email": b.email,
         "phone": b.phone,
+        "phonenumber": b.phone,
         "mobile": b.phone,
         "whatsapp": b.whatsapp,
     }
@@ -245,11 +372,12 @@ def world(client, db, settings) -> tuple[Merchant, Merchant]:
     return two_merchants(client, db, settings)
 
 
-def test_merchant_a_cannot_reach_merchant_b(app, client, db, world):
+def test_merchant_a_cannot_reach_merchant_b(app, client, db, world, settings):
     a, b = world
     schema = app.openapi()
     components = schema.get("components", {}).get("schemas", {})
     credentials = Credentials(client, a)
+    public = public_cases(settings)
     with db.session(readonly=True) as s:  # a PIN code B shares with A would not be B's alone
         a_pins = set(s.scalars(select(Pin.code).where(Pin.tenant_id == a.id)))
     problems: list[str] = []
@@ -260,30 +388,32 @@ def test_merchant_a_cannot_reach_merchant_b(app, client, db, world):
         for method, operation in operations.items():
             label = f"{method.upper()} {path}"
             if is_public(path):
-                continue
-            authenticated += 1
-            for wrong in wrong_credentials(path, a, b):
+                if label not in public:
+                    problems.append(f"{label}: a public operation without an isolation case")
+                    continue
+                wrongs, case, wrong_status = public[label]
+            else:
+                authenticated += 1
+                wrongs, wrong_status = wrong_credentials(path, a, b), 401
+                case = CASES.get(label) or generic_case(path, method, operation, components)
+            for wrong in wrongs:
                 url = generic_case(path, method, operation, components)(a, b)[0].url
                 answer = client.request(method.upper(), url, headers=wrong, json={})
                 calls += 1
-                if answer.status_code != 401:
+                if answer.status_code != wrong_status:
                     problems.append(f"{label}: wrong credentials answered {answer.status_code}")
-            case = CASES.get(label) or generic_case(path, method, operation, components)
             for call in case(a, b):
-                if any(code in call.url for code in a_pins):
-                    continue
+                refused = call.refused and not any(code in call.url for code in a_pins)
                 sent = call.url + json.dumps(call.body)
-                answer = client.request(
-                    call.method,
-                    call.url,
-                    headers=credentials.for_path(path),
-                    json=call.body,
-                )
+                headers = call.headers
+                if headers is None:
+                    headers = credentials.for_path(path, method)
+                answer = client.request(call.method, call.url, headers=headers, json=call.body)
                 calls += 1
                 what = f"{label} as {call.method} {call.url} {call.body or ''}".strip()
                 if answer.status_code >= 500:
                     problems.append(f"{what}: {answer.status_code}")
-                if call.refused and not 400 <= answer.status_code < 500:
+                if refused and not 400 <= answer.status_code < 500:
                     problems.append(f"{what}: not refused ({answer.status_code} {answer.text})")
                 leaked = leaks(answer.text, b, sent)
                 if leaked:
@@ -296,10 +426,12 @@ def test_merchant_a_cannot_reach_merchant_b(app, client, db, world):
     backend = "sqlite" if db.is_sqlite else "postgresql"
     SUMMARY.sent(calls)
     SUMMARY.note(
-        f"isolation [{backend}]: {authenticated} authenticated operations, {calls} requests "
-        "with wrong credentials or A's against B's resources; refused, nothing of B revealed "
-        "or changed"
+        f"isolation [{backend}]: {authenticated} authenticated and {len(public)} public "
+        f"operations, {calls} requests with wrong credentials or A's against B's resources; "
+        "refused, nothing of B revealed or changed"
     )
     SUMMARY.violated(f"isolation {backend}", problems)
     assert not problems, "\n".join(problems)
     assert authenticated >= 10
+    unused = set(public) - {f"{m.upper()} {p}" for p, ops in schema["paths"].items() for m in ops}
+    assert not unused, f"isolation cases for operations that are gone: {sorted(unused)}"

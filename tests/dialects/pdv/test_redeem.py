@@ -231,7 +231,14 @@ def test_the_same_amount_written_differently_replays(client, db):
     order(client, merchant, "PDV-1", "250.00")
     first = redeem(client, merchant, reward, "K1", value=5.5)
     assert first.status_code == 200, first.text
-    assert redeem(client, merchant, reward, "K1", value="5.50").json() == first.json()
+    assert wallet(db, merchant) == (250, 700)  # R$ 5,50 out of the R$ 12,50 cashback
+    assert debits(db) == 1
+    for again in ("5.50", 5.50, "5.5"):
+        assert redeem(client, merchant, reward, "K1", value=again).json() == first.json()
+    # The replays debited nothing: one redemption, one debit, the same wallet.
+    assert count(db, Redemption) == 1 and debits(db) == 1
+    assert wallet(db, merchant) == (250, 700)
+    assert ledger_invariants(db) == []
 
 
 def redemption_rows(db):

@@ -4,14 +4,16 @@ as an asset at the counter."""
 
 from datetime import UTC, datetime
 
-from fidelia.kit.clock import now
-from fidelia.models import Voucher
+from sqlalchemy import select
+
+from fidelia.models import Voucher, VoucherUse
 from fidelia.vouchers import birthdays
 from tests.dialects.retail_v1.conftest import (
     ANA,
     BIA,
     count,
     details,
+    error,
     make_shop,
     ok,
     register,
@@ -64,5 +66,13 @@ def test_gifts_follow_each_merchants_midnight(client, db, graph, worker, frozen)
     frozen(datetime(2026, 5, 20, 12, 0, tzinfo=UTC))
     used = ok(sale(client, auckland, "T-1", 5_000, me, usedAssets=[{"key": asset["key"]}]))
     assert used["data"]["usedAssets"][0]["discountAmount"] == -1_000
+    assert used["data"]["amountToPay"] == 4_000
     assert details(client, auckland, me, x_return_assets="active")["assets"] == []
-    assert now() == datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
+    with db.session(readonly=True) as session:
+        gift = session.scalars(select(Voucher).where(Voucher.code == asset["key"])).one()
+        assert (gift.kind, gift.value, gift.uses, gift.max_uses) == ("birthday", 1_000, 1, 1)
+        (use,) = session.scalars(select(VoucherUse).where(VoucherUse.voucher_id == gift.id))
+        assert use.reference is not None and "T-1" in use.reference
+    again = sale(client, auckland, "T-2", 5_000, me, usedAssets=[{"key": asset["key"]}])
+    error(again, 409, "4091031", "body.usedAssets[0].key")  # once
+    assert count(db, VoucherUse) == 1

@@ -1,5 +1,7 @@
 """/payment: paying with points or stored credit, and cancelling (the balance comes back once)."""
 
+from sqlalchemy import select
+
 from fidelia.models import LedgerEntry, LoyaltyPayment
 from tests.dialects.retail_v1.conftest import (
     ANA,
@@ -16,6 +18,18 @@ from tests.dialects.retail_v1.conftest import (
 from tests.support.helpers import ledger_invariants
 
 MEMBER = {"phoneNumber": ANA}
+
+
+def redeem_debits(db):
+    """The amounts of the payments' ledger debits, oldest first."""
+    with db.session(readonly=True) as session:
+        return list(
+            session.scalars(
+                select(LedgerEntry.amount)
+                .where(LedgerEntry.source_type == "payment", LedgerEntry.kind == "redeem")
+                .order_by(LedgerEntry.id)
+            )
+        )
 
 
 def pay(client, shop, amount, kind="POINTS", member=MEMBER, transaction=None):
@@ -99,9 +113,13 @@ def test_idempotent_with_a_transaction_id(client, db):
     assert ok(first) == ok(retry)
     assert ok(first)["data"]["transactionId"] == "T-9"
     assert count(db, LoyaltyPayment) == 1
+    # The retry debited nothing: one debit of 30 points, the balance 100 - 30.
+    assert redeem_debits(db) == [-30]
+    assert ok(first)["data"]["newBalance"]["points"] == 70
     # Another amount in the same transaction is another payment.
     ok(pay(client, shop, 200, transaction="T-9"))
     assert count(db, LoyaltyPayment) == 2
+    assert redeem_debits(db) == [-30, -20]
     # Once cancelled, the same call pays again (never replays a cancelled payment).
     ok(cancel(client, shop, ok(first)["confirmationCode"]))
     fresh = ok(pay(client, shop, 300, transaction="T-9"))
