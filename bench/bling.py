@@ -51,7 +51,7 @@ class Sizes:
     @classmethod
     def of(cls, quick: bool) -> "Sizes":
         if quick:
-            return cls(events=1_000, imported=300, contacts=200)
+            return cls(events=600, imported=150, contacts=100)
         return cls(events=100_000, imported=20_000, contacts=10_000)
 
 
