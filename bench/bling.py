@@ -128,7 +128,6 @@ def _contacts(fake: Any, company: Any, count: int, rng: random.Random) -> list[i
                 documento=cpf(n) if n % 4 else "",
                 celular=f"(11) 9{n:08d}" if n % 3 else "",
                 email=f"cliente{n}@example.com",
-                incluido="2026-01-01",
             )
         )
     return found
@@ -193,23 +192,31 @@ def _import(
     )
     log = open(bench.work / "bling-import.log", "wb")  # noqa: SIM115
     started = time.monotonic()
+    running_at = None  # when the import took its lease: the process has started
     with log:
-        done = subprocess.run(
+        proc = subprocess.Popen(
             [str(BIN / "fidelia"), "bling", "import", "--tenant", SLUG, "--since", str(since)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=3_600,
         )
-    seconds = time.monotonic() - started
+        while proc.poll() is None and time.monotonic() - started < 3_600:
+            if running_at is None:
+                with seed.Loader(url) as db:
+                    if db.scalar("SELECT status FROM bling_imports") != "pending":
+                        running_at = time.monotonic()
+            time.sleep(0.05)
+        proc.wait(10)
+    ended = time.monotonic()
+    seconds = ended - (running_at or started)
     with seed.Loader(url) as db:
         status, contacts, seen, earned = db.conn.execute(
             "SELECT status, contacts, orders, earned FROM bling_imports"
         ).fetchone()
         complete = int(db.scalar("SELECT COUNT(*) FROM orders WHERE state = 2"))
-    ok = done.returncode == 0 and status == "done" and seen == orders and complete == orders
+    ok = proc.returncode == 0 and status == "done" and seen == orders and complete == orders
     detail = (
-        f"exit {done.returncode}, import {status}: {seen} orders read, {earned} earned, "
+        f"exit {proc.returncode}, import {status}: {seen} orders read, {earned} earned, "
         f"{complete} complete of {orders} (log {bench.work / 'bling-import.log'})"
     )
     rate = orders / seconds if seconds else 0.0
@@ -218,12 +225,14 @@ def _import(
         "contacts": contacts,
         "earned": earned,
         "seconds": round(seconds, 2),
+        "seconds_with_start": round(ended - started, 2),
         "orders_per_s": round(rate, 1),
         "check": bench.check("bling-import", ok, detail),
     }
     bench.say(
         f"bling-import: {orders:,} orders ({earned:,} earned) and {contacts:,} contacts in "
-        f"{seconds:.1f} s: {rate:,.0f} orders/s, process start included ({result['check']})"
+        f"{seconds:.1f} s: {rate:,.0f} orders/s ({ended - started:.1f} s with the process "
+        f"start; {result['check']})"
     )
     return result
 
@@ -358,8 +367,8 @@ def _events(
     cpu = 0.0
     try:
         procs = [workers._spawn(["worker"], f"bling-worker-{i}.log") for i in range(sizes.workers)]
-        drained = _wait(url, bench, len(events), procs)
-        cpu = sum(_cpu(p.pid) for p in procs)
+        drained, cpu_start = _wait(url, bench, len(events), procs)
+        cpu = sum(_cpu(p.pid) for p in procs) - cpu_start
     finally:
         workers.stop()
     with seed.Loader(url) as db:
@@ -426,23 +435,27 @@ def _events(
     return result
 
 
-def _wait(url: str, bench: Any, total: int, procs: list[Any]) -> bool:
-    """Until no event is pending (bounded by a generous rate floor)."""
+def _wait(url: str, bench: Any, total: int, procs: list[Any]) -> tuple[bool, float]:
+    """Until no event is pending (bounded by a generous rate floor); whether it drained, and
+    the workers' CPU time when the first events were done (their start-up is not counted)."""
     deadline = time.monotonic() + 120 + total / 20
     last_said = time.monotonic()
+    cpu_start: float | None = None
     while time.monotonic() < deadline:
         with seed.Loader(url) as db:
             left = int(db.scalar("SELECT COUNT(*) FROM bling_events WHERE status = 'pending'"))
+        if cpu_start is None and left < total:
+            cpu_start = sum(_cpu(p.pid) for p in procs)
         if left == 0:
-            return True
+            return True, cpu_start or 0.0
         if any(p.poll() is not None for p in procs):
             bench.say("bling-events: a worker exited; see its log")
-            return False
+            return False, cpu_start or 0.0
         if time.monotonic() - last_said > 30:
             bench.say(f"bling-events: {left:,} events pending")
             last_said = time.monotonic()
-        time.sleep(0.5)
-    return False
+        time.sleep(0.2)
+    return False, cpu_start or 0.0
 
 
 def _ledger_problems(url: str) -> list[str]:
@@ -500,7 +513,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Only the Bling scenarios: `python bench/bling.py [--quick] [--events N]`."""
+    """Only the Bling scenarios: `python bench/bling.py [--quick] [--events N] ...`."""
     import argparse
     import tempfile
 
@@ -511,12 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--events", type=int)
     parser.add_argument("--imported", type=int)
+    parser.add_argument("--contacts", type=int)
     parser.add_argument("--workers", type=int)
     args = parser.parse_args(argv)
     config = Config.for_quick() if args.quick else Config(quick=False)
     sizes = Sizes.of(args.quick)
     sizes.events = args.events or sizes.events
     sizes.imported = args.imported or sizes.imported
+    sizes.contacts = args.contacts or sizes.contacts
     sizes.workers = args.workers or sizes.workers
     with tempfile.TemporaryDirectory(prefix="fidelia-bling-") as tmp, GraphSink() as sink:
         bench = Bench(config, Path(tmp) / "out", Path(tmp))
