@@ -13,7 +13,7 @@ log = logging.getLogger("fidelia.bling")
 
 
 class BlingJobs:
-    def __init__(self, db: Database, settings: Settings, batch: int = 100) -> None:
+    def __init__(self, db: Database, settings: Settings, batch: int = 50) -> None:
         self.db = db
         self.bling = Bling(db, settings, token_cache_seconds=TOKEN_CACHE_SECONDS)
         self.batch = batch
