@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.connectors.bling import sync
-from fidelia.connectors.bling.client import Bling, BlingError, Link
+from fidelia.connectors.bling.client import Bling, BlingError, Link, NotConnected
 from fidelia.connectors.bling.sales import Prepared
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, insert_for
@@ -157,7 +157,7 @@ def _apply(db: Database, link: Link, prepared: Prepared, event_ids: list[int]) -
 
 
 def _failed(db: Database, event_ids: list[int], exc: Exception, link: Link) -> None:
-    if isinstance(exc, BlingError):
+    if isinstance(exc, (BlingError, NotConnected)):  # AuthLost is a BlingError
         error = str(exc)
     else:  # a bug or bad data: retried, then failed, never lost
         log.error("processing Bling events %s", event_ids, exc_info=exc)
