@@ -150,6 +150,10 @@ def summary(results: dict[str, Any]) -> str:
         "",
         scaling_table(results),
     ]
+    if results.get("bling"):
+        from bench import bling
+
+        parts += ["", "Bling connector (`bench/bling.py`):", "", bling.table(results)]
     if results.get("notes"):
         parts += ["", *[f"- {note}" for note in results["notes"]]]
     return "\n".join(parts)

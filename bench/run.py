@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 
 import httpx  # noqa: E402
 
-from bench import load, reference, report, seed  # noqa: E402
+from bench import bling, load, reference, report, seed  # noqa: E402
 from bench.services import (  # noqa: E402
     APP_SECRET,
     RATE_LIMIT,
@@ -219,6 +219,7 @@ class Bench:
             upgrade(url)
             self.pg = pg
             self.fidelia_postgres(url, sink)
+            bling.run(self, pg)  # the Bling connector's import and event backlog
         finally:
             pg.destroy()
 
@@ -799,6 +800,8 @@ class Bench:
         print()
         print(f"results: {path}")
         for line in report.scenario_lines(self.results):
+            print(line)
+        for line in bling.lines(self.results):
             print(line)
         if self.failures:
             print("FAILED: " + "; ".join(self.failures))

@@ -478,6 +478,10 @@ def add_dashboard(
     )
     issued = per_day * POINTS_PER_PIN
     spent = issued // 4
+    # The seeded rollups stand for the whole history: drop what the running worker already
+    # folded from the earlier scenarios (its row for today would collide with ours).
+    for table in ("daily_rollups", "rollup_reward_days", "rollup_customer_days"):
+        loader.execute(f"DELETE FROM {table}")
     loader.insert(
         "daily_rollups",
         (

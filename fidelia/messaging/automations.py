@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -257,6 +257,16 @@ def _route(
         subject = templates.say(tenant.locale, "subject", merchant=tenant.name)
         return Route("email", "email", {"to": email, "subject": subject, "text": text})
     return Route(None, None, None, ",".join(reasons)[:40])
+
+
+def delivered_as(
+    session: Session, outbox_id: int, *, form: str | None = None, skipped: str | None = None
+) -> None:
+    """What the channel found at delivery, on the message's log row (the outbox worker):
+    the form that really went (``template``: Meta refused the text with 131047 and the
+    mapped template went instead), or why nothing went after all."""
+    values: dict[str, Any] = {"form": form} if form else {"skipped": skipped}
+    session.execute(update(MessageLog).where(MessageLog.outbox_id == outbox_id).values(**values))
 
 
 def _identifiers(session: Session, customer: Customer) -> dict[str, str]:

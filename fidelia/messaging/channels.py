@@ -1,6 +1,7 @@
 """How each outbox channel reaches the outside world. A sender returns normally on
-success, raises ``Permanent`` for an answer that retrying cannot change, and anything
-else (timeouts, 5xx, 429) for a retry with backoff."""
+success (None, or the form that went when it was not the payload's own: ``"template"``
+after the 131047 fallback), raises ``Permanent`` for an answer that retrying cannot
+change, and anything else (timeouts, 5xx, 429) for a retry with backoff."""
 
 import logging
 import smtplib
@@ -14,7 +15,7 @@ import httpx
 
 from fidelia.kit.settings import Settings
 
-Sender = Callable[[dict[str, Any]], None]
+Sender = Callable[[dict[str, Any]], str | None]
 
 
 # Answers that retrying cannot change. 401/403 are retried: a rotated or expired token is
@@ -23,7 +24,17 @@ PERMANENT = {400, 404, 405, 410, 413, 422}
 
 
 class Permanent(Exception):
-    """Delivery refused for good (say, a malformed number): retrying will not help."""
+    """Delivery refused for good (say, a malformed number): retrying will not help.
+    ``reason``: a short code for the automatic message's log (``message_log.skipped``)."""
+
+    reason: str | None = None
+
+
+class OutsideWindow(Permanent):
+    """Meta refused a free-form message outside the 24-hour window (131047) and no template
+    was mapped to carry it instead."""
+
+    reason = "outside-window-no-template"
 
 
 def check(response: httpx.Response) -> None:
@@ -48,18 +59,27 @@ class WhatsAppCloud:
             timeout=10.0, headers={"Authorization": f"Bearer {settings.whatsapp_token}"}
         )
 
-    def __call__(self, payload: dict[str, Any]) -> None:
+    def __call__(self, payload: dict[str, Any]) -> str | None:
         # "secret" marks a code for redaction after delivery, "fallback" the template to
-        # send instead of a text that Meta finds outside the 24-hour window: ours, not Meta's.
+        # send instead of a text that Meta finds outside the 24-hour window, "sent_as" what
+        # went: ours, not Meta's.
         body = {key: value for key, value in payload.items() if key not in OURS}
         response = self.client.post(self.url, json=body)
+        if not outside_window(response):
+            check(response)
+            return None
         fallback = payload.get("fallback")
-        if fallback is not None and outside_window(response):
-            response = self.client.post(self.url, json=fallback)
-        check(response)
+        if fallback is None:
+            raise OutsideWindow(
+                "Meta refused the text: more than 24 hours since the customer last wrote "
+                "(131047), and no WhatsApp template is mapped for this message "
+                f"(fidelia message template set): {response.text[:200]}"
+            )
+        check(self.client.post(self.url, json=fallback))  # once: a template has no window
+        return "template"
 
 
-OURS = ("secret", "fallback")
+OURS = ("secret", "fallback", "sent_as")
 OUTSIDE_WINDOW = 131047  # "Re-engagement message": more than 24 hours since the user wrote
 
 

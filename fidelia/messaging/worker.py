@@ -103,12 +103,14 @@ class Worker:
         sender = self.senders.get(row.channel)
         error: str | None = None
         permanent = False
+        sent_as: str | None = None
+        reason: str | None = None
         try:
             if sender is None:
                 raise Permanent(f"no sender for channel {row.channel!r}")
-            sender(row.payload)
+            sent_as = sender(row.payload)
         except Permanent as exc:
-            error, permanent = str(exc), True
+            error, permanent, reason = str(exc), True, exc.reason
         except Exception as exc:  # any transport failure is retried
             error = f"{type(exc).__name__}: {exc}"
         with self.db.session() as session:
@@ -117,12 +119,17 @@ class Worker:
             fresh.locked_until = None
             if error is None:
                 fresh.status, fresh.sent_at, fresh.last_error = "sent", now(), None
+                if sent_as is not None:  # the 131047 fallback: the template went, not the text
+                    fresh.payload = {**fresh.payload, "sent_as": sent_as}
+                    automations.delivered_as(session, row.id, form=sent_as)
             else:
                 error = scrub(error, fresh.payload)
                 fresh.last_error = error[:2000]
                 if permanent or fresh.attempts >= self.max_attempts:
                     fresh.status = "failed"
                     log.warning("outbox %s failed for good: %s", row.id, error)
+                    if reason is not None:
+                        automations.delivered_as(session, row.id, skipped=reason)
                 else:
                     fresh.next_attempt_at = now() + backoff(fresh.attempts)
             if fresh.status != "pending" and fresh.payload.get("secret"):

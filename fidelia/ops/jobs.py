@@ -15,11 +15,11 @@ log = ops_logging.get("fidelia.job")
 
 
 def instrumented(channel: str, sender: Sender) -> Sender:
-    def send(payload: dict[str, Any]) -> None:
+    def send(payload: dict[str, Any]) -> str | None:
         started = time.perf_counter()
         outcome = "sent"
         try:
-            sender(payload)
+            return sender(payload)
         except Permanent:
             outcome = "permanent"
             raise

@@ -22,7 +22,7 @@ def test_quick_benchmark_answers_every_scenario(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=420,  # the Bling scenarios (bench/bling.py) added about a minute
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-6000:]
 
@@ -52,3 +52,8 @@ def test_quick_benchmark_answers_every_scenario(tmp_path: Path) -> None:
     assert len(results["scaling"]) >= 2
     assert set(results["references"]) == {"pgbench-N", "pgbench-S", "sqlite-loop"}
     assert results["outbox_delivered"] > 0  # the worker delivered the bot's replies
+    # The Bling connector (bench/bling.py): the import and the event backlog, checked.
+    bling = results["bling"]
+    assert bling["import"]["check"] == "ok" and bling["import"]["orders_per_s"] > 0, bling
+    assert bling["events"]["check"] == "ok" and bling["events"]["events_per_s"] > 0, bling
+    assert re.search(r"^bling events_per_s=[\d.]+ .*check=ok$", run.stdout, re.M)

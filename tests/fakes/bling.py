@@ -87,6 +87,9 @@ class FakeBling:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Bling's API (every answer is sized)
+            disable_nagle_algorithm = True  # headers and body leave as two writes
+
             def do_GET(self) -> None:  # noqa: N802
                 fake._handle(self, "GET")
 
@@ -397,12 +400,13 @@ class FakeBling:
                 return 400, _error("VALIDATION_ERROR", "pagina/limite")
             if not 1 <= limit <= 100 or page < 1:
                 return 400, _error("VALIDATION_ERROR", "limite must be 1..100")
+            window = slice((page - 1) * limit, page * limit)
             rows = (
-                self._orders(company, one, query)
+                self._orders(company, one, query, window)
                 if path == "/pedidos/vendas"
-                else self._contacts(company, one)
+                else self._contacts(company, one)[window]
             )
-            return 200, {"data": rows[(page - 1) * limit : page * limit]}
+            return 200, {"data": rows}
         if path.startswith("/pedidos/vendas/"):
             order = company.orders.get(_int(path.rsplit("/", 1)[1]))
             if order is None:
@@ -416,11 +420,17 @@ class FakeBling:
         return 404, _error("RESOURCE_NOT_FOUND", path)
 
     def _orders(
-        self, company: Company, one: dict[str, str], query: dict[str, list[str]]
+        self,
+        company: Company,
+        one: dict[str, str],
+        query: dict[str, list[str]],
+        window: slice,
     ) -> list[dict[str, Any]]:
+        """One page of the filtered list (only that page is copied: the benchmark pages
+        through tens of thousands of orders)."""
         situations = {int(s) for s in query.get("idsSituacoes[]", [])}
         changed_since = _bling_time(one.get("dataAlteracaoInicial", ""))
-        rows = []
+        matching = []
         for order_id in sorted(company.orders):
             order = company.orders[order_id]
             if one.get("dataInicial") and order["data"] < one["dataInicial"]:
@@ -433,6 +443,9 @@ class FakeBling:
                 continue
             if situations and order["situacao"]["id"] not in situations:
                 continue
+            matching.append(order)
+        rows = []
+        for order in matching[window]:
             rows.append(
                 {
                     k: order[k]

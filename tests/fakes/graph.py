@@ -1,10 +1,34 @@
 """A fake WhatsApp Graph API: a real HTTP server on 127.0.0.1 that records what the bot
-sends, checks the Bearer token, and can be told to fail the next N calls."""
+sends, checks the Bearer token, and can be told to fail the next N calls.
+
+It can also keep WhatsApp's 24-hour customer-service window (``enforce_window``): a
+free-form message (anything but ``type: template``) to a recipient who has not written in
+the last 24 hours (``user_wrote``; the time is Fidelia's clock, so tests can freeze it), or
+to one whose window a test closed (``close_window``), is refused as Meta refuses it: HTTP
+400 with error 131047 "Re-engagement message". Refused bodies are kept in ``refused``."""
 
 import json
 import threading
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fidelia.kit import clock
+
+WINDOW = timedelta(hours=24)
+RE_ENGAGEMENT = {
+    "error": {
+        "message": "(#131047) Re-engagement message",
+        "type": "OAuthException",
+        "code": 131047,
+        "error_data": {
+            "messaging_product": "whatsapp",
+            "details": "Message failed to send because more than 24 hours have passed since "
+            "the customer last replied to this number.",
+        },
+        "fbtrace_id": "AfakeTraceId",
+    }
+}
 
 
 class FakeGraph:
@@ -14,6 +38,10 @@ class FakeGraph:
         self.paths: list[str] = []
         self.fail_next: list[int] = []  # statuses to answer before succeeding
         self.echo_in_errors = False  # like a gateway that quotes the request in its error
+        self.enforce_window = False  # refuse free-form text outside the 24-hour window
+        self.wrote: dict[str, datetime] = {}  # recipient (digits or user id) -> last inbound
+        self.closed: set[str] = set()  # recipients whose window is closed on demand
+        self.refused: list[dict[str, Any]] = []  # bodies answered with 131047
         self.lock = threading.Lock()
         fake = self
 
@@ -29,7 +57,11 @@ class FakeGraph:
                         return self._answer(
                             fake.fail_next.pop(0), {"error": {"message": f"injected {quoted}"}}
                         )
-                    fake.sent.append(json.loads(body))
+                    message = json.loads(body)
+                    if fake._outside_window(message):
+                        fake.refused.append(message)
+                        return self._answer(400, RE_ENGAGEMENT)
+                    fake.sent.append(message)
                     fake.paths.append(self.path)
                 self._answer(
                     200, {"messaging_product": "whatsapp", "messages": [{"id": "wamid.fake"}]}
@@ -50,6 +82,35 @@ class FakeGraph:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @staticmethod
+    def _recipient(message: dict[str, Any]) -> str:
+        return str(message.get("to") or message.get("recipient") or "").lstrip("+")
+
+    def _outside_window(self, message: dict[str, Any]) -> bool:
+        """Under ``lock``: would Meta refuse this free-form message (131047)?"""
+        if message.get("type") == "template":
+            return False
+        recipient = self._recipient(message)
+        if recipient in self.closed:
+            return True
+        if not self.enforce_window:
+            return False
+        last = self.wrote.get(recipient)
+        return last is None or clock.now() >= last + WINDOW
+
+    def user_wrote(self, recipient: str, at: datetime | None = None) -> None:
+        """The user (number or business-scoped id) wrote to the business: opens the window
+        for 24 hours from ``at`` (default: Fidelia's clock now), and enforces it."""
+        with self.lock:
+            self.enforce_window = True
+            self.wrote[recipient.lstrip("+")] = at or clock.now()
+            self.closed.discard(recipient.lstrip("+"))
+
+    def close_window(self, recipient: str) -> None:
+        """On demand: free-form messages to this recipient are refused (131047)."""
+        with self.lock:
+            self.closed.add(recipient.lstrip("+"))
 
     def texts_to(self, number: str) -> list[str]:
         digits = number.lstrip("+")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,6 +34,7 @@ log = logging.getLogger("fidelia.bling")
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh this long before the access token expires
 MAX_TRIES = 6  # per call, when Bling answers 429
 PAGE_SIZE = 100  # Bling's largest `limite`
+TOKEN_CACHE_SECONDS = 60.0  # how long the worker and the CLI keep an access token in memory
 
 
 class BlingError(Exception):
@@ -141,8 +142,20 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
 class Bling:
     """Bling's API for every connection of this installation (one Bling app)."""
 
-    def __init__(self, db: Database, settings: Settings, *, page_size: int = PAGE_SIZE) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        page_size: int = PAGE_SIZE,
+        token_cache_seconds: float = 0.0,
+    ) -> None:
         self.db = db
+        # The worker keeps each connection's access token in memory this long (not past
+        # its refresh margin) instead of reading and decrypting it for every call; a
+        # token refreshed meanwhile by another process costs one 401 and the re-read.
+        self.token_cache_seconds = token_cache_seconds
+        self._tokens: dict[int, tuple[str, int, datetime, float]] = {}
         self.settings = settings
         self.base = settings.bling_api_base.rstrip("/")
         self.box = SecretBox.from_settings(settings)
@@ -234,6 +247,14 @@ class Bling:
 
     def access_token(self, connection_id: int) -> tuple[str, int]:
         """A usable access token and its version, refreshed first when it is about to expire."""
+        cached = self._tokens.get(connection_id)
+        if cached is not None:
+            token, version, until, read_at = cached
+            if time.monotonic() - read_at < self.token_cache_seconds and (
+                until - REFRESH_MARGIN > now()
+            ):
+                return token, version
+            del self._tokens[connection_id]
         with self.db.session(readonly=True) as session:
             connection = session.get(BlingConnection, connection_id)
             if connection is None or connection.status == "disconnected":
@@ -242,12 +263,21 @@ class Bling:
                 raise AuthLost(401, "broken", connection.last_error or "connect again")
             expires = connection.access_expires_at
             if connection.access_token and expires and expires - REFRESH_MARGIN > now():
-                return self.box.open(connection.access_token), connection.token_version
+                token = self.box.open(connection.access_token)
+                if self.token_cache_seconds > 0:
+                    self._tokens[connection_id] = (
+                        token,
+                        connection.token_version,
+                        expires,
+                        time.monotonic(),
+                    )
+                return token, connection.token_version
             version = connection.token_version
         return self.refresh(connection_id, version, forced=False)
 
     def refresh(self, connection_id: int, seen_version: int, *, forced: bool) -> tuple[str, int]:
         """Refresh under the row lock; skipped when another process already did."""
+        self._tokens.pop(connection_id, None)
         failure: InvalidGrant | None = None
         with self.db.session() as session:
             connection = session.scalar(

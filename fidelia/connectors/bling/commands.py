@@ -12,7 +12,7 @@ import typer
 from sqlalchemy import select
 
 from fidelia.connectors.bling import imports, intake, service
-from fidelia.connectors.bling.client import Bling, BlingError
+from fidelia.connectors.bling.client import TOKEN_CACHE_SECONDS, Bling, BlingError
 from fidelia.connectors.bling.crypto import SecretBox, generate_key
 from fidelia.kit.db import Database
 from fidelia.kit.errors import DomainError
@@ -30,7 +30,7 @@ def _context() -> Iterator[tuple[Database, Bling]]:
     settings = get_settings()
     upgrade(settings.database_url)
     db = Database(settings.database_url, pool_size=2)
-    bling = Bling(db, settings)
+    bling = Bling(db, settings, token_cache_seconds=TOKEN_CACHE_SECONDS)
     try:
         yield db, bling
     except (DomainError, BlingError) as exc:

@@ -7,11 +7,12 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.connectors.bling import sync
-from fidelia.connectors.bling.client import AuthLost, Bling, BlingError, Link, NotConnected
+from fidelia.connectors.bling.client import Bling, BlingError, Link, NotConnected
+from fidelia.connectors.bling.sales import Prepared
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, insert_for
 from fidelia.kit.errors import DomainError
@@ -91,13 +92,6 @@ def claim(db: Database, batch: int) -> list[BlingEvent]:
         return rows
 
 
-def _finish(db: Database, event_id: int, status: str, error: str | None = None) -> None:
-    with db.session() as session:
-        row = session.get_one(BlingEvent, event_id)
-        row.status, row.last_error, row.locked_until = status, error, None
-        row.processed_at = now()
-
-
 def _retry(db: Database, event_id: int, error: str, tenant_id: int | None = None) -> None:
     with db.session() as session:
         row = session.get_one(BlingEvent, event_id)
@@ -118,46 +112,115 @@ def _retry(db: Database, event_id: int, error: str, tenant_id: int | None = None
                 connection.last_error, connection.last_error_at = error[:2000], now()
 
 
-def process(db: Database, bling: Bling, row: BlingEvent) -> str:
-    """One stored event, to its end: done, ignored, or back to pending with a delay."""
+def links_for(db: Database, companies: set[str]) -> dict[str, Link]:
+    """The connected merchants of these companies, read in one transaction."""
     with db.session(readonly=True) as session:
-        connection = session.scalar(
-            select(BlingConnection).where(BlingConnection.company_id == row.company_id)
+        connections = session.scalars(
+            select(BlingConnection).where(
+                BlingConnection.company_id.in_(sorted(companies)),
+                BlingConnection.status != "disconnected",
+            )
+        ).all()
+        return {
+            c.company_id or "": Link.of(c, session.get_one(Tenant, c.tenant_id))
+            for c in connections
+        }
+
+
+def _ignore(db: Database, ignored: list[tuple[int, str]]) -> None:
+    with db.session() as session:
+        for event_id, reason in ignored:
+            session.execute(
+                update(BlingEvent)
+                .where(BlingEvent.id == event_id)
+                .values(status="ignored", last_error=reason, locked_until=None, processed_at=now())
+            )
+
+
+def _apply(db: Database, link: Link, prepared: Prepared, event_ids: list[int]) -> str:
+    """The order's current state applied, and every event of the batch about it done, in
+    one transaction."""
+    with db.session() as session:
+        outcome = sync.apply_all(session, link, [prepared])[0]
+        session.execute(
+            update(BlingEvent)
+            .where(BlingEvent.id.in_(event_ids))
+            .values(
+                tenant_id=link.tenant_id,
+                status="done",
+                locked_until=None,
+                processed_at=now(),
+                last_error=None,
+            )
         )
-        link = (
-            Link.of(connection, session.get_one(Tenant, connection.tenant_id))
-            if connection is not None and connection.status != "disconnected"
-            else None
-        )
-    if link is None:
-        _finish(db, row.id, "ignored", f"no connected merchant for company {row.company_id}")
-        return "ignored"
-    if row.event not in ORDER_EVENTS or not row.resource_id:
-        _finish(db, row.id, "ignored", f"event {row.event!r} is not about a sale")
-        return "ignored"
-    try:
-        prepared = sync.prepare_detail(db, bling, link, row.resource_id)
+    return outcome.state
+
+
+def _failed(db: Database, event_ids: list[int], exc: Exception, link: Link) -> None:
+    if isinstance(exc, (BlingError, NotConnected)):  # AuthLost is a BlingError
+        error = str(exc)
+    else:  # a bug or bad data: retried, then failed, never lost
+        log.error("processing Bling events %s", event_ids, exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}"
+    for event_id in event_ids:
+        _retry(db, event_id, error, link.tenant_id)
+
+
+def process_batch(db: Database, bling: Bling, rows: list[BlingEvent]) -> dict[int, str]:
+    """Claimed events, to their end: done, ignored, or back to pending with a delay.
+
+    Each order is fetched once however many of the batch's events are about it (deliveries
+    repeat; only its current state counts), the contacts not known yet are looked up
+    together, and each order is applied in its own transaction with its events (a failure
+    retries that order's events only). Returns each event's outcome."""
+    links = links_for(db, {row.company_id for row in rows})
+    outcome: dict[int, str] = {}
+    ignored: list[tuple[int, str]] = []
+    groups: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        if row.company_id not in links:
+            ignored.append((row.id, f"no connected merchant for company {row.company_id}"))
+        elif row.event not in ORDER_EVENTS or not row.resource_id:
+            ignored.append((row.id, f"event {row.event!r} is not about a sale"))
+        else:
+            groups.setdefault((row.company_id, row.resource_id), []).append(row.id)
+    if ignored:
+        _ignore(db, ignored)
+        outcome.update((event_id, "ignored") for event_id, _ in ignored)
+    synced: set[int] = set()
+    for company in {company for company, _ in groups}:
+        link = links[company]
+        orders = [(order_id, ids) for (c, order_id), ids in groups.items() if c == company]
+        fetched = sync.prepare_details(db, bling, link, [order_id for order_id, _ in orders])
+        for order_id, ids in orders:
+            try:
+                found = fetched[order_id]
+                if isinstance(found, Exception):
+                    raise found
+                state = _apply(db, link, found, ids)
+            except Exception as exc:  # AuthLost, NotConnected, BlingError, a bug
+                _failed(db, ids, exc, link)
+                state = "retry"
+            else:
+                synced.add(link.id)
+            outcome.update((event_id, state) for event_id in ids)
+    if synced:
         with db.session() as session:
-            outcome = sync.apply_all(session, link, [prepared])[0]
-            fresh = session.get_one(BlingEvent, row.id)
-            fresh.tenant_id = link.tenant_id
-            fresh.status, fresh.locked_until, fresh.processed_at = "done", None, now()
-            fresh.last_error = None
-            connection = session.get_one(BlingConnection, link.id)
-            connection.last_sync_at = now()
-        return outcome.state
-    except (AuthLost, NotConnected) as exc:
-        _retry(db, row.id, str(exc), link.tenant_id)
-    except BlingError as exc:
-        _retry(db, row.id, str(exc), link.tenant_id)
-    except Exception as exc:  # a bug or bad data: retried, then failed, never lost
-        log.exception("processing Bling event %s", row.event_id)
-        _retry(db, row.id, f"{type(exc).__name__}: {exc}", link.tenant_id)
-    return "retry"
+            session.execute(
+                update(BlingConnection)
+                .where(BlingConnection.id.in_(sorted(synced)))
+                .values(last_sync_at=now())
+            )
+    return outcome
+
+
+def process(db: Database, bling: Bling, row: BlingEvent) -> str:
+    """One stored event, to its end (see ``process_batch``)."""
+    return process_batch(db, bling, [row])[row.id]
 
 
 def process_due(db: Database, bling: Bling, batch: int = 20) -> int:
     rows = claim(db, batch)
-    for row in rows:
-        process(db, bling, row)
+    if rows:
+        process_batch(db, bling, rows)
     return len(rows)

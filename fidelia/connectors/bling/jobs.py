@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 
 from fidelia.connectors.bling import imports, intake
-from fidelia.connectors.bling.client import Bling
+from fidelia.connectors.bling.client import TOKEN_CACHE_SECONDS, Bling
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
 
@@ -13,9 +13,9 @@ log = logging.getLogger("fidelia.bling")
 
 
 class BlingJobs:
-    def __init__(self, db: Database, settings: Settings, batch: int = 20) -> None:
+    def __init__(self, db: Database, settings: Settings, batch: int = 50) -> None:
         self.db = db
-        self.bling = Bling(db, settings)
+        self.bling = Bling(db, settings, token_cache_seconds=TOKEN_CACHE_SECONDS)
         self.batch = batch
         self.every = timedelta(minutes=settings.bling_reconcile_minutes)
         self.runner = imports.runner_id(":worker")

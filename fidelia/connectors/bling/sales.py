@@ -122,6 +122,19 @@ def contact_is_known(session: Session, link: Link, contact_id: str) -> bool:
     )
 
 
+def known_contacts(session: Session, link: Link, contact_ids: set[str]) -> set[str]:
+    """Which of these contacts are linked to a customer already."""
+    keys = {contact_key(link, c): c for c in contact_ids}
+    found = session.scalars(
+        select(CustomerIdentifier.value).where(
+            CustomerIdentifier.program_id == link.program_id,
+            CustomerIdentifier.kind == CONTACT_KIND,
+            CustomerIdentifier.value.in_(sorted(keys)),
+        )
+    )
+    return {keys[value] for value in found}
+
+
 def customer_from_contact(
     session: Session, tenant: Tenant, link: Link, contact: dict[str, Any]
 ) -> Customer | None:

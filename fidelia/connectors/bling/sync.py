@@ -52,6 +52,44 @@ def prepare_detail(db: Database, bling: Bling, link: Link, order_id: str) -> Pre
     return prepared
 
 
+def prepare_details(
+    db: Database, bling: Bling, link: Link, order_ids: list[str]
+) -> dict[str, Prepared | Exception]:
+    """``prepare_detail`` for several orders: each order fetched once, then the contacts not
+    known yet looked up in one query and fetched once each. An order whose fetch failed
+    maps to the error (the others go on)."""
+    found: dict[str, Prepared | Exception] = {}
+    for order_id in order_ids:
+        try:
+            found[order_id] = Prepared(order_id, fetch_order(bling, link, order_id))
+        except Exception as exc:
+            found[order_id] = exc
+    wanted = {
+        contact_id
+        for p in found.values()
+        if isinstance(p, Prepared) and (contact_id := sales.contact_id_of(p.order or {}))
+    }
+    if not wanted:
+        return found
+    with db.session(readonly=True) as session:
+        known = sales.known_contacts(session, link, wanted)
+    contacts: dict[str, dict[str, Any] | Exception | None] = {}
+    for contact_id in sorted(wanted - known):
+        try:
+            contacts[contact_id] = fetch_contact(bling, link, contact_id)
+        except Exception as exc:
+            contacts[contact_id] = exc
+    for order_id, prepared in found.items():
+        if not isinstance(prepared, Prepared):
+            continue
+        contact = contacts.get(sales.contact_id_of(prepared.order or {}) or "")
+        if isinstance(contact, Exception):
+            found[order_id] = contact
+        else:
+            prepared.contact = contact
+    return found
+
+
 def prepare_page(
     db: Database, bling: Bling, link: Link, items: list[dict[str, Any]]
 ) -> list[Prepared]:
@@ -63,13 +101,17 @@ def prepare_page(
             for item in items
             if item.get("id")
         }
+    details = prepare_details(db, bling, link, [i for i, wanted in detail.items() if wanted])
     prepared = []
     for item in items:
         order_id = str(item.get("id") or "")
         if not order_id:
             continue
         if detail.get(order_id):
-            prepared.append(prepare_detail(db, bling, link, order_id))
+            found = details[order_id]
+            if isinstance(found, Exception):
+                raise found
+            prepared.append(found)
         else:
             prepared.append(Prepared(order_id, item, detailed=False))
     return prepared
