@@ -66,6 +66,9 @@ class Config:
     dashboard_days: int = 365
     drain_wait: float = 30.0  # longest wait for the outbox backlog between scenarios
     profile: bool = False
+    # --only: run just these (credit, pin, lookup, redeem, scaling, panel, dashboard,
+    # sqlite-credit); the references are skipped and BENCHMARKS.md is left alone.
+    only: set[str] = field(default_factory=set)
 
     @classmethod
     def for_quick(cls) -> "Config":
@@ -105,6 +108,9 @@ class Bench:
         self.started = time.monotonic()
 
     # -- helpers -----------------------------------------------------------------------
+
+    def wants(self, *names: str) -> bool:
+        return not self.c.only or bool(self.c.only.intersection(names))
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
@@ -162,7 +168,16 @@ class Bench:
         target: float | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        ref_rps = self.results["references"][ref]["rps"]
+        ref_rps = self.results["references"].setdefault(
+            ref,
+            {
+                "label": f"{ref} (not run: --only)",
+                "rps": 0.0,
+                "p50_ms": None,
+                "p99_ms": None,
+                "max_ms": None,
+            },
+        )["rps"]
         entry = {
             "name": name,
             "what": what,
@@ -190,12 +205,13 @@ class Bench:
             self.say(
                 f"PostgreSQL {version} on port {pg.port}; pgbench scale {self.c.pgbench_scale}"
             )
-            reference.pgbench_init(pg, self.c.pgbench_scale)
+            if not self.c.only:
+                reference.pgbench_init(pg, self.c.pgbench_scale)
             seconds = max(1, round(self.c.seconds))
             for mode, key, label in (
                 ("-N", "pgbench-N", "pgbench -N (write transaction)"),
                 ("-S", "pgbench-S", "pgbench -S (primary-key read)"),
-            ):
+            )[: 0 if self.c.only else 2]:
                 result = reference.pgbench(pg, mode, self.c.connections, seconds, self.c.threads)
                 self.reference(key, label, result)
             pg.psql("CREATE DATABASE fidelia")
@@ -219,14 +235,18 @@ class Bench:
         )
         self.say(f"seeded {self.describe(url, data)}; starting {self.results['settings']['serve']}")
         with server:
-            credit = self.credit(url, data, server, "credit")
-            self.scaling_point(url, data, credit)
-            self.drain(url)
-            self.pin(url, data, server)
-            self.lookup(data, server)
-            self.redeem(url, data, server)
-            self.drain(url)
-            for entries, merchants in self.c.levels:
+            if self.wants("credit"):
+                credit = self.credit(url, data, server, "credit")
+                self.scaling_point(url, data, credit)
+                self.drain(url)
+            if self.wants("pin"):
+                self.pin(url, data, server)
+            if self.wants("lookup"):
+                self.lookup(data, server)
+            if self.wants("redeem"):
+                self.redeem(url, data, server)
+                self.drain(url)
+            for entries, merchants in self.c.levels if self.wants("scaling") else []:
                 with seed.Loader(url) as db:
                     started = time.monotonic()
                     missing = merchants - len(data.merchants)
@@ -240,8 +260,10 @@ class Bench:
                 result = self.credit(url, data, server, f"credit-{entries}-{merchants}", half=False)
                 self.scaling_point(url, data, result)
                 self.drain(url)
-            self.panel(url, data, server)
-            self.dashboard(url, data, server)
+            if self.wants("panel", "panel-search", "panel-customer"):
+                self.panel(url, data, server)
+            if self.wants("dashboard"):
+                self.dashboard(url, data, server)
             self.results["outbox_delivered"] = self.sink.received
 
     def describe(self, url: str, data: seed.Dataset) -> str:
@@ -344,13 +366,16 @@ class Bench:
         server: FideliaServer,
         build: Callable[[int], list[bytes]],
         counter: Callable[[], int] | None,
+        name: str = "",
     ) -> tuple[load.LoadResult, load.LoadResult, str]:
         """A scenario whose requests may repeat: warm-up, peak, then half of the peak."""
         requests = build(20_000 if not self.c.quick else 2_000)
         if self.c.warmup:
             self.wrk(server, requests, "cycle", self.c.warmup)
         before = counter() if counter else 0
+        profiler = self.start_profile(server, name) if name else None
         peak = self.wrk(server, requests, "cycle", self.c.seconds)
+        self.stop_profile(profiler)
         time.sleep(0.3)
         done = (counter() - before) if counter else peak.requests
         half = self.wrk(server, requests, "cycle", self.c.half_seconds, rate=peak.rps / 2)
@@ -468,6 +493,7 @@ class Bench:
                 server,
                 lambda n, build=build: build(customers, host, cookie, n, self.rng),
                 None,
+                kind,
             )
             if not shown:
                 detail = f"{probe} answered {answer.status_code} without the customer"
@@ -535,7 +561,7 @@ class Bench:
             follow_redirects=False,
         )
         shown = probe.status_code == 200 and probe.text.count("data-chart=") == 3
-        peak, half, detail = self.cycled(server, build, None)
+        peak, half, detail = self.cycled(server, build, None, "dashboard")
         if not shown:
             detail = f"the dashboard answered {probe.status_code} without its three charts"
         elif not self.c.quick and half.p99_ms > 100:
@@ -648,8 +674,10 @@ class Bench:
         with GraphSink() as sink:
             self.sink = sink
             try:
-                self.postgres(sink)
-                self.sqlite(sink)
+                if self.wants(*PG_SCENARIOS):
+                    self.postgres(sink)
+                if self.wants("sqlite-credit"):
+                    self.sqlite(sink)
             finally:
                 if self.failures:
                     self.keep_logs()
@@ -657,7 +685,7 @@ class Bench:
         settings["postgres"] = self.results.pop("settings_pg", "?")
         settings["elapsed_s"] = round(time.monotonic() - self.started, 1)
         path = report.write_json(self.results, self.out)
-        if not self.c.quick:
+        if not self.c.quick and not self.c.only:
             report.chart(self.results, self.out / "bench.png")
             report.update_markdown(self.results, report.ROOT / "BENCHMARKS.md")
         print()
@@ -670,6 +698,10 @@ class Bench:
             print("FAILED: " + "; ".join(self.failures))
             return 1
         return 0
+
+
+PG_SCENARIOS = ("credit", "pin", "lookup", "redeem", "scaling", "panel", "dashboard")
+PG_SCENARIOS += ("panel-search", "panel-customer")
 
 
 def machine_busy(seconds: float = 1.0) -> float:
@@ -693,7 +725,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="length of one measurement")
     parser.add_argument("--connections", type=int, help="clients for wrk and pgbench alike")
     parser.add_argument("--workers", type=int, help="web processes (fidelia serve --workers)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the credit path")
+    parser.add_argument("--profile", action="store_true", help="py-spy the peak runs")
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenarios to run (" + ", ".join(PG_SCENARIOS) + ", sqlite-credit)",
+    )
     args = parser.parse_args(argv)
     config = Config.for_quick() if args.quick else Config(quick=False)
     if args.seconds:
@@ -704,6 +740,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         config.web_workers = args.workers
     config.profile = args.profile
+    config.only = {name.strip() for name in (args.only or "").split(",") if name.strip()}
+    unknown = config.only - {*PG_SCENARIOS, "sqlite-credit"}
+    if unknown:
+        parser.error(f"--only: unknown scenario(s) {', '.join(sorted(unknown))}")
     out = args.out or report.ROOT / "bench" / "results"
     with tempfile.TemporaryDirectory(prefix="fidelia-bench-") as tmp:
         work = Path(tmp)
