@@ -449,6 +449,18 @@ def add_dashboard(
             for (uid, key), m in zip(sessions, data.merchants, strict=True)
         ],
     )
+    # The running worker has folded the rows seeded before into rollups of its own: hold its
+    # watermarks (it waits for them) while these rows replace them, so both never insert
+    # the same key; after the commit it folds newer rows into these with its upserts.
+    names = [f"rollup.{source}" for source in ("ledger", "pins", "customers", "redemptions")]
+    for name in names:
+        loader.execute(
+            "INSERT INTO markers (name, number) VALUES (?, 0) ON CONFLICT DO NOTHING", name
+        )
+    if loader.pg:
+        loader.execute("SELECT name FROM markers WHERE name IN (?, ?, ?, ?) FOR UPDATE", *names)
+    for table in ("daily_rollups", "rollup_customer_days", "rollup_reward_days"):
+        loader.execute(f"DELETE FROM {table}")
     issued = per_day * POINTS_PER_PIN
     spent = issued // 4
     loader.insert(
