@@ -305,6 +305,7 @@ def test_dashboard_figures_equal_a_direct_computation(db):
                         want["top"]
                     )
                     assert len(got.daily) == days
-                    assert sum(row["points_issued"] for row in got.daily) == (
-                        want["totals"]["points_issued"]
+                    assert (
+                        sum(row["points_issued"] for row in got.daily)
+                        == (want["totals"]["points_issued"])
                     )
