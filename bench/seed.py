@@ -461,8 +461,6 @@ def add_dashboard(
     owner account per merchant; returns (user id, session key) for the signed cookies.
     The rollups the run's own sales and orders made (today's) give way to these."""
     today = datetime.now(UTC).date()
-    for table in ("daily_rollups", "rollup_reward_days", "rollup_customer_days"):
-        loader.execute(f"DELETE FROM {table} WHERE day > ?", today - timedelta(days=days + 1))
     per_day = max(2, entries // max(1, len(data.merchants)) // days)
     population = max(10, per_day * 4)  # each merchant's customers
     user_id = loader.next_id("users")
@@ -476,12 +474,20 @@ def add_dashboard(
             for (uid, key), m in zip(sessions, data.merchants, strict=True)
         ],
     )
+    # The running worker has folded the rows seeded before into rollups of its own: hold its
+    # watermarks (it waits for them) while these rows replace them, so both never insert
+    # the same key; after the commit it folds newer rows into these with its upserts.
+    names = [f"rollup.{source}" for source in ("ledger", "pins", "customers", "redemptions")]
+    for name in names:
+        loader.execute(
+            "INSERT INTO markers (name, number) VALUES (?, 0) ON CONFLICT DO NOTHING", name
+        )
+    if loader.pg:
+        loader.execute("SELECT name FROM markers WHERE name IN (?, ?, ?, ?) FOR UPDATE", *names)
+    for table in ("daily_rollups", "rollup_customer_days", "rollup_reward_days"):
+        loader.execute(f"DELETE FROM {table}")
     issued = per_day * POINTS_PER_PIN
     spent = issued // 4
-    # The seeded rollups stand for the whole history: drop what the running worker already
-    # folded from the earlier scenarios (its row for today would collide with ours).
-    for table in ("daily_rollups", "rollup_reward_days", "rollup_customer_days"):
-        loader.execute(f"DELETE FROM {table}")
     loader.insert(
         "daily_rollups",
         (

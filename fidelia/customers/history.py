@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fidelia.models import Customer, LedgerEntry, Order, Redemption, Reward, Tenant
+from fidelia.models import Customer, LedgerEntry, Order, Redemption, Reward, Tenant, Voucher
 
 ENTRIES_PER_PAGE = 25
 RECENT = 20
@@ -61,6 +61,21 @@ def orders_of(
             select(Order)
             .where(Order.customer_id == customer.id, Order.tenant_id == tenant.id)
             .order_by(Order.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def vouchers_of(
+    session: Session, tenant: Tenant, customer: Customer, limit: int = 50
+) -> list[Voucher]:
+    """The customer's vouchers at this merchant, oldest first (no count: the page shows
+    the list only)."""
+    return list(
+        session.scalars(
+            select(Voucher)
+            .where(Voucher.tenant_id == tenant.id, Voucher.customer_id == customer.id)
+            .order_by(Voucher.id)
             .limit(limit)
         )
     )

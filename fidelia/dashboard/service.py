@@ -2,13 +2,12 @@
 zone), read from the daily rollups (rollups/service.py) only: a few hundred rows at most
 per page view, whatever the size of the ledger."""
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -78,40 +77,64 @@ def points_money(tenant: Tenant, points: int) -> int:
 def figures(session: Session, tenant: Tenant, days: int, today: date | None = None) -> Figures:
     last = today or today_of(tenant)
     first = last - timedelta(days=days - 1)
+    counters = [getattr(DailyRollup, name) for name in COUNTERS]
+    # Plain rows, not ORM objects: at most ``days`` of them, summed here.
     rows = {
-        row.day: row
-        for row in session.scalars(
-            select(DailyRollup).where(
+        day: values
+        for day, *values in session.execute(
+            select(DailyRollup.day, *counters).where(
                 DailyRollup.tenant_id == tenant.id,
                 DailyRollup.day >= first,
                 DailyRollup.day <= last,
             )
         )
     }
-    totals = {name: sum(getattr(r, name) for r in rows.values()) for name in COUNTERS}
-    daily = []
+    totals = {name: sum(int(r[i]) for r in rows.values()) for i, name in enumerate(COUNTERS)}
+    zero = [0] * len(COUNTERS)
+    daily: list[dict[str, object]] = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        row = rows.get(day)
-        daily.append({"day": day, **{n: getattr(row, n) if row else 0 for n in COUNTERS}})
+        values = rows.get(day, zero)
+        daily.append({"day": day, **{n: int(values[i]) for i, n in enumerate(COUNTERS)}})
 
-    # Active customers, repeat buyers, active per week: one row per customer and active day.
-    per_customer: dict[int, int] = defaultdict(int)
-    weeks: dict[date, set[int]] = defaultdict(set)
-    for day, customer_id, sales in session.execute(
-        select(CustomerDay.day, CustomerDay.customer_id, CustomerDay.sales).where(
-            CustomerDay.tenant_id == tenant.id,
-            CustomerDay.day >= first,
-            CustomerDay.day <= last,
-        )
-    ):
-        per_customer[customer_id] += sales
-        weeks[day - timedelta(days=day.weekday())].add(customer_id)
+    # Active customers, buyers and repeat buyers, active per week: counted by the database
+    # from the customer-day rows (one per customer and active day), which can be many
+    # thousands for a busy merchant; only a few numbers come back.
+    in_period = (
+        CustomerDay.tenant_id == tenant.id,
+        CustomerDay.day >= first,
+        CustomerDay.day <= last,
+    )
+    per_customer = (
+        select(func.sum(CustomerDay.sales).label("sales"))
+        .where(*in_period)
+        .group_by(CustomerDay.customer_id)
+        .subquery()
+    )
+    active, buyers, repeat = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((per_customer.c.sales >= 1, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((per_customer.c.sales >= 2, 1), else_=0)), 0),
+        ).select_from(per_customer)
+    ).one()
+    mondays = []
     monday = first - timedelta(days=first.weekday())
-    weekly = []
     while monday <= last:
-        weekly.append((monday, len(weeks.get(monday, ()))))
+        mondays.append(monday)
         monday += timedelta(days=7)
+    # The week of a day as its index in ``mondays`` (portable: no date functions).
+    whens = [(CustomerDay.day < later, index) for index, later in enumerate(mondays[1:])]
+    week = case(*whens, else_=len(mondays) - 1) if whens else literal(0)
+    in_week = select(week.label("week"), CustomerDay.customer_id).where(*in_period).distinct()
+    weeks = in_week.subquery()
+    counts: dict[int, int] = {
+        index: count
+        for index, count in session.execute(
+            select(weeks.c.week, func.count()).group_by(weeks.c.week)
+        )
+    }
+    weekly = [(monday, int(counts.get(index, 0))) for index, monday in enumerate(mondays)]
 
     # Liability: what the program's customers hold now (groups share one balance).
     points, cashback = session.execute(
@@ -143,8 +166,8 @@ def figures(session: Session, tenant: Tenant, days: int, today: date | None = No
         first=first,
         last=last,
         totals=totals,
-        active_customers=len(per_customer),
-        repeat_customers=sum(1 for sales in per_customer.values() if sales >= 2),
+        active_customers=int(active),
+        repeat_customers=int(repeat),
         liability_points=points,
         liability_cashback=cashback,
         liability_money=cashback + points_money(tenant, points),
@@ -152,7 +175,7 @@ def figures(session: Session, tenant: Tenant, days: int, today: date | None = No
         daily=daily,
         weekly_active=weekly,
     )
-    result.active_buyers = sum(1 for sales in per_customer.values() if sales >= 1)
+    result.active_buyers = int(buyers)
     return result
 
 

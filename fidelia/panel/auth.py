@@ -14,8 +14,8 @@ Handlers take the merchant from the viewer (``viewer.tenant_id``), never from th
 look up ids within it, so another merchant's ids are simply not found (404).
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -49,6 +49,8 @@ class Viewer:
     # owner pages for support (``impersonator`` is then the operator's e-mail).
     read_only: bool = False
     impersonator: str | None = None
+    # The request's read session the tenant was loaded in (see ``tenant_in``).
+    loaded_in: Session | None = field(default=None, repr=False, compare=False)
 
     @property
     def tenant_id(self) -> int:
@@ -58,7 +60,11 @@ class Viewer:
         return self.tenant.id
 
     def tenant_in(self, session: Session) -> Tenant:
-        """The viewer's merchant, loaded in ``session`` (to change it or pass to a service)."""
+        """The viewer's merchant, loaded in ``session`` (to change it or pass to a service).
+        In the read session it was loaded from moments ago (same transaction), the row is
+        attached again without a second query; any other session reads it afresh."""
+        if self.tenant is not None and session is self.loaded_in:
+            return session.merge(self.tenant, load=False)
         return session.get_one(Tenant, self.tenant_id)
 
     @property
@@ -113,6 +119,7 @@ def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
         read_only=impersonator is not None
         or (tenant is not None and tenant.suspended_at is not None),
         impersonator=impersonator,
+        loaded_in=session,
     )
     context.viewer = viewer
     context.locale = locale
@@ -122,13 +129,15 @@ def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
 MaybeViewerDep = Annotated[Viewer | None, Depends(_viewer)]
 
 
-def public(viewer: MaybeViewerDep) -> Viewer | None:
+async def public(viewer: MaybeViewerDep) -> Viewer | None:
     """No sign-in needed (the viewer, if any, still sets the language)."""
     return viewer
 
 
-def require(*roles: str) -> Callable[[Request, Viewer | None], Viewer]:
-    def dependency(request: Request, viewer: MaybeViewerDep) -> Viewer:
+def require(*roles: str) -> Callable[[Request, Viewer | None], Awaitable[Viewer]]:
+    # Async: it only checks what ``_viewer`` found, and FastAPI would run a plain ``def``
+    # in a worker thread (a thread hop per request for a few comparisons).
+    async def dependency(request: Request, viewer: MaybeViewerDep) -> Viewer:
         if viewer is None:
             raise SignInRequired("Sign in to continue.")
         if roles and viewer.role not in roles:

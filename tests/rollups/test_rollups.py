@@ -229,3 +229,83 @@ def test_rows_younger_than_the_settle_time_wait(db):
         row = s.scalars(select(DailyRollup)).one()
         assert row.pins_issued == 1
     assert rollups.update(db, settle=timedelta(seconds=60)) == 0  # folded once
+
+
+def direct_figures(expected, tenant, program_tenants, days, today):
+    """What the dashboard must show, computed from ``direct()``'s figures."""
+    flat, active, rewards = expected
+    first = today - timedelta(days=days - 1)
+
+    def within(day):
+        return first <= day <= today
+
+    totals = {n: 0 for n in rollups.COUNTERS}
+    for (tenant_id, day), values in flat.items():
+        if tenant_id == tenant.id and within(day):
+            for name, value in values.items():
+                totals[name] += value
+    sales = defaultdict(int)
+    weeks = defaultdict(set)
+    for (tenant_id, day, customer_id), count in active.items():
+        if tenant_id == tenant.id and within(day):
+            sales[customer_id] += count
+            weeks[day - timedelta(days=day.weekday())].add(customer_id)
+    mondays = []
+    monday = first - timedelta(days=first.weekday())
+    while monday <= today:
+        mondays.append(monday)
+        monday += timedelta(days=7)
+    net = sum(
+        values.get("points_net", 0)
+        for (tenant_id, _), values in flat.items()
+        if tenant_id in program_tenants
+    )
+    top = defaultdict(lambda: [0, 0])
+    for (tenant_id, day, reward_id), (count, points) in rewards.items():
+        if tenant_id == tenant.id and within(day):
+            top[reward_id][0] += count
+            top[reward_id][1] += points
+    return {
+        "totals": totals,
+        "active": len(sales),
+        "buyers": sum(1 for n in sales.values() if n >= 1),
+        "repeat": sum(1 for n in sales.values() if n >= 2),
+        "weekly": [(m, len(weeks.get(m, ()))) for m in mondays],
+        "liability_points": max(net, 0),
+        "top": sorted(((-c, r, p) for r, (c, p) in top.items()))[:5],
+    }
+
+
+def test_dashboard_figures_equal_a_direct_computation(db):
+    """The dashboard's figures (sums and counts done by the database over the rollups)
+    equal the same figures computed straight from the source rows, for every merchant,
+    period and a few 'today's (weeks cut at either end)."""
+    from fidelia.dashboard import service as dashboard
+
+    workload(db, random.Random(11), 220)
+    rollups.update(db, settle=NOW, batch=50)
+    expected = direct(db)
+    with db.session(readonly=True) as s:
+        tenants = list(s.scalars(select(Tenant)))
+        for tenant in tenants:
+            program_tenants = {t.id for t in tenants if t.program_id == tenant.program_id}
+            active_days = sorted(d for (t, d) in expected[0] if t == tenant.id)
+            assert active_days, "the workload left a merchant without activity"
+            for today in (active_days[-1], active_days[len(active_days) // 2]):
+                for days in dashboard.PERIODS:
+                    got = dashboard.figures(s, tenant, days, today=today)
+                    want = direct_figures(expected, tenant, program_tenants, days, today)
+                    assert got.totals == want["totals"]
+                    assert got.active_customers == want["active"]
+                    assert got.active_buyers == want["buyers"]
+                    assert got.repeat_customers == want["repeat"]
+                    assert got.weekly_active == want["weekly"]
+                    assert got.liability_points == want["liability_points"]
+                    assert [(-r.redemptions, r.reward_id, r.points) for r in got.top_rewards] == (
+                        want["top"]
+                    )
+                    assert len(got.daily) == days
+                    assert (
+                        sum(row["points_issued"] for row in got.daily)
+                        == (want["totals"]["points_issued"])
+                    )

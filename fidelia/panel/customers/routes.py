@@ -110,7 +110,7 @@ def _customer_page(
         adjustments=reasons_by_entry(session, entries.entries),
         redemptions=history.redemptions_of(session, tenant, customer),
         orders=history.orders_of(session, tenant, customer),
-        vouchers=vouchers.listing(session, tenant, customer_id=customer.id).items,
+        vouchers=history.vouchers_of(session, tenant, customer),
         voucher_state=vouchers.state_of,
         words=words,
         currency=tenant.currency,
