@@ -4,6 +4,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
+# `make test` runs the suite in this many processes (pytest-xdist; one file stays in one
+# process, so a file's shared servers are started once). Every fixture takes free ports
+# and its own temporary directories, so the processes never meet. TEST_PROCESSES=0: serial.
+TEST_PROCESSES ?= 2
 
 .PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots mutate
 
@@ -48,7 +52,7 @@ typecheck: dev
 test: dev assets
 	scripts/ensure-services.sh chromium $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md): PostgreSQL server and client tools, wrk, the chart and
 # profilers (requirements-bench.lock), then one run. BENCH_ARGS="--profile" adds py-spy.
