@@ -437,10 +437,17 @@ def test_the_production_shape_under_faults(tmp_path: Path) -> None:
     assert sum(job.ok for job in sent) > RATE * BETWEEN, report
     for name, load in loads.items():
         assert sum(c.ok for c in load.calls) > DOOR_RATE * BETWEEN, (name, report)
-    # The metrics show the faults.
+    # Reads that may lag went on from the replica while the primary was down.
+    down = [t for t, label in marks if label.startswith("primary kill -9")]
+    during = [c for c in loads["000 points lookups"].calls if down[0] <= c.at <= down[1]]
+    assert during and all(c.status in (200, 404) for c in during), report
+    # The metrics show the faults: the restarts, the Redis and database outages logged (one
+    # line each, not a traceback a request), the 5xx answered while the primary was down,
+    # and the killed worker's heartbeat going stale next to the live ones.
     assert total(metrics, "fidelia_process_starts_total", kind="web") >= 2 + CYCLES, report
-    assert total(metrics, "fidelia_process_starts_total", kind="worker") >= 2 + CYCLES
-    assert total(metrics, "fidelia_log_errors_total") > 0  # the outages were logged
-    beats = metrics.get("fidelia_worker_heartbeat_age_seconds", [])
-    assert len(beats) >= 2 + CYCLES  # the killed worker's row, no longer stamped
-    assert max(age for _, age in beats) > min(age for _, age in beats) + 2
+    assert total(metrics, "fidelia_process_starts_total", kind="worker") >= 2 + CYCLES, report
+    assert total(metrics, "fidelia_log_errors_total", logger="fidelia.ratelimit") > 0, report
+    assert total(metrics, "fidelia_log_errors_total", logger="fidelia.errors") > 0, report
+    assert by_status(metrics).get("5xx", 0) > 0, report
+    ages = sorted(age for _, age in metrics.get("fidelia_worker_heartbeat_age_seconds", []))
+    assert len(ages) >= 2 + CYCLES and ages[-1] > ages[0] + 2, (ages, report)
