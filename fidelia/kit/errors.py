@@ -59,3 +59,15 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """The database does not answer (restarting, failing over, out of connections): nothing
+    was written; the same request may be sent again shortly."""
+
+    status = 503
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -6,21 +6,53 @@ import math
 import time
 
 from limits import RateLimitItem, parse_many, storage, strategies
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.concurrency import run_in_threadpool
 
 from fidelia.kit.errors import RateLimited
 
 log = logging.getLogger("fidelia.ratelimit")
+REDIS_TIMEOUT = 0.5  # seconds
+OUTAGE_LOG_SECONDS = 10.0
 
 
 class RateLimiter:
     def __init__(self, redis_url: str = "", enabled: bool = True) -> None:
         self.enabled = enabled
-        uri = redis_url if redis_url else "memory://"
         self.in_memory = not redis_url
-        self.storage = storage.storage_from_string(uri)
+        if redis_url:
+            # A Redis that stops answering (restarting, paused, cut off) costs a request at
+            # most REDIS_TIMEOUT, then the request is allowed. No retries: redis-py's default
+            # retries a refused connection with backoff for up to ~20 s, inside the request,
+            # so one Redis restart stalled every request of the process (threads and
+            # database slots all waiting) long after Redis was back.
+            self.storage = storage.storage_from_string(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # passed on to redis-py
+            )
+        else:
+            self.storage = storage.storage_from_string("memory://")
         self.strategy = strategies.MovingWindowRateLimiter(self.storage)
         self._parsed: dict[str, list[RateLimitItem]] = {}
+
+    _said_at = -OUTAGE_LOG_SECONDS
+
+    def _outage(self, exc: Exception) -> None:
+        """One log line per OUTAGE_LOG_SECONDS, not one per request: during an outage every
+        request fails here, and a traceback each (rendered under the logging lock) queued
+        all of them behind the log handler for seconds."""
+        at = time.monotonic()
+        if at - self._said_at < OUTAGE_LOG_SECONDS:
+            return
+        self._said_at = at
+        log.error(
+            "rate limit storage unavailable; requests allowed (%s: %s)",
+            type(exc).__name__,
+            exc,
+        )
 
     def _items(self, spec: str) -> list[RateLimitItem]:
         items = self._parsed.get(spec)
@@ -41,8 +73,8 @@ class RateLimiter:
                     raise RateLimited(f"Rate limit of {item} exceeded.", retry_after=retry)
         except RateLimited:
             raise
-        except Exception:  # a counter store outage must not take the API down
-            log.exception("rate limit storage unavailable; request allowed")
+        except Exception as exc:  # a counter store outage must not take the API down
+            self._outage(exc)
 
     def check(self, spec: str, *key: str) -> None:
         """Raise RateLimited when a limit in ``spec`` is already used up, without counting
@@ -57,8 +89,8 @@ class RateLimiter:
                     raise RateLimited(f"Rate limit of {item} exceeded.", retry_after=retry)
         except RateLimited:
             raise
-        except Exception:  # a counter store outage must not take the API down
-            log.exception("rate limit storage unavailable; request allowed")
+        except Exception as exc:  # a counter store outage must not take the API down
+            self._outage(exc)
 
     async def hit_async(self, spec: str, *key: str) -> None:
         """``hit`` for async dependencies: in memory it is a few microseconds, done in

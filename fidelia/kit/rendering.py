@@ -8,10 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fidelia.kit.errors import DomainError
+from fidelia.kit.errors import DomainError, Unavailable
 
 log = logging.getLogger("fidelia.errors")
 Renderer = Callable[[DomainError], Response]
@@ -92,6 +93,22 @@ def install(
             code="BAD_REQUEST",
         )
         return renderer_for(request)(error)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        """The database does not answer (restarting, failing over, out of connections); the
+        transaction was rolled back. An answer here, not in the catch-all below: that one
+        re-raises to the server, which then drops the connection, and nginx took each drop
+        for a dead web process and sent it nothing for a while, replica reads included. One
+        line, no traceback: during an outage every request comes here."""
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            str(getattr(exc, "orig", None) or exc).splitlines()[0][:200],
+        )
+        return renderer_for(request)(Unavailable("The database is unavailable; try again."))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -14,10 +14,14 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server missing: run scripts/ensure-services.sh")
-        self.port = free_port()
+        self.binary, self.port = binary, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -30,7 +34,6 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         deadline = time.time() + 10
         while True:
             try:
@@ -44,3 +47,10 @@ class RedisServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+    def restart(self, downtime: float = 1.0) -> None:
+        """Stopped, then started again on the same port (its counters gone, as after a
+        crash of a Redis without persistence)."""
+        self.stop()
+        time.sleep(downtime)
+        self.start()

@@ -98,12 +98,32 @@ class Fidelia:
 
     def start(self, timeout: float = 60) -> None:
         self.starts += 1
+        self.procs = [self._spawn(*self._serve())]
+        if self.separate_worker:
+            self.procs.append(self._spawn("worker"))
+        self._wait_healthy(timeout)
+
+    def _serve(self) -> list[str]:
         serve = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
         if self.separate_worker:
             serve.append("--no-worker")
-        self.procs = [self._spawn(*serve)]
-        if self.separate_worker:
-            self.procs.append(self._spawn("worker"))
+        return serve
+
+    def kill9_web(self) -> None:
+        """kill -9 of the web process alone (its separate worker goes on)."""
+        web = self.procs.pop(0)
+        try:
+            os.killpg(web.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        web.wait(timeout=30)
+
+    def start_web(self, timeout: float = 60) -> None:
+        self.starts += 1
+        self.procs.insert(0, self._spawn(*self._serve()))
+        self._wait_healthy(timeout)
+
+    def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.procs[0].poll() is not None:
@@ -126,7 +146,24 @@ class Fidelia:
         worker.wait(timeout=30)
 
     def start_worker(self) -> None:
+        self.starts += 1
         self.procs.append(self._spawn("worker"))
+
+    def revive(self) -> int:
+        """What systemd's Restart=always does: start again every process that exited
+        (e.g. a worker that found the database down as it started). How many it started."""
+        revived = 0
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is None:
+                continue
+            revived += 1
+            self.starts += 1
+            if i == 0:
+                self.procs[0] = self._spawn(*self._serve())
+                self._wait_healthy(60)
+            else:
+                self.procs[i] = self._spawn("worker")
+        return revived
 
     def kill9(self) -> None:
         for proc in self.procs:
@@ -199,8 +236,10 @@ class Load:
     at start + i / rate, so a dead server costs at most ``rate`` PINs a second), until
     stopped or out of jobs. Every outcome is kept on its job."""
 
-    def __init__(self, url: str, jobs: list[Job], rate: float, threads: int = 8) -> None:
-        self.url, self.jobs, self.rate = url, jobs, rate
+    def __init__(
+        self, url: str, jobs: list[Job], rate: float, threads: int = 8, verify: bool = True
+    ) -> None:
+        self.url, self.jobs, self.rate, self.verify = url, jobs, rate, verify
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         self._next = 0
         self._lock = threading.Lock()
@@ -227,7 +266,7 @@ class Load:
             return job
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=15) as client:
+        with httpx.Client(base_url=self.url, timeout=15, verify=self.verify) as client:
             while not self._stop.is_set():
                 job = self._take()
                 if job is None:
@@ -255,10 +294,10 @@ def deliver(client: httpx.Client, job: Job) -> httpx.Response | None:
     return response
 
 
-def redeliver(url: str, jobs: Iterable[Job], attempts: int = 40) -> list[str]:
+def redeliver(url: str, jobs: Iterable[Job], attempts: int = 40, verify: bool = True) -> list[str]:
     """Like Meta: deliver again every webhook that did not get a 2xx, until it does."""
     problems = []
-    with httpx.Client(base_url=url, timeout=15) as client:
+    with httpx.Client(base_url=url, timeout=15, verify=verify) as client:
         for job in jobs:
             if job.ok:
                 continue

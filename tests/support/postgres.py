@@ -30,6 +30,15 @@ def pg_bin(name: str) -> str:
     return path
 
 
+def _alive(pid: int) -> bool:
+    """Until it is reaped: a zombie postmaster still holds off a new one (postmaster.pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class PostgresServer:
     def __init__(self, settings: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -80,11 +89,22 @@ class PostgresServer:
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
     def kill9(self) -> None:
-        """Crash the server (the postmaster and its children) like a power cut."""
+        """Crash the server (the postmaster and its children) like a power cut. The children
+        (backends, walwriter, walsenders...) are killed with it: left alive, a backend goes
+        on serving its connection from the dead server's shared memory until it notices,
+        which a power cut never allows."""
         pid_file = self.data / "postmaster.pid"
         pid = int(pid_file.read_text().splitlines()[0])
-        os.kill(pid, 9)
-        time.sleep(0.5)
+        found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        victims = [pid, *(int(child) for child in found.stdout.split())]
+        for victim in victims:
+            try:
+                os.kill(victim, 9)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(v) for v in victims):
+            time.sleep(0.05)
         subprocess.run(["pkill", "-9", "-f", f"postgres.*{self.data}"], check=False)
         time.sleep(0.5)
 

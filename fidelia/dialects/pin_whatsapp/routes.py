@@ -37,6 +37,7 @@ from fidelia.kit.phone import normalize_e164
 from fidelia.kit.security import digest
 from fidelia.messaging.texts import say
 from fidelia.models import Customer, Pin, Tenant
+from fidelia.ops.replica import MayLagSessionDep
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, require_recent_visit
 from fidelia.rewards.service import active_rewards, get_for_tenant
@@ -137,7 +138,7 @@ def pin_qr(
     response_model=ComercioResponse,
     dependencies=[Depends(rate_limited("comercio"))],
 )
-def comercio(slug: str, session: ReadSessionDep) -> ComercioResponse:
+def comercio(slug: str, session: MayLagSessionDep) -> ComercioResponse:
     """A merchant and its active rewards (promociones)."""
     tenant = require_active(get_by_slug(session, slug))
     return ComercioResponse(
@@ -176,7 +177,7 @@ def _saldo(standing: Standing) -> SaldoOut:
     response_model=PuntosResponse,
     dependencies=[Depends(rate_limited("puntos"))],
 )
-def puntos(wa: str, session: ReadSessionDep, state: AppState) -> PuntosResponse:
+def puntos(wa: str, session: MayLagSessionDep, state: AppState) -> PuntosResponse:
     """A WhatsApp number's points at every merchant (``+`` sent as ``%2B``)."""
     number = normalize_e164(wa)
     found = standings(session, "whatsapp", number, state.catalogs)

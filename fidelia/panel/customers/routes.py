@@ -13,6 +13,7 @@ from fidelia.kit.errors import DomainError
 from fidelia.kit.money import to_minor
 from fidelia.ledger.adjustments import adjust, reasons_by_entry
 from fidelia.models import Customer, Tenant
+from fidelia.ops.replica import MayLagSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.customers import words
@@ -57,7 +58,7 @@ def _page_number(raw: str | None) -> int:
 
 @router.get("")
 def customers(
-    request: Request, viewer: OwnerDep, session: ReadSessionDep, q: str = ""
+    request: Request, viewer: OwnerDep, session: MayLagSessionDep, q: str = ""
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
     number = _page_number(request.query_params.get("page"))
@@ -123,7 +124,7 @@ def _customer_page(
 
 @router.get("/{customer_id}")
 def customer_page(
-    request: Request, customer_id: int, viewer: OwnerDep, session: ReadSessionDep
+    request: Request, customer_id: int, viewer: OwnerDep, session: MayLagSessionDep
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
     customer = directory.get_in_program(session, tenant.program_id, customer_id)

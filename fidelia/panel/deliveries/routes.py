@@ -6,8 +6,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from fidelia.audit import service as audit
-from fidelia.kit.deps import ReadSessionDep, SessionDep
+from fidelia.kit.deps import SessionDep
 from fidelia.messaging import deliveries
+from fidelia.ops.replica import MayLagSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.i18n import N_
@@ -32,7 +33,7 @@ CHANNEL_LABELS = {
 def messages(
     request: Request,
     viewer: OwnerDep,
-    session: ReadSessionDep,
+    session: MayLagSessionDep,
     status: str = "",
     channel: str = "",
     before: int | None = None,
