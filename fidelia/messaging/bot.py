@@ -5,6 +5,7 @@ commit together."""
 import re
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote_plus
@@ -62,6 +63,11 @@ _TENANTS = select(
     _tenants.c.locale,
     _tenants.c.points_validity_days,
 ).where(_tenants.c.id.in_(bindparam("ids", expanding=True)))
+
+
+class _Undo(Exception):
+    """Roll a savepoint back (``Bot._activate``)."""
+
 
 PIN_AFTER_WORD = re.compile(r"pin\D{0,5}?(\d{4,10})(?!\d)", re.IGNORECASE)
 BARE_PIN = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
@@ -227,18 +233,22 @@ class Bot:
         activation is undone (a savepoint) and tried again without them."""
         while groups:
             several = any(len(ks) > 1 for ks in groups.values())
-            savepoint = session.begin_nested() if several else None
-            wanted = [pins_of[k] for ks in groups.values() for k in ks]
-            activated = pins.activate_many(session, wanted)
-            missed = [c for c, ks in groups.items() if any(pins_of[k] not in activated for k in ks)]
-            for c in missed:
-                del groups[c]
-            if savepoint is not None and missed:
-                savepoint.rollback()  # some of them may have activated: undo, try again
+            try:
+                with session.begin_nested() if several else nullcontext():
+                    wanted = [pins_of[k] for ks in groups.values() for k in ks]
+                    activated = pins.activate_many(session, wanted)
+                    missed = [
+                        c
+                        for c, ks in groups.items()
+                        if any(pins_of[k] not in activated for k in ks)
+                    ]
+                    for c in missed:
+                        del groups[c]
+                    if several and missed:
+                        raise _Undo  # some of theirs may have activated
+                return activated
+            except _Undo:
                 continue
-            if savepoint is not None:
-                savepoint.commit()
-            return activated
         return {}
 
     def _credit(
