@@ -152,9 +152,11 @@ class Bot:
           PIN the batch sends to it within the namespace's budget;
         - all of a contact's PINs activate, or none of their messages is handled here.
 
-        The senders' contacts are locked first, in id order (the lock ``guard.refusal``
-        takes). Raises what a statement raises: the caller rolls this step back and takes
-        the batch one message at a time."""
+        (Two contacts only meet in one customer if another door linked both of their
+        identifiers to it; then their two credits in one batch may be booked in the other
+        order, each still exact.) The senders' contacts are locked first, in id order (the
+        lock ``guard.refusal`` takes). Raises what a statement raises: the caller rolls
+        this step back and takes the batch one message at a time."""
         pins_of: dict[int, tuple[str, str]] = {}  # message index -> (namespace, code)
         for k, msg in enumerate(messages):
             if consent.stop_word(msg.text) is None:
