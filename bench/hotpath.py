@@ -5,11 +5,16 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py                       # every scenario, PostgreSQL and SQLite
     python bench/hotpath.py credit --db sqlite    # one scenario, one database
     python bench/hotpath.py credit --profile py-spy   # where its CPU goes, every thread
+    python bench/hotpath.py worker --db postgresql    # the worker crediting stored webhooks
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
 (``time.process_time``) is divided by their count. The database server's own CPU is
 not included (pgbench is the reference for that), the profilers' is (with --profile).
+
+``worker`` is the other half of the credit: the webhooks are answered (stored) first, not
+measured, then the worker's ``process_batch`` credits them in batches of 50, and its CPU
+time is divided by the messages credited.
 """
 
 import argparse
@@ -36,7 +41,7 @@ from fidelia.kit.migrate import upgrade  # noqa: E402
 from fidelia.kit.settings import Settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
-SCENARIOS = ("credit", "pin", "lookup", "redeem")
+SCENARIOS = ("credit", "worker", "pin", "lookup", "redeem")
 RESULTS = Path(__file__).resolve().parent / "results"  # profiles: profile-hotpath-*
 
 
@@ -54,7 +59,7 @@ def requests_for(
     name: str, url: str, data: seed.Dataset, n: int, rng: random.Random
 ) -> list[bytes]:
     host = "bench"
-    if name == "credit":
+    if name in ("credit", "worker"):
         with seed.Loader(url) as db:
             pool = seed.add_pin_pool(db, data, n, rng)
         return load.webhook_requests(pool, host, APP_SECRET, str(rng.randrange(10**9)))
@@ -77,14 +82,47 @@ async def drive(app: Any, raws: list[bytes]) -> list[int]:
     return statuses
 
 
+def work(app: Any) -> int:
+    """The worker's half of the credit: process the stored messages in batches until
+    none is pending; returns how many did not end ``done``."""
+    from sqlalchemy import func, select
+
+    from fidelia.messaging import intake
+    from fidelia.models import InboundMessage
+
+    state = app.state.fidelia
+    while intake.process_batch(state.db, state.bot, 50):
+        pass
+    with state.db.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.status != "done")
+            )
+            or 0
+        )
+
+
 def measure(
-    app: Any, build: Callable[[int], list[bytes]], n: int, profile: str, out: Path
+    app: Any,
+    name: str,
+    build: Callable[[int], list[bytes]],
+    n: int,
+    profile: str,
+    out: Path,
 ) -> tuple[float, float, int]:
     """(CPU ms per request, wall ms per request, errors) over ``n`` requests.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
+    worker = name == "worker"
     asyncio.run(drive(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
+    if worker:
+        work(app)
     raws = build(n)
+    statuses: list[int] = []
+    if worker:  # answered (stored) first, then credited by the measured worker
+        statuses = asyncio.run(drive(app, raws))
     spy = pyinstrument = None
     out.parent.mkdir(parents=True, exist_ok=True)
     if profile == "py-spy":
@@ -97,7 +135,10 @@ def measure(
         pyinstrument = Profiler(interval=0.0005, async_mode="disabled")
         pyinstrument.start()
     cpu, wall = time.process_time(), time.perf_counter()
-    statuses = asyncio.run(drive(app, raws))
+    if worker:
+        left = work(app)
+    else:
+        statuses, left = asyncio.run(drive(app, raws)), 0
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if spy is not None:
         from bench import profile as spying
@@ -110,7 +151,7 @@ def measure(
         text = pyinstrument.output_text(unicode=True, color=False, show_all=False)
         out.with_suffix(".pyinstrument.txt").write_text(text)
         print(f"  pyinstrument profile: {out.with_suffix('.pyinstrument.txt')}")
-    errors = sum(1 for s in statuses if s >= 400)
+    errors = sum(1 for s in statuses if s >= 400) + left
     return 1000 * cpu / n, 1000 * wall / n, errors
 
 
@@ -141,6 +182,7 @@ def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
             for name in names:
                 cpu, wall, errors = measure(
                     app,
+                    name,
                     lambda k, name=name: requests_for(name, url, data, k, rng),
                     n,
                     profile,

@@ -1,6 +1,9 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from sqlalchemy import delete, select
+from collections.abc import Collection
+from typing import NamedTuple, cast
+
+from sqlalchemy import Table, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +23,45 @@ def find(session: Session, program_id: int, kind: str, value: str) -> Customer |
             CustomerIdentifier.value == value,
         )
     )
+
+
+class Known(NamedTuple):
+    id: int
+    name: str | None
+
+
+_identifiers = cast(Table, CustomerIdentifier.__table__)
+_customers = cast(Table, Customer.__table__)
+# ``find`` for many identifiers in many programs, one statement built once.
+_FIND_MANY = (
+    select(
+        _identifiers.c.program_id,
+        _identifiers.c.kind,
+        _identifiers.c.value,
+        _customers.c.id,
+        _customers.c.name,
+    )
+    .join(_customers, _customers.c.id == _identifiers.c.customer_id)
+    .where(
+        _identifiers.c.program_id.in_(bindparam("programs", expanding=True)),
+        tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
+            bindparam("identifiers", expanding=True)
+        ),
+    )
+)
+
+
+def find_many(
+    session: Session, programs: Collection[int], identifiers: Collection[tuple[str, str]]
+) -> dict[tuple[int, str, str], Known]:
+    """Who has each ``(kind, value)`` in each of ``programs``: ``find`` for a batch, keyed
+    by ``(program id, kind, value)``."""
+    if not programs or not identifiers:
+        return {}
+    rows = session.execute(
+        _FIND_MANY, {"programs": list(programs), "identifiers": list(identifiers)}
+    ).all()
+    return {(r.program_id, r.kind, r.value): Known(r.id, r.name) for r in rows}
 
 
 CONTACTS = ("phone", "cpf", "email")

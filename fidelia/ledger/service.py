@@ -6,10 +6,12 @@ row lock makes concurrent debits queue, and the condition makes the loser fail i
 overspending. Earn entries are lots, spent soonest-to-expire first.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -111,8 +113,102 @@ def credit(
 
 def validity_end(tenant: Tenant | None) -> datetime | None:
     """When a lot earned now at ``tenant`` expires (None: it never does)."""
-    days = tenant.points_validity_days if tenant is not None else 0
+    return expiry_after(tenant.points_validity_days if tenant is not None else 0)
+
+
+def expiry_after(days: int) -> datetime | None:
+    """When a lot earned now expires with a validity of ``days`` (0: never)."""
     return now() + timedelta(days=days) if days > 0 else None
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One earning of ``credit_many``: what ``credit`` takes, its expiry worked out."""
+
+    acct: Account
+    amount: int
+    source: Source
+    expires_at: datetime | None
+
+
+_entries = cast(Table, LedgerEntry.__table__)
+_balances = cast(Table, Balance.__table__)
+_ADD_ENTRIES = insert(_entries)
+_ADD_TO_BALANCES: dict[str, Any] = {}  # per dialect, built once
+
+
+def _add_to_balances(session: Session) -> Any:
+    """The balance upsert of ``credit`` for many accounts (executemany), by dialect."""
+    dialect = session.get_bind().dialect.name
+    stmt = _ADD_TO_BALANCES.get(dialect)
+    if stmt is None:
+        upsert = insert_for(session)(_balances)
+        stmt = _ADD_TO_BALANCES[dialect] = upsert.on_conflict_do_update(
+            index_elements=["program_id", "customer_id", "account"],
+            set_={"amount": _balances.c.amount + upsert.excluded.amount},
+            where=_balances.c.amount <= MAX_BALANCE - upsert.excluded.amount,
+        ).returning(
+            _balances.c.program_id, _balances.c.customer_id, _balances.c.account, _balances.c.amount
+        )
+    return stmt
+
+
+def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "earn") -> list[int]:
+    """``credit`` for a batch, set-based: each balance updated once with the batch's sum
+    for it (one upsert for all), the entries inserted in one executemany, each with the
+    balance it leaves, as if credited one by one in this order. Returns those balances.
+    All or nothing: BalanceLimit when any balance would pass ``MAX_BALANCE``."""
+    if not credits:
+        return []
+    sums: dict[tuple[int, int, str], int] = {}
+    for c in credits:
+        if c.amount <= 0:
+            raise InvalidInput("A credit must be positive.")
+        key = (c.acct.program_id, c.acct.customer_id, c.acct.account)
+        sums[key] = sums.get(key, 0) + c.amount
+    if any(total > MAX_BALANCE for total in sums.values()):
+        raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
+    ordered = sorted(sums)  # one lock order for every worker
+    rows = session.execute(
+        _add_to_balances(session),
+        [
+            {"program_id": p, "customer_id": c, "account": a, "amount": sums[(p, c, a)]}
+            for p, c, a in ordered
+        ],
+    ).all()
+    after = {(r.program_id, r.customer_id, r.account): int(r.amount) for r in rows}
+    if len(after) != len(sums):
+        raise BalanceLimit(f"This would take a balance past {MAX_BALANCE}.")
+    # Each entry leaves the final balance less the credits after it (in this order).
+    balances: list[int] = [0] * len(credits)
+    for k in range(len(credits) - 1, -1, -1):
+        c = credits[k]
+        key = (c.acct.program_id, c.acct.customer_id, c.acct.account)
+        balances[k] = after[key]
+        after[key] -= c.amount
+    at = now()
+    session.execute(
+        _ADD_ENTRIES,
+        [
+            {
+                "program_id": c.acct.program_id,
+                "tenant_id": c.source.tenant_id,
+                "customer_id": c.acct.customer_id,
+                "account": c.acct.account,
+                "kind": kind,
+                "amount": c.amount,
+                "balance_after": left,
+                "source_type": c.source.type,
+                "source_id": c.source.id,
+                # As in ``credit``: only what is left above zero is a lot that can be spent.
+                "remaining": min(c.amount, max(left, 0)),
+                "expires_at": c.expires_at,
+                "created_at": at,
+            }
+            for c, left in zip(credits, balances, strict=True)
+        ],
+    )
+    return balances
 
 
 def debit(

@@ -3,18 +3,22 @@
 commit together."""
 
 import re
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fidelia.challenges import short_codes
-from fidelia.customers.service import identify
+from fidelia.customers.service import find_many, identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
 from fidelia.kit.settings import Settings
-from fidelia.ledger.service import Account, Source, credit
+from fidelia.ledger.service import Account, Credit, Source, credit, credit_many, expiry_after
 from fidelia.messaging import consent, outbox, templates
 from fidelia.messaging.texts import BALANCE_WORDS, CODE_WORDS, GREETINGS, say, unit
 from fidelia.models import (
@@ -26,6 +30,44 @@ from fidelia.models import (
 from fidelia.pins import guard
 from fidelia.pins import service as pins
 from fidelia.pins.guard import GuessPolicy
+
+_contacts = cast(Table, WhatsAppContact.__table__)
+_tenants = cast(Table, Tenant.__table__)
+# The batch's senders, locked as ``guard.refusal`` locks one, in one order for every worker.
+_LOCK_CONTACTS = (
+    select(
+        _contacts.c.id,
+        _contacts.c.wa_number,
+        _contacts.c.wa_user_id,
+        _contacts.c.name,
+        _contacts.c.last_tenant_id,
+    )
+    .where(
+        or_(
+            _contacts.c.wa_number.in_(bindparam("numbers", expanding=True)),
+            _contacts.c.wa_user_id.in_(bindparam("users", expanding=True)),
+        )
+    )
+    .order_by(_contacts.c.id)
+    .with_for_update(key_share=True)
+)
+_MOVE_CONTACTS = (
+    update(_contacts)
+    .where(_contacts.c.id == bindparam("contact"))
+    .values(last_tenant_id=bindparam("tenant"))
+)
+_TENANTS = select(
+    _tenants.c.id,
+    _tenants.c.program_id,
+    _tenants.c.name,
+    _tenants.c.locale,
+    _tenants.c.points_validity_days,
+).where(_tenants.c.id.in_(bindparam("ids", expanding=True)))
+
+
+class _Undo(Exception):
+    """Roll a savepoint back (``Bot._activate``)."""
+
 
 PIN_AFTER_WORD = re.compile(r"pin\D{0,5}?(\d{4,10})(?!\d)", re.IGNORECASE)
 BARE_PIN = re.compile(r"(?<!\d)(\d{4,10})(?!\d)")
@@ -91,6 +133,199 @@ class Bot:
             self._reply(session, contact, say(self._locale(session, contact), "help"))
         return contact.id
 
+    # -- a batch of plain PIN credits, set-based ------------------------------------------
+
+    def credit_batch(self, session: Session, messages: Sequence[Inbound]) -> dict[str, int]:
+        """Credit the plain PIN credits among ``messages`` (in sender order) with a few
+        set-based statements; returns the sender's contact id of each message handled, by
+        message id. Every other message is left to ``process``, one at a time in the same
+        order, and gets the answer it would get if the whole batch went that way, because
+        nothing handled here depends on it:
+
+        - a contact's messages are handled only if all of them in the batch are PINs (no
+          stop word) sent from the contact's own number and user id (nothing to link), and
+          the contact has a name: the messages, their replies and their order are the ones
+          ``process`` gives;
+        - a PIN that appears twice in the batch is left to ``process``, in order;
+        - the guessing limits must let every one of them try whatever the rest of the
+          batch does: the sender under their limit, and the namespace's failures plus every
+          PIN the batch sends to it within the namespace's budget;
+        - all of a contact's PINs activate, or none of their messages is handled here.
+
+        (Two contacts only meet in one customer if another door linked both of their
+        identifiers to it; then their two credits in one batch may be booked in the other
+        order, each still exact.) The senders' contacts are locked first, in id order (the
+        lock ``guard.refusal`` takes). Raises what a statement raises: the caller rolls
+        this step back and takes the batch one message at a time."""
+        pins_of: dict[int, tuple[str, str]] = {}  # message index -> (namespace, code)
+        for k, msg in enumerate(messages):
+            if consent.stop_word(msg.text) is None:
+                code = find_pin_code(msg.text)
+                if code is not None:
+                    pins_of[k] = (msg.bot_number, code)
+        uses = Counter(pins_of.values())
+        if not any(uses[pin] == 1 for pin in pins_of.values()):
+            return {}
+        contacts = session.execute(
+            _LOCK_CONTACTS,
+            {
+                "numbers": sorted({m.wa_number for m in messages if m.wa_number}),
+                "users": sorted({m.wa_user_id for m in messages if m.wa_user_id}),
+            },
+        ).all()
+        by_number = {c.wa_number: c for c in contacts if c.wa_number}
+        by_user = {c.wa_user_id: c for c in contacts if c.wa_user_id}
+        groups: dict[int, list[int]] = {}  # contact id -> its messages (indexes), in order
+        refused: set[int] = set()
+        for k, msg in enumerate(messages):
+            found = {
+                c.id: c
+                for c in (by_number.get(msg.wa_number), by_user.get(msg.wa_user_id))
+                if c is not None
+            }
+            pin = pins_of.get(k)
+            plain = (
+                len(found) == 1
+                and pin is not None
+                and uses[pin] == 1
+                and all(
+                    c.name
+                    and (not msg.wa_number or c.wa_number == msg.wa_number)
+                    and (not msg.wa_user_id or c.wa_user_id == msg.wa_user_id)
+                    for c in found.values()
+                )
+            )
+            for contact_id in found:
+                groups.setdefault(contact_id, []).append(k)
+                if not plain:
+                    refused.add(contact_id)
+        by_id = {c.id: c for c in contacts}
+        groups = {c: ks for c, ks in groups.items() if c not in refused}
+        if not groups:
+            return {}
+        per_namespace = Counter(namespace for namespace, _ in pins_of.values())
+        mine, theirs = guard.failure_counts(
+            session,
+            self.policy,
+            groups,
+            {messages[k].bot_number for ks in groups.values() for k in ks},
+        )
+        groups = {
+            c: ks
+            for c, ks in groups.items()
+            if mine.get(c, 0) < self.policy.sender_limit
+            and all(
+                theirs.get(ns, 0) + per_namespace[ns] <= self.policy.namespace_limit
+                for ns in {messages[k].bot_number for k in ks}
+            )
+        }
+        activated = self._activate(session, groups, pins_of)
+        if not activated:
+            return {}
+        return self._credit(session, messages, pins_of, groups, by_id, activated)
+
+    def _activate(
+        self,
+        session: Session,
+        groups: dict[int, list[int]],
+        pins_of: dict[int, tuple[str, str]],
+    ) -> dict[tuple[str, str], Any]:
+        """Activate the groups' PINs; drops from ``groups`` the contacts whose PINs did
+        not all activate. A contact with several messages cannot keep some: then the
+        activation is undone (a savepoint) and tried again without them."""
+        while groups:
+            several = any(len(ks) > 1 for ks in groups.values())
+            try:
+                with session.begin_nested() if several else nullcontext():
+                    wanted = [pins_of[k] for ks in groups.values() for k in ks]
+                    activated = pins.activate_many(session, wanted)
+                    missed = [
+                        c
+                        for c, ks in groups.items()
+                        if any(pins_of[k] not in activated for k in ks)
+                    ]
+                    for c in missed:
+                        del groups[c]
+                    if several and missed:
+                        raise _Undo  # some of theirs may have activated
+                return activated
+            except _Undo:
+                continue
+        return {}
+
+    def _credit(
+        self,
+        session: Session,
+        messages: Sequence[Inbound],
+        pins_of: dict[int, tuple[str, str]],
+        groups: dict[int, list[int]],
+        contacts: dict[int, Any],
+        activated: dict[tuple[str, str], Any],
+    ) -> dict[str, int]:
+        """What ``_pin`` does after a PIN activated, for every message of ``groups``."""
+        order = sorted((k, c) for c, ks in groups.items() for k in ks)
+        used = {k: activated[pins_of[k]] for k, _ in order}
+        tenants = {
+            t.id: t
+            for t in session.execute(
+                _TENANTS, {"ids": sorted({p.tenant_id for p in used.values()})}
+            )
+        }
+        identifiers = {
+            pair
+            for c in groups
+            for pair in (("whatsapp", contacts[c].wa_number), ("wa_user", contacts[c].wa_user_id))
+            if pair[1]
+        }
+        known = find_many(session, {t.program_id for t in tenants.values()}, identifiers)
+        credits, owners = [], []
+        for k, c in order:
+            pin, tenant, contact = used[k], tenants[used[k].tenant_id], contacts[c]
+            present = [
+                ("whatsapp", contact.wa_number),
+                ("wa_user", contact.wa_user_id),
+            ]
+            found = [
+                known.get((tenant.program_id, kind, value)) for kind, value in present if value
+            ]
+            first = found[0]
+            if first is not None and first.name and all(f == first for f in found):
+                customer_id = first.id
+            else:  # someone new here, a nameless customer, an identifier to link: as ``_pin``
+                customer_id = identify(
+                    session,
+                    session.get_one(Tenant, tenant.id),
+                    {"whatsapp": contact.wa_number or "", "wa_user": contact.wa_user_id or ""},
+                    name=contact.name,
+                ).id
+            owners.append((pin.id, customer_id))
+            credits.append(
+                Credit(
+                    Account(tenant.program_id, customer_id),
+                    pin.points,
+                    Source(tenant.id, "pin", str(pin.id)),
+                    expiry_after(tenant.points_validity_days),
+                )
+            )
+        pins.assign_customers(session, owners)
+        balances = credit_many(session, credits)
+        texts, moves = [], []
+        last = {c: contacts[c].last_tenant_id for c in groups}
+        for (_, c), each, balance in zip(order, credits, balances, strict=True):
+            tenant, contact = tenants[each.source.tenant_id], contacts[c]
+            if last[c] != tenant.id:
+                last[c] = tenant.id
+                moves.append({"contact": c, "tenant": tenant.id})
+            customer = Customer(id=each.acct.customer_id, program_id=each.acct.program_id)
+            text = self._credited(
+                session, tenant.locale, contact.name, customer, each.amount, balance
+            )
+            texts.append(outbox.Text(text, contact.wa_number, contact.wa_user_id, tenant.id))
+        if moves:
+            session.execute(_MOVE_CONTACTS, moves)
+        outbox.whatsapp_texts(session, texts)
+        return {messages[k].message_id: c for k, c in order}
+
     # -- steps -----------------------------------------------------------------------------
 
     def _pin(self, session: Session, msg: Inbound, contact: WhatsAppContact, code: str) -> None:
@@ -137,17 +372,32 @@ class Bot:
             )
             self._reply(session, contact, text)
             return
-        standing = standing_in(session, customer, entry.balance_after, self.catalogs)
-        text = say(
-            tenant.locale,
-            "credited",
-            name=contact.name,
-            points=points,
-            unit=unit(tenant.locale, points),
-            merchant=standing.name,
-            balance=self._points(tenant.locale, standing.points),
+        text = self._credited(
+            session, tenant.locale, contact.name, customer, points, entry.balance_after
         )
-        self._reply(session, contact, _join(text, self._next_line(tenant.locale, standing)))
+        self._reply(session, contact, text)
+
+    def _credited(
+        self,
+        session: Session,
+        locale: str,
+        name: str,
+        customer: Customer,
+        points: int,
+        balance: int,
+    ) -> str:
+        """The reply to a named sender's credit of ``points`` leaving ``balance``."""
+        standing = standing_in(session, customer, balance, self.catalogs)
+        text = say(
+            locale,
+            "credited",
+            name=name,
+            points=points,
+            unit=unit(locale, points),
+            merchant=standing.name,
+            balance=self._points(locale, standing.points),
+        )
+        return _join(text, self._next_line(locale, standing))
 
     def _adopt_name(self, session: Session, contact: WhatsAppContact, text: str) -> str | None:
         """Take ``text`` as the contact's name (and their nameless customers'); None when it

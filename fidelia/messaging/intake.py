@@ -2,10 +2,13 @@
 
 The webhook acknowledges Meta after one durable insert of the messages it carries,
 deduplicated on their id (``store``). The worker takes pending messages in batches and
-processes a batch in ONE transaction (``process_batch``): each message in a savepoint, so a
-message that fails is rolled back alone and counted, while the rest of the batch commits with
-their credits, replies and their ``done`` mark. A crash before the commit leaves the whole
-batch pending, to be processed again: exactly once, never lost.
+processes a batch in ONE transaction (``process_batch``): first the plain PIN credits, all
+at once with set-based statements (``Bot.credit_batch``), then every other message in a
+savepoint of its own, so a message that fails is rolled back alone and counted, while the
+rest of the batch commits with their credits, replies and their ``done`` mark (if the
+set-based step fails, it is rolled back and its messages go one at a time too). A crash
+before the commit leaves the whole batch pending, to be processed again: exactly once,
+never lost.
 
 Workers are woken at once: on PostgreSQL by ``NOTIFY fidelia_work`` sent in the storing
 transaction (delivered at its commit) to workers that ``LISTEN``; in the same process by the
@@ -89,6 +92,18 @@ def _claim(session: Session, batch: int, postgres: bool) -> list[InboundMessage]
     return list(session.scalars(query))
 
 
+def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dict[str, int]:
+    """The batch's plain PIN credits, set-based (``Bot.credit_batch``), in a savepoint: if
+    that step fails, it is undone and every message goes one at a time, so a failing
+    message is found and isolated as before."""
+    try:
+        with session.begin_nested():
+            return bot.credit_batch(session, [_inbound(row) for row in rows])
+    except Exception:
+        log.exception("set-based credit of %d messages failed; one at a time", len(rows))
+        return {}
+
+
 def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
     """Process up to ``batch`` pending messages in one transaction; returns how many were
     taken. Messages are handled in the order of their senders, so workers running at once
@@ -99,7 +114,11 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
             return 0
         rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
         at = now()
+        credited = _credit_batch(session, bot, rows)
         for row in rows:
+            if row.message_id in credited:
+                row.contact_id, row.status, row.processed_at = credited[row.message_id], "done", at
+                continue
             try:
                 with session.begin_nested():
                     row.contact_id = bot.process(session, _inbound(row))

@@ -1,10 +1,11 @@
 """The transactional outbox: rows written with the state they report, delivered later."""
 
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session
 
 from fidelia.models import OutboxMessage
@@ -45,6 +46,40 @@ def whatsapp_text(
     tenant_id: int | None = None,
 ) -> OutboxMessage:
     """A Cloud API text message to a number, or to a business-scoped user id."""
+    return enqueue(session, "whatsapp", _whatsapp_payload(text, wa_number, wa_user_id), tenant_id)
+
+
+class Text(NamedTuple):
+    """One ``whatsapp_text`` of ``whatsapp_texts``."""
+
+    text: str
+    wa_number: str | None
+    wa_user_id: str | None
+    tenant_id: int | None
+
+
+_ENQUEUE_MANY = insert(cast(Table, OutboxMessage.__table__))
+
+
+def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
+    """``whatsapp_text`` for a batch: the rows inserted in one executemany, in this order."""
+    if not texts:
+        return
+    session.execute(
+        _ENQUEUE_MANY,
+        [
+            {
+                "channel": "whatsapp",
+                "payload": _whatsapp_payload(t.text, t.wa_number, t.wa_user_id),
+                "tenant_id": t.tenant_id,
+            }
+            for t in texts
+        ],
+    )
+    session.info["outbox_wakeup"] = True
+
+
+def _whatsapp_payload(text: str, wa_number: str | None, wa_user_id: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "type": "text",
@@ -54,4 +89,4 @@ def whatsapp_text(
         payload["to"] = wa_number.lstrip("+")
     else:
         payload["recipient"] = wa_user_id
-    return enqueue(session, "whatsapp", payload, tenant_id)
+    return payload

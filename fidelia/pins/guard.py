@@ -21,11 +21,13 @@ Every failed activation gets the same reply (unknown, used or expired alike): th
 not tell a guesser which codes exist.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from limits import parse as parse_limit
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, null, select, union_all
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -111,6 +113,45 @@ def refusal(
     if known and _failures(session, DAY, contact_id=contact.id) == 0:
         return None
     return "guarded"
+
+
+_failed = cast(Table, PinFailure.__table__)
+# Both counts ``refusal`` starts with, for many senders and namespaces, in one statement.
+_COUNTS = union_all(
+    select(_failed.c.contact_id, null().label("namespace"), func.count())
+    .where(
+        _failed.c.contact_id.in_(bindparam("contacts", expanding=True)),
+        _failed.c.created_at > bindparam("sender_since"),
+    )
+    .group_by(_failed.c.contact_id),
+    select(null(), _failed.c.namespace, func.count())
+    .where(
+        _failed.c.namespace.in_(bindparam("namespaces", expanding=True)),
+        _failed.c.created_at > bindparam("namespace_since"),
+    )
+    .group_by(_failed.c.namespace),
+)
+
+
+def failure_counts(
+    session: Session, policy: GuessPolicy, contacts: Collection[int], namespaces: Collection[str]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """The failures ``refusal`` counts first, for many senders and namespaces at once: per
+    sender in ``sender_window`` and per namespace in ``namespace_window``. The caller holds
+    the senders' row locks (as ``refusal`` takes them) so the counts stay exact."""
+    at = now()
+    rows = session.execute(
+        _COUNTS,
+        {
+            "contacts": list(contacts),
+            "sender_since": at - policy.sender_window,
+            "namespaces": list(namespaces),
+            "namespace_since": at - policy.namespace_window,
+        },
+    ).all()
+    mine = {int(contact): int(n) for contact, _, n in rows if contact is not None}
+    theirs = {str(namespace): int(n) for contact, namespace, n in rows if contact is None}
+    return mine, theirs
 
 
 def record_failure(session: Session, contact: WhatsAppContact, namespace: str, code: str) -> None:

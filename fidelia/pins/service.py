@@ -8,10 +8,12 @@ is written and another code is tried. The length comes from the namespace's open
 """
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -129,6 +131,43 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
     if latest.status == "used":
         return Activation("used", latest)
     return Activation("expired", latest)
+
+
+_pins = cast(Table, Pin.__table__)
+# ``activate`` for many codes at once, as one statement built once (the worker's batch).
+_ACTIVATE_MANY = (
+    update(_pins)
+    .where(
+        tuple_(_pins.c.namespace, _pins.c.code).in_(bindparam("wanted", expanding=True)),
+        _pins.c.status == "open",
+        _pins.c.expires_at > bindparam("at"),
+        _pins.c.tenant_id.not_in(select(Tenant.id).where(Tenant.suspended_at.is_not(None))),
+    )
+    .values(status="used", used_at=bindparam("at"))
+    .returning(_pins.c.id, _pins.c.tenant_id, _pins.c.namespace, _pins.c.code, _pins.c.points)
+)
+_ASSIGN = (
+    update(_pins).where(_pins.c.id == bindparam("pin_id")).values(customer_id=bindparam("customer"))
+)
+
+
+def activate_many(
+    session: Session, wanted: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Row[Any]]:
+    """``activate`` for many ``(namespace, code)`` pairs in one statement, with the same
+    condition and the same row locks; returns the activated ones (``id``, ``tenant_id``,
+    ``namespace``, ``code``, ``points``) by pair. A pair not returned is unknown, used or
+    expired: ``activate`` tells which."""
+    if not wanted:
+        return {}
+    rows = session.execute(_ACTIVATE_MANY, {"wanted": list(wanted), "at": now()}).all()
+    return {(row.namespace, row.code): row for row in rows}
+
+
+def assign_customers(session: Session, pairs: Sequence[tuple[int, int]]) -> None:
+    """Record who used each PIN: ``(pin id, customer id)`` pairs, one executemany."""
+    if pairs:
+        session.execute(_ASSIGN, [{"pin_id": p, "customer": c} for p, c in pairs])
 
 
 def expire_stale(session: Session, limit: int = 1000) -> int:
