@@ -44,12 +44,7 @@ MODULES: dict[str, Module] = {
     ),
     "challenges": Module(
         ("fidelia/challenges/*.py",),
-        (
-            "tests/challenges",
-            "tests/dialects/pdv/test_challenge.py",
-            "tests/dialects/retail_v1/test_short_codes.py",
-            "tests/dialects/test_redimir.py",
-        ),
+        ("tests/challenges",),
     ),
     "redemptions": Module(
         ("fidelia/redemptions/*.py",),
