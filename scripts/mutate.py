@@ -57,10 +57,7 @@ MODULES: dict[str, Module] = {
     ),
     "pins": Module(
         ("fidelia/pins/*.py",),
-        (
-            "tests/dialects/test_pin_door.py",
-            "tests/messaging/test_pin_guessing.py",
-        ),
+        ("tests/pins",),
     ),
     "worker": Module(
         ("fidelia/messaging/worker.py", "fidelia/messaging/outbox.py"),
