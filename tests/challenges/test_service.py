@@ -403,6 +403,9 @@ def test_a_short_code_goes_to_whatsapp_first_then_sms_never_without_consent(db):
         with pytest.raises(short_codes.NoChannel) as refused:
             send(db, tenant, who)
         assert (refused.value.status, refused.value.code) == (422, "NO_CHANNEL")
+        assert str(refused.value) == (
+            "The member has no phone number with WhatsApp or SMS consent to send a code to."
+        )
     assert challenges(db) == [] and outbox(db) == []
     consent(db, tenant, ana, sms=True)
     consent(db, tenant, bia, whatsapp=True)
