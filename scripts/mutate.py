@@ -48,12 +48,7 @@ MODULES: dict[str, Module] = {
     ),
     "redemptions": Module(
         ("fidelia/redemptions/*.py",),
-        (
-            "tests/dialects/test_redimir.py",
-            "tests/dialects/pdv/test_redeem.py",
-            "tests/dialects/pdv/test_flows.py",
-            "tests/panel/test_counter.py",
-        ),
+        ("tests/redemptions",),
     ),
     "pins": Module(
         ("fidelia/pins/*.py",),
