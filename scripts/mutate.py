@@ -56,7 +56,7 @@ MODULES: dict[str, Module] = {
     ),
     "worker": Module(
         ("fidelia/messaging/worker.py", "fidelia/messaging/outbox.py"),
-        ("tests/messaging/test_worker.py", "tests/messaging/test_notices.py"),
+        ("tests/messaging/test_outbox_worker.py", "tests/messaging/test_worker.py"),
     ),
     "ledger": Module(
         ("fidelia/ledger/*.py",),
