@@ -412,10 +412,14 @@ def test_a_cancel_gives_back_what_the_redemption_took_once(db):
     prize = reward(db, tenant, points=0, reward_type="cashback", value=100)
     kept, _, _ = buy(db, tenant, ana, reward(db, tenant, points=7))
     redemption, _, _ = buy(db, tenant, ana, prize, cash_value=501)
-    assert balances(db, ana) == (2983, 0)
+    with db.session() as session:  # a payment whose id is the redemption's: not reversed
+        who = session.get_one(Customer, ana)
+        payment = Source(tenant.id, "payment", str(redemption))
+        debit(session, Account(who.program_id, ana, POINTS), 5, payment)
+    assert balances(db, ana) == (2978, 0)
     clock.freeze(T0 + timedelta(minutes=5))
     cancel_it(db, tenant, redemption)
-    assert balances(db, ana) == (4993, 300)
+    assert balances(db, ana) == (4988, 300)
     assert entries(db, ana)[-2:] == [
         (CASHBACK, "reverse", 300, "redemption", str(redemption)),
         (POINTS, "reverse", 2010, "redemption", str(redemption)),
@@ -424,7 +428,7 @@ def test_a_cancel_gives_back_what_the_redemption_took_once(db):
     assert (row.status, row.cancelled_at) == ("cancelled", T0 + timedelta(minutes=5))
     clock.freeze(T0 + timedelta(minutes=9))
     cancel_it(db, tenant, redemption)  # again: nothing more
-    assert balances(db, ana) == (4993, 300) and len(entries(db, ana)) == 7
+    assert balances(db, ana) == (4988, 300) and len(entries(db, ana)) == 8
     assert stored(db, redemption).cancelled_at == T0 + timedelta(minutes=5)
     assert stored(db, kept).status == "done"
 
