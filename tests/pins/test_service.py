@@ -3,10 +3,12 @@ which open PINs count and block a code, what an activation answers, what the wor
 expires, and the guessing budget (guard.py). Killing mutmut's mutants of fidelia/pins
 (docs/testing.md)."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from fidelia.kit import clock
 from fidelia.kit.db import Database
@@ -151,6 +153,15 @@ def test_a_code_held_by_an_expired_open_pin_is_freed_for_the_new_one(db):
     assert (freed.code, freed.namespace, freed.id != pin.id) == (pin.code, NS, True)
 
 
+def test_codes_are_drawn_from_the_whole_space(db):
+    tenant = shop(db)
+    with db.session() as session:
+        here = session.get_one(Tenant, tenant.id)
+        codes = [generate(session, here, NS, policy=ROOMY).code for _ in range(45)]
+    assert len(set(codes)) == 45 and all(len(code) == 4 for code in codes)
+    assert max(int(code) for code in codes) >= 1000
+
+
 def test_a_full_namespace_fails_without_writing(db):
     tenant = shop(db)
     fill(db, tenant, "open", T0 + timedelta(seconds=1))
@@ -163,7 +174,12 @@ def test_a_full_namespace_fails_without_writing(db):
 
 def test_an_activation_uses_the_open_pin_once(db):
     tenant = shop(db)
-    [pin] = add(db, tenant, ("123456", "open", T0 + timedelta(seconds=1)))
+    [pin, other] = add(
+        db,
+        tenant,
+        ("123456", "open", T0 + timedelta(seconds=1)),
+        ("777777", "open", T0 + timedelta(hours=1)),
+    )
     add(db, tenant, ("654321", "open", T0 + timedelta(hours=1)), namespace=OTHER)
     clock.freeze(T0 + timedelta(milliseconds=500))
     got = use(db, "123456")
@@ -177,7 +193,8 @@ def test_an_activation_uses_the_open_pin_once(db):
     assert again.outcome == "used" and again.pin is not None and again.pin.id == pin
     assert use(db, "654321").outcome == "unknown"  # open, in another namespace
     assert use(db, "999999") == type(got)("unknown")
-    assert statuses(db) == {"used": 1} and statuses(db, OTHER) == {"open": 1}
+    assert statuses(db) == {"used": 1, "open": 1} and statuses(db, OTHER) == {"open": 1}
+    assert use(db, "777777").pin.id == other  # type: ignore[union-attr]
 
 
 def test_an_expired_pin_and_a_suspended_merchants_pin_answer_expired(db):
@@ -187,10 +204,13 @@ def test_an_expired_pin_and_a_suspended_merchants_pin_answer_expired(db):
     [held] = add(db, suspended, ("222222", "open", T0 + timedelta(hours=1)))
     with db.session() as session:
         session.get_one(Tenant, suspended.id).suspended_at = T0
+    [fine] = add(db, tenant, ("333333", "open", T0 + timedelta(hours=1)))
     for code, pin in (("111111", late), ("222222", held)):
         got = use(db, code)
         assert got.outcome == "expired" and got.pin is not None and got.pin.id == pin
-    assert statuses(db) == {"open": 2}  # neither used
+    assert statuses(db) == {"open": 3}  # neither used
+    got = use(db, "333333")  # the other merchants' PINs work meanwhile
+    assert got.outcome == "credited" and got.pin is not None and got.pin.id == fine
 
 
 def test_the_latest_pin_with_the_code_gives_the_answer(db):
@@ -242,6 +262,37 @@ def test_the_sweep_expires_at_most_its_limit_at_a_time(db):
     assert statuses(db) == {"expired": 1003}
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_sweep_spares_a_pin_activated_while_it_waited(db):
+    """PostgreSQL, two connections: the sweep reads a due PIN that an activation still in
+    progress has just used; the sweep's UPDATE waits for that row, and once the activation
+    commits the PIN stays used (the UPDATE checks again that it is open)."""
+    tenant = shop(db)
+    [pin] = add(db, tenant, ("123456", "open", T0 + timedelta(seconds=1)))
+    swept: list[int] = []
+
+    def sweep() -> None:
+        with db.session() as session:
+            swept.append(expire_stale(session))
+
+    with db.session() as activation:
+        assert activate(activation, NS, "123456").outcome == "credited"  # not committed
+        clock.freeze(T0 + timedelta(seconds=1))  # due, as the sweep sees it
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        for _ in range(600):
+            with db.session(readonly=True) as session:
+                if session.scalar(text(waiting)) or not thread.is_alive():
+                    break
+            time.sleep(0.05)
+        assert thread.is_alive()  # the sweep waits for the activation's row
+    thread.join(30)
+    assert swept == [1]  # it read the PIN as due
+    with db.session(readonly=True) as session:
+        assert session.get_one(Pin, pin).status == "used"
+
+
 def test_the_namespace_is_the_merchants_own_bot_or_the_platforms(db):
     tenant = shop(db)
     with db.session() as session:
@@ -261,6 +312,9 @@ def test_the_guessing_policy_numbers():
     assert policy.capacity() == int(0.01 / 1540 * 10**10) - 1 == 64934
     assert policy.expected_successes_per_day(6) == 1540 * 6 / 10**7
     assert policy.expected_successes_per_day(0) == 0
+    exact = GuessPolicy(namespace_limit=0, known_senders=1, target_per_day=0.0005)
+    assert exact.open_share() * 10**4 == 5.0  # 5 open PINs fill 4 digits exactly
+    assert [exact.length_for(n) for n in (4, 5)] == [4, 5]
     wider = GuessPolicy(namespace_limit=10, namespace_window=timedelta(hours=2), known_senders=1)
     assert wider.guesses_per_day() == 12 * 10 + 1
     settings = Settings(  # type: ignore[call-arg]
