@@ -174,7 +174,7 @@ def test_a_redemption_debits_the_points_and_records_what_was_taken(db):
         assert (debit_row.amount, debit_row.balance_after) == (-50, 70)
     assert left == 70 and balances(db, ana) == (70, 0)
     assert entries(db, ana)[-1] == (POINTS, "redeem", -50, "redemption", str(redemption))
-    assert stock(db, prize) == 1
+    assert (stock(db, prize), stock(db, other)) == (1, 5)
     assert notices(db) == [
         "Cafe: se usaron 50 puntos de tu saldo en «Café». Te queda: 70 puntos. "
         "Si no fuiste vos, avisale al comercio."
@@ -285,8 +285,9 @@ def test_the_last_unit_of_stock_goes_once_and_comes_back_on_cancel(db):
     give(db, tenant, ana, 100)
     prize = reward(db, tenant, points=10, stock=1)
     plenty = reward(db, tenant, points=10)
+    other = reward(db, tenant, points=10, stock=5)
     first, _, _ = buy(db, tenant, ana, prize)
-    assert stock(db, prize) == 0
+    assert (stock(db, prize), stock(db, other)) == (0, 5)
     with pytest.raises(Conflict) as refused:
         buy(db, tenant, ana, prize)
     assert (refused.value.code, str(refused.value)) == (
@@ -298,7 +299,7 @@ def test_the_last_unit_of_stock_goes_once_and_comes_back_on_cancel(db):
     assert stock(db, plenty) is None
     with db.session() as session:
         cancel(session, find_redemption(session, session.get_one(Tenant, tenant.id), id=first))
-    assert stock(db, prize) == 1
+    assert (stock(db, prize), stock(db, other)) == (1, 5)
 
 
 def cashback_shop(db, **columns: object) -> Tenant:
