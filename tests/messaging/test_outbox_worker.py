@@ -4,6 +4,7 @@ long a retry waits, what is scrubbed from an error, what the sweep expires, and 
 started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
 mutants of the worker (docs/testing.md)."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from fidelia.messaging import outbox
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
 from fidelia.models import OutboxMessage, Pin
-from tests.support.helpers import make_tenant
+from tests.support.helpers import make_tenant, signed_headers, webhook_body
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 ANA = "+50688887777"
@@ -219,17 +220,85 @@ def test_a_whatsapp_text_goes_to_a_number_or_a_user_id(db):
         assert to_number.channel == to_user.channel == "whatsapp"
 
 
-def test_the_loop_delivers_what_is_queued_and_stops(db, graph, settings):
+def wait_for(check, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def pin_status(db, pin: int) -> str:
+    with db.session(readonly=True) as session:
+        return session.get_one(Pin, pin).status
+
+
+def due_pin(db, tenant, code: str) -> int:
+    with db.session() as session:
+        pin = Pin(
+            tenant_id=tenant.id,
+            namespace="1",
+            code=code,
+            points=1,
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        session.add(pin)
+        session.flush()
+        return pin.id
+
+
+def test_the_loop_sweeps_at_start_not_every_round_delivers_and_stops(db, graph, settings):
     clock.freeze(None)
+    tenant, _ = make_tenant(db)
+    first = due_pin(db, tenant, "1111")
     worker = Worker(db, senders_for(settings))
     thread = worker.start_thread(poll_seconds=0.05)
-    assert thread.daemon and thread.name == "outbox-worker"
-    queue(db, "uno", next_attempt_at=datetime.now(UTC))
-    for _ in range(1200):
-        if graph.texts_to(ANA):
-            break
-        thread.join(0.05)
-    worker.stop()
-    thread.join(10)
+    try:
+        assert thread.daemon and thread.name == "outbox-worker"
+        assert wait_for(lambda: pin_status(db, first) == "expired")  # the sweep at start
+        later = due_pin(db, tenant, "2222")
+        queue(db, "uno", next_attempt_at=datetime.now(UTC))
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno"])  # the loop goes on
+        time.sleep(0.5)  # rounds go by: the next sweep is about a minute away
+        assert pin_status(db, later) == "open"
+    finally:
+        worker.stop()
+        thread.join(10)
     assert not thread.is_alive()
-    assert graph.texts_to(ANA) == ["uno"]
+
+
+class Counting:
+    """A connector's jobs (the Jobs protocol): counts its calls, reports 3 done a round."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.sweeps = 0
+
+    def run_once(self) -> int:
+        self.rounds += 1
+        return 3
+
+    def sweep(self) -> None:
+        self.sweeps += 1
+
+
+def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
+    app, client, db, settings, graph
+):
+    make_tenant(db)
+    for text in ("hola", "ayuda"):
+        body = webhook_body(settings, ANA, text)
+        answer = client.post(
+            "/webhooks/whatsapp", content=body, headers=signed_headers(settings, body)
+        )
+        assert answer.status_code == 200
+    jobs = Counting()
+    worker = Worker(
+        db, senders_for(settings), bot=app.state.fidelia.bot, inbound_batch=1, jobs=jobs
+    )
+    assert [worker.run_once() for _ in range(3)] == [1 + 1 + 3, 1 + 1 + 3, 3]
+    assert len(graph.texts_to(ANA)) == 2 and jobs.rounds == 3
+    Worker(db, {}, jobs=jobs).sweep()
+    assert jobs.sweeps == 1
+    assert Worker(db, {}).run_once() == 0  # no bot, no jobs, nothing queued
