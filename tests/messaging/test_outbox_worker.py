@@ -4,6 +4,7 @@ long a retry waits, what is scrubbed from an error, what the sweep expires, and 
 started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
 mutants of the worker (docs/testing.md)."""
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -101,9 +102,13 @@ def test_a_delivery_records_the_outcome(db, graph, settings):
     assert done.payload["text"]["body"] == "uno" and graph.texts_to(ANA) == ["uno"]
 
 
-def test_a_channel_without_a_sender_fails_for_good(db, graph, settings):
+def test_a_channel_without_a_sender_fails_for_good(db, graph, settings, caplog):
     fax = queue(db, "uno", channel="fax")
-    assert Worker(db, senders_for(settings)).run_once() == 1
+    with caplog.at_level(logging.WARNING, logger="fidelia.worker"):
+        assert Worker(db, senders_for(settings)).run_once() == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"] == [
+        f"outbox {fax} failed for good: no sender for channel 'fax'"
+    ]
     failed = row(db, fax)
     assert (failed.status, failed.attempts, failed.locked_until) == ("failed", 1, None)
     assert failed.last_error == "no sender for channel 'fax'"
@@ -200,8 +205,12 @@ def test_enqueue_wakes_the_worker_after_its_commit_only(db):
 
 
 def test_a_whatsapp_text_goes_to_a_number_or_a_user_id(db):
+    tenant, _ = make_tenant(db)
     with db.session() as session:
-        to_number = outbox.whatsapp_text(session, text="a", wa_number=ANA, wa_user_id="u1")
+        to_number = outbox.whatsapp_text(
+            session, text="a", wa_number=ANA, wa_user_id="u1", tenant_id=tenant.id
+        )
+        assert to_number.tenant_id == tenant.id
         to_user = outbox.whatsapp_text(
             session, text="b", wa_number=None, wa_user_id="u1", tenant_id=None
         )
