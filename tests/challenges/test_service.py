@@ -220,11 +220,11 @@ def test_an_expired_code_keeps_its_expiry_when_a_new_one_is_issued(db):
     tenant, _ = make_tenant(db)
     ana = member(db, tenant, phone=ANA)
     issue(db, tenant, ana, lifetime=timedelta(minutes=5))
-    clock.freeze(T0 + timedelta(minutes=5))
+    clock.freeze(T0 + timedelta(minutes=6))
     issue(db, tenant, ana)
     assert [row.expires_at for row in challenges(db)] == [
         T0 + timedelta(minutes=5),
-        T0 + timedelta(minutes=5) + LIFETIME,
+        T0 + timedelta(minutes=6) + LIFETIME,
     ]
 
 
@@ -234,7 +234,7 @@ def test_at_most_five_codes_in_ten_minutes_per_customer_and_merchant(db):
     make_group(db, "rede", "Rede", "cafe", "bar")
     ana = member(db, cafe, phone=ANA)
     bia = member(db, cafe, phone=BIA)
-    for minute in range(5):
+    for minute in (4, 0, 1, 2, 3):  # counted by when they were made, not by row order
         clock.freeze(T0 + timedelta(minutes=minute))
         issue(db, cafe, ana, f"T-{minute}")
     clock.freeze(T0 + timedelta(minutes=6, seconds=30))
@@ -247,6 +247,10 @@ def test_at_most_five_codes_in_ten_minutes_per_customer_and_merchant(db):
     assert len(challenges(db)) == 5  # nothing written
     issue(db, bar, ana)  # another merchant, another customer: their own counts
     issue(db, cafe, bia)
+    clock.freeze(T0 + timedelta(minutes=10, milliseconds=-500))
+    with pytest.raises(RateLimited) as refused:
+        issue(db, cafe, ana, "T-9")
+    assert refused.value.retry_after == 1  # half a second, said as one
     clock.freeze(T0 + timedelta(minutes=10))  # the first code is out of the window
     issue(db, cafe, ana, "T-10")
     with pytest.raises(RateLimited):
@@ -256,9 +260,12 @@ def test_at_most_five_codes_in_ten_minutes_per_customer_and_merchant(db):
 def test_at_most_twenty_codes_a_day_per_customer_and_merchant(db):
     tenant, _ = make_tenant(db)
     ana = member(db, tenant, phone=ANA)
+    codes = []
     for n in range(20):
         clock.freeze(T0 + timedelta(minutes=30 * n))
-        issue(db, tenant, ana, f"T-{n}")
+        codes.append(issue(db, tenant, ana, f"T-{n}")[1])
+    assert all(len(code) == 6 and code.isdigit() for code in codes)
+    assert max(int(code) for code in codes) >= 1000  # drawn from all of 000000-999999
     at = T0 + timedelta(minutes=30 * 20)
     clock.freeze(at)
     with pytest.raises(RateLimited) as refused:
