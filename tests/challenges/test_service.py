@@ -3,10 +3,12 @@ what it is sent as, when it verifies, how often it may be sent, and which verifi
 spend consumes (only one of this customer at this merchant, verified within 60 minutes, the
 newest first). Killing mutmut's mutants of fidelia/challenges (docs/testing.md)."""
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from fidelia.challenges import presence, short_codes
 from fidelia.challenges.service import (
@@ -22,6 +24,7 @@ from fidelia.customers.service import identify
 from fidelia.kit import clock
 from fidelia.kit.db import Database
 from fidelia.kit.errors import Forbidden, RateLimited
+from fidelia.ledger.service import Account, Source, credit
 from fidelia.models import Challenge, Customer, CustomerIdentifier, OutboxMessage, Tenant
 from tests.support.helpers import make_group, make_tenant
 
@@ -473,3 +476,65 @@ def test_a_short_code_prefers_the_whatsapp_number_and_verifies_once(db):
         shop, who = session.get_one(Tenant, tenant.id), session.get_one(Customer, ana)
         assert short_codes.verify(session, shop, who, issued.code, KEY)
         assert not short_codes.verify(session, shop, who, issued.code, KEY)
+
+
+def lock_waits(db) -> int:
+    with db.session(readonly=True) as session:
+        return int(
+            session.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            )
+            or 0
+        )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_code_being_issued_holds_the_next_one_but_not_an_earning(db):
+    """PostgreSQL, several connections: while a code is being issued (the customer's row
+    locked FOR NO KEY UPDATE), another code for that customer waits and then counts it, so
+    the send limit holds; an earning for the customer (its foreign keys take KEY SHARE) does
+    not wait."""
+    tenant, _ = make_tenant(db)
+    ana = member(db, tenant, phone=ANA)
+    for minute in range(4):
+        clock.freeze(T0 + timedelta(minutes=minute))
+        issue(db, tenant, ana, f"T-{minute}")
+    clock.freeze(T0 + timedelta(minutes=5))
+    outcome: list[str] = []
+
+    def another() -> None:
+        try:
+            issue(db, tenant, ana, "T-late")
+            outcome.append("issued")
+        except RateLimited:
+            outcome.append("refused")
+
+    def earning() -> None:
+        with db.session() as session:
+            who = session.get_one(Customer, ana)
+            credit(session, Account(who.program_id, ana), 10, Source(tenant.id, "test", "e"))
+        outcome.append("earned")
+
+    with db.session() as session:
+        issue_code(
+            session,
+            session.get_one(Tenant, tenant.id),
+            session.get_one(Customer, ana),
+            "T-4",
+            LIFETIME,
+            KEY,
+        )  # the fifth, not committed yet
+        earner = threading.Thread(target=earning)
+        earner.start()
+        earner.join(10)
+        assert outcome == ["earned"]  # not held by the code being issued
+        second = threading.Thread(target=another)
+        second.start()
+        for _ in range(600):
+            if lock_waits(db) or not second.is_alive():
+                break
+            time.sleep(0.05)
+        assert second.is_alive() and outcome == ["earned"]  # waits for the fifth code
+    second.join(30)
+    assert outcome == ["earned", "refused"]
+    assert len(challenges(db)) == 5
