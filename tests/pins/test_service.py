@@ -392,3 +392,36 @@ def test_past_the_namespace_budget_only_known_senders_without_a_recent_failure_t
     assert why(db, stranger, policy, OTHER) == "guarded"  # three there too
     clock.freeze(T0 + timedelta(hours=1))
     assert why(db, stranger, policy) is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_sender_being_checked_holds_their_next_try_but_not_their_messages(db):
+    """PostgreSQL, several connections: while a sender's try is checked (their row locked
+    FOR NO KEY UPDATE), their next try waits for it and then counts its failure; a failure
+    row referencing them (a foreign key: KEY SHARE) does not wait."""
+    policy = GuessPolicy(sender_limit=3)
+    ana = contact(db, "50688887777")
+    fail(db, ana)
+    outcome: list[str | None] = []
+
+    def next_try() -> None:
+        outcome.append(why(db, ana, policy))
+
+    with db.session() as session:
+        assert refusal(session, policy, session.get_one(WhatsAppContact, ana), NS) is None
+        other = threading.Thread(target=lambda: fail(db, ana, namespace=OTHER))
+        other.start()
+        other.join(10)
+        assert not other.is_alive()  # not held by the check in progress
+        second = threading.Thread(target=next_try)
+        second.start()
+        for _ in range(600):
+            with db.session(readonly=True) as reader:
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                if reader.scalar(text(waiting)) or not second.is_alive():
+                    break
+            time.sleep(0.05)
+        assert second.is_alive() and outcome == []  # waits for the check in progress
+        record_failure(session, session.get_one(WhatsAppContact, ana), NS, "999999")
+    second.join(30)
+    assert outcome == ["too_many"]  # three failures: the one it waited for counts
