@@ -262,15 +262,18 @@ def test_the_loop_sweeps_at_start_not_every_round_delivers_and_stops(db, graph, 
     tenant, _ = make_tenant(db)
     first = due_pin(db, tenant, "1111")
     worker = Worker(db, senders_for(settings))
-    thread = worker.start_thread(poll_seconds=0.05)
+    thread = worker.start_thread(poll_seconds=1.0)  # 120 rounds: two minutes at least
     try:
         assert thread.daemon and thread.name == "outbox-worker"
         assert wait_for(lambda: pin_status(db, first) == "expired")  # the sweep at start
         later = due_pin(db, tenant, "2222")
         queue(db, "uno", next_attempt_at=datetime.now(UTC))
-        assert wait_for(lambda: graph.texts_to(ANA) == ["uno"])  # the loop goes on
-        time.sleep(0.5)  # rounds go by: the next sweep is about a minute away
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno"])  # woken by the commit
+        time.sleep(0.5)  # rounds go by: the next sweep is 120 rounds away
         assert pin_status(db, later) == "open"
+        # Due in a second: the commit wakes the loop too early; it polls again, unwoken.
+        queue(db, "dos", next_attempt_at=datetime.now(UTC) + timedelta(seconds=1))
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno", "dos"], 20)
     finally:
         worker.stop()
         thread.join(10)
