@@ -155,6 +155,7 @@ def test_a_redemption_debits_the_points_and_records_what_was_taken(db):
     tenant = shop(db)
     ana = member(db, tenant)
     give(db, tenant, ana, 120)
+    give(db, tenant, ana, 300, CASHBACK, "e-2")  # told as what is left too
     prize = reward(db, tenant, points=50, reward_type="fixed", value=700, stock=2)
     clock.freeze(T0 + timedelta(minutes=1))
     redemption, entry, left = buy(db, tenant, ana, prize, origin="retail", original_key="K-1")
@@ -172,11 +173,11 @@ def test_a_redemption_debits_the_points_and_records_what_was_taken(db):
         assert row.program_id == session.get_one(Customer, ana).program_id
         debit_row = session.get_one(LedgerEntry, entry)
         assert (debit_row.amount, debit_row.balance_after) == (-50, 70)
-    assert left == 70 and balances(db, ana) == (70, 0)
+    assert left == 70 and balances(db, ana) == (70, 300)
     assert entries(db, ana)[-1] == (POINTS, "redeem", -50, "redemption", str(redemption))
-    assert (stock(db, prize), stock(db, other)) == (1, 5)
+    assert stock(db, prize) == 1
     assert notices(db) == [
-        "Cafe: se usaron 50 puntos de tu saldo en «Café». Te queda: 70 puntos. "
+        "Cafe: se usaron 50 puntos de tu saldo en «Café». Te queda: 70 puntos + 3,00 US$. "
         "Si no fuiste vos, avisale al comercio."
     ]
 
@@ -196,6 +197,14 @@ def test_a_free_reward_debits_nothing_and_reports_the_balance(db):
     assert (stored(db, redemption).points, stored(db, redemption).value) == (0, 0)
     assert entries(db, ana) == [(POINTS, "earn", 30, "test", "e-1")]
     assert notices(db) == []  # nothing spent, nothing to tell
+
+
+def test_a_one_point_reward_takes_its_point(db):
+    tenant = shop(db)
+    ana = member(db, tenant)
+    give(db, tenant, ana, 5)
+    redemption, entry, left = buy(db, tenant, ana, reward(db, tenant, points=1))
+    assert (stored(db, redemption).points, left, balances(db, ana)) == (1, 4, (4, 0))
 
 
 def test_not_enough_points_is_refused(db):
@@ -320,8 +329,10 @@ def test_a_cashback_redemption_spends_the_cashback_then_points_at_the_point_valu
         (CASHBACK, "redeem", -300, "redemption", str(redemption)),
         (POINTS, "redeem", -2010, "redemption", str(redemption)),
     ]
-    assert notices(db)[0].startswith("Cafe: se usaron ")
-    assert "Te queda: 2990 puntos." in notices(db)[0]
+    assert notices(db) == [
+        "Cafe: se usaron 2010 puntos + 3,00 US$ de tu saldo en «Café». Te queda: 2990 puntos. "
+        "Si no fuiste vos, avisale al comercio."
+    ]
 
 
 def test_a_cashback_redemption_covered_by_the_cashback_takes_no_points(db):
@@ -329,7 +340,7 @@ def test_a_cashback_redemption_covered_by_the_cashback_takes_no_points(db):
     ana = member(db, tenant)
     give(db, tenant, ana, 800, CASHBACK)
     give(db, tenant, ana, 40, POINTS, "e-2")
-    prize = reward(db, tenant, points=0, reward_type="cashback", value=100)
+    prize = reward(db, tenant, points=50, reward_type="cashback", value=100)  # points unused
     redemption, entry, left = buy(db, tenant, ana, prize, cash_value=800)
     assert (entry, left) == (None, 40)
     assert (stored(db, redemption).value, stored(db, redemption).points) == (800, 0)
