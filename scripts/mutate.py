@@ -44,32 +44,19 @@ MODULES: dict[str, Module] = {
     ),
     "challenges": Module(
         ("fidelia/challenges/*.py",),
-        (
-            "tests/challenges",
-            "tests/dialects/pdv/test_challenge.py",
-            "tests/dialects/retail_v1/test_short_codes.py",
-            "tests/dialects/test_redimir.py",
-        ),
+        ("tests/challenges",),
     ),
     "redemptions": Module(
         ("fidelia/redemptions/*.py",),
-        (
-            "tests/dialects/test_redimir.py",
-            "tests/dialects/pdv/test_redeem.py",
-            "tests/dialects/pdv/test_flows.py",
-            "tests/panel/test_counter.py",
-        ),
+        ("tests/redemptions",),
     ),
     "pins": Module(
         ("fidelia/pins/*.py",),
-        (
-            "tests/dialects/test_pin_door.py",
-            "tests/messaging/test_pin_guessing.py",
-        ),
+        ("tests/pins",),
     ),
     "worker": Module(
         ("fidelia/messaging/worker.py", "fidelia/messaging/outbox.py"),
-        ("tests/messaging/test_worker.py", "tests/messaging/test_notices.py"),
+        ("tests/messaging/test_outbox_worker.py", "tests/messaging/test_worker.py"),
     ),
     "ledger": Module(
         ("fidelia/ledger/*.py",),

@@ -1,0 +1,316 @@
+"""The outbox worker's parts, each checked exactly (fidelia/messaging/worker.py, outbox.py):
+which rows a claim takes and for how long, what a delivery records for each outcome, how
+long a retry waits, what is scrubbed from an error, what the sweep expires, and the loop
+started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
+mutants of the worker (docs/testing.md)."""
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from fidelia.kit import clock
+from fidelia.messaging import outbox
+from fidelia.messaging.channels import senders_for
+from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
+from fidelia.models import OutboxMessage, Pin
+from tests.support.helpers import make_tenant, signed_headers, webhook_body
+
+T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
+ANA = "+50688887777"
+
+
+@pytest.fixture(autouse=True)
+def _frozen():
+    clock.freeze(T0)
+    yield
+    clock.freeze(None)
+
+
+def queue(db, text="hola", channel="whatsapp", secret=False, **columns) -> int:
+    with db.session() as session:
+        if channel == "whatsapp":
+            row = outbox.whatsapp_text(session, text=text, wa_number=ANA, wa_user_id=None)
+        else:
+            row = outbox.enqueue(session, channel, {"to": ANA, "text": text})
+        if secret:
+            row.payload = {**row.payload, "secret": True}
+        for name, value in columns.items():
+            setattr(row, name, value)
+        session.flush()
+        return row.id
+
+
+def row(db, id_: int) -> OutboxMessage:
+    with db.session(readonly=True) as session:
+        found = session.get_one(OutboxMessage, id_)
+        session.expunge(found)
+        return found
+
+
+def test_scrub_hides_every_run_of_four_digits_of_a_secret_only():
+    error = "400: bad 'Tu código es 4829 13 y 123456789'"
+    assert scrub(error, {"secret": True}) == f"400: bad 'Tu código es {REDACTED} 13 y {REDACTED}'"
+    assert scrub(error, {}) == error
+    assert scrub(error, {"secret": False}) == error
+    assert REDACTED == "[redacted]"
+
+
+def test_a_retry_waits_twice_as_long_each_time_within_a_fifth_up_to_an_hour():
+    for attempts, base in ((0, 1), (1, 2), (5, 32), (11, 2048), (12, 3600), (40, 3600)):
+        waits = [backoff(attempts).total_seconds() for _ in range(200)]
+        assert base * 0.8 <= min(waits) and max(waits) <= base * 1.2
+        assert max(waits) - min(waits) > base * 0.2  # jittered, not fixed
+
+
+def test_a_claim_takes_the_due_unleased_pending_rows_oldest_first_up_to_the_batch(
+    db, graph, settings
+):
+    later = queue(db, "b", next_attempt_at=T0 - timedelta(minutes=1))
+    first = queue(db, "a", next_attempt_at=T0 - timedelta(minutes=2))
+    now_due = queue(db, "c", next_attempt_at=T0)
+    same_time = queue(db, "d", next_attempt_at=T0)
+    queue(db, "not due", next_attempt_at=T0 + timedelta(seconds=1))
+    queue(db, "leased", locked_until=T0)
+    lease_over = queue(db, "lease over", locked_until=T0 - timedelta(seconds=1))
+    queue(db, "sent", status="sent")
+    queue(db, "failed", status="failed")
+    worker = Worker(db, senders_for(settings), batch=4, lease=timedelta(seconds=90))
+    claimed = worker.claim()
+    assert [r.id for r in claimed] == [first, later, now_due, same_time]
+    assert {r.id: row(db, r.id).locked_until for r in claimed} == dict.fromkeys(
+        [first, later, now_due, same_time], T0 + timedelta(seconds=90)
+    )
+    assert [r.id for r in worker.claim()] == [lease_over]  # the rest is leased now
+    assert worker.claim() == []
+    assert Worker(db, {}).batch == 20 and Worker(db, {}).max_attempts == 12
+    assert Worker(db, {}).lease == outbox.LEASE == timedelta(seconds=60)
+    assert graph.sent == []
+
+
+def test_a_delivery_records_the_outcome(db, graph, settings):
+    worker = Worker(db, senders_for(settings))
+    sent = queue(db, "uno")
+    clock.freeze(T0 + timedelta(seconds=5))
+    (claimed,) = worker.claim()
+    assert worker.deliver(claimed) == "sent"
+    done = row(db, sent)
+    assert (done.status, done.attempts, done.sent_at) == ("sent", 1, T0 + timedelta(seconds=5))
+    assert (done.locked_until, done.last_error) == (None, None)
+    assert done.payload["text"]["body"] == "uno" and graph.texts_to(ANA) == ["uno"]
+
+
+def test_a_channel_without_a_sender_fails_for_good(db, graph, settings, caplog):
+    fax = queue(db, "uno", channel="fax")
+    with caplog.at_level(logging.WARNING, logger="fidelia.worker"):
+        assert Worker(db, senders_for(settings)).run_once() == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"] == [
+        f"outbox {fax} failed for good: no sender for channel 'fax'"
+    ]
+    failed = row(db, fax)
+    assert (failed.status, failed.attempts, failed.locked_until) == ("failed", 1, None)
+    assert failed.last_error == "no sender for channel 'fax'"
+    assert failed.next_attempt_at == T0 and failed.sent_at is None
+
+
+def test_a_transient_failure_is_retried_later_then_fails_for_good(db, graph, settings):
+    graph.fail_next = [500, 500]
+    graph.echo_in_errors = True
+    long = queue(db, "x" * 5000)
+    worker = Worker(db, senders_for(settings), max_attempts=2)
+    worker.drain()
+    waiting = row(db, long)
+    assert (waiting.status, waiting.attempts, waiting.locked_until) == ("pending", 1, None)
+    assert waiting.last_error is not None
+    assert waiting.last_error.startswith('RuntimeError: 500 {"error": {"message": "injected')
+    assert T0 + timedelta(seconds=1.6) <= waiting.next_attempt_at <= T0 + timedelta(seconds=2.4)
+    assert waiting.payload["text"]["body"] == "x" * 5000
+    clock.freeze(waiting.next_attempt_at)
+    worker.drain()
+    failed = row(db, long)  # the second attempt is the last
+    assert (failed.status, failed.attempts, failed.sent_at) == ("failed", 2, None)
+    assert failed.payload["text"]["body"] == "x" * 5000  # not a secret: kept for the operator
+    assert graph.sent == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_secret_is_redacted_once_delivered_or_failed(db, graph, settings, fails):
+    if fails:
+        graph.fail_next = [400]
+    secret = queue(db, "Tu código es 482913", secret=True)
+    Worker(db, senders_for(settings)).drain()
+    status = "failed" if fails else "sent"
+    done = row(db, secret)
+    assert done.status == status
+    assert done.payload["text"] == f"{REDACTED} ({status})"
+    assert done.payload["secret"] is True and done.payload["to"] == ANA.lstrip("+")
+
+
+def test_run_once_counts_what_it_delivered(db, graph, settings):
+    worker = Worker(db, senders_for(settings), batch=2)
+    for n in range(3):
+        queue(db, f"m{n}")
+    assert [worker.run_once(), worker.run_once(), worker.run_once()] == [2, 1, 0]
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2"]
+
+
+def test_drain_stops_after_its_rounds(db, graph, settings):
+    for n in range(3):
+        queue(db, f"m{n}")
+    Worker(db, senders_for(settings), batch=1).drain(rounds=2)
+    assert graph.texts_to(ANA) == ["m0", "m1"]
+    Worker(db, senders_for(settings), batch=1).drain()
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2"]
+
+
+def test_the_sweep_expires_the_pins_that_are_due(db, settings):
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        for code, expires in (("1111", T0), ("2222", T0 + timedelta(seconds=1))):
+            session.add(
+                Pin(tenant_id=tenant.id, namespace="1", code=code, points=1, expires_at=expires)
+            )
+    Worker(db, senders_for(settings)).sweep()
+    with db.session(readonly=True) as session:
+        assert dict(session.execute(select(Pin.code, Pin.status)).all()) == {
+            "1111": "expired",
+            "2222": "open",
+        }
+
+
+def test_enqueue_wakes_the_worker_after_its_commit_only(db):
+    outbox.wakeup.clear()
+    with db.session() as session:
+        outbox.enqueue(session, "sms", {"to": ANA, "text": "hola"}, None)
+        session.rollback()  # nothing was queued after all
+        session.add(OutboxMessage(channel="sms", payload={}))  # not through enqueue
+        session.commit()
+        assert not outbox.wakeup.is_set()
+        message = outbox.enqueue(session, "sms", {"to": ANA, "text": "hola"}, 7)
+        assert (message.channel, message.payload, message.tenant_id) == (
+            "sms",
+            {"to": ANA, "text": "hola"},
+            7,
+        )
+        assert not outbox.wakeup.is_set()
+        message.tenant_id = None
+        session.commit()
+        assert outbox.wakeup.is_set()
+        outbox.wakeup.clear()
+        session.add(OutboxMessage(channel="sms", payload={}))
+        session.commit()
+        assert not outbox.wakeup.is_set()  # the flag went with the first commit
+
+
+def test_a_whatsapp_text_goes_to_a_number_or_a_user_id(db):
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        to_number = outbox.whatsapp_text(
+            session, text="a", wa_number=ANA, wa_user_id="u1", tenant_id=tenant.id
+        )
+        assert to_number.tenant_id == tenant.id
+        to_user = outbox.whatsapp_text(
+            session, text="b", wa_number=None, wa_user_id="u1", tenant_id=None
+        )
+        assert to_number.payload == {
+            "messaging_product": "whatsapp",
+            "type": "text",
+            "text": {"body": "a"},
+            "to": ANA.lstrip("+"),
+        }
+        assert to_user.payload == {
+            "messaging_product": "whatsapp",
+            "type": "text",
+            "text": {"body": "b"},
+            "recipient": "u1",
+        }
+        assert to_number.channel == to_user.channel == "whatsapp"
+
+
+def wait_for(check, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def pin_status(db, pin: int) -> str:
+    with db.session(readonly=True) as session:
+        return session.get_one(Pin, pin).status
+
+
+def due_pin(db, tenant, code: str) -> int:
+    with db.session() as session:
+        pin = Pin(
+            tenant_id=tenant.id,
+            namespace="1",
+            code=code,
+            points=1,
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        session.add(pin)
+        session.flush()
+        return pin.id
+
+
+def test_the_loop_sweeps_at_start_not_every_round_delivers_and_stops(db, graph, settings):
+    clock.freeze(None)
+    tenant, _ = make_tenant(db)
+    first = due_pin(db, tenant, "1111")
+    worker = Worker(db, senders_for(settings))
+    thread = worker.start_thread(poll_seconds=1.0)  # 120 rounds: two minutes at least
+    try:
+        assert thread.daemon and thread.name == "outbox-worker"
+        assert wait_for(lambda: pin_status(db, first) == "expired")  # the sweep at start
+        later = due_pin(db, tenant, "2222")
+        queue(db, "uno", next_attempt_at=datetime.now(UTC))
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno"])  # woken by the commit
+        time.sleep(0.5)  # rounds go by: the next sweep is 120 rounds away
+        assert pin_status(db, later) == "open"
+        # Due in a second: the commit wakes the loop too early; it polls again, unwoken.
+        queue(db, "dos", next_attempt_at=datetime.now(UTC) + timedelta(seconds=1))
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno", "dos"], 20)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+class Counting:
+    """A connector's jobs (the Jobs protocol): counts its calls, reports 3 done a round."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.sweeps = 0
+
+    def run_once(self) -> int:
+        self.rounds += 1
+        return 3
+
+    def sweep(self) -> None:
+        self.sweeps += 1
+
+
+def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
+    app, client, db, settings, graph
+):
+    make_tenant(db)
+    for text in ("hola", "ayuda"):
+        body = webhook_body(settings, ANA, text)
+        answer = client.post(
+            "/webhooks/whatsapp", content=body, headers=signed_headers(settings, body)
+        )
+        assert answer.status_code == 200
+    jobs = Counting()
+    worker = Worker(
+        db, senders_for(settings), bot=app.state.fidelia.bot, inbound_batch=1, jobs=jobs
+    )
+    assert [worker.run_once() for _ in range(3)] == [1 + 1 + 3, 1 + 1 + 3, 3]
+    assert len(graph.texts_to(ANA)) == 2 and jobs.rounds == 3
+    Worker(db, {}, jobs=jobs).sweep()
+    assert jobs.sweeps == 1
+    assert Worker(db, {}).run_once() == 0  # no bot, no jobs, nothing queued
