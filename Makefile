@@ -4,10 +4,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
-# `make test` runs the suite in this many processes (pytest-xdist; one file stays in one
+# `make test TEST_PROCESSES=2` runs the suite in two processes (pytest-xdist; one file in one
 # process, so a file's shared servers are started once). Every fixture takes free ports
 # and its own temporary directories, so the processes never meet. TEST_PROCESSES=0: serial.
-TEST_PROCESSES ?= 2
+TEST_PROCESSES ?= 0
 
 .PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots mutate
 

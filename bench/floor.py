@@ -414,16 +414,27 @@ async def order(
     total: int,
     at: datetime,
 ) -> tuple[int, int, int]:
-    """A completed order earning 1 point per currency unit: (order id, points, balance)."""
+    """A completed order earning 1 point per currency unit: (order id, points, balance).
+    Upserted by its original id, as Fidelia does: an order sent again (wrk cycles through
+    its requests) earns nothing more and answers with the order it already is."""
     points = total // 100
     cur = await conn.execute(
         "INSERT INTO orders (tenant_id, program_id, customer_id, original_id, state, total, "
         "earned_points, earned_cashback, refunded, reversed_points, reversed_cashback, details, "
         "completed_at, created_at, updated_at) "
-        "VALUES (%s, %s, %s, %s, 2, %s, %s, 0, 0, 0, 0, '{}', %s, %s, %s) RETURNING id",
+        "VALUES (%s, %s, %s, %s, 2, %s, %s, 0, 0, 0, 0, '{}', %s, %s, %s) "
+        "ON CONFLICT (tenant_id, original_id) DO NOTHING RETURNING id",
         (tenant_id, program_id, customer_id, original_id, total, points, at, at, at),
     )
-    order_id = (await cur.fetchone())[0]  # type: ignore[index]
+    row = await cur.fetchone()
+    if row is None:
+        cur = await conn.execute(
+            "SELECT id, earned_points FROM orders WHERE tenant_id = %s AND original_id = %s",
+            (tenant_id, original_id),
+        )
+        known = await cur.fetchone()
+        return int(known[0]), int(known[1]), 0  # type: ignore[index]
+    order_id = row[0]
     after = await earn(conn, program_id, tenant_id, customer_id, points, "order", str(order_id), at)
     return int(order_id), points, after
 

@@ -24,7 +24,7 @@ INTERVAL = 5.0
 KEEP = timedelta(days=1)
 
 _lock = threading.Lock()
-_last: dict[str, float] = {}
+_last: dict[tuple[str, str], float] = {}  # (database, worker) -> last write
 
 
 def worker_name() -> str:
@@ -34,11 +34,12 @@ def worker_name() -> str:
 def beat(db: Database, worker: str | None = None, *, force: bool = False) -> bool:
     """Stamp this worker's row (at most every INTERVAL seconds); True when it wrote."""
     name = worker or worker_name()
+    key = (db.url, name)  # a process may serve several databases (tests do): one each
     clock = time.monotonic()
     with _lock:
-        if not force and clock - _last.get(name, -INTERVAL) < INTERVAL:
+        if not force and clock - _last.get(key, -INTERVAL) < INTERVAL:
             return False
-        _last[name] = clock
+        _last[key] = clock
     at = now()
     with db.session() as session:
         insert = insert_for(session)
