@@ -41,7 +41,9 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def claim(session: Session, tenant_id: int, scope: str, key: str, payload: Any) -> Claim:
+def claim(
+    session: Session, tenant_id: int, scope: str, key: str, payload: Any, *, retry: bool = True
+) -> Claim:
     digest = fingerprint(payload)
     try:
         with session.begin_nested():
@@ -49,8 +51,8 @@ def claim(session: Session, tenant_id: int, scope: str, key: str, payload: Any) 
             session.add(row)
             session.flush()
         return Claim(row)
-    except IntegrityError:
-        pass
+    except IntegrityError as exc:
+        refused = exc
     existing = session.scalar(
         select(IdempotencyKey).where(
             IdempotencyKey.tenant_id == tenant_id,
@@ -58,8 +60,13 @@ def claim(session: Session, tenant_id: int, scope: str, key: str, payload: Any) 
             IdempotencyKey.key == key,
         )
     )
-    if existing is None:  # the first attempt rolled back between our insert and read
-        return claim(session, tenant_id, scope, key, payload)
+    if existing is None:
+        # No row holds the key: the first request rolled back between our insert and read
+        # (try once more), or the insert broke another rule (a merchant that does not exist),
+        # which trying again cannot cure.
+        if not retry:
+            raise refused
+        return claim(session, tenant_id, scope, key, payload, retry=False)
     if existing.request_hash != digest:
         raise KeyReused(f"The key {key!r} was already used with a different request.")
     return Claim(None, replay=existing.response or {}, status_code=existing.status_code)

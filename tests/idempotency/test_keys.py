@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from fidelia.idempotency.service import Claim, KeyReused, claim, fingerprint, forget
 from fidelia.models import IdempotencyKey
@@ -99,3 +100,11 @@ def test_a_claim_without_a_row_stores_nothing():
     replay = Claim(None, replay={"id": 1}, status_code=201)
     replay.store({"id": 2}, status_code=200)
     assert (replay.row, replay.replay, replay.status_code) == (None, {"id": 1}, 201)
+
+
+def test_a_claim_for_a_merchant_that_does_not_exist_fails_once(db):
+    """Not the key's conflict but another broken rule: tried once more, then refused (it
+    used to recurse until RecursionError)."""
+    with pytest.raises(IntegrityError), db.session() as session:
+        claim(session, 987_654, "pos.redeem", "k-1", {"a": 1})
+    assert keys(db) == []
