@@ -8,6 +8,10 @@ PORT    ?= 8000
 # process, so a file's shared servers are started once). Every fixture takes free ports
 # and its own temporary directories, so the processes never meet. TEST_PROCESSES=0: serial.
 TEST_PROCESSES ?= 0
+# The suite runs in random order (pytest-randomly); the seed is printed first.
+ifndef TEST_SEED
+TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 
 .PHONY: venv dev run test lint typecheck unit bench bench-quick reliability clean assets messages screenshots mutate
 
@@ -52,7 +56,8 @@ typecheck: dev
 test: dev assets
 	scripts/ensure-services.sh chromium $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	@echo "random order seed: $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats the order)"
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md): PostgreSQL server and client tools, wrk, the chart and
 # profilers (requirements-bench.lock), then one run. BENCH_ARGS="--profile" adds py-spy.
