@@ -3,6 +3,7 @@ route template, status classes, webhook intake, outbox backlog and deliveries, P
 fill, pool use and worker heartbeats; added up over every process of ``serve --workers 2``."""
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -106,7 +107,14 @@ def test_several_web_processes_add_up_in_one_scrape(tmp_path: Path, sqlite_templ
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            pids = set()
+            # The second process may still be importing when the first answers: wait
+            # (bounded) until both have counted their start.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                text = client.get("/metrics", headers=AUTH).text
+                if value(text, "fidelia_process_starts_total", kind="web") == 2:
+                    break
+                time.sleep(0.2)
             for _ in range(60):
                 answer = client.get("/readyz")
                 assert answer.status_code in (200, 503)
