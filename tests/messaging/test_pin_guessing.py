@@ -73,9 +73,15 @@ def fire(url: str, bodies: list[bytes], settings: Settings, threads: int = 32) -
         with httpx.Client(base_url=url, timeout=60) as client:
             barrier.wait()
             for body in part:
-                response = client.post(
-                    WEBHOOK, content=body, headers=signed_headers(settings, body)
-                )
+                for attempt in range(3):  # as Meta does: a delivery that broke is sent again
+                    try:
+                        response = client.post(
+                            WEBHOOK, content=body, headers=signed_headers(settings, body)
+                        )
+                        break
+                    except httpx.TransportError:  # a kept-alive connection reset under load
+                        if attempt == 2:
+                            raise
                 assert response.status_code == 200, response.text
 
     parts = [bodies[i::threads] for i in range(threads)]
