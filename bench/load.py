@@ -11,6 +11,7 @@ import random
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,27 +280,28 @@ def _json(method: str, path: str, host: str, headers: dict[str, str], data: Any)
     return http_request(method, path, host, {"Content-Type": "application/json", **headers}, body)
 
 
+def _each(
+    customers: list[Customer], n: int, rng: random.Random, make: Callable[[Customer, str], bytes]
+) -> list[bytes]:
+    """``n`` requests for random customers, each with a key of its own (``bench-TAG-k``),
+    so the measured run makes new rows instead of replaying."""
+    tag = rng.randrange(10**9)
+    return [make(rng.choice(customers), f"bench-{tag}-{k}") for k in range(n)]
+
+
 def pos_redeem_requests(
     customers: list[Customer], merchants: dict[int, Merchant], host: str, n: int, rng: random.Random
 ) -> list[bytes]:
     """Seed 001: redeem the merchant's 10-point reward by CPF, a fresh OriginalKey each."""
     from bench.seed import cpf_of
 
-    tag = rng.randrange(10**9)
-    out = []
-    for k in range(n):
-        c = rng.choice(customers)
+    def make(c: Customer, key: str) -> bytes:
         m = merchants[c.tenant_id]
-        out.append(
-            _json(
-                "POST",
-                f"/v1/pvt/POS/rewards/{m.reward_id}/redeem",
-                host,
-                {"Authorization": _basic(m)},
-                {"CustomerId": cpf_of(c.id), "OriginalKey": f"bench-{tag}-{k}"},
-            )
-        )
-    return out
+        path = f"/v1/pvt/POS/rewards/{m.reward_id}/redeem"
+        body = {"CustomerId": cpf_of(c.id), "OriginalKey": key}
+        return _json("POST", path, host, {"Authorization": _basic(m)}, body)
+
+    return _each(customers, n, rng, make)
 
 
 def pos_order_requests(
@@ -308,35 +310,25 @@ def pos_order_requests(
     """Seed 001: a completed order of a known customer (by CPF), a fresh OriginalId each."""
     from bench.seed import cpf_of
 
-    tag = rng.randrange(10**9)
-    out = []
-    for k in range(n):
-        c = rng.choice(customers)
-        out.append(
-            _json(
-                "POST",
-                "/v1/pvt/POS/orders",
-                host,
-                {"Authorization": _basic(merchants[c.tenant_id])},
-                {
-                    "OriginalId": f"bench-{tag}-{k}",
-                    "OrderTotal": 25.5,
-                    "IsCompleted": True,
-                    "Customer": {"Document": cpf_of(c.id)},
-                },
-            )
-        )
-    return out
+    def make(c: Customer, key: str) -> bytes:
+        body = {
+            "OriginalId": key,
+            "OrderTotal": 25.5,
+            "IsCompleted": True,
+            "Customer": {"Document": cpf_of(c.id)},
+        }
+        auth = {"Authorization": _basic(merchants[c.tenant_id])}
+        return _json("POST", "/v1/pvt/POS/orders", host, auth, body)
+
+    return _each(customers, n, rng, make)
 
 
 def retail_requests(
     customers: list[Customer], merchants: dict[int, Merchant], host: str, n: int, rng: random.Random
 ) -> list[bytes]:
     """Seed 002: a sale of a member (by phone) paid in cash, a fresh transactionId each."""
-    tag = rng.randrange(10**9)
-    out = []
-    for k in range(n):
-        c = rng.choice(customers)
+
+    def make(c: Customer, key: str) -> bytes:
         headers = {
             "x-api-key": merchants[c.tenant_id].api_key,
             "x-source-type": "POS",
@@ -345,7 +337,7 @@ def retail_requests(
             "x-pos-id": "P1",
         }
         basket = {
-            "transactionId": f"bench-{tag}-{k}",
+            "transactionId": key,
             "dateTime": "2026-05-07T15:30:00Z",
             "totalAmount": 2550,
             "items": [
@@ -354,8 +346,9 @@ def retail_requests(
             "payments": [{"type": "CASH", "amount": 2550}],
         }
         body = {"member": {"phoneNumber": c.number}, "transaction": basket}
-        out.append(_json("POST", "/v1/transaction", host, headers, body))
-    return out
+        return _json("POST", "/v1/transaction", host, headers, body)
+
+    return _each(customers, n, rng, make)
 
 
 def v2_sale_requests(
@@ -365,17 +358,9 @@ def v2_sale_requests(
     token from POST /v2/auth/token)."""
     from bench.seed import cpf_of
 
-    tag = rng.randrange(10**9)
-    out = []
-    for k in range(n):
-        c = rng.choice(customers)
-        out.append(
-            _json(
-                "POST",
-                "/v2/sales",
-                host,
-                {"Authorization": f"Bearer {tokens[c.tenant_id]}"},
-                {"sale_amount": "25.50", "cpf": cpf_of(c.id), "external_id": f"bench-{tag}-{k}"},
-            )
-        )
-    return out
+    def make(c: Customer, key: str) -> bytes:
+        auth = {"Authorization": f"Bearer {tokens[c.tenant_id]}"}
+        body = {"sale_amount": "25.50", "cpf": cpf_of(c.id), "external_id": key}
+        return _json("POST", "/v2/sales", host, auth, body)
+
+    return _each(customers, n, rng, make)
