@@ -7,6 +7,7 @@ PORT    ?= 8000
 # `make test TEST_PROCESSES=2` runs the suite in two processes (pytest-xdist; one file in one
 # process, so a file's shared servers are started once). Every fixture takes free ports
 # and its own temporary directories, so the processes never meet. TEST_PROCESSES=0: serial.
+# A crashed process ends the run (--max-worker-restart=0); the 25 slowest tests are listed.
 TEST_PROCESSES ?= 0
 # The suite runs in random order (pytest-randomly); the seed is printed first.
 ifndef TEST_SEED
@@ -57,7 +58,7 @@ test: dev assets
 	scripts/ensure-services.sh chromium $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
 	@echo "random order seed: $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats the order)"
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart=0 --durations=25 -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md): PostgreSQL server and client tools, wrk, the chart and
 # profilers (requirements-bench.lock), then one run. BENCH_ARGS="--profile" adds py-spy.

@@ -27,7 +27,6 @@ from fidelia.doors import DOORS
 from fidelia.kit import rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
-from fidelia.kit.deps import State
 from fidelia.kit.paths import CollapseSlashes
 from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
@@ -39,6 +38,7 @@ from fidelia.ops import metrics as ops_metrics
 from fidelia.ops import web as ops_web
 from fidelia.simulator.routes import router as simulator_router
 from fidelia.simulator.routes import templates
+from fidelia.state import State
 
 log = logging.getLogger("fidelia")
 

@@ -138,7 +138,7 @@ def check(as_json: JsonOpt = False) -> None:
     """Verify the ledger invariants of the database (read only); exit 1 with a report
     when one fails: balances against entries, balance_after chains, lots, PIN credits,
     redemptions and orders against their entries, idempotency answers, the outbox."""
-    from fidelia.ledger.check import check_database
+    from fidelia.ops.check import check_database
 
     try:
         settings = get_settings()

@@ -1,4 +1,6 @@
-"""The app's shared state and the typed dependency aliases endpoints use."""
+"""The resources every request shares (settings, database, limiter) and the session
+dependencies endpoints use. The app's full state, with the domain's caches, extends
+``Resources`` in ``fidelia/state.py``: the kit knows no domain."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, TypeVar
@@ -8,34 +10,21 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from fidelia.customers.standing import CatalogCache
 from fidelia.kit.db import Database
 from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
-from fidelia.messaging import intake
-from fidelia.messaging.bot import Bot, Inbound
-from fidelia.tenants.service import KeyCache
 
 T = TypeVar("T")
 
 
-class State:
-    """Everything a request needs besides its own session; one per app instance."""
+class Resources:
+    """What the kit provides one app instance: settings, database, database slots, limiter."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, settings.database_pool_size)
         self.db_slots = anyio.Semaphore(db_slots(settings.database_pool_size))
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limits_enabled)
-        self.keys = KeyCache(settings.tenant_cache_seconds)
-        self.catalogs = CatalogCache(settings.tenant_cache_seconds)
-        self.bot = Bot(settings, self.catalogs)
-        self.pin_policy = self.bot.policy
-
-    def store_inbound(self, messages: list[Inbound]) -> int:
-        """Store the messages in one transaction (new ones only); the worker processes them."""
-        with self.db.session() as session:
-            return intake.store(session, messages)
 
     async def run_in_db_slot(self, fn: Callable[..., T], *args: object) -> T:
         """For async endpoints: run blocking database work in a thread, within a slot."""
@@ -56,17 +45,17 @@ def db_slots(pool_size: int) -> int:
     return max(1, min(pool_size, 32))
 
 
-async def get_state(request: Request) -> State:
+async def get_resources(request: Request) -> Resources:
     """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and a
     thread hop per request just to read an attribute cost more than the lookup itself."""
-    state: State = request.app.state.fidelia
-    return state
+    resources: Resources = request.app.state.fidelia
+    return resources
 
 
-AppState = Annotated[State, Depends(get_state)]
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-async def _db_slot(state: AppState) -> AsyncIterator[None]:
+async def _db_slot(state: ResourcesDep) -> AsyncIterator[None]:
     """One database slot per request (cached, so shared by its read and write sessions),
     released after they commit or roll back."""
     async with state.db_slots:
@@ -76,12 +65,12 @@ async def _db_slot(state: AppState) -> AsyncIterator[None]:
 DbSlot = Annotated[None, Depends(_db_slot, scope="function")]
 
 
-def _write_session(state: AppState, _slot: DbSlot) -> Iterator[Session]:
+def _write_session(state: ResourcesDep, _slot: DbSlot) -> Iterator[Session]:
     with state.db.session() as session:
         yield session
 
 
-def _read_session(state: AppState, _slot: DbSlot) -> Iterator[Session]:
+def _read_session(state: ResourcesDep, _slot: DbSlot) -> Iterator[Session]:
     with state.db.session(readonly=True) as session:
         yield session
 

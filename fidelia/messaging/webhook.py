@@ -11,12 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
-from fidelia.kit.deps import AppState
 from fidelia.kit.errors import DomainError, Unauthorized
 from fidelia.kit.phone import normalize_e164
 from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import verify_sha256
 from fidelia.messaging.bot import Inbound
+from fidelia.state import AppState
 
 log = logging.getLogger("fidelia.webhook")
 router = APIRouter(tags=["WhatsApp webhook"])

@@ -15,14 +15,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from fidelia.kit.deps import AppState, DbSlot
+from fidelia.kit.deps import DbSlot, ResourcesDep
 
 # The panel's one-time notice (fidelia.panel.security.NOTICE), set by the redirect after a
 # change; named here so the engine does not import the panel.
 JUST_CHANGED_COOKIE = "fidelia_notice"
 
 
-def _lagging_session(request: Request, state: AppState, _slot: DbSlot) -> Iterator[Session]:
+def _lagging_session(request: Request, state: ResourcesDep, _slot: DbSlot) -> Iterator[Session]:
     may_lag = JUST_CHANGED_COOKIE not in request.cookies
     with state.db.session(readonly=True, may_lag=may_lag) as session:
         yield session

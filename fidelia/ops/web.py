@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fidelia.doors import DOORS
 from fidelia.kit.clock import now
-from fidelia.kit.deps import State
+from fidelia.kit.deps import Resources
 from fidelia.kit.migrate import alembic_config
 from fidelia.ops import heartbeat, metrics
 from fidelia.ops import logging as ops_logging
@@ -45,7 +45,7 @@ class RequestLog:
     a new one) in the context of everything the request logs and in the response's
     X-Request-ID; then one log line and the metrics of the request."""
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    def __init__(self, app: ASGIApp, state: Resources) -> None:
         self.app = app
         self.state = state
 
@@ -126,7 +126,7 @@ def migrations_verdict(version: str | None) -> str:
     return f"database at {version}, code expects {HEAD}"
 
 
-def readiness(state: State) -> dict[str, Any]:
+def readiness(state: Resources) -> dict[str, Any]:
     """Each check's verdict: the database answers, its schema is this code's, and a worker
     went round recently."""
     checks: dict[str, Any] = {}
@@ -165,7 +165,7 @@ router = APIRouter(tags=["Operations"])
 def readyz(request: Request) -> JSONResponse:
     """Readiness: the database is reachable, migrated to this code's head, and an outbox
     worker went round within FIDELIA_WORKER_STALE_SECONDS; 503 with the failing checks."""
-    state: State = request.app.state.fidelia
+    state: Resources = request.app.state.fidelia
     checks = readiness(state)
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse(
@@ -178,7 +178,7 @@ def readyz(request: Request) -> JSONResponse:
 def metrics_endpoint(request: Request) -> Response:
     """Prometheus metrics, for whoever holds FIDELIA_METRICS_TOKEN (Bearer); 404 when no
     token is set (the endpoint does not exist)."""
-    state: State = request.app.state.fidelia
+    state: Resources = request.app.state.fidelia
     token = state.settings.metrics_token
     if not token:
         return JSONResponse({"detail": "Not Found"}, status_code=404)

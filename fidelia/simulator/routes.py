@@ -15,13 +15,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep, State
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import NotFound, Unauthorized
 from fidelia.kit.phone import normalize_e164
 from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import sign_sha256
 from fidelia.messaging.webhook import parse_inbound
 from fidelia.models import InboundMessage, SimulatorMessage
+from fidelia.state import AppState, State
 
 router = APIRouter(
     prefix="/simulator",

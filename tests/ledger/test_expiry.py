@@ -13,9 +13,9 @@ from fidelia.customers.service import identify
 from fidelia.kit import clock
 from fidelia.kit.db import Database
 from fidelia.ledger import expiry
-from fidelia.ledger.check import check
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, balance, credit, debit
 from fidelia.models import LedgerEntry, Tenant
+from fidelia.ops.check import check
 from tests.support.helpers import make_tenant
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -18,9 +18,9 @@ import segno
 
 from fidelia.app import create_app
 from fidelia.audit import service as audit
-from fidelia.ledger.check import check_database
 from fidelia.messaging.worker import Worker
 from fidelia.models import Tenant
+from fidelia.ops.check import check_database
 from fidelia.rewards.service import create_reward
 from fidelia.rollups import service as rollups
 from fidelia.vouchers.service import issue

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from fidelia.customers import profile
 from fidelia.customers.service import identify
-from fidelia.ledger.check import check_database
 from fidelia.ledger.service import Account, Source, credit
 from fidelia.models import Adjustment, AuditEntry, Balance, Customer, LedgerEntry, Tenant
+from fidelia.ops.check import check_database
 from tests.panel.support import make_merchant, post, sign_in
 
 CPF = "52998224725"

@@ -11,10 +11,10 @@ from pydantic import BaseModel
 
 from fidelia.connectors.bling import intake, service
 from fidelia.connectors.bling.client import Bling
-from fidelia.kit.deps import AppState, State
 from fidelia.kit.errors import DomainError, Unauthorized
 from fidelia.kit.rendering import default_errors
 from fidelia.kit.security import verify_sha256
+from fidelia.state import AppState, State
 
 router = APIRouter(tags=["Bling ERP (seed 003)"])
 PANEL = "/panel/integrations"

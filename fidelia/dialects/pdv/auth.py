@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fidelia.kit.deps import AppState
 from fidelia.kit.errors import Unauthorized
 from fidelia.models import Tenant
+from fidelia.state import AppState
 
 
 def _basic(header: str | None) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fidelia.kit.deps import State
+from fidelia.kit.deps import Resources
 from fidelia.models import Tenant
 
 PREFIX = "/v1/pvt/"
@@ -31,7 +31,7 @@ class KnownOrigins:
     """Every merchant's allowed origins, re-read every ``tenant_cache_seconds`` (like every
     other merchant setting, so ``tenant set S cors_origins ...`` is seen that soon)."""
 
-    def __init__(self, state: State, ttl: float = 5.0) -> None:
+    def __init__(self, state: Resources, ttl: float = 5.0) -> None:
         self.state, self.ttl = state, ttl
         self._at, self._origins = -ttl, frozenset[str]()
 
@@ -44,7 +44,7 @@ class KnownOrigins:
         return self._origins
 
 
-def install(app: FastAPI, state: State) -> None:
+def install(app: FastAPI, state: Resources) -> None:
     app.add_middleware(PdvCors, known=KnownOrigins(state, ttl=state.settings.tenant_cache_seconds))
 
 

@@ -16,10 +16,11 @@ from fidelia.dialects.pdv.schemas import (
     ChallengeValidateIn,
     ChallengeValidateOut,
 )
-from fidelia.kit.deps import AppState, SessionDep
+from fidelia.kit.deps import SessionDep
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import Conflict
 from fidelia.kit.phone import phone_of
+from fidelia.state import AppState
 
 router = APIRouter(
     prefix="/v1/pvt/POS/customers", tags=["Seed 001: POS rewards"], responses=BARE_ERRORS

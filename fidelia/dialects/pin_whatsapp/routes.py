@@ -30,7 +30,7 @@ from fidelia.dialects.pin_whatsapp.schemas import (
     PuntosResponse,
     SaldoOut,
 )
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import Forbidden, NotFound, Unauthorized
 from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
@@ -41,6 +41,7 @@ from fidelia.ops.replica import MayLagSessionDep
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, require_recent_visit
 from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.state import AppState
 from fidelia.tenants.service import get_by_id, get_by_slug, require_active
 
 ERRORS: dict[int | str, dict[str, object]] = {

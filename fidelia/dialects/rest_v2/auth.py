@@ -23,9 +23,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fidelia.dialects.rest_v2.schemas import TokenIn, TokenOut
-from fidelia.kit.deps import AppState, DbSlot, State
+from fidelia.kit.deps import DbSlot
 from fidelia.kit.errors import InvalidInput, Unauthorized
 from fidelia.models import Tenant
+from fidelia.state import AppState, State
 from fidelia.tenants import tokens
 
 router = APIRouter()

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Header
 
 from fidelia.dialects.retail_v1.errors import fail
-from fidelia.kit.deps import AppState
 from fidelia.kit.errors import DomainError, Unauthorized
 from fidelia.kit.security import digest
 from fidelia.models import Tenant
+from fidelia.state import AppState
 
 
 @dataclass(frozen=True)

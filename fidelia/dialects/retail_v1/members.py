@@ -49,10 +49,11 @@ from fidelia.dialects.retail_v1.transactions import basket_lines
 from fidelia.dialects.retail_v1.wire import FieldWarning, success
 from fidelia.events.deals import open_to
 from fidelia.kit.clock import now
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import Conflict, DomainError, InvalidInput
 from fidelia.models import Customer, Deal, Tenant, Voucher
 from fidelia.orders.checkout import Sale, apply_deals, deal_key
+from fidelia.state import AppState
 
 router = APIRouter(route_class=RetailRoute)
 BENEFIT_CHOICES = {"": "false", "true": "true", "yes": "true", "1": "true"} | {

@@ -6,7 +6,7 @@ from babel.numbers import list_currencies
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError, NotFound
 from fidelia.models import Tenant
 from fidelia.panel import i18n
@@ -19,6 +19,7 @@ from fidelia.panel.auth import (
 )
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
+from fidelia.state import AppState
 from fidelia.users import service as users
 
 router = panel_router()

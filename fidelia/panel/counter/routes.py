@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from fidelia.audit import service as audit
 from fidelia.challenges import short_codes
 from fidelia.customers import directory, search
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError, NotFound
 from fidelia.kit.money import to_minor
 from fidelia.models import Customer, Pin, Tenant
@@ -29,6 +29,7 @@ from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, wallet_of
 from fidelia.rewards import eligibility
 from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.state import AppState
 from fidelia.vouchers import service as vouchers
 
 router = panel_router("/counter")

@@ -7,10 +7,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from fidelia.audit import service as audit
 from fidelia.exports import service as exports
-from fidelia.kit.deps import AppState, ReadSessionDep
+from fidelia.kit.deps import ReadSessionDep
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import page, panel_router
+from fidelia.state import AppState
 
 router = panel_router("/exports")
 LABELS = {

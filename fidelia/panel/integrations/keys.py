@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 
 from fidelia.audit import service as audit
 from fidelia.doors import DOORS
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.i18n import N_
 from fidelia.panel.integrations.routes import VALUES
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
+from fidelia.state import AppState
 from fidelia.tenants import service as tenants
 
 router = panel_router("/integrations/keys")

@@ -21,7 +21,7 @@ from fidelia.connectors.bling import service as bling
 from fidelia.dialects.pin_whatsapp.routes import whatsapp_url
 from fidelia.doors import DOORS
 from fidelia.kit.clock import now
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.models import Tenant
 from fidelia.panel import i18n
@@ -29,6 +29,7 @@ from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
 from fidelia.pins.service import namespace_of
+from fidelia.state import AppState
 from fidelia.tenants.service import CREDENTIAL_FIELDS
 
 router = panel_router("/integrations")

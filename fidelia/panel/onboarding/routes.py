@@ -3,10 +3,11 @@
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from fidelia.kit.deps import AppState, ReadSessionDep
+from fidelia.kit.deps import ReadSessionDep
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.onboarding.checklist import steps
 from fidelia.panel.web import page, panel_router, panel_routes
+from fidelia.state import AppState
 
 router = panel_router("/onboarding")
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fidelia.audit import service as audit
 from fidelia.kit.clock import now
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.messaging import deliveries
 from fidelia.panel import i18n
@@ -20,6 +20,7 @@ from fidelia.panel.auth import OperatorDep, Viewer, ViewerDep, cookies_of
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
 from fidelia.platform import service as platform
+from fidelia.state import AppState
 from fidelia.tenants import service as tenants
 from fidelia.users import service as users
 

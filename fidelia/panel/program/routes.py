@@ -10,12 +10,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 
 from fidelia.audit import service as audit
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.i18n import N_
 from fidelia.panel.program.fields import form_groups, shown
 from fidelia.panel.web import FormDep, FormRejected, errors_of, page, panel_router, redirect
+from fidelia.state import AppState
 from fidelia.tenants.service import SETTINGS, set_setting, settings_of
 
 router = panel_router("/program")

@@ -6,13 +6,14 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from fidelia.audit import service as audit
-from fidelia.kit.deps import AppState, ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.panel import i18n
 from fidelia.panel.accounts.routes import ROLES
 from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
+from fidelia.state import AppState
 from fidelia.users import service as users
 
 router = panel_router("/team")

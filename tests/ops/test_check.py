@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
-from fidelia.ledger.check import check_database
 from fidelia.models import Balance, LedgerEntry
+from fidelia.ops.check import check_database
 from tests.support.world import Merchant, build_merchant
 
 FIDELIA = Path(sys.executable).parent / "fidelia"

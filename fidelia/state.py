@@ -1,0 +1,41 @@
+"""The app's composition root: what one app instance wires together, and its dependency.
+
+The kit's ``Resources`` (settings, database, limiter) plus the domain's caches and the bot.
+It lives here, above the doors and services, so that the kit knows no domain."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from fidelia.customers.standing import CatalogCache
+from fidelia.kit.deps import Resources
+from fidelia.kit.settings import Settings
+from fidelia.messaging import intake
+from fidelia.messaging.bot import Bot, Inbound
+from fidelia.tenants.service import KeyCache
+
+
+class State(Resources):
+    """Everything a request needs besides its own session; one per app instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.keys = KeyCache(settings.tenant_cache_seconds)
+        self.catalogs = CatalogCache(settings.tenant_cache_seconds)
+        self.bot = Bot(settings, self.catalogs)
+        self.pin_policy = self.bot.policy
+
+    def store_inbound(self, messages: list[Inbound]) -> int:
+        """Store the messages in one transaction (new ones only); the worker processes them."""
+        with self.db.session() as session:
+            return intake.store(session, messages)
+
+
+async def get_state(request: Request) -> State:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and a
+    thread hop per request just to read an attribute cost more than the lookup itself."""
+    state: State = request.app.state.fidelia
+    return state
+
+
+AppState = Annotated[State, Depends(get_state)]
