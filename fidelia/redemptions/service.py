@@ -15,6 +15,7 @@ from fidelia.ledger.service import (
     CASHBACK,
     POINTS,
     Account,
+    Entry,
     Source,
     balance,
     credit,
@@ -75,7 +76,7 @@ def take_stock(session: Session, reward: Reward, change: int) -> None:
 @dataclass(frozen=True)
 class Redeemed:
     redemption: Redemption
-    points_entry: LedgerEntry | None
+    points_entry: Entry | None
     points_left: int
 
 
