@@ -73,13 +73,15 @@ def credit(
     *,
     kind: str = "earn",
     expires_at: datetime | None = None,
+    tenant: Tenant | None = None,
 ) -> Entry:
     """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot).
     Refused (BalanceLimit) when it would take the balance past ``MAX_BALANCE``: the upsert
     only updates under that condition, so concurrent credits cannot pass it either.
-    An earning (``kind`` earn) expires after the merchant's ``points_validity_days``."""
+    An earning (``kind`` earn) expires after the merchant's ``points_validity_days``
+    (``tenant``: the source's merchant when the caller has it, else it is read)."""
     if kind == "earn" and expires_at is None:
-        expires_at = validity_end(session.get(Tenant, source.tenant_id))
+        expires_at = validity_end(tenant or session.get(Tenant, source.tenant_id))
     if amount <= 0:
         raise InvalidInput("A credit must be positive.")
     if amount > MAX_BALANCE:
