@@ -44,13 +44,16 @@ class Account:
     account: str = POINTS
 
 
+_BALANCE = select(Balance.amount).where(
+    Balance.program_id == bindparam("p"),
+    Balance.customer_id == bindparam("c"),
+    Balance.account == bindparam("a"),
+)
+
+
 def balance(session: Session, acct: Account) -> int:
     amount = session.scalar(
-        select(Balance.amount).where(
-            Balance.program_id == acct.program_id,
-            Balance.customer_id == acct.customer_id,
-            Balance.account == acct.account,
-        )
+        _BALANCE, {"p": acct.program_id, "c": acct.customer_id, "a": acct.account}
     )
     return int(amount or 0)
 
@@ -335,12 +338,13 @@ def _consume_lots(session: Session, acct: Account, amount: int) -> None:
     )
 
 
+_LAST_EARNING = select(func.max(LedgerEntry.created_at)).where(
+    LedgerEntry.tenant_id == bindparam("t"),
+    LedgerEntry.customer_id == bindparam("c"),
+    LedgerEntry.kind == "earn",
+)
+
+
 def last_earning_at(session: Session, tenant_id: int, customer_id: int) -> datetime | None:
     """When this customer last earned at this merchant (the 'recent visit' check)."""
-    return session.scalar(
-        select(func.max(LedgerEntry.created_at)).where(
-            LedgerEntry.tenant_id == tenant_id,
-            LedgerEntry.customer_id == customer_id,
-            LedgerEntry.kind == "earn",
-        )
-    )
+    return session.scalar(_LAST_EARNING, {"t": tenant_id, "c": customer_id})
