@@ -91,7 +91,10 @@ def _insert_new(session: Session, tenant: Tenant, data: OrderData) -> Order | No
         "program_id": tenant.program_id,
         "original_id": data.original_id,
         "total": data.total,
-        "customer_id": data.customer.id if data.customer else None,
+        # Not the customer yet: its foreign key would lock the customer row (KEY SHARE)
+        # before ``_complete`` locks it FOR UPDATE, and two first sales of one customer
+        # would deadlock. It is set below and written after that lock (no autoflush).
+        "customer_id": None,
         "coupon": data.coupon,
         "status_text": data.status_text,
         "placed_at": data.placed_at,
