@@ -41,7 +41,17 @@ from fidelia.kit.migrate import upgrade  # noqa: E402
 from fidelia.kit.settings import Settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
-SCENARIOS = ("credit", "worker", "pin", "lookup", "redeem")
+SCENARIOS = (
+    "credit",
+    "worker",
+    "pin",
+    "lookup",
+    "redeem",
+    "pos-redeem",
+    "pos-order",
+    "retail-transaction",
+    "v2-sale",
+)
 RESULTS = Path(__file__).resolve().parent / "results"  # profiles: profile-hotpath-*
 
 
@@ -59,6 +69,16 @@ def requests_for(
     name: str, url: str, data: seed.Dataset, n: int, rng: random.Random
 ) -> list[bytes]:
     host = "bench"
+    merchants = {m.id: m for m in data.merchants}
+    customers = data.all_customers()
+    if name == "pos-redeem":
+        return load.pos_redeem_requests(customers, merchants, host, n, rng)
+    if name == "pos-order":
+        return load.pos_order_requests(customers, merchants, host, n, rng)
+    if name == "retail-transaction":
+        return load.retail_requests(customers, merchants, host, n, rng)
+    if name == "v2-sale":
+        return load.v2_sale_requests(customers, _tokens(url, data), host, n, rng)
     if name in ("credit", "worker"):
         with seed.Loader(url) as db:
             pool = seed.add_pin_pool(db, data, n, rng)
@@ -69,6 +89,16 @@ def requests_for(
         return load.lookup_requests(data.all_customers(), host, n, rng)
     rewards = {m.id: m.reward_id for m in data.merchants}
     return load.redeem_requests(data.all_customers(), rewards, host, n, rng)
+
+
+_TOKENS: dict[str, dict[int, str]] = {}
+
+
+def _tokens(url: str, data: seed.Dataset) -> dict[int, str]:
+    """The `/v2` access tokens, bought once per database."""
+    if url not in _TOKENS:
+        _TOKENS[url] = seed.v2_tokens(url, data)
+    return _TOKENS[url]
 
 
 async def drive(app: Any, raws: list[bytes]) -> list[int]:
@@ -175,6 +205,9 @@ def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
                 database_url=url,
                 whatsapp_app_secret=APP_SECRET,
                 rate_limit_pin_door=RATE_LIMIT,
+                rate_limit_pdv=RATE_LIMIT,
+                rate_limit_retail=RATE_LIMIT,
+                rate_limit_rest_v2=RATE_LIMIT,
                 simulator=False,
             )
             app = create_app(settings, run_worker=False)

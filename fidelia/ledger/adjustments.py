@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from fidelia.audit.service import Actor
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InsufficientPoints, InvalidInput
-from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
+from fidelia.ledger.service import CASHBACK, POINTS, Account, Entry, Source, credit, debit
 from fidelia.models import Adjustment, Customer, LedgerEntry, Tenant
 
 KIND = "adjust"
@@ -31,7 +31,7 @@ def adjust(
     amount: int,
     reason: str,
     actor: Actor,
-) -> tuple[Adjustment, LedgerEntry]:
+) -> tuple[Adjustment, Entry]:
     """Credit (``amount`` > 0) or debit (< 0) ``account`` ('points', or 'cashback' in
     minor units of the merchant's currency). Raises InvalidInput for a zero amount, an
     unknown account or a blank reason, InsufficientPoints when a debit is more than the

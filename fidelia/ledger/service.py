@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import BigInteger, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -43,15 +44,28 @@ class Account:
     account: str = POINTS
 
 
+_BALANCE = select(Balance.amount).where(
+    Balance.program_id == bindparam("p"),
+    Balance.customer_id == bindparam("c"),
+    Balance.account == bindparam("a"),
+)
+
+
 def balance(session: Session, acct: Account) -> int:
     amount = session.scalar(
-        select(Balance.amount).where(
-            Balance.program_id == acct.program_id,
-            Balance.customer_id == acct.customer_id,
-            Balance.account == acct.account,
-        )
+        _BALANCE, {"p": acct.program_id, "c": acct.customer_id, "a": acct.account}
     )
     return int(amount or 0)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger entry just written, as its callers read it back (written with one Core
+    INSERT, not loaded as an ORM object)."""
+
+    id: int
+    amount: int  # signed
+    balance_after: int
 
 
 def credit(
@@ -62,53 +76,35 @@ def credit(
     *,
     kind: str = "earn",
     expires_at: datetime | None = None,
-) -> LedgerEntry:
+    tenant: Tenant | None = None,
+) -> Entry:
     """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot).
     Refused (BalanceLimit) when it would take the balance past ``MAX_BALANCE``: the upsert
     only updates under that condition, so concurrent credits cannot pass it either.
-    An earning (``kind`` earn) expires after the merchant's ``points_validity_days``."""
+    An earning (``kind`` earn) expires after the merchant's ``points_validity_days``
+    (``tenant``: the source's merchant when the caller has it, else it is read)."""
     if kind == "earn" and expires_at is None:
-        expires_at = validity_end(session.get(Tenant, source.tenant_id))
+        expires_at = validity_end(tenant or session.get(Tenant, source.tenant_id))
     if amount <= 0:
         raise InvalidInput("A credit must be positive.")
     if amount > MAX_BALANCE:
         raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
-    insert = insert_for(session)
-    stmt = insert(Balance).values(
-        program_id=acct.program_id,
-        customer_id=acct.customer_id,
-        account=acct.account,
-        amount=amount,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["program_id", "customer_id", "account"],
-        set_={"amount": Balance.amount + amount},
-        where=Balance.amount <= MAX_BALANCE - amount,
-    ).returning(Balance.amount)
-    found = session.execute(stmt).scalar_one_or_none()
+    found = session.execute(
+        _add_to_balances(session),
+        {
+            "program_id": acct.program_id,
+            "customer_id": acct.customer_id,
+            "account": acct.account,
+            "amount": amount,
+        },
+    ).first()
     if found is None:
         raise BalanceLimit(f"This would take the balance past {MAX_BALANCE}.")
-    after = int(found)
+    after = int(found.amount)
     # A credit first pays off a negative balance (a reversal of points already spent): only
     # what it leaves above zero is a lot that can be spent, so the lots add up to the balance.
     lot = min(amount, max(after, 0))
-    entry = LedgerEntry(
-        program_id=acct.program_id,
-        tenant_id=source.tenant_id,
-        customer_id=acct.customer_id,
-        account=acct.account,
-        kind=kind,
-        amount=amount,
-        balance_after=after,
-        source_type=source.type,
-        source_id=source.id,
-        remaining=lot,
-        expires_at=expires_at,
-        created_at=now(),
-    )
-    session.add(entry)
-    session.flush()
-    return entry
+    return _add_entry(session, acct, source, kind, amount, after, lot, expires_at)
 
 
 def validity_end(tenant: Tenant | None) -> datetime | None:
@@ -211,6 +207,97 @@ def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "ear
     return balances
 
 
+# The debit: the guarded one (the balance covers it) and, for reversals, the unguarded one
+# with the insert of a negative balance when the account has none yet.
+_DEBIT_COVERED = (
+    update(_balances)
+    .where(
+        _balances.c.program_id == bindparam("p"),
+        _balances.c.customer_id == bindparam("c"),
+        _balances.c.account == bindparam("a"),
+        _balances.c.amount >= bindparam("x"),
+    )
+    .values(amount=_balances.c.amount - bindparam("x"))
+    .returning(_balances.c.amount)
+)
+_DEBIT_ANY = (
+    update(_balances)
+    .where(
+        _balances.c.program_id == bindparam("p"),
+        _balances.c.customer_id == bindparam("c"),
+        _balances.c.account == bindparam("a"),
+    )
+    .values(amount=_balances.c.amount - bindparam("x"))
+    .returning(_balances.c.amount)
+)
+_NEGATIVE_BALANCE = insert(_balances).returning(_balances.c.amount)
+_ADD_ENTRY = insert(_entries).returning(_entries.c.id)
+
+
+def _lots_spent() -> Any:
+    """FIFO lot consumption as one UPDATE: each lot of the account, soonest-to-expire first
+    (no expiry last, then oldest), with what the lots before it hold (``before``, a running
+    sum); the lots whose ``before`` is short of the amount give what the amount still needs.
+    Dialect-neutral (UPDATE ... FROM, a window, CASE): PostgreSQL and SQLite >= 3.33."""
+    lots = _entries.alias("lot")
+    order = (lots.c.expires_at.is_(None), lots.c.expires_at, lots.c.id)
+    ahead = (
+        select(
+            lots.c.id,
+            (
+                sql_cast(func.sum(lots.c.remaining).over(order_by=order), BigInteger)
+                - lots.c.remaining
+            ).label("ahead_of"),
+        )
+        .where(
+            lots.c.program_id == bindparam("p"),
+            lots.c.customer_id == bindparam("c"),
+            lots.c.account == bindparam("a"),
+            lots.c.remaining > 0,
+        )
+        .subquery("ahead")
+    )
+    held = _entries.c.remaining + ahead.c.ahead_of  # the lots up to and with this one
+    return (
+        update(_entries)
+        .where(_entries.c.id == ahead.c.id, ahead.c.ahead_of < bindparam("x"))
+        .values(remaining=case((held <= bindparam("x"), 0), else_=held - bindparam("x")))
+    )
+
+
+_SPEND_LOTS = _lots_spent()
+
+
+def _add_entry(
+    session: Session,
+    acct: Account,
+    source: Source,
+    kind: str,
+    amount: int,
+    after: int,
+    remaining: int | None,
+    expires_at: datetime | None,
+) -> Entry:
+    entry_id = session.execute(
+        _ADD_ENTRY,
+        {
+            "program_id": acct.program_id,
+            "tenant_id": source.tenant_id,
+            "customer_id": acct.customer_id,
+            "account": acct.account,
+            "kind": kind,
+            "amount": amount,
+            "balance_after": after,
+            "source_type": source.type,
+            "source_id": source.id,
+            "remaining": remaining,
+            "expires_at": expires_at,
+            "created_at": now(),
+        },
+    ).scalar_one()
+    return Entry(int(entry_id), amount, after)
+
+
 def debit(
     session: Session,
     acct: Account,
@@ -219,80 +306,45 @@ def debit(
     *,
     kind: str = "redeem",
     allow_negative: bool = False,
-) -> LedgerEntry:
+) -> Entry:
     """Take ``amount`` (> 0). Raises InsufficientPoints unless the balance covers it;
     ``allow_negative`` is for reversals of earnings that were already spent."""
     if amount <= 0:
         raise InvalidInput("A debit must be positive.")
-    where = and_(
-        Balance.program_id == acct.program_id,
-        Balance.customer_id == acct.customer_id,
-        Balance.account == acct.account,
-    )
-    if not allow_negative:
-        where = and_(where, Balance.amount >= amount)
-    after = session.execute(
-        update(Balance)
-        .where(where)
-        .values(amount=Balance.amount - amount)
-        .returning(Balance.amount)
-    ).scalar_one_or_none()
+    key = {"p": acct.program_id, "c": acct.customer_id, "a": acct.account, "x": amount}
+    after = session.execute(_DEBIT_ANY if allow_negative else _DEBIT_COVERED, key).scalar()
     if after is None:
         if not allow_negative:
             raise InsufficientPoints("Not enough points.")
-        credit_row = insert_for(session)(Balance).values(
-            program_id=acct.program_id,
-            customer_id=acct.customer_id,
-            account=acct.account,
-            amount=-amount,
-        )
-        after = session.execute(credit_row.returning(Balance.amount)).scalar_one()
+        after = session.execute(
+            _NEGATIVE_BALANCE,
+            {
+                "program_id": acct.program_id,
+                "customer_id": acct.customer_id,
+                "account": acct.account,
+                "amount": -amount,
+            },
+        ).scalar_one()
     _consume_lots(session, acct, amount)
-    entry = LedgerEntry(
-        program_id=acct.program_id,
-        tenant_id=source.tenant_id,
-        customer_id=acct.customer_id,
-        account=acct.account,
-        kind=kind,
-        amount=-amount,
-        balance_after=int(after),
-        source_type=source.type,
-        source_id=source.id,
-        created_at=now(),
-    )
-    session.add(entry)
-    session.flush()
-    return entry
+    return _add_entry(session, acct, source, kind, -amount, int(after), None, None)
 
 
 def _consume_lots(session: Session, acct: Account, amount: int) -> None:
-    """Spend lots soonest-to-expire first (no expiry last). Runs under the balance row
-    lock taken by the debit's UPDATE, so two debits never consume the same lot."""
-    lots = session.scalars(
-        select(LedgerEntry)
-        .where(
-            LedgerEntry.program_id == acct.program_id,
-            LedgerEntry.customer_id == acct.customer_id,
-            LedgerEntry.account == acct.account,
-            LedgerEntry.remaining > 0,
-        )
-        .order_by(LedgerEntry.expires_at.is_(None), LedgerEntry.expires_at, LedgerEntry.id)
+    """Spend lots soonest-to-expire first (no expiry last), in one UPDATE. Runs under the
+    balance row lock taken by the debit's UPDATE, so two debits never consume the same lot
+    (the statement reads the lots after that lock was granted)."""
+    session.execute(
+        _SPEND_LOTS, {"p": acct.program_id, "c": acct.customer_id, "a": acct.account, "x": amount}
     )
-    left = amount
-    for lot in lots:
-        take = min(left, lot.remaining or 0)
-        lot.remaining = (lot.remaining or 0) - take
-        left -= take
-        if left == 0:
-            break
+
+
+_LAST_EARNING = select(func.max(LedgerEntry.created_at)).where(
+    LedgerEntry.tenant_id == bindparam("t"),
+    LedgerEntry.customer_id == bindparam("c"),
+    LedgerEntry.kind == "earn",
+)
 
 
 def last_earning_at(session: Session, tenant_id: int, customer_id: int) -> datetime | None:
     """When this customer last earned at this merchant (the 'recent visit' check)."""
-    return session.scalar(
-        select(func.max(LedgerEntry.created_at)).where(
-            LedgerEntry.tenant_id == tenant_id,
-            LedgerEntry.customer_id == customer_id,
-            LedgerEntry.kind == "earn",
-        )
-    )
+    return session.scalar(_LAST_EARNING, {"t": tenant_id, "c": customer_id})

@@ -83,7 +83,8 @@ def after_sale(
         customer = session.get_one(Customer, order.customer_id)
     session.flush()  # the sale's own rows count (sessions do not autoflush)
     issued = rules.evaluate(session, tenant, customer, order)
-    points, cashback = earned_by(session, order)
+    # What the sale earned (and the balances) only for a message the merchant switched on.
+    points, cashback = earned_by(session, order) if tenant.message_benefit_earned else (0, 0)
     if points > 0 or cashback > 0:
         values = _common(session, tenant, customer)
         values.update(
@@ -92,7 +93,7 @@ def after_sale(
             cashback=format_money(cashback, tenant.currency, tenant.locale),
         )
         notify(session, tenant, customer, BENEFIT_EARNED, f"order:{order.id}", values)
-    for voucher in issued:
+    for voucher in issued if tenant.message_voucher_issued else []:
         values = _common(session, tenant, customer)
         until = _day(tenant, voucher.valid_until) if voucher.valid_until else ""
         values.update(

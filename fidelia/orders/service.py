@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
+from fidelia.kit.db import insert_for
 from fidelia.kit.errors import Conflict, InvalidInput
 from fidelia.kit.ids import as_id
 from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
@@ -28,7 +28,7 @@ from fidelia.models import (
     Tenant,
     Voucher,
 )
-from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, PENDING
+from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, INITIAL, PENDING
 from fidelia.orders.earning import Bonus, bonus_for, proportional
 from fidelia.payments import service as payments
 from fidelia.redemptions import service as redemptions
@@ -69,23 +69,53 @@ def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
     return order
 
 
+_NEW_ORDER: dict[str, Any] = {}  # per dialect, built once
+
+
+def _insert_new(session: Session, tenant: Tenant, data: OrderData) -> Order | None:
+    """The order as a new row with what the POS sent, in one round trip (``INSERT ... ON
+    CONFLICT DO NOTHING RETURNING``; the new row is ours, locked until we commit); None
+    when the merchant already has an order with this ``original_id``. A concurrent insert
+    of the same one waits for ours to end, then finds it."""
+    dialect = session.get_bind().dialect.name
+    stmt = _NEW_ORDER.get(dialect)
+    if stmt is None:
+        stmt = _NEW_ORDER[dialect] = (
+            insert_for(session)(Order)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "original_id"])
+            .returning(Order)
+        )
+    at = now()
+    row = {
+        "tenant_id": tenant.id,
+        "program_id": tenant.program_id,
+        "original_id": data.original_id,
+        "total": data.total,
+        # Not the customer yet: its foreign key would lock the customer row (KEY SHARE)
+        # before ``_complete`` locks it FOR UPDATE, and two first sales of one customer
+        # would deadlock. It is set below and written after that lock (no autoflush).
+        "customer_id": None,
+        "coupon": data.coupon,
+        "status_text": data.status_text,
+        "placed_at": data.placed_at,
+        "details": data.details,
+        "state": INITIAL,
+        "earned_points": 0,
+        "earned_cashback": 0,
+        "refunded": 0,
+        "reversed_points": 0,
+        "reversed_cashback": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+    return session.scalars(stmt, [row]).first()
+
+
 def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
-    order = _locked(session, tenant, data.original_id)
+    order = _insert_new(session, tenant, data)
     if order is None:
-        try:
-            with session.begin_nested():
-                order = Order(
-                    tenant_id=tenant.id,
-                    program_id=tenant.program_id,
-                    original_id=data.original_id,
-                    total=data.total,
-                    created_at=now(),
-                )
-                session.add(order)
-                session.flush()
-        except IntegrityError:  # created concurrently: take the lock on theirs
-            order = _locked(session, tenant, data.original_id)
-            assert order is not None
+        order = _locked(session, tenant, data.original_id)
+        assert order is not None
     if order.state in (COMPLETE, CANCELLED):
         # A complete order changes only by cancellation (use partialcancel for returns).
         if data.cancelled and order.state == COMPLETE:
@@ -141,12 +171,10 @@ def _complete(session: Session, tenant: Tenant, order: Order, at: datetime | Non
     session.execute(select(Customer.id).where(Customer.id == order.customer_id).with_for_update())
     bonus = bonus_for(tenant, order.total)
     source = Source(tenant.id, "order", str(order.id))
-    if bonus.points:
-        credit(session, Account(order.program_id, order.customer_id, POINTS), bonus.points, source)
-    if bonus.cashback:
-        credit(
-            session, Account(order.program_id, order.customer_id, CASHBACK), bonus.cashback, source
-        )
+    for account, amount in ((POINTS, bonus.points), (CASHBACK, bonus.cashback)):
+        if amount:
+            acct = Account(order.program_id, order.customer_id, account)
+            credit(session, acct, amount, source, tenant=tenant)
     order.earned_points, order.earned_cashback = bonus.points, bonus.cashback
     order.state = COMPLETE
     order.completed_at = at or now()

@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from fidelia.challenges.presence import require_presence
@@ -15,6 +15,7 @@ from fidelia.ledger.service import (
     CASHBACK,
     POINTS,
     Account,
+    Entry,
     Source,
     balance,
     credit,
@@ -33,15 +34,16 @@ def new_external_code() -> str:
     return "FD-" + secrets.token_hex(5).upper()
 
 
+_WALLET = select(Balance.account, Balance.amount).where(
+    Balance.program_id == bindparam("p"),
+    Balance.customer_id == bindparam("c"),
+    Balance.account.in_((POINTS, CASHBACK)),
+)
+
+
 def wallet_of(session: Session, customer: Customer) -> Wallet:
     """Both balances in one query (an account never credited counts as 0)."""
-    rows = session.execute(
-        select(Balance.account, Balance.amount).where(
-            Balance.program_id == customer.program_id,
-            Balance.customer_id == customer.id,
-            Balance.account.in_((POINTS, CASHBACK)),
-        )
-    )
+    rows = session.execute(_WALLET, {"p": customer.program_id, "c": customer.id})
     amounts = {account: amount for account, amount in rows}
     return Wallet(points=int(amounts.get(POINTS, 0)), cashback=int(amounts.get(CASHBACK, 0)))
 
@@ -75,7 +77,7 @@ def take_stock(session: Session, reward: Reward, change: int) -> None:
 @dataclass(frozen=True)
 class Redeemed:
     redemption: Redemption
-    points_entry: LedgerEntry | None
+    points_entry: Entry | None
     points_left: int
 
 

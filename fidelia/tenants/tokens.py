@@ -10,10 +10,11 @@ secret can be handed it again, and the database alone (digests) never yields it.
 import base64
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
@@ -96,26 +97,46 @@ class Holder:
     api_key_id: int
 
 
+# digest -> (when read, the holder, the token's expiry): the live tokens this process has
+# seen, kept ``ttl`` seconds (``holder_of``), as API keys are (``tenants.service.KeyCache``).
+_HOLDERS: dict[str, tuple[float, Holder, datetime]] = {}
+_HOLDER = (
+    select(Tenant, ApiKey.id, AccessToken.expires_at)
+    .join(AccessToken, AccessToken.tenant_id == Tenant.id)
+    .join(ApiKey, ApiKey.id == AccessToken.api_key_id)
+    .where(
+        AccessToken.digest == bindparam("digest"),
+        AccessToken.revoked_at.is_(None),
+        AccessToken.expires_at > bindparam("at"),
+        ApiKey.revoked_at.is_(None),
+        Tenant.suspended_at.is_(None),
+    )
+)
+
+
 @binds_merchant
-def holder_of(db: Database, token: str) -> Holder:
+def holder_of(db: Database, token: str, ttl: float = 0.0) -> Holder:
+    """Who ``token`` speaks for. With ``ttl`` > 0 a live token's answer is kept that many
+    seconds in this process (never past the token's expiry), so a hot door does not open a
+    session on every call: a revocation (of the token, its key, or a suspension) is then
+    seen within ``ttl`` seconds by the other processes, at once by this one."""
+    key, at = digest(token), now()
+    hit = _HOLDERS.get(key) if ttl > 0 else None
+    if hit is not None and time.monotonic() - hit[0] < ttl and hit[2] > at:
+        return hit[1]
     with db.session(readonly=True) as session:
-        row = session.execute(
-            select(Tenant, ApiKey.id)
-            .join(AccessToken, AccessToken.tenant_id == Tenant.id)
-            .join(ApiKey, ApiKey.id == AccessToken.api_key_id)
-            .where(
-                AccessToken.digest == digest(token),
-                AccessToken.revoked_at.is_(None),
-                AccessToken.expires_at > now(),
-                ApiKey.revoked_at.is_(None),
-                Tenant.suspended_at.is_(None),
-            )
-        ).first()
+        row = session.execute(_HOLDER, {"digest": key, "at": at}).first()
         if row is None:
+            _HOLDERS.pop(key, None)
             raise Unauthorized("Invalid, expired or revoked access token.")
-        tenant, api_key_id = row
+        tenant, api_key_id, expires_at = row
         session.expunge(tenant)
-        return Holder(tenant, api_key_id)
+    holder = Holder(tenant, api_key_id)
+    if ttl > 0:
+        if len(_HOLDERS) > 10_000:
+            _HOLDERS.clear()
+        _HOLDERS[key] = (time.monotonic(), holder, expires_at)
+    return holder
 
 
 def tenant_for(db: Database, token: str) -> Tenant:
@@ -123,6 +144,7 @@ def tenant_for(db: Database, token: str) -> Tenant:
 
 
 def revoke(db: Database, token: str) -> None:
+    _HOLDERS.pop(digest(token), None)
     with db.session() as session:
         session.execute(
             update(AccessToken).where(AccessToken.digest == digest(token)).values(revoked_at=now())

@@ -12,7 +12,7 @@ they are validated by hand at the counter (panel, `fidelia voucher validate`).
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -64,11 +64,13 @@ def create_rule(
     return rule
 
 
+_RULES = select(VoucherRule).where(VoucherRule.tenant_id == bindparam("t")).order_by(VoucherRule.id)
+_ACTIVE_RULES = _RULES.where(VoucherRule.active.is_(True))  # every sale reads these
+
+
 def rules_of(session: Session, tenant: Tenant, active_only: bool = False) -> list[VoucherRule]:
-    query = select(VoucherRule).where(VoucherRule.tenant_id == tenant.id)
-    if active_only:
-        query = query.where(VoucherRule.active.is_(True))
-    return list(session.scalars(query.order_by(VoucherRule.id)))
+    query = _ACTIVE_RULES if active_only else _RULES
+    return list(session.scalars(query, {"t": tenant.id}))
 
 
 def evaluate(session: Session, tenant: Tenant, customer: Customer, order: Order) -> list[Voucher]:

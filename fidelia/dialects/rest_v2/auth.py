@@ -57,7 +57,7 @@ AccessToken = Annotated[str, Depends(access_token)]
 
 def merchant(token: AccessToken, state: AppState, _slot: DbSlot) -> Tenant:
     try:
-        holder = tokens.holder_of(state.db, token)
+        holder = tokens.holder_of(state.db, token, state.settings.tenant_cache_seconds)
     except Unauthorized as exc:
         raise Unauthorized(exc.message, code="INVALID_TOKEN") from exc
     state.limiter.hit(state.settings.rate_limit_rest_v2, "rest-v2", str(holder.api_key_id))
