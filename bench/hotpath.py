@@ -41,7 +41,7 @@ from fidelia.kit.migrate import upgrade  # noqa: E402
 from fidelia.kit.settings import Settings  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
-SCENARIOS = ("credit", "worker", "pin", "lookup", "redeem")
+SCENARIOS = ("credit", "worker", "pin", "lookup", "redeem", "healthz")
 RESULTS = Path(__file__).resolve().parent / "results"  # profiles: profile-hotpath-*
 
 
@@ -67,6 +67,8 @@ def requests_for(
         return load.pin_requests(data.merchants, host, n, rng)
     if name == "lookup":
         return load.lookup_requests(data.all_customers(), host, n, rng)
+    if name == "healthz":  # the framework alone: middleware, routing, the thread hop
+        return [load.http_request("GET", "/healthz", host) for _ in range(n)]
     rewards = {m.id: m.reward_id for m in data.merchants}
     return load.redeem_requests(data.all_customers(), rewards, host, n, rng)
 

@@ -83,7 +83,31 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     app.state.fidelia = state
     app.state.platform_metrics = ops_metrics.PlatformCollector(state.db, state.pin_policy)
-    panel_errors = panel.install(app, settings)  # its middleware sits inside the ones below
+    # Routes are tried in the order they are added, router by router: the probes and the
+    # doors first, the panel (many routes, few requests) after them.
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> HTMLResponse:
+        return HTMLResponse(
+            templates.get_template("home.html").render(
+                simulator=settings.simulator, doors=DOORS, base=settings.public_url.rstrip("/")
+            )
+        )
+
+    @app.get("/healthz", tags=["Operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    app.include_router(pin_router)
+    for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
+        app.include_router(router)
+    pdv_cors.install(app, state)
+    app.include_router(retail_router)
+    app.include_router(rest_router)
+    app.include_router(webhook_router)
+    app.include_router(bling_router)
+    app.include_router(ops_web.router)
+    panel_errors = panel.install(app, settings)  # after the doors: see above
     render = rendering.install(
         app,
         [
@@ -95,15 +119,6 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             ("/v1/", retail_errors.render),
         ],
     )
-    app.include_router(pin_router)
-    for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
-        app.include_router(router)
-    pdv_cors.install(app, state)
-    app.include_router(retail_router)
-    app.include_router(rest_router)
-    app.include_router(webhook_router)
-    app.include_router(bling_router)
-    app.include_router(ops_web.router)
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)
@@ -122,18 +137,5 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     # Outermost: the client address every limit counts against.
     trusted = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> HTMLResponse:
-        return HTMLResponse(
-            templates.get_template("home.html").render(
-                simulator=settings.simulator, doors=DOORS, base=settings.public_url.rstrip("/")
-            )
-        )
-
-    @app.get("/healthz", tags=["Operations"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
 
     return app
