@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, func, select, text, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
@@ -23,6 +23,20 @@ from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import GuessPolicy
 
 ATTEMPTS = 30
+
+_pins = cast(Table, Pin.__table__)
+_OPEN_COUNT = (
+    select(func.count())
+    .select_from(_pins)
+    .where(
+        _pins.c.namespace == bindparam("namespace"),
+        _pins.c.status == "open",
+        _pins.c.expires_at > bindparam("at"),
+    )
+)
+_INSERTED: tuple[str, ...] = ("tenant_id", "namespace", "code", "status", "amount", "points")
+_INSERTED += ("created_at", "expires_at")
+_INSERT_OPEN: dict[str, Any] = {}  # by dialect: SQLite's and PostgreSQL's ON CONFLICT
 
 
 @dataclass(frozen=True)
@@ -36,14 +50,7 @@ def namespace_of(tenant: Tenant, default_bot_number: str) -> str:
 
 
 def open_count(session: Session, namespace: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Pin)
-            .where(Pin.namespace == namespace, Pin.status == "open", Pin.expires_at > now())
-        )
-        or 0
-    )
+    return int(session.scalar(_OPEN_COUNT, {"namespace": namespace, "at": now()}) or 0)
 
 
 def generate(
@@ -93,15 +100,28 @@ def generate(
 def _insert_open(session: Session, values: dict[str, object]) -> Pin | None:
     """One INSERT ... ON CONFLICT DO NOTHING on the open-PIN unique index (no savepoint):
     the new PIN, or None when its code is taken. A concurrent insert of the same code
-    that has not committed yet is waited for, as a unique index always makes us do."""
-    return session.scalars(
-        insert_for(session)(Pin)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["namespace", "code"], index_where=text("status = 'open'")
+    that has not committed yet is waited for, as a unique index always makes us do.
+
+    A Core statement built once per dialect (no ORM bulk-insert machinery per call); the
+    returned row becomes the session's ``Pin`` without another round trip."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_OPEN.get(dialect)
+    if statement is None:
+        statement = _INSERT_OPEN[dialect] = (
+            insert_for(session)(_pins)
+            .values({name: bindparam(name) for name in _INSERTED})
+            .on_conflict_do_nothing(
+                index_elements=["namespace", "code"], index_where=text("status = 'open'")
+            )
+            .returning(*_pins.c)
         )
-        .returning(Pin)
-    ).one_or_none()
+    row = session.execute(statement, values).one_or_none()
+    if row is None:
+        return None
+    pin = Pin(**row._asdict())
+    make_transient_to_detached(pin)  # a row that exists: adding it writes nothing
+    session.add(pin)
+    return pin
 
 
 def activate(session: Session, namespace: str, code: str) -> Activation:
@@ -133,7 +153,6 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
     return Activation("expired", latest)
 
 
-_pins = cast(Table, Pin.__table__)
 # ``activate`` for many codes at once, as one statement built once (the worker's batch).
 _ACTIVATE_MANY = (
     update(_pins)
