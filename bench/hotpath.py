@@ -51,6 +51,7 @@ SCENARIOS = (
     "pos-order",
     "retail-transaction",
     "v2-sale",
+    "healthz",
 )
 RESULTS = Path(__file__).resolve().parent / "results"  # profiles: profile-hotpath-*
 
@@ -87,6 +88,8 @@ def requests_for(
         return load.pin_requests(data.merchants, host, n, rng)
     if name == "lookup":
         return load.lookup_requests(data.all_customers(), host, n, rng)
+    if name == "healthz":  # the framework alone: middleware, routing, the thread hop
+        return [load.http_request("GET", "/healthz", host) for _ in range(n)]
     rewards = {m.id: m.reward_id for m in data.merchants}
     return load.redeem_requests(data.all_customers(), rewards, host, n, rng)
 

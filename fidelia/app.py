@@ -24,6 +24,7 @@ from fidelia.dialects.rest_v2.routes import router as rest_router
 from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
+from fidelia.edge import Edge
 from fidelia.kit import rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
@@ -83,7 +84,32 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     )
     app.state.fidelia = state
     app.state.platform_metrics = ops_metrics.PlatformCollector(state.db, state.pin_policy)
-    panel_errors = panel.install(app, settings)  # its middleware sits inside the ones below
+
+    # Routes are tried in the order they are added, router by router: the probes and the
+    # doors first, the panel (many routes, few requests) after them.
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> HTMLResponse:
+        return HTMLResponse(
+            templates.get_template("home.html").render(
+                simulator=settings.simulator, doors=DOORS, base=settings.public_url.rstrip("/")
+            )
+        )
+
+    @app.get("/healthz", tags=["Operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    app.include_router(pin_router)
+    for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
+        app.include_router(router)
+    pdv_cors.install(app, state)
+    app.include_router(retail_router)
+    app.include_router(rest_router)
+    app.include_router(webhook_router)
+    app.include_router(bling_router)
+    app.include_router(ops_web.router)
+    panel_errors = panel.install(app, settings)  # after the doors: see above
     render = rendering.install(
         app,
         [
@@ -95,45 +121,24 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             ("/v1/", retail_errors.render),
         ],
     )
-    app.include_router(pin_router)
-    for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
-        app.include_router(router)
-    pdv_cors.install(app, state)
-    app.include_router(retail_router)
-    app.include_router(rest_router)
-    app.include_router(webhook_router)
-    app.include_router(bling_router)
-    app.include_router(ops_web.router)
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, render=render)
+    # Request id, log line and metrics, the failed-authentication and body limits, repeated
+    # slashes: one pass (fidelia/edge.py), outside the panel's and the POS door's CORS.
     app.add_middleware(
-        AuthFailureLimit,
-        limiter=state.limiter,
-        spec=settings.rate_limit_auth_failures,
+        Edge,
+        # "https://host/v2/" + "/auth/token" is "//auth/token": one slash, for every door.
+        slashes=CollapseSlashes(prefixes={"/v2/v2/": "/v2/"}),
+        log=ops_web.RequestLog(state),
+        auth_failures=AuthFailureLimit(state.limiter, settings.rate_limit_auth_failures),
+        body=BodyLimit(settings.max_body_bytes),
         render=render,
     )
-    # Request id, one log line and the metrics per request; inside CollapseSlashes, so the
-    # route the router matched is on the scope it sees.
-    app.add_middleware(ops_web.RequestLog, state=state)
-    # "https://host/v2/" + "/auth/token" is "//auth/token": one slash, for every door.
-    app.add_middleware(CollapseSlashes, prefixes={"/v2/v2/": "/v2/"})
-    # Outermost: the client address every limit counts against.
+    # Outermost: the client address every limit counts against (without trusted proxies,
+    # the peer's: nothing to do).
     trusted = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> HTMLResponse:
-        return HTMLResponse(
-            templates.get_template("home.html").render(
-                simulator=settings.simulator, doors=DOORS, base=settings.public_url.rstrip("/")
-            )
-        )
-
-    @app.get("/healthz", tags=["Operations"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    if trusted:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted)
 
     return app

@@ -5,13 +5,12 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TypeVar
 
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fidelia.customers.service import find_everywhere
-from fidelia.ledger.service import Account, balance
-from fidelia.models import Customer, Program, Reward, Tenant
+from fidelia.ledger.service import POINTS, Account, balance
+from fidelia.models import Balance, Customer, CustomerIdentifier, Program, Reward, Tenant
 from fidelia.rewards.service import active_rewards, next_reward
 
 T = TypeVar("T", Program, Tenant, Reward)
@@ -110,9 +109,31 @@ def standing_in(
     )
 
 
+# ``find_everywhere`` and each one's ``balance`` as one statement, built once.
+_EVERYWHERE = (
+    select(Customer, Balance.amount)
+    .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
+    .outerjoin(
+        Balance,
+        and_(
+            Balance.program_id == Customer.program_id,
+            Balance.customer_id == Customer.id,
+            Balance.account == POINTS,
+        ),
+    )
+    .where(
+        CustomerIdentifier.kind == bindparam("kind"),
+        CustomerIdentifier.value == bindparam("value"),
+    )
+    .order_by(Customer.id)
+)
+
+
 def standings(
     session: Session, kind: str, value: str, catalogs: CatalogCache | None = None
 ) -> list[Standing]:
-    return [
-        standing_in(session, c, catalogs=catalogs) for c in find_everywhere(session, kind, value)
-    ]
+    """The identifier's standing in every program (the public lookup of seed 000, the bot's
+    "puntos"): its customers with their balances in one round trip, the rest from the
+    catalogs."""
+    rows = session.execute(_EVERYWHERE, {"kind": kind, "value": value}).all()
+    return [standing_in(session, customer, int(amount or 0), catalogs) for customer, amount in rows]

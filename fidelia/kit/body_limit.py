@@ -1,16 +1,13 @@
 """Request bodies larger than the configured limit are refused before they are read.
 
-A pure ASGI middleware: a ``Content-Length`` over the limit is answered 413 at once, without
-reading a byte; a chunked body is counted while it streams and refused as soon as it passes
-the limit (the app never holds more than the limit in memory). The 413 comes out in the
-door's own error format, through the same renderers as every other error."""
-
-from collections.abc import Callable
+Applied by the app's edge middleware (``fidelia/edge.py``): a ``Content-Length`` over the
+limit is answered 413 at once, without reading a byte; a chunked body is counted while it
+streams and refused as soon as it passes the limit (the app never holds more than the limit
+in memory). The 413 comes out in the door's own error format, through the same renderers as
+every other error."""
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
 from fidelia.kit.errors import DomainError
 
@@ -28,33 +25,29 @@ def too_large_message(limit: int) -> str:
 
 
 class BodyLimit:
-    def __init__(
-        self, app: ASGIApp, limit: int, render: Callable[[Request, DomainError], Response]
-    ) -> None:
-        self.app = app
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.render = render
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, scope: Scope) -> DomainError | None:
+        """The error for a declared length over the limit (413) or unreadable (400); the
+        answer to it closes the connection."""
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                declared = -1
-            if declared > self.limit or declared < 0:
-                error = DomainError(
-                    too_large_message(self.limit) if declared >= 0 else "Bad Content-Length.",
-                    code="PAYLOAD_TOO_LARGE" if declared >= 0 else "BAD_REQUEST",
-                    status=413 if declared >= 0 else 400,
-                )
-                response = self.render(Request(scope), error)
-                response.headers["Connection"] = "close"
-                await response(scope, receive, send)
-                return
+        if length is None:
+            return None
+        try:
+            declared = int(length)
+        except ValueError:
+            declared = -1
+        if declared > self.limit or declared < 0:
+            return DomainError(
+                too_large_message(self.limit) if declared >= 0 else "Bad Content-Length.",
+                code="PAYLOAD_TOO_LARGE" if declared >= 0 else "BAD_REQUEST",
+                status=413 if declared >= 0 else 400,
+            )
+        return None
+
+    def counted(self, receive: Receive) -> Receive:
+        """``receive`` that raises ``BodyTooLarge`` as soon as the body passes the limit."""
         seen = 0
         limit = self.limit
 
@@ -67,4 +60,4 @@ class BodyLimit:
                     raise BodyTooLarge(limit)
             return message
 
-        await self.app(scope, counted, send)
+        return counted

@@ -3,6 +3,7 @@ when ``FIDELIA_REDIS_URL`` is set so every web process shares them."""
 
 import logging
 import math
+import threading
 import time
 
 from limits import RateLimitItem, parse_many, storage, strategies
@@ -15,6 +16,31 @@ from fidelia.kit.errors import RateLimited
 log = logging.getLogger("fidelia.ratelimit")
 REDIS_TIMEOUT = 0.5  # seconds
 OUTAGE_LOG_SECONDS = 10.0
+
+
+class _MemoryStorage(storage.MemoryStorage):
+    """``limits``' memory storage, but its expired entries are swept at most once a second
+    by a request passing by, not by a new thread that every counter update starts once the
+    previous one (10 ms) has ended: under load that was a thread started every few
+    requests, which cost more than the check itself. Expired entries never decide an
+    answer (each check compares timestamps); the sweep only frees memory."""
+
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, uri: str | None = None, **options: str) -> None:
+        self._swept_at = time.monotonic()
+        self._sweeping = threading.Lock()
+        super().__init__(uri, **options)  # type: ignore[arg-type]
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the parent's private one
+        at = time.monotonic()
+        if at - self._swept_at < self.SWEEP_SECONDS or not self._sweeping.acquire(False):
+            return
+        try:
+            self._swept_at = at
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        finally:
+            self._sweeping.release()
 
 
 class RateLimiter:
@@ -34,7 +60,7 @@ class RateLimiter:
                 retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]  # passed on to redis-py
             )
         else:
-            self.storage = storage.storage_from_string("memory://")
+            self.storage = _MemoryStorage()
         self.strategy = strategies.MovingWindowRateLimiter(self.storage)
         self._parsed: dict[str, list[RateLimitItem]] = {}
 

@@ -22,9 +22,13 @@ from fidelia.kit.deps import DbSlot, ResourcesDep
 JUST_CHANGED_COOKIE = "fidelia_notice"
 
 
+def may_lag(request: Request) -> bool:
+    """Whether this request's reads may lag: not right after the client's own change."""
+    return JUST_CHANGED_COOKIE not in request.cookies
+
+
 def _lagging_session(request: Request, state: ResourcesDep, _slot: DbSlot) -> Iterator[Session]:
-    may_lag = JUST_CHANGED_COOKIE not in request.cookies
-    with state.db.session(readonly=True, may_lag=may_lag) as session:
+    with state.db.session(readonly=True, may_lag=may_lag(request)) as session:
         yield session
 
 

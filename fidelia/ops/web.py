@@ -1,14 +1,13 @@
 """The web side of operations: the request log middleware, ``/metrics`` and ``/readyz``."""
 
 import hmac
-import time
 from typing import Any
 
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from fidelia.doors import DOORS
 from fidelia.kit.clock import now
@@ -16,7 +15,7 @@ from fidelia.kit.deps import Resources
 from fidelia.kit.migrate import alembic_config
 from fidelia.ops import heartbeat, metrics
 from fidelia.ops import logging as ops_logging
-from fidelia.ops.context import RequestContext, current, request_id_from
+from fidelia.ops.context import RequestContext, request_id_from
 
 log = ops_logging.get("fidelia.request")
 REQUEST_ID = b"x-request-id"
@@ -41,44 +40,31 @@ def route_of(scope: Scope) -> str:
 
 
 class RequestLog:
-    """ASGI middleware: a request id (the client's X-Request-ID when it looks like one, else
-    a new one) in the context of everything the request logs and in the response's
-    X-Request-ID; then one log line and the metrics of the request."""
+    """A request id (the client's X-Request-ID when it looks like one, else a new one) in
+    the context of everything the request logs and in the response's X-Request-ID; then one
+    log line and the metrics of the request. Applied by the app's edge middleware
+    (``fidelia/edge.py``), which calls ``start``, ``stamp`` and ``record``."""
 
-    def __init__(self, app: ASGIApp, state: Resources) -> None:
-        self.app = app
+    def __init__(self, state: Resources) -> None:
         self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    @staticmethod
+    def start(scope: Scope) -> RequestContext:
         header = None
         for key, value in scope["headers"]:
             if key == REQUEST_ID:
                 header = value.decode("latin-1")
                 break
-        ctx = RequestContext(request_id_from(header))
-        token = current.set(ctx)
-        status = 500
-        started = time.perf_counter()
+        return RequestContext(request_id_from(header))
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID]
-                headers.append((REQUEST_ID, ctx.request_id.encode()))
-                message["headers"] = headers
-            await send(message)
+    @staticmethod
+    def stamp(message: Message, ctx: RequestContext) -> None:
+        """The request's id on a response start, in place of any the app set."""
+        headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID]
+        headers.append((REQUEST_ID, ctx.request_id.encode()))
+        message["headers"] = headers
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            self._record(scope, ctx, status, time.perf_counter() - started)
-            current.reset(token)
-
-    def _record(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> None:
+    def record(self, scope: Scope, ctx: RequestContext, status: int, seconds: float) -> None:
         path = scope.get("path", "")
         route = route_of(scope)
         door = door_of(path)

@@ -5,24 +5,56 @@ Generation picks a random code and inserts it with ON CONFLICT DO NOTHING on tha
 when the code is taken (by another open PIN, perhaps being inserted concurrently) nothing
 is written and another code is tried. The length comes from the namespace's open share
 (``pins/guard.py``): longer as it fills, so that guessing stays hopeless.
+
+The first try counts the open PINs and inserts in one statement (``INSERT ... SELECT``: the
+length picked in SQL from the count, the code the first that many digits of a random
+string), so a PIN costs one round trip; the count stops where the length stops growing.
 """
 
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, select, text, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Row,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
-from fidelia.pins.guard import GuessPolicy
+from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
 
 ATTEMPTS = 30
+
+_pins = cast(Table, Pin.__table__)
+_OPEN_COUNT = (
+    select(func.count())
+    .select_from(_pins)
+    .where(
+        _pins.c.namespace == bindparam("namespace"),
+        _pins.c.status == "open",
+        _pins.c.expires_at > bindparam("at"),
+    )
+)
+_INSERTED: tuple[str, ...] = ("tenant_id", "namespace", "code", "status", "amount", "points")
+_INSERTED += ("created_at", "expires_at")
+_INSERT_OPEN: dict[str, Any] = {}  # by dialect: SQLite's and PostgreSQL's ON CONFLICT
 
 
 @dataclass(frozen=True)
@@ -35,15 +67,105 @@ def namespace_of(tenant: Tenant, default_bot_number: str) -> str:
     return tenant.bot_number or default_bot_number
 
 
-def open_count(session: Session, namespace: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Pin)
-            .where(Pin.namespace == namespace, Pin.status == "open", Pin.expires_at > now())
+def open_count(session: Session, namespace: str, policy: GuessPolicy | None = None) -> int:
+    """The namespace's open PINs; with ``policy``, counted only as far as its PIN length
+    grows (the count stops there, so it costs the same however full the namespace is)."""
+    cap = _Sized.of(policy).cap if policy is not None else None
+    query = _OPEN_COUNT if cap is None else _open_pins(cap)
+    return int(session.scalar(query, {"namespace": namespace, "at": now()}) or 0)
+
+
+def _open_pins(cap: int) -> Any:
+    return select(func.count()).select_from(
+        select(_pins.c.id)
+        .where(
+            _pins.c.namespace == bindparam("namespace"),
+            _pins.c.status == "open",
+            _pins.c.expires_at > bindparam("at"),
         )
-        or 0
+        .limit(cap)
+        .subquery()
     )
+
+
+@dataclass(frozen=True)
+class _Sized:
+    """A policy's length steps: ``steps[i]`` is the fewest open PINs that make a PIN longer
+    than ``MIN_LENGTH + i`` (from ``GuessPolicy.length_for``, so the SQL picks the same
+    length); ``cap`` the count past which nothing changes."""
+
+    steps: tuple[int, ...]
+
+    @property
+    def cap(self) -> int:
+        return self.steps[-1]
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def of(policy: GuessPolicy) -> "_Sized":
+        steps = []
+        for length in range(MIN_LENGTH, MAX_LENGTH):
+            low, high = 0, 1
+            while policy.length_for(high) <= length:
+                high *= 2
+            while low < high:  # the first count whose length passes ``length``
+                middle = (low + high) // 2
+                low, high = (
+                    (middle + 1, high) if policy.length_for(middle) <= length else (low, middle)
+                )
+            steps.append(low)
+        return _Sized(tuple(steps))
+
+
+_SIZED_INSERTS: dict[tuple[str, _Sized], Any] = {}
+
+
+def _sized_insert(session: Session, sized: _Sized) -> Any:
+    """``INSERT INTO pins ... SELECT`` the PIN whose length comes from the open count, the
+    code the first ``length`` digits of ``:digits``; ON CONFLICT DO NOTHING, RETURNING the
+    row. Built once per dialect and policy."""
+    dialect = session.get_bind().dialect.name
+    statement = _SIZED_INSERTS.get((dialect, sized))
+    if statement is not None:
+        return statement
+    counted = (
+        select(func.count().label("open_pins"))
+        .select_from(
+            select(_pins.c.id)
+            .where(
+                _pins.c.namespace == bindparam("namespace"),
+                _pins.c.status == "open",
+                _pins.c.expires_at > bindparam("created_at"),
+            )
+            .limit(sized.cap)
+            .subquery()
+        )
+        .subquery()
+    )
+    # The constants are in the SQL text: they are the statement's, not the call's.
+    steps: list[tuple[Any, int]] = [
+        (literal_column(str(step)), MIN_LENGTH + i + 1) for i, step in enumerate(sized.steps)
+    ]
+    length = case(
+        *[(counted.c.open_pins >= step, literal_column(str(n))) for step, n in reversed(steps)],
+        else_=literal_column(str(MIN_LENGTH)),
+    )
+    columns = [_pins.c[name] for name in _INSERTED]
+    values = [
+        func.substr(bindparam("digits", type_=String()), literal_column("1"), length)
+        if name == "code"
+        else bindparam(name, type_=_pins.c[name].type)
+        for name in _INSERTED
+    ]
+    statement = _SIZED_INSERTS[(dialect, sized)] = (
+        insert_for(session)(_pins)
+        .from_select(columns, select(*values).select_from(counted).where(true()))
+        .on_conflict_do_nothing(
+            index_elements=["namespace", "code"], index_where=text("status = 'open'")
+        )
+        .returning(*_pins.c)
+    )
+    return statement
 
 
 def generate(
@@ -55,7 +177,7 @@ def generate(
 ) -> Pin:
     if amount is not None and amount < tenant.min_purchase:
         raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
-    length = (policy or GuessPolicy()).length_for(open_count(session, namespace))
+    policy = policy or GuessPolicy()
     created = now()
     expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
     values = {
@@ -67,7 +189,16 @@ def generate(
         "created_at": created,
         "expires_at": expires,
     }
-    for _ in range(ATTEMPTS):
+    sized = _Sized.of(policy)
+    digits = f"{secrets.randbelow(10**MAX_LENGTH):0{MAX_LENGTH}d}"
+    pin = _as_pin(
+        session, session.execute(_sized_insert(session, sized), {**values, "digits": digits})
+    )
+    if pin is not None:
+        return pin
+    # Taken: the tries below count once more, then insert codes of that length.
+    length = policy.length_for(open_count(session, namespace, policy))
+    for _ in range(ATTEMPTS - 1):
         code = f"{secrets.randbelow(10**length):0{length}d}"
         pin = _insert_open(session, {**values, "code": code})
         if pin is None:
@@ -93,15 +224,33 @@ def generate(
 def _insert_open(session: Session, values: dict[str, object]) -> Pin | None:
     """One INSERT ... ON CONFLICT DO NOTHING on the open-PIN unique index (no savepoint):
     the new PIN, or None when its code is taken. A concurrent insert of the same code
-    that has not committed yet is waited for, as a unique index always makes us do."""
-    return session.scalars(
-        insert_for(session)(Pin)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["namespace", "code"], index_where=text("status = 'open'")
+    that has not committed yet is waited for, as a unique index always makes us do.
+
+    A Core statement built once per dialect (no ORM bulk-insert machinery per call); the
+    returned row becomes the session's ``Pin`` without another round trip."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_OPEN.get(dialect)
+    if statement is None:
+        statement = _INSERT_OPEN[dialect] = (
+            insert_for(session)(_pins)
+            .values({name: bindparam(name) for name in _INSERTED})
+            .on_conflict_do_nothing(
+                index_elements=["namespace", "code"], index_where=text("status = 'open'")
+            )
+            .returning(*_pins.c)
         )
-        .returning(Pin)
-    ).one_or_none()
+    return _as_pin(session, session.execute(statement, values))
+
+
+def _as_pin(session: Session, result: Any) -> Pin | None:
+    """The inserted row (if any) as the session's ``Pin``, without another round trip."""
+    row = result.one_or_none()
+    if row is None:
+        return None
+    pin = Pin(**row._asdict())
+    make_transient_to_detached(pin)  # a row that exists: adding it writes nothing
+    session.add(pin)
+    return pin
 
 
 def activate(session: Session, namespace: str, code: str) -> Activation:
@@ -133,7 +282,6 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
     return Activation("expired", latest)
 
 
-_pins = cast(Table, Pin.__table__)
 # ``activate`` for many codes at once, as one statement built once (the worker's batch).
 _ACTIVATE_MANY = (
     update(_pins)

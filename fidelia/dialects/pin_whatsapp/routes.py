@@ -37,11 +37,11 @@ from fidelia.kit.phone import normalize_e164
 from fidelia.kit.security import digest
 from fidelia.messaging.texts import say
 from fidelia.models import Customer, Pin, Tenant
-from fidelia.ops.replica import MayLagSessionDep
+from fidelia.ops.replica import MayLagSessionDep, may_lag
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, require_recent_visit
 from fidelia.rewards.service import active_rewards, get_for_tenant
-from fidelia.state import AppState
+from fidelia.state import AppState, State
 from fidelia.tenants.service import get_by_id, get_by_slug, require_active
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -91,13 +91,15 @@ def whatsapp_url(bot_number: str, pin: str) -> str:
     response_model=PinOut,
     dependencies=[Depends(rate_limited("generar"))],
 )
-def generar_pin(
-    tenant: MerchantDep, session: SessionDep, state: AppState, body: GenerarPinIn | None = None
+async def generar_pin(
+    tenant: MerchantDep, state: AppState, body: GenerarPinIn | None = None
 ) -> PinOut:
     """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
     amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
     namespace = pins.namespace_of(tenant, state.settings.bot_number)
-    pin = pins.generate(session, tenant, namespace, amount, state.pin_policy)
+    # Async, with the transaction in one worker thread: one thread hop, not three (the
+    # session's opening, the endpoint and the session's closing each took one).
+    pin = await state.run_in_db_slot(_generate, state, tenant, namespace, amount)
     base = state.settings.public_url.rstrip("/")
     expires_local = pin.expires_at.astimezone(ZoneInfo(tenant.timezone))
     return PinOut(
@@ -109,6 +111,11 @@ def generar_pin(
         qr_svg_url=f"{base}/api/v1/integraciones/pin/{pin.code}/qr.svg",
         qr_png_url=f"{base}/api/v1/integraciones/pin/{pin.code}/qr.png",
     )
+
+
+def _generate(state: State, tenant: Tenant, namespace: str, amount: int | None) -> Pin:
+    with state.db.session() as session:
+        return pins.generate(session, tenant, namespace, amount, state.pin_policy)
 
 
 @router.get(
@@ -178,14 +185,21 @@ def _saldo(standing: Standing) -> SaldoOut:
     response_model=PuntosResponse,
     dependencies=[Depends(rate_limited("puntos"))],
 )
-def puntos(wa: str, session: MayLagSessionDep, state: AppState) -> PuntosResponse:
+async def puntos(wa: str, request: Request, state: AppState) -> PuntosResponse:
     """A WhatsApp number's points at every merchant (``+`` sent as ``%2B``)."""
     number = normalize_e164(wa)
-    found = standings(session, "whatsapp", number, state.catalogs)
+    # Async, with the read in one worker thread (see generar_pin); it may lag, as
+    # MayLagSessionDep reads (fidelia/ops/replica.py).
+    found = await state.run_in_db_slot(_standings, state, number, may_lag(request))
     if not found:
         raise NotFound("Este WhatsApp no tiene puntos registrados.", code="CUSTOMER_NOT_FOUND")
     data = [_saldo(s) for s in found]
     return PuntosResponse(total=len(data), data=data)
+
+
+def _standings(state: State, number: str, lag: bool) -> list[Standing]:
+    with state.db.session(readonly=True, may_lag=lag) as session:
+        return standings(session, "whatsapp", number, state.catalogs)
 
 
 @router.post(
