@@ -90,18 +90,6 @@ def by_contact(session: Session, tenant: Tenant, kind: str, value: str) -> Custo
     return customer
 
 
-def find_everywhere(session: Session, kind: str, value: str) -> list[Customer]:
-    """The same identifier in every program (the public lookup of seed 000)."""
-    return list(
-        session.scalars(
-            select(Customer)
-            .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
-            .where(CustomerIdentifier.kind == kind, CustomerIdentifier.value == value)
-            .order_by(Customer.id)
-        )
-    )
-
-
 class _TakenMeanwhile(Exception):
     pass
 

@@ -109,7 +109,8 @@ def standing_in(
     )
 
 
-# ``find_everywhere`` and each one's ``balance`` as one statement, built once.
+# The same identifier in every program (seed 000's public lookup), each customer with
+# their balance: one statement, built once.
 _EVERYWHERE = (
     select(Customer, Balance.amount)
     .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
