@@ -6,15 +6,30 @@ anonymous: the customer row stays (its balances and entries still add up), witho
 identifiers, birthday or password, and with every consent withdrawn.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    Boolean,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect
 
 from fidelia.kit.clock import now
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import (
     Adjustment,
+    Balance,
     Consent,
     Customer,
     CustomerIdentifier,
@@ -22,6 +37,8 @@ from fidelia.models import (
     OutboxMessage,
     Tenant,
 )
+from fidelia.models.base import UTCDateTime
+from fidelia.rewards.eligibility import Wallet
 
 CONSENTS = ("sms", "email", "whatsapp", "terms", "gdpr")
 
@@ -50,14 +67,87 @@ def parse_birthday(raw: str | None) -> date | None:
     return birthday
 
 
+_CONSENTS = (
+    select(Consent.kind, Consent.granted, Consent.at)
+    .where(Consent.customer_id == bindparam("customer_id"))
+    .order_by(Consent.id)
+)
+
+
 def consents_of(session: Session, customer: Customer) -> dict[str, tuple[bool, datetime]]:
+    """kind -> (granted, when): the latest answer of each kind on file."""
     current: dict[str, tuple[bool, datetime]] = {}
-    rows = session.scalars(
-        select(Consent).where(Consent.customer_id == customer.id).order_by(Consent.id)
-    )
-    for row in rows:
-        current[row.kind] = (row.granted, row.at)
+    for kind, granted, at in session.execute(_CONSENTS, {"customer_id": customer.id}):
+        current[kind] = (granted, at)
     return current
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the panel shows at the top of a customer's page."""
+
+    customer: Customer
+    wallet: Wallet  # both balances in their program (0 when never credited)
+    identifiers: dict[str, str]  # kind -> value, the first of each kind (oldest)
+    consents: dict[str, tuple[bool, datetime]]  # as ``consents_of``
+
+
+def _balance_of(account: str) -> ScalarSelect[int]:
+    return (
+        select(Balance.amount)
+        .where(
+            Balance.program_id == Customer.program_id,
+            Balance.customer_id == Customer.id,
+            Balance.account == account,
+        )
+        .scalar_subquery()
+    )
+
+
+# Built once. The customer with both balances; then their consents and identifiers in one
+# round trip (the consents' branch first: its column types read the rows).
+_CARD = select(
+    Customer,
+    func.coalesce(_balance_of("points"), 0),
+    func.coalesce(_balance_of("cashback"), 0),
+).where(Customer.id == bindparam("customer_id"))
+_ON_FILE: CompoundSelect = union_all(
+    select(
+        literal_column("0").label("part"),
+        Consent.kind,
+        cast(null(), String).label("value"),
+        Consent.granted,
+        Consent.at,
+        Consent.id,
+    ).where(Consent.customer_id == bindparam("customer_id")),
+    select(
+        literal_column("1"),
+        CustomerIdentifier.kind,
+        CustomerIdentifier.value,
+        cast(null(), Boolean),
+        cast(null(), UTCDateTime),
+        CustomerIdentifier.id,
+    ).where(CustomerIdentifier.customer_id == bindparam("customer_id")),
+).order_by("part", "id")
+
+
+def card(session: Session, program_id: int, customer_id: int) -> Card:
+    """A customer of the program (not erased) with balances, identifiers and consents, in
+    two statements; 404 ``CUSTOMER_NOT_FOUND`` otherwise, as ``directory.get_in_program``."""
+    row = session.execute(_CARD, {"customer_id": customer_id}).first()
+    if row is None or row[0].program_id != program_id or row[0].erased_at is not None:
+        raise NotFound(f"No customer {customer_id} at this merchant.", code="CUSTOMER_NOT_FOUND")
+    customer, points, cashback = row
+    identifiers: dict[str, str] = {}
+    consents: dict[str, tuple[bool, datetime]] = {}
+    for part, kind, value, granted, at, _id in session.execute(
+        _ON_FILE, {"customer_id": customer_id}
+    ):
+        if part == 0:
+            consents[kind] = (granted, at)
+        else:
+            identifiers.setdefault(kind, value)
+    return Card(customer, Wallet(int(points), int(cashback)), identifiers, consents)
 
 
 def record_consents(
