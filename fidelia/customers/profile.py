@@ -15,6 +15,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     literal_column,
     null,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect
+from sqlalchemy.sql.selectable import CompoundSelect, Exists, ScalarSelect
 
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InvalidInput, NotFound
@@ -34,8 +35,11 @@ from fidelia.models import (
     Customer,
     CustomerIdentifier,
     Event,
+    Order,
     OutboxMessage,
+    Redemption,
     Tenant,
+    Voucher,
 )
 from fidelia.models.base import UTCDateTime
 from fidelia.rewards.eligibility import Wallet
@@ -84,12 +88,16 @@ def consents_of(session: Session, customer: Customer) -> dict[str, tuple[bool, d
 
 @dataclass(frozen=True)
 class Card:
-    """What the panel shows at the top of a customer's page."""
+    """What the panel shows at the top of a customer's page, and which of the page's
+    lists of this merchant have anything (the empty ones need no query)."""
 
     customer: Customer
     wallet: Wallet  # both balances in their program (0 when never credited)
     identifiers: dict[str, str]  # kind -> value, the first of each kind (oldest)
     consents: dict[str, tuple[bool, datetime]]  # as ``consents_of``
+    has_redemptions: bool = True
+    has_orders: bool = True
+    has_vouchers: bool = True
 
 
 def _balance_of(account: str) -> ScalarSelect[int]:
@@ -104,12 +112,22 @@ def _balance_of(account: str) -> ScalarSelect[int]:
     )
 
 
-# Built once. The customer with both balances; then their consents and identifiers in one
-# round trip (the consents' branch first: its column types read the rows).
+def _has(model: type[Redemption] | type[Order] | type[Voucher]) -> Exists:
+    return exists().where(
+        model.tenant_id == bindparam("tenant_id"), model.customer_id == Customer.id
+    )
+
+
+# Built once. The customer with both balances and whether they have redemptions, orders
+# and vouchers at the merchant; then their consents and identifiers in one round trip (the
+# consents' branch first: its column types read the rows).
 _CARD = select(
     Customer,
     func.coalesce(_balance_of("points"), 0),
     func.coalesce(_balance_of("cashback"), 0),
+    _has(Redemption),
+    _has(Order),
+    _has(Voucher),
 ).where(Customer.id == bindparam("customer_id"))
 _ON_FILE: CompoundSelect = union_all(
     select(
@@ -131,13 +149,14 @@ _ON_FILE: CompoundSelect = union_all(
 ).order_by("part", "id")
 
 
-def card(session: Session, program_id: int, customer_id: int) -> Card:
-    """A customer of the program (not erased) with balances, identifiers and consents, in
-    two statements; 404 ``CUSTOMER_NOT_FOUND`` otherwise, as ``directory.get_in_program``."""
-    row = session.execute(_CARD, {"customer_id": customer_id}).first()
-    if row is None or row[0].program_id != program_id or row[0].erased_at is not None:
+def card(session: Session, tenant: Tenant, customer_id: int) -> Card:
+    """A customer of the merchant's program (not erased) with balances, identifiers and
+    consents, in two statements; 404 ``CUSTOMER_NOT_FOUND`` otherwise, as
+    ``directory.get_in_program``."""
+    row = session.execute(_CARD, {"customer_id": customer_id, "tenant_id": tenant.id}).first()
+    if row is None or row[0].program_id != tenant.program_id or row[0].erased_at is not None:
         raise NotFound(f"No customer {customer_id} at this merchant.", code="CUSTOMER_NOT_FOUND")
-    customer, points, cashback = row
+    customer, points, cashback, redemptions, orders, vouchers = row
     identifiers: dict[str, str] = {}
     consents: dict[str, tuple[bool, datetime]] = {}
     for part, kind, value, granted, at, _id in session.execute(
@@ -147,7 +166,10 @@ def card(session: Session, program_id: int, customer_id: int) -> Card:
             consents[kind] = (granted, at)
         else:
             identifiers.setdefault(kind, value)
-    return Card(customer, Wallet(int(points), int(cashback)), identifiers, consents)
+    wallet = Wallet(int(points), int(cashback))
+    return Card(
+        customer, wallet, identifiers, consents, bool(redemptions), bool(orders), bool(vouchers)
+    )
 
 
 def record_consents(

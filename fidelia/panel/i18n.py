@@ -95,6 +95,19 @@ def choose(*candidates: str | None) -> str:
     return DEFAULT
 
 
+# Babel's number and money formats are pure functions of (language, value[, currency]) and
+# cost 5-15 µs each; a page shows dozens, mostly the same few values (0 cashback, a
+# shop's usual balances), so they are remembered (a bounded, thread-safe cache).
+@lru_cache(maxsize=8192)
+def _money(locale: str, minor: int, currency: str) -> str:
+    return format_currency(from_minor(minor, currency), currency, locale=babel_locale(locale))
+
+
+@lru_cache(maxsize=8192)
+def _integer(locale: str, value: int) -> str:
+    return format_decimal(value, locale=babel_locale(locale))
+
+
 class Texts:
     """What a page needs to speak the viewer's language: gettext and Babel's formats."""
 
@@ -113,9 +126,11 @@ class Texts:
 
     def money(self, minor: int, currency: str) -> str:
         """1234567 CRC -> '₡12.345,67' in es; always with its currency."""
-        return format_currency(from_minor(minor, currency), currency, locale=self._babel)
+        return _money(self.locale, int(minor), currency)
 
     def number(self, value: int | Decimal) -> str:
+        if type(value) is int:
+            return _integer(self.locale, value)
         return format_decimal(value, locale=self._babel)
 
     def percent(self, value: Decimal | float) -> str:

@@ -106,9 +106,11 @@ def _customer_page(
             e.id: words.amount(texts, e.account, e.amount, tenant.currency) for e in entries.entries
         },
         adjustments=reasons_by_entry(session, entries.entries),
-        redemptions=history.redemptions_of(session, tenant, customer),
-        orders=history.orders_of(session, tenant, customer),
-        vouchers=history.vouchers_of(session, tenant, customer),
+        redemptions=history.redemptions_of(session, tenant, customer)
+        if card.has_redemptions
+        else [],
+        orders=history.orders_of(session, tenant, customer) if card.has_orders else [],
+        vouchers=history.vouchers_of(session, tenant, customer) if card.has_vouchers else [],
         voucher_state=vouchers.state_of,
         words=words,
         currency=tenant.currency,
@@ -124,7 +126,7 @@ def customer_page(
     request: Request, customer_id: int, viewer: OwnerDep, session: MayLagSharedSessionDep
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
-    card = profile.card(session, tenant.program_id, customer_id)
+    card = profile.card(session, tenant, customer_id)
     return _customer_page(request, viewer, session, tenant, card)
 
 
@@ -174,13 +176,13 @@ def adjust_balance(
         )
     except FormError as exc:
         errors = {exc.field: texts.gettext(exc.message)}
-        card = profile.card(session, tenant.program_id, customer.id)
+        card = profile.card(session, tenant, customer.id)
         raise FormRejected(
             _customer_page(request, viewer, session, tenant, card, 422, errors, form)
         ) from exc
     except DomainError as exc:
         field = "reason" if "REASON" in exc.code else "amount"
-        card = profile.card(session, tenant.program_id, customer.id)
+        card = profile.card(session, tenant, customer.id)
         raise FormRejected(
             _customer_page(request, viewer, session, tenant, card, 422, {field: exc.message}, form)
         ) from exc
