@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from fidelia.customers.service import find, link_identifier
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
@@ -76,6 +77,21 @@ def search(
         query.order_by(Customer.id).offset((page - 1) * per_page).limit(per_page)
     )
     return Page(list(items), total)
+
+
+def balance_column(account: str) -> ColumnElement[int]:
+    """A customer's balance of ``account`` in their program (0 when never credited), as a
+    column of a select of ``Customer`` (a correlated subquery on the balances' key)."""
+    amount = (
+        select(Balance.amount)
+        .where(
+            Balance.program_id == Customer.program_id,
+            Balance.customer_id == Customer.id,
+            Balance.account == account,
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(amount, 0)
 
 
 # Built once (the pages of customers run them on every view).

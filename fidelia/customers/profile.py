@@ -16,7 +16,6 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
-    func,
     literal_column,
     null,
     select,
@@ -24,13 +23,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import CompoundSelect, Exists, ScalarSelect
+from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
+from fidelia.customers.directory import balance_column
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import (
     Adjustment,
-    Balance,
     Consent,
     Customer,
     CustomerIdentifier,
@@ -100,18 +99,6 @@ class Card:
     has_vouchers: bool = True
 
 
-def _balance_of(account: str) -> ScalarSelect[int]:
-    return (
-        select(Balance.amount)
-        .where(
-            Balance.program_id == Customer.program_id,
-            Balance.customer_id == Customer.id,
-            Balance.account == account,
-        )
-        .scalar_subquery()
-    )
-
-
 def _has(model: type[Redemption] | type[Order] | type[Voucher]) -> Exists:
     return exists().where(
         model.tenant_id == bindparam("tenant_id"), model.customer_id == Customer.id
@@ -123,8 +110,8 @@ def _has(model: type[Redemption] | type[Order] | type[Voucher]) -> Exists:
 # consents' branch first: its column types read the rows).
 _CARD = select(
     Customer,
-    func.coalesce(_balance_of("points"), 0),
-    func.coalesce(_balance_of("cashback"), 0),
+    balance_column("points"),
+    balance_column("cashback"),
     _has(Redemption),
     _has(Order),
     _has(Voucher),

@@ -19,12 +19,12 @@ Pages are fetched one row past the page size to know whether there is a next one
 with a COUNT over the program."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from fidelia.customers.directory import PHONE_KINDS
+from fidelia.customers.directory import PHONE_KINDS, balance_column
 from fidelia.kit.documents import identify_document
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.names import fold, prefix_bounds
@@ -51,6 +51,8 @@ class Results:
     items: list[Customer]
     page: int
     has_next: bool
+    # customer id -> {"points": n, "cashback": n}, read with the page (same statement)
+    balances: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def read_query(tenant: Tenant, query: str) -> Reading:
@@ -79,7 +81,8 @@ def read_query(tenant: Tenant, query: str) -> Reading:
     return Reading("identifiers", tuple(pairs))
 
 
-_LISTED = select(Customer).where(
+# The customers with both balances (what the list shows), one statement per page.
+_LISTED = select(Customer, balance_column("points"), balance_column("cashback")).where(
     Customer.program_id == bindparam("program_id"), Customer.erased_at.is_(None)
 )
 # Built once each (building and keying a select cost about as much CPU as running it).
@@ -90,10 +93,10 @@ _BY_NAME = (
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )
-_BY_IDENTIFIERS: dict[int, Select[Customer]] = {}  # by the number of (kind, value)
+_BY_IDENTIFIERS: dict[int, Select[Customer, int, int]] = {}  # by the number of (kind, value)
 
 
-def _by_identifiers(pairs: int) -> Select[Customer]:
+def _by_identifiers(pairs: int) -> Select[Customer, int, int]:
     """Customers holding any of ``pairs`` identifiers (exact (kind, value) matches on the
     unique index ``(program_id, kind, value)``), in one statement."""
     if pairs not in _BY_IDENTIFIERS:
@@ -130,7 +133,7 @@ def search(
         "offset": (page - 1) * per_page,
         "limit": per_page + 1,
     }
-    stmt: Select[Customer]
+    stmt: Select[Customer, int, int]
     if reading.mode == "all":
         stmt = _NEWEST
     elif reading.mode == "name":
@@ -142,8 +145,15 @@ def search(
         for k, (kind, value) in enumerate(reading.pairs):
             params[f"kind{k}"], params[f"value{k}"] = kind, value
         stmt = _by_identifiers(len(reading.pairs))
-    rows = list(session.scalars(stmt, params))
-    return Results(reading, rows[:per_page], page, len(rows) > per_page)
+    rows = list(session.execute(stmt, params))
+    shown = rows[:per_page]
+    return Results(
+        reading,
+        [customer for customer, _points, _cashback in shown],
+        page,
+        len(rows) > per_page,
+        {c.id: {"points": int(p), "cashback": int(cb)} for c, p, cb in shown},
+    )
 
 
 def lookup(session: Session, tenant: Tenant, query: str) -> list[Customer]:

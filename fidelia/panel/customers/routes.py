@@ -69,7 +69,7 @@ def customers(
         q=q[:200],
         results=found,
         identifiers=directory.identifiers_by_customer(session, ids),
-        balances=directory.balances_by_customer(session, tenant.program_id, ids),
+        balances=found.balances,
         currency=tenant.currency,
     )
 
