@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from fidelia.customers.service import find, link_identifier
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
@@ -78,17 +79,39 @@ def search(
     return Page(list(items), total)
 
 
+def balance_column(account: str) -> ColumnElement[int]:
+    """A customer's balance of ``account`` in their program (0 when never credited), as a
+    column of a select of ``Customer`` (a correlated subquery on the balances' key)."""
+    amount = (
+        select(Balance.amount)
+        .where(
+            Balance.program_id == Customer.program_id,
+            Balance.customer_id == Customer.id,
+            Balance.account == account,
+        )
+        .scalar_subquery()
+    )
+    return func.coalesce(amount, 0)
+
+
+# Built once (the pages of customers run them on every view).
+_IDENTIFIERS = (
+    select(CustomerIdentifier.customer_id, CustomerIdentifier.kind, CustomerIdentifier.value)
+    .where(CustomerIdentifier.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(CustomerIdentifier.id)
+)
+_BALANCES = select(Balance.customer_id, Balance.account, Balance.amount).where(
+    Balance.program_id == bindparam("program_id"),
+    Balance.customer_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 def identifiers_by_customer(session: Session, ids: list[int]) -> dict[int, dict[str, str]]:
     """customer id -> {kind: value}, the first identifier of each kind (oldest first)."""
     found: dict[int, dict[str, str]] = {i: {} for i in ids}
     if not ids:
         return found
-    rows = session.execute(
-        select(CustomerIdentifier.customer_id, CustomerIdentifier.kind, CustomerIdentifier.value)
-        .where(CustomerIdentifier.customer_id.in_(ids))
-        .order_by(CustomerIdentifier.id)
-    )
-    for customer_id, kind, value in rows:
+    for customer_id, kind, value in session.execute(_IDENTIFIERS, {"ids": ids}):
         found[customer_id].setdefault(kind, value)
     return found
 
@@ -100,11 +123,7 @@ def balances_by_customer(
     found: dict[int, dict[str, int]] = {i: {} for i in ids}
     if not ids:
         return found
-    rows = session.execute(
-        select(Balance.customer_id, Balance.account, Balance.amount).where(
-            Balance.program_id == program_id, Balance.customer_id.in_(ids)
-        )
-    )
+    rows = session.execute(_BALANCES, {"program_id": program_id, "ids": ids})
     for customer_id, account, amount in rows:
         found[customer_id][account] = int(amount)
     return found

@@ -6,22 +6,42 @@ anonymous: the customer row stays (its balances and entries still add up), witho
 identifiers, birthday or password, and with every consent withdrawn.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import (
+    Boolean,
+    String,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import CompoundSelect, Exists
 
+from fidelia.customers.directory import balance_column
 from fidelia.kit.clock import now
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import (
     Adjustment,
     Consent,
     Customer,
     CustomerIdentifier,
     Event,
+    Order,
     OutboxMessage,
+    Redemption,
     Tenant,
+    Voucher,
 )
+from fidelia.models.base import UTCDateTime
+from fidelia.rewards.eligibility import Wallet
 
 CONSENTS = ("sms", "email", "whatsapp", "terms", "gdpr")
 
@@ -50,14 +70,93 @@ def parse_birthday(raw: str | None) -> date | None:
     return birthday
 
 
+_CONSENTS = (
+    select(Consent.kind, Consent.granted, Consent.at)
+    .where(Consent.customer_id == bindparam("customer_id"))
+    .order_by(Consent.id)
+)
+
+
 def consents_of(session: Session, customer: Customer) -> dict[str, tuple[bool, datetime]]:
+    """kind -> (granted, when): the latest answer of each kind on file."""
     current: dict[str, tuple[bool, datetime]] = {}
-    rows = session.scalars(
-        select(Consent).where(Consent.customer_id == customer.id).order_by(Consent.id)
-    )
-    for row in rows:
-        current[row.kind] = (row.granted, row.at)
+    for kind, granted, at in session.execute(_CONSENTS, {"customer_id": customer.id}):
+        current[kind] = (granted, at)
     return current
+
+
+@dataclass(frozen=True)
+class Card:
+    """What the panel shows at the top of a customer's page, and which of the page's
+    lists of this merchant have anything (the empty ones need no query)."""
+
+    customer: Customer
+    wallet: Wallet  # both balances in their program (0 when never credited)
+    identifiers: dict[str, str]  # kind -> value, the first of each kind (oldest)
+    consents: dict[str, tuple[bool, datetime]]  # as ``consents_of``
+    has_redemptions: bool = True
+    has_orders: bool = True
+    has_vouchers: bool = True
+
+
+def _has(model: type[Redemption] | type[Order] | type[Voucher]) -> Exists:
+    return exists().where(
+        model.tenant_id == bindparam("tenant_id"), model.customer_id == Customer.id
+    )
+
+
+# Built once. The customer with both balances and whether they have redemptions, orders
+# and vouchers at the merchant; then their consents and identifiers in one round trip (the
+# consents' branch first: its column types read the rows).
+_CARD = select(
+    Customer,
+    balance_column("points"),
+    balance_column("cashback"),
+    _has(Redemption),
+    _has(Order),
+    _has(Voucher),
+).where(Customer.id == bindparam("customer_id"))
+_ON_FILE: CompoundSelect = union_all(
+    select(
+        literal_column("0").label("part"),
+        Consent.kind,
+        cast(null(), String).label("value"),
+        Consent.granted,
+        Consent.at,
+        Consent.id,
+    ).where(Consent.customer_id == bindparam("customer_id")),
+    select(
+        literal_column("1"),
+        CustomerIdentifier.kind,
+        CustomerIdentifier.value,
+        cast(null(), Boolean),
+        cast(null(), UTCDateTime),
+        CustomerIdentifier.id,
+    ).where(CustomerIdentifier.customer_id == bindparam("customer_id")),
+).order_by("part", "id")
+
+
+def card(session: Session, tenant: Tenant, customer_id: int) -> Card:
+    """A customer of the merchant's program (not erased) with balances, identifiers and
+    consents, in two statements; 404 ``CUSTOMER_NOT_FOUND`` otherwise, as
+    ``directory.get_in_program``."""
+    row = session.execute(_CARD, {"customer_id": customer_id, "tenant_id": tenant.id}).first()
+    if row is None or row[0].program_id != tenant.program_id or row[0].erased_at is not None:
+        raise NotFound(f"No customer {customer_id} at this merchant.", code="CUSTOMER_NOT_FOUND")
+    customer, points, cashback, redemptions, orders, vouchers = row
+    identifiers: dict[str, str] = {}
+    consents: dict[str, tuple[bool, datetime]] = {}
+    for part, kind, value, granted, at, _id in session.execute(
+        _ON_FILE, {"customer_id": customer_id}
+    ):
+        if part == 0:
+            consents[kind] = (granted, at)
+        else:
+            identifiers.setdefault(kind, value)
+    wallet = Wallet(int(points), int(cashback))
+    return Card(
+        customer, wallet, identifiers, consents, bool(redemptions), bool(orders), bool(vouchers)
+    )
 
 
 def record_consents(

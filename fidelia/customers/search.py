@@ -19,12 +19,12 @@ Pages are fetched one row past the page size to know whether there is a next one
 with a COUNT over the program."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from fidelia.customers.directory import PHONE_KINDS
+from fidelia.customers.directory import PHONE_KINDS, balance_column
 from fidelia.kit.documents import identify_document
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.names import fold, prefix_bounds
@@ -51,6 +51,8 @@ class Results:
     items: list[Customer]
     page: int
     has_next: bool
+    # customer id -> {"points": n, "cashback": n}, read with the page (same statement)
+    balances: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def read_query(tenant: Tenant, query: str) -> Reading:
@@ -79,6 +81,46 @@ def read_query(tenant: Tenant, query: str) -> Reading:
     return Reading("identifiers", tuple(pairs))
 
 
+# The customers with both balances (what the list shows), one statement per page.
+_LISTED = select(Customer, balance_column("points"), balance_column("cashback")).where(
+    Customer.program_id == bindparam("program_id"), Customer.erased_at.is_(None)
+)
+# Built once each (building and keying a select cost about as much CPU as running it).
+_NEWEST = _LISTED.order_by(Customer.id.desc()).offset(bindparam("offset")).limit(bindparam("limit"))
+_BY_NAME = (
+    _LISTED.where(Customer.name_key >= bindparam("low"), Customer.name_key < bindparam("high"))
+    .order_by(Customer.name_key, Customer.id)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_BY_IDENTIFIERS: dict[int, Select[Customer, int, int]] = {}  # by the number of (kind, value)
+
+
+def _by_identifiers(pairs: int) -> Select[Customer, int, int]:
+    """Customers holding any of ``pairs`` identifiers (exact (kind, value) matches on the
+    unique index ``(program_id, kind, value)``), in one statement."""
+    if pairs not in _BY_IDENTIFIERS:
+        holders = select(CustomerIdentifier.customer_id).where(
+            CustomerIdentifier.program_id == bindparam("program_id"),
+            or_(
+                *(
+                    and_(
+                        CustomerIdentifier.kind == bindparam(f"kind{k}"),
+                        CustomerIdentifier.value == bindparam(f"value{k}"),
+                    )
+                    for k in range(pairs)
+                )
+            ),
+        )
+        _BY_IDENTIFIERS[pairs] = (
+            _LISTED.where(Customer.id.in_(holders))
+            .order_by(Customer.id)
+            .offset(bindparam("offset"))
+            .limit(bindparam("limit"))
+        )
+    return _BY_IDENTIFIERS[pairs]
+
+
 def search(
     session: Session, tenant: Tenant, query: str, page: int = 1, per_page: int = PER_PAGE
 ) -> Results:
@@ -86,36 +128,32 @@ def search(
     ``query``: newest first when it is empty, by name for a name, else exact matches."""
     page = min(max(page, 1), MAX_PAGE)
     reading = read_query(tenant, query)
-    base = select(Customer).where(
-        Customer.program_id == tenant.program_id, Customer.erased_at.is_(None)
-    )
-    stmt: Select[Customer]
+    params: dict[str, object] = {
+        "program_id": tenant.program_id,
+        "offset": (page - 1) * per_page,
+        "limit": per_page + 1,
+    }
+    stmt: Select[Customer, int, int]
     if reading.mode == "all":
-        stmt = base.order_by(Customer.id.desc())
+        stmt = _NEWEST
     elif reading.mode == "name":
-        low, high = prefix_bounds(reading.name or "")
-        stmt = base.where(Customer.name_key >= low, Customer.name_key < high).order_by(
-            Customer.name_key, Customer.id
-        )
+        params["low"], params["high"] = prefix_bounds(reading.name or "")
+        stmt = _BY_NAME
     else:
         if not reading.pairs:
             return Results(reading, [], 1, False)
-        ids: set[int] = set()
-        for kind, value in reading.pairs:
-            ids.update(
-                session.scalars(
-                    select(CustomerIdentifier.customer_id).where(
-                        CustomerIdentifier.program_id == tenant.program_id,
-                        CustomerIdentifier.kind == kind,
-                        CustomerIdentifier.value == value,
-                    )
-                )
-            )
-        if not ids:
-            return Results(reading, [], 1, False)
-        stmt = base.where(Customer.id.in_(ids)).order_by(Customer.id)
-    rows = list(session.scalars(stmt.offset((page - 1) * per_page).limit(per_page + 1)))
-    return Results(reading, rows[:per_page], page, len(rows) > per_page)
+        for k, (kind, value) in enumerate(reading.pairs):
+            params[f"kind{k}"], params[f"value{k}"] = kind, value
+        stmt = _by_identifiers(len(reading.pairs))
+    rows = list(session.execute(stmt, params))
+    shown = rows[:per_page]
+    return Results(
+        reading,
+        [customer for customer, _points, _cashback in shown],
+        page,
+        len(rows) > per_page,
+        {c.id: {"points": int(p), "cashback": int(cb)} for c, p, cb in shown},
+    )
 
 
 def lookup(session: Session, tenant: Tenant, query: str) -> list[Customer]:

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, bindparam, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -74,21 +74,71 @@ def points_money(tenant: Tenant, points: int) -> int:
     return points * tenant.point_value_milli_minor // 1000
 
 
+# The statements, built once with bound parameters (building and keying them on every
+# view cost about as much CPU as running them).
+_DAYS = select(DailyRollup.day, *(getattr(DailyRollup, name) for name in COUNTERS)).where(
+    DailyRollup.tenant_id == bindparam("tenant_id"),
+    DailyRollup.day >= bindparam("first"),
+    DailyRollup.day <= bindparam("last"),
+)
+_IN_PERIOD = (
+    CustomerDay.tenant_id == bindparam("tenant_id"),
+    CustomerDay.day >= bindparam("first"),
+    CustomerDay.day <= bindparam("last"),
+)
+_PER_CUSTOMER = (
+    select(func.sum(CustomerDay.sales).label("sales"))
+    .where(*_IN_PERIOD)
+    .group_by(CustomerDay.customer_id)
+    .subquery()
+)
+_ACTIVE = select(
+    func.count(),
+    func.coalesce(func.sum(case((_PER_CUSTOMER.c.sales >= 1, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_PER_CUSTOMER.c.sales >= 2, 1), else_=0)), 0),
+).select_from(_PER_CUSTOMER)
+_WEEKLY: dict[int, Select[int, int]] = {}  # by the number of weeks of the period
+_LIABILITY = select(
+    func.coalesce(func.sum(DailyRollup.points_net), 0),
+    func.coalesce(func.sum(DailyRollup.cashback_net), 0),
+).where(DailyRollup.program_id == bindparam("program_id"))
+_TOP_REWARDS = (
+    select(
+        RewardDay.reward_id,
+        Reward.title,
+        func.sum(RewardDay.redemptions).label("count"),
+        func.sum(RewardDay.points),
+    )
+    .join(Reward, Reward.id == RewardDay.reward_id)
+    .where(
+        RewardDay.tenant_id == bindparam("tenant_id"),
+        RewardDay.day >= bindparam("first"),
+        RewardDay.day <= bindparam("last"),
+    )
+    .group_by(RewardDay.reward_id, Reward.title)
+    .order_by(func.sum(RewardDay.redemptions).desc(), RewardDay.reward_id)
+    .limit(5)
+)
+
+
+def _weekly(weeks: int) -> Select[int, int]:
+    """Active customers per week of a period of ``weeks`` weeks (Mondays ``monday1``...
+    bound): the week of a day is its index, by a portable CASE (no date functions)."""
+    if weeks not in _WEEKLY:
+        whens = [(CustomerDay.day < bindparam(f"monday{k}"), k - 1) for k in range(1, weeks)]
+        week = case(*whens, else_=weeks - 1) if whens else literal(0)
+        in_week = select(week.label("week"), CustomerDay.customer_id).where(*_IN_PERIOD)
+        per_week = in_week.distinct().subquery()
+        _WEEKLY[weeks] = select(per_week.c.week, func.count()).group_by(per_week.c.week)
+    return _WEEKLY[weeks]
+
+
 def figures(session: Session, tenant: Tenant, days: int, today: date | None = None) -> Figures:
     last = today or today_of(tenant)
     first = last - timedelta(days=days - 1)
-    counters = [getattr(DailyRollup, name) for name in COUNTERS]
+    period = {"tenant_id": tenant.id, "first": first, "last": last}
     # Plain rows, not ORM objects: at most ``days`` of them, summed here.
-    rows = {
-        day: values
-        for day, *values in session.execute(
-            select(DailyRollup.day, *counters).where(
-                DailyRollup.tenant_id == tenant.id,
-                DailyRollup.day >= first,
-                DailyRollup.day <= last,
-            )
-        )
-    }
+    rows = {day: values for day, *values in session.execute(_DAYS, period)}
     totals = {name: sum(int(r[i]) for r in rows.values()) for i, name in enumerate(COUNTERS)}
     zero = [0] * len(COUNTERS)
     daily: list[dict[str, object]] = []
@@ -100,66 +150,26 @@ def figures(session: Session, tenant: Tenant, days: int, today: date | None = No
     # Active customers, buyers and repeat buyers, active per week: counted by the database
     # from the customer-day rows (one per customer and active day), which can be many
     # thousands for a busy merchant; only a few numbers come back.
-    in_period = (
-        CustomerDay.tenant_id == tenant.id,
-        CustomerDay.day >= first,
-        CustomerDay.day <= last,
-    )
-    per_customer = (
-        select(func.sum(CustomerDay.sales).label("sales"))
-        .where(*in_period)
-        .group_by(CustomerDay.customer_id)
-        .subquery()
-    )
-    active, buyers, repeat = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((per_customer.c.sales >= 1, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((per_customer.c.sales >= 2, 1), else_=0)), 0),
-        ).select_from(per_customer)
-    ).one()
+    active, buyers, repeat = session.execute(_ACTIVE, period).one()
     mondays = []
     monday = first - timedelta(days=first.weekday())
     while monday <= last:
         mondays.append(monday)
         monday += timedelta(days=7)
-    # The week of a day as its index in ``mondays`` (portable: no date functions).
-    whens = [(CustomerDay.day < later, index) for index, later in enumerate(mondays[1:])]
-    week = case(*whens, else_=len(mondays) - 1) if whens else literal(0)
-    in_week = select(week.label("week"), CustomerDay.customer_id).where(*in_period).distinct()
-    weeks = in_week.subquery()
+    bounds = {f"monday{k}": monday for k, monday in enumerate(mondays) if k}
     counts: dict[int, int] = {
         index: count
-        for index, count in session.execute(
-            select(weeks.c.week, func.count()).group_by(weeks.c.week)
-        )
+        for index, count in session.execute(_weekly(len(mondays)), {**period, **bounds})
     }
     weekly = [(monday, int(counts.get(index, 0))) for index, monday in enumerate(mondays)]
 
     # Liability: what the program's customers hold now (groups share one balance).
-    points, cashback = session.execute(
-        select(
-            func.coalesce(func.sum(DailyRollup.points_net), 0),
-            func.coalesce(func.sum(DailyRollup.cashback_net), 0),
-        ).where(DailyRollup.program_id == tenant.program_id)
-    ).one()
+    points, cashback = session.execute(_LIABILITY, {"program_id": tenant.program_id}).one()
     points, cashback = max(int(points), 0), max(int(cashback), 0)
 
     top = [
         TopReward(reward_id, title, int(count), int(spent))
-        for reward_id, title, count, spent in session.execute(
-            select(
-                RewardDay.reward_id,
-                Reward.title,
-                func.sum(RewardDay.redemptions).label("count"),
-                func.sum(RewardDay.points),
-            )
-            .join(Reward, Reward.id == RewardDay.reward_id)
-            .where(RewardDay.tenant_id == tenant.id, RewardDay.day >= first, RewardDay.day <= last)
-            .group_by(RewardDay.reward_id, Reward.title)
-            .order_by(func.sum(RewardDay.redemptions).desc(), RewardDay.reward_id)
-            .limit(5)
-        )
+        for reward_id, title, count, spent in session.execute(_TOP_REWARDS, period)
     ]
     result = Figures(
         days=days,

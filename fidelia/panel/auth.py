@@ -16,9 +16,10 @@ look up ids within it, so another merchant's ids are simply not found (404).
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fidelia.audit.service import Actor
@@ -90,17 +91,25 @@ def cookies_of(request: Request) -> Cookies:
     return cookies
 
 
+# The signed-in user and their merchant in one round trip (built once).
+_SIGNED_IN = (
+    select(User, Tenant)
+    .outerjoin(Tenant, Tenant.id == User.tenant_id)
+    .where(User.id == bindparam("user_id"))
+)
+
+
 def _viewer(request: Request, session: ReadSessionDep) -> Viewer | None:
     """The signed-in user, or None; also sets the page language for the request."""
     context = panel_context(request)
     found = cookies_of(request).session_of(request.cookies.get(SESSION))
     if found is None:
         return None
-    user = session.get(User, found[0])
-    if user is None or user.session_key != found[1]:
+    row = session.execute(_SIGNED_IN, {"user_id": found[0]}).first()
+    if row is None or row[0].session_key != found[1]:
         return None
+    user, tenant = row[0], cast(Tenant | None, row[1])
     bind_merchant(user.tenant_id)
-    tenant = session.get(Tenant, user.tenant_id) if user.tenant_id is not None else None
     role, impersonator = user.role, None
     if role == "operator":
         viewing = cookies_of(request).impersonation_of(request.cookies.get(IMPERSONATE), user.id)

@@ -47,7 +47,7 @@ def languages() -> list[tuple[str, str]]:
 
 
 @router.get("/login")
-def login_form(request: Request, state: AppState, viewer: PublicDep) -> Response:
+async def login_form(request: Request, state: AppState, viewer: PublicDep) -> Response:
     if viewer is not None:
         return redirect(request, safe_next(request.query_params.get("next")))
     return page(
@@ -121,13 +121,13 @@ def _signup_page(
     )
 
 
-def _signup_open(state: AppState) -> None:
+async def _signup_open(state: AppState) -> None:
     if not state.settings.panel_signup:
         raise NotFound("Sign-up is closed on this platform.", code="SIGNUP_CLOSED")
 
 
 @router.get("/signup", dependencies=[Depends(_signup_open)])
-def signup_form(request: Request, viewer: PublicDep) -> HTMLResponse:
+async def signup_form(request: Request, viewer: PublicDep) -> HTMLResponse:
     locale = panel_context(request).locale
     defaults = {"currency": "USD", "timezone": "UTC", "locale": locale}
     return _signup_page(request, defaults, {})
@@ -236,7 +236,7 @@ def _account_page(
 
 
 @router.get("/account")
-def account(request: Request, viewer: ViewerDep) -> HTMLResponse:
+async def account(request: Request, viewer: ViewerDep) -> HTMLResponse:
     return _account_page(request, viewer, {})
 
 

@@ -21,7 +21,7 @@ from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.kit.money import to_minor
 from fidelia.models import Customer, Deal, EarningRule, Segment, Tenant
-from fidelia.ops.replica import MayLagSessionDep
+from fidelia.ops.replica import MayLagSharedSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.i18n import N_
@@ -102,7 +102,7 @@ def _vouchers_page(
 
 @router.get("")
 def vouchers_list(
-    request: Request, viewer: OwnerDep, session: MayLagSessionDep, page_number: int = 1
+    request: Request, viewer: OwnerDep, session: MayLagSharedSessionDep, page_number: int = 1
 ) -> HTMLResponse:
     return _vouchers_page(request, viewer, session, page_number)
 

@@ -12,14 +12,13 @@ from fidelia.kit.deps import ReadSessionDep, SessionDep
 from fidelia.kit.errors import DomainError
 from fidelia.kit.money import to_minor
 from fidelia.ledger.adjustments import adjust, reasons_by_entry
-from fidelia.models import Customer, Tenant
-from fidelia.ops.replica import MayLagSessionDep
+from fidelia.models import Tenant
+from fidelia.ops.replica import MayLagSharedSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep, Viewer
 from fidelia.panel.customers import words
 from fidelia.panel.i18n import N_
 from fidelia.panel.web import FormDep, FormRejected, page, panel_router, redirect
-from fidelia.redemptions.service import wallet_of
 from fidelia.vouchers import service as vouchers
 
 router = panel_router("/customers")
@@ -58,7 +57,7 @@ def _page_number(raw: str | None) -> int:
 
 @router.get("")
 def customers(
-    request: Request, viewer: OwnerDep, session: MayLagSessionDep, q: str = ""
+    request: Request, viewer: OwnerDep, session: MayLagSharedSessionDep, q: str = ""
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
     number = _page_number(request.query_params.get("page"))
@@ -70,7 +69,7 @@ def customers(
         q=q[:200],
         results=found,
         identifiers=directory.identifiers_by_customer(session, ids),
-        balances=directory.balances_by_customer(session, tenant.program_id, ids),
+        balances=found.balances,
         currency=tenant.currency,
     )
 
@@ -80,28 +79,26 @@ def _customer_page(
     viewer: Viewer,
     session: Session,
     tenant: Tenant,
-    customer: Customer,
+    card: profile.Card,
     status: int = 200,
     errors: dict[str, str] | None = None,
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    customer = card.customer
     before_raw = request.query_params.get("before")
     before = int(before_raw) if before_raw and before_raw.isdigit() else None
     entries = history.ledger_page(session, customer, before)
     texts = texts_of(viewer)
-    identifiers = sorted(
-        directory.identifiers_by_customer(session, [customer.id])[customer.id].items()
-    )
     return page(
         request,
         "customer.html",
         status=status,
         customer=customer,
-        identifiers=identifiers,
+        identifiers=sorted(card.identifiers.items()),
         identifier_labels=IDENTIFIER_LABELS,
-        consents=profile.consents_of(session, customer),
+        consents=card.consents,
         consent_labels=CONSENT_LABELS,
-        wallet=wallet_of(session, customer),
+        wallet=card.wallet,
         entries=entries,
         before=before,
         explained={e.id: words.explain(texts, e) for e in entries.entries},
@@ -109,9 +106,11 @@ def _customer_page(
             e.id: words.amount(texts, e.account, e.amount, tenant.currency) for e in entries.entries
         },
         adjustments=reasons_by_entry(session, entries.entries),
-        redemptions=history.redemptions_of(session, tenant, customer),
-        orders=history.orders_of(session, tenant, customer),
-        vouchers=history.vouchers_of(session, tenant, customer),
+        redemptions=history.redemptions_of(session, tenant, customer)
+        if card.has_redemptions
+        else [],
+        orders=history.orders_of(session, tenant, customer) if card.has_orders else [],
+        vouchers=history.vouchers_of(session, tenant, customer) if card.has_vouchers else [],
         voucher_state=vouchers.state_of,
         words=words,
         currency=tenant.currency,
@@ -124,11 +123,11 @@ def _customer_page(
 
 @router.get("/{customer_id}")
 def customer_page(
-    request: Request, customer_id: int, viewer: OwnerDep, session: MayLagSessionDep
+    request: Request, customer_id: int, viewer: OwnerDep, session: MayLagSharedSessionDep
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
-    customer = directory.get_in_program(session, tenant.program_id, customer_id)
-    return _customer_page(request, viewer, session, tenant, customer)
+    card = profile.card(session, tenant, customer_id)
+    return _customer_page(request, viewer, session, tenant, card)
 
 
 def parse_adjustment(tenant: Tenant, form: dict[str, str]) -> tuple[str, int]:
@@ -177,15 +176,15 @@ def adjust_balance(
         )
     except FormError as exc:
         errors = {exc.field: texts.gettext(exc.message)}
+        card = profile.card(session, tenant, customer.id)
         raise FormRejected(
-            _customer_page(request, viewer, session, tenant, customer, 422, errors, form)
+            _customer_page(request, viewer, session, tenant, card, 422, errors, form)
         ) from exc
     except DomainError as exc:
         field = "reason" if "REASON" in exc.code else "amount"
+        card = profile.card(session, tenant, customer.id)
         raise FormRejected(
-            _customer_page(
-                request, viewer, session, tenant, customer, 422, {field: exc.message}, form
-            )
+            _customer_page(request, viewer, session, tenant, card, 422, {field: exc.message}, form)
         ) from exc
     audit.record(
         session,

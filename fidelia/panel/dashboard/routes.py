@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from fidelia.dashboard import service as dashboard
 from fidelia.kit.errors import NotFound
-from fidelia.ops.replica import MayLagSessionDep
+from fidelia.ops.replica import MayLagSharedSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.i18n import N_
@@ -50,7 +50,7 @@ def _chart(texts: i18n.Texts, result: dashboard.Figures, name: str) -> str:
 
 @router.get("")
 def overview(
-    request: Request, viewer: OwnerDep, session: MayLagSessionDep, days: str = "30"
+    request: Request, viewer: OwnerDep, session: MayLagSharedSessionDep, days: str = "30"
 ) -> HTMLResponse:
     tenant = viewer.tenant_in(session)
     result = dashboard.figures(session, tenant, dashboard.period_days(days))
@@ -67,7 +67,10 @@ def overview(
 
 @router.get("/chart.csv")
 def chart_csv(
-    viewer: OwnerDep, session: MayLagSessionDep, chart: str = "issued-redeemed", days: str = "30"
+    viewer: OwnerDep,
+    session: MayLagSharedSessionDep,
+    chart: str = "issued-redeemed",
+    days: str = "30",
 ) -> Response:
     if chart not in dashboard.CHARTS:
         raise NotFound("No such chart.", code="NOT_FOUND")

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from fidelia.audit import service as audit
 from fidelia.kit.deps import SessionDep
 from fidelia.messaging import deliveries
-from fidelia.ops.replica import MayLagSessionDep
+from fidelia.ops.replica import MayLagSharedSessionDep
 from fidelia.panel import i18n
 from fidelia.panel.auth import OwnerDep
 from fidelia.panel.i18n import N_
@@ -33,7 +33,7 @@ CHANNEL_LABELS = {
 def messages(
     request: Request,
     viewer: OwnerDep,
-    session: MayLagSessionDep,
+    session: MayLagSharedSessionDep,
     status: str = "",
     channel: str = "",
     before: int | None = None,

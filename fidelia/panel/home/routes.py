@@ -10,7 +10,7 @@ router = panel_router()
 
 
 @router.get("/")
-def home(request: Request, viewer: ViewerDep) -> Response:
+async def home(request: Request, viewer: ViewerDep) -> Response:
     if viewer.role == "owner":
         return redirect(request, "/panel/onboarding")
     if viewer.role == "operator":

@@ -54,7 +54,7 @@ def _merchants_page(
 
 
 @router.get("")
-def console(request: Request, viewer: OperatorDep) -> Response:
+async def console(request: Request, viewer: OperatorDep) -> Response:
     return redirect(request, "/panel/operator/merchants")
 
 

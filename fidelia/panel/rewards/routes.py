@@ -328,7 +328,7 @@ def rewards_list(
 
 
 @router.get("/new")
-def new_reward(request: Request, viewer: OwnerDep) -> HTMLResponse:
+async def new_reward(request: Request, viewer: OwnerDep) -> HTMLResponse:
     blank = {name: "" for name in FIELDS}
     blank.update(reward_type="fixed", cumulative="yes", product_mode="fixed")
     return _form_page(request, viewer, blank, {})
