@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from fidelia.kit import clock
 from fidelia.kit.errors import Conflict, InvalidInput
-from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit
+from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
 from fidelia.models import (
     Customer,
     LoyaltyPayment,
@@ -24,6 +24,7 @@ from fidelia.models import (
 from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
 from fidelia.payments import service as payments
+from fidelia.redemptions import service as redemptions
 from fidelia.redemptions.service import redeem
 from fidelia.vouchers import service as vouchers
 from tests.orders.common import (
@@ -122,7 +123,10 @@ def test_a_refund_of_the_whole_rest_is_allowed_and_nothing_more(db):
     tenant = shop(db)
     ana = member(db, tenant)
     oid = report(db, tenant, "P-1", 1000, ana, completed=True)
-    refund(db, oid, "R-1", 400)
+    assert refund(db, oid, "R-1", 399)[1:] == (4, 20)
+    assert refund(db, oid, "R-0", 1)[1:] == (0, 0)  # the smallest refund
+    row = order(db, oid)
+    assert (row.refunded, row.reversed_points, row.reversed_cashback) == (400, 4, 20)
     with pytest.raises(InvalidInput) as refused:
         refund(db, oid, "R-2", 601)
     said(refused.value, "REFUND_EXCEEDS_TOTAL")
@@ -178,33 +182,51 @@ def test_only_a_complete_order_is_refunded_in_part(db):
 
 def test_a_cancellation_takes_back_the_sales_deal_bonuses_only(db):
     tenant = shop(db)
+    bar = shop(db, "bar")
     ana = member(db, tenant)
+    bia = member(db, bar, BIA)
     oid = report(db, tenant, "P-1", 1000, ana, completed=True)
     neighbour = report(db, tenant, "P-2", 1000, ana, completed=True)
     with db.session() as session:
-        who = session.get_one(Customer, ana)
-        for ref, amount in ((f"{oid}:1", 7), (f"{oid}:2", 3), (f"{oid}{neighbour}:1", 100)):
+        mine = session.get_one(Customer, ana).program_id
+        theirs = session.get_one(Customer, bia).program_id
+        given = [
+            (mine, ana, POINTS, "deal", f"{oid}:1", 7, "earn"),  # this sale's
+            (mine, ana, CASHBACK, "deal", f"{oid}:2", 4, "earn"),  # this sale's
+            (mine, ana, POINTS, "deal", f"{oid}{neighbour}:1", 100, "earn"),  # another sale
+            (mine, ana, CASHBACK, "deal", f"{neighbour}:1", 11, "earn"),
+            (mine, ana, POINTS, "test", f"{oid}:9", 5, "earn"),  # not a deal
+            (mine, ana, POINTS, "deal", f"{oid}:3", 6, "bonus"),  # not an earning
+            (theirs, bia, POINTS, "deal", f"{oid}:1", 8, "earn"),  # another program
+        ]
+        for program, who, account, kind_of_source, ref, amount, kind in given:
             credit(
                 session,
-                Account(who.program_id, ana, POINTS),
+                Account(program, who, account),
                 amount,
-                Source(tenant.id, "deal", ref),
+                Source(tenant.id, kind_of_source, ref),
+                kind=kind,
             )
-        credit(
-            session,
-            Account(who.program_id, ana, CASHBACK),
-            11,
-            Source(tenant.id, "deal", f"{neighbour}:1"),
-        )
-    undone = cancel(db, oid)
-    assert (undone.points, undone.cashback) == (20, 50)
-    assert entries(db, ana)[-4:] == [
+        # The member spent nearly everything: the reversals take the balance below zero.
+        debit(session, Account(mine, ana, POINTS), 135, Source(tenant.id, "test", "spent"))
+    cancel(db, oid)
+    assert entries(db, ana)[-4:-2] == [
         ("points", "reverse", -10, "order-cancel", str(oid)),
         ("cashback", "reverse", -50, "order-cancel", str(oid)),
-        ("points", "reverse", -7, "deal", f"{oid}:1"),
-        ("points", "reverse", -3, "deal", f"{oid}:2"),
     ]
-    assert balances(db, ana) == (110, 61)
+    assert sorted(entries(db, ana)[-2:]) == [  # in no particular order
+        ("cashback", "reverse", -4, "deal", f"{oid}:2"),
+        ("points", "reverse", -7, "deal", f"{oid}:1"),
+    ]
+    assert balances(db, ana) == (-14, 61) and balances(db, bia) == (8, 0)
+
+
+def test_cancelling_a_sale_of_nobody_takes_nothing_back(db):
+    tenant = shop(db)
+    oid = report(db, tenant, "P-1", 1000, completed=True)
+    undone = cancel(db, oid)
+    assert (undone.points, undone.cashback) == (0, 0)
+    assert order(db, oid).state == CANCELLED and entries(db) == []
 
 
 def test_a_cancellation_gives_back_the_reward_payments_and_vouchers_it_used(db):
@@ -277,12 +299,32 @@ def test_a_coupon_links_only_a_done_redemption_of_this_merchant_not_yet_linked(d
         session.add(prize)
         session.flush()
         coupon = redeem(session, mine, who, prize, origin="pdv").redemption.external_code
+        undone = redeem(session, mine, who, prize, origin="pdv").redemption
+        redemptions.cancel(session, undone)
+        cancelled_coupon = undone.external_code
+    # None of these may take the coupon (nor any redemption) before its own order does.
+    elsewhere = report(db, shop(db, "bar"), "P-1", 1000, None, coupon=coupon)
+    unknown = report(db, tenant, "P-3", 1000, None, coupon="FD-NOPE")
+    of_cancelled = report(db, tenant, "P-4", 1000, None, coupon=cancelled_coupon)
     first = report(db, tenant, "P-1", 1000, None, coupon=coupon)
     assert order(db, first).customer_id == ana
     report(db, tenant, "P-1", 1000, None, coupon=coupon)  # the same order again: still its
     second = report(db, tenant, "P-2", 1000, None, coupon=coupon)
-    elsewhere = report(db, shop(db, "bar"), "P-1", 1000, None, coupon=coupon)
-    unknown = report(db, tenant, "P-3", 1000, None, coupon="FD-NOPE")
     with db.session(readonly=True) as session:
-        assert session.scalars(select(Redemption)).one().order_id == first
-    assert [order(db, o).customer_id for o in (second, elsewhere, unknown)] == [None] * 3
+        linked = dict(session.execute(select(Redemption.external_code, Redemption.order_id)).all())
+    assert linked == {coupon: first, cancelled_coupon: None}
+    others = (second, elsewhere, unknown, of_cancelled)
+    assert [order(db, o).customer_id for o in others] == [None] * 4
+
+
+def test_a_single_point_is_taken_back_too(db):
+    tenant = shop(db)
+    ana = member(db, tenant)
+    oid = report(db, tenant, "P-1", 100, ana, completed=True)  # 1 point, 5 cents
+    undone = cancel(db, oid)
+    assert (undone.points, undone.cashback) == (1, 5)
+    assert entries(db, ana)[-2:] == [
+        ("points", "reverse", -1, "order-cancel", str(oid)),
+        ("cashback", "reverse", -5, "order-cancel", str(oid)),
+    ]
+    assert balances(db, ana) == (0, 0)

@@ -24,6 +24,7 @@ def test_points_per_unit_round_down_and_cashback_is_a_share():
 def test_the_currency_exponent_sets_the_unit():
     assert bonus_for(merchant("JPY"), 3399) == Bonus(5098, 84)  # yen have no minor unit
     assert bonus_for(merchant("BHD"), 3399) == Bonus(5, 84)  # three decimals
+    assert bonus_for(merchant("JPY", milli=1000, bp=10_000), 1) == Bonus(1, 1)  # one yen
 
 
 def test_nothing_under_the_minimum_order_value_or_for_nothing():
