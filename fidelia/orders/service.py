@@ -324,6 +324,7 @@ def partial_cancel(
         str(refund.id),
     )
     refund.points, refund.cashback = points, cashback
+    session.flush()  # the order's refunded total: reads after this in the transaction see it
     return refund
 
 

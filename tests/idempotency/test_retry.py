@@ -1,8 +1,9 @@
-"""The retry of ``claim``: an INSERT refused while no row holds the key (the first request
-rolled back between our INSERT and our read, or another rule broke) is tried once more with
-the same row, then refused. The refusal comes from a trigger the test puts on the real
+"""The retry of ``claim``: an INSERT that wrote no row while no row holds the key (the first
+request's row was forgotten between our INSERT and our read) is tried once more with the
+same row, then answered 409 ``IDEMPOTENCY_BUSY``; an INSERT that breaks another rule is
+raised at once. The skipped or refused INSERT comes from a trigger the test puts on the real
 database, which counts the attempts where a rollback does not undo it (a PostgreSQL
-sequence; on SQLite a function of the connection), and refuses the first ``n`` of them."""
+sequence; on SQLite a function of the connection), and skips (or refuses) the first ``n``."""
 
 from collections.abc import Callable
 
@@ -13,14 +14,18 @@ from sqlalchemy.orm import Session
 
 from fidelia.idempotency.service import claim, fingerprint
 from fidelia.kit.db import Database
+from fidelia.kit.errors import Conflict
 from fidelia.models import IdempotencyKey
 from tests.support.helpers import make_tenant
 
 PAYLOAD = {"amount": 10}
 
 
-def refuse_first_inserts(db: Database, session: Session, n: int) -> Callable[[], int]:
-    """Refuse the first ``n`` key rows inserted in this session; return the attempt count."""
+def refuse_first_inserts(
+    db: Database, session: Session, n: int, skip: bool = True
+) -> Callable[[], int]:
+    """Skip (``skip``) or refuse with an error the first ``n`` key rows inserted in this
+    session; return the attempt count."""
     if db.is_sqlite:
         attempts: list[int] = []
 
@@ -28,12 +33,13 @@ def refuse_first_inserts(db: Database, session: Session, n: int) -> Callable[[],
             attempts.append(1)
             return len(attempts)
 
+        sqlite_action = "IGNORE" if skip else "ABORT, 'refused'"
         raw = session.connection().connection.driver_connection
         raw.create_function("key_attempt", 0, attempt)  # type: ignore[union-attr]
         session.execute(
             text(
                 "CREATE TEMP TRIGGER refuse_key BEFORE INSERT ON idempotency_keys "
-                f"WHEN key_attempt() <= {n} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                f"WHEN key_attempt() <= {n} BEGIN SELECT RAISE({sqlite_action}); END"
             )
         )
         return lambda: len(attempts)
@@ -42,7 +48,12 @@ def refuse_first_inserts(db: Database, session: Session, n: int) -> Callable[[],
         text(
             "CREATE FUNCTION refuse_key() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"IF nextval('key_attempts') <= {n} THEN "
-            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; "
+            + (
+                "RETURN NULL; "
+                if skip
+                else "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; "
+            )
+            + "END IF; "
             "RETURN NEW; END $$"
         )
     )
@@ -77,15 +88,33 @@ def test_a_refused_insert_is_tried_again_with_the_same_row(db):
     assert (again.row, again.replay, again.status_code) == (None, {"id": 7}, 201)
 
 
-def test_a_second_refusal_is_raised_without_a_third_try(db):
+def test_a_second_miss_is_answered_busy_without_a_third_try(db):
     tenant, _ = make_tenant(db)
     tried = []
-    with pytest.raises(IntegrityError, match="refused"), db.session() as session:
+    with pytest.raises(Conflict, match="in use") as busy, db.session() as session:
         attempts = refuse_first_inserts(db, session, 99)
         try:
             claim(session, tenant.id, "sale", "K-1", PAYLOAD)
         finally:
             tried.append(attempts())
+    assert busy.value.code == "IDEMPOTENCY_BUSY"
     assert tried == [2]
+    with db.session(readonly=True) as session:
+        assert session.scalars(select(IdempotencyKey)).all() == []
+
+
+def test_another_broken_rule_is_raised_at_once(db):
+    """Not retried: on PostgreSQL the transaction is aborted anyway (a retry would fail
+    with another error), on SQLite the trigger counts one attempt."""
+    tenant, _ = make_tenant(db)
+    tried = []
+    with pytest.raises(IntegrityError, match="refused"), db.session() as session:
+        attempts = refuse_first_inserts(db, session, 99, skip=False)
+        try:
+            claim(session, tenant.id, "sale", "K-1", PAYLOAD)
+        finally:
+            if db.is_sqlite:
+                tried.append(attempts())
+    assert tried == ([1] if db.is_sqlite else [])
     with db.session(readonly=True) as session:
         assert session.scalars(select(IdempotencyKey)).all() == []
