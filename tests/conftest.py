@@ -2,7 +2,9 @@
 PostgreSQL server started here from the machine's binaries. Each test gets a fresh
 database cloned from a migrated template. External services are real loopback servers."""
 
+import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.sql.expression import Executable
 
 from fidelia.app import create_app
 from fidelia.kit.db import Database
@@ -102,3 +105,23 @@ def worker(app: FastAPI, settings: Settings) -> Worker:
     """The app's worker: stored inbound messages, then the outbox (``drain()`` in tests)."""
     state = app.state.fidelia
     return Worker(state.db, senders_for(settings), batch=50, bot=state.bot)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _statements_built_afresh_for_each_mutant() -> None:
+    """Under mutation testing (``make mutate``): mutmut runs the tests once in its own
+    process, then forks a child per mutant, which inherits every statement the services
+    build once and keep (module-level caches per dialect, ``lru_cache``). A mutant of a
+    builder would then never run and always "survive". Each child starts with them empty."""
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("fidelia.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, dict) and any(isinstance(v, Executable) for v in value.values()):
+                value.clear()
+            elif callable(getattr(value, "cache_clear", None)) and getattr(
+                value, "__module__", ""
+            ).startswith("fidelia."):
+                value.cache_clear()

@@ -15,7 +15,6 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import Conflict, DomainError
 from fidelia.models import IdempotencyKey
@@ -87,9 +86,7 @@ def claim(
             "scope": scope,
             "key": key,
             "request_hash": digest,
-            "status_code": 200,
-            "created_at": now(),
-        },
+        },  # status_code (200 until the answer is stored) and created_at: the table's defaults
     ).scalar()
     if row_id is not None:
         return Claim(KeyRow(session, int(row_id)))

@@ -91,7 +91,8 @@ def test_a_refused_insert_is_tried_again_with_the_same_row(db):
 def test_a_second_miss_is_answered_busy_without_a_third_try(db):
     tenant, _ = make_tenant(db)
     tried = []
-    with pytest.raises(Conflict, match="in use") as busy, db.session() as session:
+    busy_message = r"^The idempotency key is in use; try again\.$"
+    with pytest.raises(Conflict, match=busy_message) as busy, db.session() as session:
         attempts = refuse_first_inserts(db, session, 99)
         try:
             claim(session, tenant.id, "sale", "K-1", PAYLOAD)
