@@ -94,36 +94,35 @@ class Outcome(NamedTuple):
     skipped: str | None  # why an automatic message did not go after all
 
 
-def _claim(postgresql: bool) -> Any:
-    """One statement: lease the due rows and return them. On PostgreSQL the rows another
-    worker is claiming right now are skipped, not waited for (``SKIP LOCKED``)."""
-    due = (
-        select(_OUTBOX.c.id)
-        .where(
-            _OUTBOX.c.status == "pending",
-            _OUTBOX.c.next_attempt_at <= bindparam("at"),
-            or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < bindparam("at")),
-        )
-        .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
-        .limit(bindparam("batch"))
+# The claim, one statement: lease the due rows and return them. On PostgreSQL the rows
+# another worker is claiming right now are skipped, not waited for (``SKIP LOCKED``).
+_DUE = (
+    select(_OUTBOX.c.id)
+    .where(
+        _OUTBOX.c.status == "pending",
+        _OUTBOX.c.next_attempt_at <= bindparam("at"),
+        or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < bindparam("at")),
     )
-    if postgresql:
-        due = due.with_for_update(skip_locked=True)
-    return (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(due.scalar_subquery()))
-        .values(locked_until=bindparam("until"))
-        .returning(
-            _OUTBOX.c.id,
-            _OUTBOX.c.channel,
-            _OUTBOX.c.payload,
-            _OUTBOX.c.attempts,
-            _OUTBOX.c.next_attempt_at,
-        )
-    )
-
-
-_CLAIM = {False: _claim(False), True: _claim(True)}
+    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+    .limit(bindparam("batch"))
+)
+_CLAIMED = (
+    _OUTBOX.c.id,
+    _OUTBOX.c.channel,
+    _OUTBOX.c.payload,
+    _OUTBOX.c.attempts,
+    _OUTBOX.c.next_attempt_at,
+)
+_CLAIM = {
+    "sqlite": update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_DUE.scalar_subquery()))
+    .values(locked_until=bindparam("until"))
+    .returning(*_CLAIMED),
+    "postgresql": update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_DUE.with_for_update(skip_locked=True).scalar_subquery()))
+    .values(locked_until=bindparam("until"))
+    .returning(*_CLAIMED),
+}
 # The usual outcome, for the whole batch at once: sent, payload as it was.
 _SENT = (
     update(_OUTBOX)
@@ -184,7 +183,7 @@ class Worker:
         with self.db.session() as session:
             at = now()
             found = session.execute(
-                _CLAIM[not self.db.is_sqlite],
+                _CLAIM["sqlite" if self.db.is_sqlite else "postgresql"],
                 {"at": at, "batch": self.batch, "until": at + self.lease},
             )
             rows = [Claimed(*row) for row in found]
@@ -197,19 +196,21 @@ class Worker:
     def deliver_batch(self, rows: Sequence[Claimed]) -> list[str]:
         """Deliver claimed rows one after the other, then record every outcome in one
         transaction (before half the lease is gone: see the module's docstring); returns
-        each row's status, in order."""
+        each row's status, in order. ``sent_at`` is when the outcome was recorded."""
         statuses: list[str] = []
         waiting: list[Outcome] = []
         deadline = time.monotonic() + self.lease.total_seconds() / 2
-        for i, row in enumerate(rows):
-            if waiting and time.monotonic() >= deadline:
-                self._record(waiting, renew=[r.id for r in rows[i:]])
-                waiting = []
-                deadline = time.monotonic() + self.lease.total_seconds() / 2
-            outcome = self._send(row)
-            waiting.append(outcome)
-            statuses.append(outcome.status)
-        self._record(waiting)
+        try:
+            for i, row in enumerate(rows):
+                if waiting and time.monotonic() >= deadline:
+                    done, waiting = waiting, []
+                    self._record(done, renew=[r.id for r in rows[i:]])
+                    deadline = time.monotonic() + self.lease.total_seconds() / 2
+                outcome = self._send(row)
+                waiting.append(outcome)
+                statuses.append(outcome.status)
+        finally:  # also when stopped in the middle (Ctrl-C): what went out is recorded
+            self._record(waiting)
         return statuses
 
     def _send(self, row: Claimed) -> Outcome:

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from fidelia.kit import clock
 from fidelia.messaging import outbox
@@ -314,3 +314,163 @@ def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
     Worker(db, {}, jobs=jobs).sweep()
     assert jobs.sweeps == 1
     assert Worker(db, {}).run_once() == 0  # no bot, no jobs, nothing queued
+
+
+# A batch's outcomes, recorded together (issue 14; docs/decisions.md, "The outbox records a
+# batch's outcomes at once"): what a crash or a refused record leaves, and the lease.
+
+
+def refuse_sent(db, ids: list[int]) -> None:
+    """A trigger: the database refuses to mark these rows sent (a record that fails)."""
+    listed = ", ".join(str(i) for i in ids)
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_sent BEFORE UPDATE ON outbox "
+                f"WHEN NEW.status = 'sent' AND NEW.id IN ({listed}) "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.status = 'sent' AND NEW.id IN ({listed}) THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_sent BEFORE UPDATE ON outbox "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_sent()"
+            )
+
+
+def allow_sent(db) -> None:
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql("DROP TRIGGER refuse_sent")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER refuse_sent ON outbox")
+            conn.exec_driver_sql("DROP FUNCTION refuse_sent()")
+
+
+def state(db, ids: list[int]) -> list[tuple]:
+    found = [row(db, i) for i in ids]
+    return [(r.status, r.attempts, r.locked_until, r.sent_at) for r in found]
+
+
+def test_a_batch_is_claimed_and_recorded_in_two_transactions(db, graph, settings):
+    graph.fail_next = [500, 400]  # the first retried, the second refused for good
+    ids = [queue(db, f"m{n}", secret=n == 4) for n in range(6)]
+    commits = []
+    listener = lambda conn: commits.append(conn)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        assert Worker(db, senders_for(settings)).run_once() == 6
+    finally:
+        event.remove(db.engine, "commit", listener)
+    assert len(commits) == 2  # the claim, then every outcome
+    retried, failed, *sent = (row(db, i) for i in ids)
+    assert (retried.status, retried.attempts, retried.locked_until) == ("pending", 1, None)
+    assert T0 + timedelta(seconds=1.6) <= retried.next_attempt_at <= T0 + timedelta(seconds=2.4)
+    assert retried.last_error is not None and retried.last_error.startswith("RuntimeError: 500")
+    assert (failed.status, failed.attempts, failed.next_attempt_at) == ("failed", 1, T0)
+    assert failed.last_error is not None and failed.last_error.startswith("400")
+    assert {(r.status, r.attempts, r.locked_until, r.sent_at, r.last_error) for r in sent} == {
+        ("sent", 1, None, T0, None)
+    }
+    assert sent[2].payload["text"] == f"{REDACTED} (sent)"
+    assert [r.payload["text"]["body"] for r in (sent[0], sent[1], sent[3])] == ["m2", "m3", "m5"]
+    assert graph.texts_to(ANA) == ["m2", "m3", "m4", "m5"]
+
+
+def test_a_row_the_database_will_not_record_is_sent_again_alone(db, graph, settings):
+    """One outcome refused: the others are recorded; that row stays leased, and is sent
+    again once its lease is over (the one duplicate)."""
+    ids = [queue(db, f"m{n}") for n in range(3)]
+    refuse_sent(db, [ids[1]])
+    worker = Worker(db, senders_for(settings), lease=timedelta(seconds=30))
+    assert worker.run_once() == 3
+    leased = T0 + timedelta(seconds=30)
+    assert state(db, ids) == [("sent", 1, None, T0), ("pending", 0, leased, None)] + [
+        ("sent", 1, None, T0)
+    ]
+    allow_sent(db)
+    assert worker.run_once() == 0  # leased: not sent again yet
+    clock.freeze(leased + timedelta(seconds=1))
+    assert worker.run_once() == 1
+    assert row(db, ids[1]).status == "sent" and row(db, ids[1]).attempts == 1
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m1"]
+
+
+def test_a_batch_not_recorded_is_sent_again_after_its_lease_and_no_more(db, graph, settings):
+    """The duplicate-send window: a batch delivered and not recorded (the database refused
+    the record, as when the worker dies before it) goes again, the next batches do not."""
+    ids = [queue(db, f"m{n}") for n in range(5)]
+    refuse_sent(db, ids[:3])
+    worker = Worker(db, senders_for(settings), batch=3, lease=timedelta(seconds=30))
+    assert worker.run_once() == 3
+    allow_sent(db)
+    assert worker.run_once() == 2
+    assert state(db, ids[:3]) == [("pending", 0, T0 + timedelta(seconds=30), None)] * 3
+    clock.freeze(T0 + timedelta(seconds=31))
+    worker.drain()
+    assert {r.status for r in map(lambda i: row(db, i), ids)} == {"sent"}
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3", "m4", "m0", "m1", "m2"]
+
+
+class Slow:
+    """A sender that takes ``seconds`` a message (on the fake Graph API), noting what the
+    database holds when each message starts; the clock moves a second a message."""
+
+    def __init__(self, db, settings, ids: list[int], seconds: float) -> None:
+        self.db, self.ids, self.seconds = db, ids, seconds
+        self.send = senders_for(settings)["whatsapp"]
+        self.seen: list[list[tuple]] = []
+
+    def __call__(self, payload):
+        self.seen.append(state(self.db, self.ids))
+        clock.freeze(T0 + timedelta(seconds=len(self.seen)))
+        time.sleep(self.seconds)
+        return self.send(payload)
+
+
+def test_a_slow_batch_is_recorded_at_half_its_lease_and_the_rest_leased_again(db, graph, settings):
+    """Deliveries that take half the lease: what went is recorded, and the rows still to go
+    are leased again from then, before the next delivery starts."""
+    ids = [queue(db, f"m{n}") for n in range(4)]
+    slow = Slow(db, settings, ids, 0.9)
+    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=3))
+    assert worker.run_once() == 4
+    claimed = ("pending", 0, T0 + timedelta(seconds=3), None)
+    renewed = ("pending", 0, T0 + timedelta(seconds=5), None)  # at T0+2s, for 3 s
+    at_two = ("sent", 1, None, T0 + timedelta(seconds=2))
+    assert slow.seen == [
+        [claimed] * 4,
+        [claimed] * 4,  # 0.9 s: under half the lease, nothing recorded yet
+        [at_two, at_two, renewed, renewed],  # 1.8 s: over it
+        [at_two, at_two, renewed, renewed],  # 0.9 s since: not again
+    ]
+    at_four = ("sent", 1, None, T0 + timedelta(seconds=4))
+    assert state(db, ids) == [at_two, at_two, at_four, at_four]
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3"]
+
+
+class Interrupted:
+    """The fake Graph API's sender, stopped (Ctrl-C) at its ``at``-th message."""
+
+    def __init__(self, settings, at: int) -> None:
+        self.send, self.at, self.calls = senders_for(settings)["whatsapp"], at, 0
+
+    def __call__(self, payload):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.send(payload)
+
+
+def test_a_worker_stopped_in_the_middle_of_a_batch_records_what_went(db, graph, settings):
+    ids = [queue(db, f"m{n}") for n in range(4)]
+    worker = Worker(db, {"whatsapp": Interrupted(settings, 3)}, lease=timedelta(seconds=30))
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_once()
+    leased = ("pending", 0, T0 + timedelta(seconds=30), None)
+    assert state(db, ids) == [("sent", 1, None, T0)] * 2 + [leased] * 2
+    assert graph.texts_to(ANA) == ["m0", "m1"]
