@@ -4,15 +4,22 @@ long a retry waits, what is scrubbed from an error, what the sweep expires, and 
 started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
 mutants of the worker (docs/testing.md)."""
 
+import json
 import logging
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import event, select
 
 from fidelia.kit import clock
-from fidelia.messaging import outbox
+from fidelia.kit.db import Database
+from fidelia.kit.settings import Settings
+from fidelia.messaging import intake, outbox
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
 from fidelia.models import OutboxMessage, Pin
@@ -474,3 +481,96 @@ def test_a_worker_stopped_in_the_middle_of_a_batch_records_what_went(db, graph, 
     leased = ("pending", 0, T0 + timedelta(seconds=30), None)
     assert state(db, ids) == [("sent", 1, None, T0)] * 2 + [leased] * 2
     assert graph.texts_to(ANA) == ["m0", "m1"]
+
+
+# PostgreSQL's LISTEN/NOTIFY wake-up (`_listen`): a worker in another process than the one
+# that stored the work is woken at once, not at its next poll. These take the `pg` fixture
+# themselves (there is no SQLite form), so scripts/mutate.py runs them too.
+
+
+@pytest.fixture
+def pg_url(pg) -> Iterator[str]:
+    name = f"l_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
+    yield pg.url(name)
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def listening_worker(pg_url, graph) -> Iterator[tuple[Worker, threading.Thread]]:
+    """A worker on PostgreSQL that polls every two minutes, running, with its LISTEN thread."""
+    clock.freeze(None)
+    db = Database(pg_url, pool_size=2)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=pg_url,
+        whatsapp_api_base=graph.url,
+        whatsapp_token=graph.token,
+    )
+    worker = Worker(db, senders_for(settings))
+    before = set(threading.enumerate())
+    outbox.wakeup.clear()
+    loop = worker.start_thread(poll_seconds=120)
+    try:
+        assert wait_for(lambda: len(listeners(pg_url)) == 1)
+        (listener,) = [t for t in threading.enumerate() if t not in before and t is not loop]
+        assert listener.name == "worker-listen" and listener.daemon
+        yield worker, listener
+    finally:
+        worker.stop()
+        loop.join(10)
+        db.dispose()
+    listener.join(10)
+    assert not loop.is_alive() and not listener.is_alive()  # stop() ends both
+
+
+def listeners(url: str) -> list[int]:
+    """The backends of this database that LISTEN for work."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+            (f"LISTEN {intake.CHANNEL}",),
+        )
+        return [pid for (pid,) in found]
+
+
+def store_elsewhere(url: str, text: str) -> float:
+    """What another process (a web worker) does: a reply stored and NOTIFY, committed
+    together, without this process's own wake-up event. Returns when it committed."""
+    payload = {"messaging_product": "whatsapp", "type": "text", "text": {"body": text}}
+    payload["to"] = ANA.lstrip("+")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO outbox (channel, payload, status, attempts, next_attempt_at, created_at)"
+            " VALUES ('whatsapp', %s::json, 'pending', 0, now(), now())",
+            (json.dumps(payload),),
+        )
+        conn.execute(f"NOTIFY {intake.CHANNEL}")
+    return time.monotonic()
+
+
+def test_listen_a_worker_woken_by_notify_delivers_long_before_its_poll(
+    listening_worker, pg_url, graph
+):
+    time.sleep(2)  # its first round is over: it waits for two minutes, or a NOTIFY
+    stored = store_elsewhere(pg_url, "uno")
+    assert wait_for(lambda: graph.texts_to(ANA) == ["uno"], 30)
+    assert time.monotonic() - stored < 30  # not the 120 s poll
+    assert not outbox.wakeup.is_set()  # the loop took the wake-up
+
+
+def test_listen_a_lost_connection_is_made_again(listening_worker, pg_url, graph, caplog):
+    (first,) = listeners(pg_url)
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+        assert wait_for(lambda: listeners(pg_url) not in ([], [first]))
+    (second,) = listeners(pg_url)
+    assert second != first
+    assert [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"] == [
+        "LISTEN connection lost; reconnecting"
+    ]
+    store_elsewhere(pg_url, "dos")
+    assert wait_for(lambda: graph.texts_to(ANA) == ["dos"], 30)
