@@ -14,7 +14,8 @@ runs out, by whichever worker claims them next; nothing that was recorded is sen
 To keep it at that, a batch whose deliveries have taken half the lease is recorded at that
 point and the leases of its rows not yet delivered are renewed in the same transaction, so
 no lease runs out (and no other worker takes a row) while its outcome waits in memory: a
-delivery (10 s at most with the bundled senders) starts with at least half the lease left.
+delivery (the bundled senders time out after 10 s) starts with at least half the lease left.
+A stop in the middle of a batch (Ctrl-C) records what went before it ends.
 """
 
 import logging

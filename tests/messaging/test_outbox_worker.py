@@ -574,3 +574,59 @@ def test_listen_a_lost_connection_is_made_again(listening_worker, pg_url, graph,
     ]
     store_elsewhere(pg_url, "dos")
     assert wait_for(lambda: graph.texts_to(ANA) == ["dos"], 30)
+
+
+def test_whatsapp_texts_inserts_a_batch_in_order_and_wakes_the_worker_after_its_commit(db):
+    tenant, _ = make_tenant(db)
+    outbox.wakeup.clear()
+    with db.session() as session:
+        outbox.whatsapp_texts(session, [])
+        assert "outbox_wakeup" not in session.info  # nothing queued: nothing to wake for
+    assert not outbox.wakeup.is_set()
+    with db.session() as session:
+        outbox.whatsapp_texts(
+            session,
+            [
+                outbox.Text("a", ANA, "u1", tenant.id),
+                outbox.Text("b", None, "u2", None),
+            ],
+        )
+        assert not outbox.wakeup.is_set()  # not before the commit
+    assert outbox.wakeup.is_set()
+    outbox.wakeup.clear()
+    with db.session(readonly=True) as session:
+        found = session.execute(
+            select(
+                OutboxMessage.channel,
+                OutboxMessage.payload,
+                OutboxMessage.tenant_id,
+                OutboxMessage.status,
+                OutboxMessage.next_attempt_at,
+            ).order_by(OutboxMessage.id)
+        ).all()
+    assert [tuple(r) for r in found] == [
+        (
+            "whatsapp",
+            {
+                "messaging_product": "whatsapp",
+                "type": "text",
+                "text": {"body": "a"},
+                "to": ANA.lstrip("+"),
+            },
+            tenant.id,
+            "pending",
+            T0,
+        ),
+        (
+            "whatsapp",
+            {
+                "messaging_product": "whatsapp",
+                "type": "text",
+                "text": {"body": "b"},
+                "recipient": "u2",
+            },
+            None,
+            "pending",
+            T0,
+        ),
+    ]
