@@ -302,6 +302,44 @@ class Counting:
         self.sweeps += 1
 
 
+class Failing(Counting):
+    """A connector whose work fails every round."""
+
+    def run_once(self) -> int:
+        super().run_once()
+        raise RuntimeError("the connector's API is down")
+
+
+def test_a_failed_round_is_logged_and_the_next_waits_for_the_poll(db, caplog):
+    clock.freeze(None)
+    jobs = Failing()
+    worker = Worker(db, {}, jobs=jobs)
+    outbox.wakeup.clear()
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        thread = worker.start_thread(poll_seconds=0.5)
+        time.sleep(2.0)
+        worker.stop()
+        thread.join(10)
+    assert 2 <= jobs.rounds <= 8  # a round each half second, not a busy loop
+    assert {r.getMessage() for r in caplog.records if r.name == "fidelia.worker"} == {
+        "outbox worker round failed"
+    }
+
+
+def test_the_loop_sweeps_in_its_first_round(db):
+    clock.freeze(None)
+    tenant, _ = make_tenant(db)
+    due = due_pin(db, tenant, "1111")
+    worker = Worker(db, {})
+    outbox.wakeup.clear()
+    thread = worker.start_thread(poll_seconds=120)  # a second round is two minutes away
+    try:
+        assert wait_for(lambda: pin_status(db, due) == "expired")
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
 def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
     app, client, db, settings, graph
 ):
@@ -512,7 +550,9 @@ def listening_worker(pg_url, graph) -> Iterator[tuple[Worker, threading.Thread]]
     worker = Worker(db, senders_for(settings))
     before = set(threading.enumerate())
     outbox.wakeup.clear()
-    loop = worker.start_thread(poll_seconds=120)
+    # Not a daemon, as `fidelia worker` runs the loop: its listener must be one of its own.
+    loop = threading.Thread(target=worker.run_forever, args=(120,))
+    loop.start()
     try:
         assert wait_for(lambda: len(listeners(pg_url)) == 1)
         (listener,) = [t for t in threading.enumerate() if t not in before and t is not loop]
