@@ -290,6 +290,9 @@ def crash_run(
                     inject()
                     SUMMARY.fault()
                     time.sleep(BETWEEN)
+        # systemd's Restart=always: a process started just before a fault (the worker, started
+        # again moments before PostgreSQL is killed) may have found the database down and exited.
+        revived = server.revive()
         sent = [job for job in jobs if job.sent]
         problems = SUMMARY.violated(f"crash {backend}", inbound_drains(db))
         first = atomicity(db, jobs, tag, after_redelivery=False)
@@ -318,7 +321,8 @@ def crash_run(
         f"({', '.join(f'{n} {what}' for what, n in how.most_common())}; {committed} of them "
         f"had committed before the answer was lost), {len(faults) * CYCLES} kill -9 "
         f"({', '.join(label for label, _ in faults)} x{CYCLES}), "
-        f"{sum(job.retries for job in jobs)} redeliveries; each credited exactly once; "
+        f"{sum(job.retries for job in jobs)} redeliveries, {revived} processes restarted "
+        "after the load; each credited exactly once; "
         f"{time.monotonic() - started:.0f} s"
     )
     assert not problems, "\n".join(problems[:30])
@@ -374,7 +378,9 @@ def test_kill9_fidelia_then_postgresql(tmp_path: Path, crash_pg: PostgresServer)
         more, then holds the worker's next request; the worker is killed while it waits."""
         graph.stall(after=3)
         try:
-            assert graph.stalled.wait(30), "the worker sent no reply for 30 s"
+            # Replies come as fast as the restarted processes store and credit webhooks: on
+            # a machine this busy, that can take a while after the previous fault.
+            assert graph.stalled.wait(120), "the worker sent no reply for 120 s"
             in_flight.append(leased_replies(db))
             server.kill9_worker()
         finally:
