@@ -22,7 +22,7 @@ from fidelia.kit.settings import Settings
 from fidelia.messaging import intake, outbox
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
-from fidelia.models import OutboxMessage, Pin
+from fidelia.models import Customer, MessageLog, OutboxMessage, Pin
 from tests.support.helpers import make_tenant, signed_headers, webhook_body
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
@@ -479,23 +479,27 @@ class Slow:
 
 def test_a_slow_batch_is_recorded_at_half_its_lease_and_the_rest_leased_again(db, graph, settings):
     """Deliveries that take half the lease: what went is recorded, and the rows still to go
-    are leased again from then, before the next delivery starts."""
-    ids = [queue(db, f"m{n}") for n in range(4)]
-    slow = Slow(db, settings, ids, 0.9)
-    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=3))
-    assert worker.run_once() == 4
-    claimed = ("pending", 0, T0 + timedelta(seconds=3), None)
-    renewed = ("pending", 0, T0 + timedelta(seconds=5), None)  # at T0+2s, for 3 s
+    are leased again from then, before the next delivery starts; and again half a lease
+    later. (2.4 s a message against a 6 s lease: a third of it, 2 s, would record sooner.)"""
+    ids = [queue(db, f"m{n}") for n in range(5)]
+    slow = Slow(db, settings, ids, 2.4)
+    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=6))
+    assert worker.run_once() == 5
+    claimed = ("pending", 0, T0 + timedelta(seconds=6), None)
     at_two = ("sent", 1, None, T0 + timedelta(seconds=2))
-    assert slow.seen == [
-        [claimed] * 4,
-        [claimed] * 4,  # 0.9 s: under half the lease, nothing recorded yet
-        [at_two, at_two, renewed, renewed],  # 1.8 s: over it
-        [at_two, at_two, renewed, renewed],  # 0.9 s since: not again
-    ]
+    renewed = ("pending", 0, T0 + timedelta(seconds=8), None)  # at T0+2s, for 6 s
     at_four = ("sent", 1, None, T0 + timedelta(seconds=4))
-    assert state(db, ids) == [at_two, at_two, at_four, at_four]
-    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3"]
+    again = ("pending", 0, T0 + timedelta(seconds=10), None)  # at T0+4s
+    assert slow.seen == [
+        [claimed] * 5,
+        [claimed] * 5,  # 2.4 s: under half the lease, nothing recorded yet
+        [at_two, at_two, renewed, renewed, renewed],  # 4.8 s: over it
+        [at_two, at_two, renewed, renewed, renewed],  # 2.4 s since: not again
+        [at_two, at_two, at_four, at_four, again],  # 4.8 s since: again
+    ]
+    at_five = ("sent", 1, None, T0 + timedelta(seconds=5))
+    assert state(db, ids) == [at_two, at_two, at_four, at_four, at_five]
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3", "m4"]
 
 
 class Interrupted:
@@ -670,3 +674,52 @@ def test_whatsapp_texts_inserts_a_batch_in_order_and_wakes_the_worker_after_its_
             T0,
         ),
     ]
+
+
+def test_what_a_delivery_found_goes_on_the_message_log(db, graph, settings):
+    """An automatic message's log row says which form went (the 131047 fallback: the
+    template), or why nothing went; a plain delivery or a retry leaves it as it was."""
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id)
+        session.add(customer)
+        session.flush()
+        customer_id = customer.id
+    numbers = [f"+5068888100{n}" for n in range(5)]
+    ids = []
+    for n, number in enumerate(numbers):
+        with db.session() as session:
+            message = outbox.whatsapp_text(session, text=f"m{n}", wa_number=number, wa_user_id=None)
+            if n == 0:  # the text refused outside the window: its template instead
+                template = {"name": "puntos", "language": {"code": "es"}}
+                fallback = {"to": number.lstrip("+"), "type": "template", "template": template}
+                message.payload = {**message.payload, "fallback": fallback}
+            session.flush()
+            session.add(
+                MessageLog(
+                    tenant_id=tenant.id,
+                    customer_id=customer_id,
+                    event="test",
+                    key=str(n),
+                    channel="whatsapp",
+                    form="text",
+                    outbox_id=message.id,
+                )
+            )
+            ids.append(message.id)
+    with db.session() as session:
+        session.get_one(OutboxMessage, ids[3]).attempts = 1  # its last try: fails for good
+    graph.close_window(numbers[0])
+    graph.close_window(numbers[1])  # no template: fails for good
+    worker = Worker(db, senders_for(settings), batch=3, max_attempts=2)
+    assert worker.run_once() == 3
+    graph.fail_next = [500, 500]  # the last two: a transient failure
+    assert worker.run_once() == 2
+    with db.session(readonly=True) as session:
+        logs = dict(session.execute(select(MessageLog.outbox_id, MessageLog.form)).all())
+        skipped = dict(session.execute(select(MessageLog.outbox_id, MessageLog.skipped)).all())
+    assert [row(db, i).status for i in ids] == ["sent", "failed", "sent", "failed", "pending"]
+    assert [logs[i] for i in ids] == ["template", "text", "text", "text", "text"]
+    assert [skipped[i] for i in ids] == [None, "outside-window-no-template", None, None, None]
+    assert row(db, ids[0]).payload["sent_as"] == "template"
+    assert "sent_as" not in row(db, ids[2]).payload
