@@ -404,14 +404,26 @@ def state(db, ids: list[int]) -> list[tuple]:
 def test_a_batch_is_claimed_and_recorded_in_two_transactions(db, graph, settings):
     graph.fail_next = [500, 400]  # the first retried, the second refused for good
     ids = [queue(db, f"m{n}", secret=n == 4) for n in range(6)]
-    commits = []
-    listener = lambda conn: commits.append(conn)  # noqa: E731
-    event.listen(db.engine, "commit", listener)
+    commits, statements = [], []
+
+    def commit(conn):
+        commits.append(len(statements))
+
+    def execute(conn, cursor, statement, parameters, context, executemany):
+        statements.append((" ".join(statement.split()[:3]), executemany))
+
+    event.listen(db.engine, "commit", commit)
+    event.listen(db.engine, "before_cursor_execute", execute)
     try:
         assert Worker(db, senders_for(settings)).run_once() == 6
     finally:
-        event.remove(db.engine, "commit", listener)
+        event.remove(db.engine, "commit", commit)
+        event.remove(db.engine, "before_cursor_execute", execute)
     assert len(commits) == 2  # the claim, then every outcome
+    recorded = [s for s in statements[commits[0] :] if s[0].startswith("UPDATE")]
+    # The plain deliveries in one UPDATE, the rest (a retry, a failure, a secret) in one
+    # executemany.
+    assert recorded == [("UPDATE outbox SET", False), ("UPDATE outbox SET", True)]
     retried, failed, *sent = (row(db, i) for i in ids)
     assert (retried.status, retried.attempts, retried.locked_until) == ("pending", 1, None)
     assert T0 + timedelta(seconds=1.6) <= retried.next_attempt_at <= T0 + timedelta(seconds=2.4)
@@ -426,13 +438,18 @@ def test_a_batch_is_claimed_and_recorded_in_two_transactions(db, graph, settings
     assert graph.texts_to(ANA) == ["m2", "m3", "m4", "m5"]
 
 
-def test_a_row_the_database_will_not_record_is_sent_again_alone(db, graph, settings):
+def test_a_row_the_database_will_not_record_is_sent_again_alone(db, graph, settings, caplog):
     """One outcome refused: the others are recorded; that row stays leased, and is sent
     again once its lease is over (the one duplicate)."""
     ids = [queue(db, f"m{n}") for n in range(3)]
     refuse_sent(db, [ids[1]])
     worker = Worker(db, senders_for(settings), lease=timedelta(seconds=30))
-    assert worker.run_once() == 3
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        assert worker.run_once() == 3
+    assert [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"] == [
+        "outbox: recording 3 outcomes failed; one at a time",
+        f"outbox {ids[1]}: outcome not recorded (sent again)",
+    ]
     leased = T0 + timedelta(seconds=30)
     assert state(db, ids) == [("sent", 1, None, T0), ("pending", 0, leased, None)] + [
         ("sent", 1, None, T0)
