@@ -438,6 +438,17 @@ def test_a_batch_is_claimed_and_recorded_in_two_transactions(db, graph, settings
     assert graph.texts_to(ANA) == ["m2", "m3", "m4", "m5"]
 
 
+def test_an_idle_round_is_one_transaction(db, settings):
+    commits = []
+    listener = lambda conn: commits.append(conn)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        assert Worker(db, senders_for(settings)).run_once() == 0
+    finally:
+        event.remove(db.engine, "commit", listener)
+    assert len(commits) == 1  # the claim that found nothing; nothing to record
+
+
 def test_a_row_the_database_will_not_record_is_sent_again_alone(db, graph, settings, caplog):
     """One outcome refused: the others are recorded; that row stays leased, and is sent
     again once its lease is over (the one duplicate)."""
