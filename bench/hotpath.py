@@ -6,6 +6,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py credit --db sqlite    # one scenario, one database
     python bench/hotpath.py credit --profile py-spy   # where its CPU goes, every thread
     python bench/hotpath.py worker --db postgresql    # the worker crediting stored webhooks
+    python bench/hotpath.py replies --db postgresql   # the worker delivering their replies
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
@@ -14,7 +15,11 @@ not included (pgbench is the reference for that), the profilers' is (with --prof
 
 ``worker`` is the other half of the credit: the webhooks are answered (stored) first, not
 measured, then the worker's ``process_batch`` credits them in batches of 50, and its CPU
-time is divided by the messages credited.
+time is divided by the messages credited. ``replies`` is what follows: the credits done (not
+measured), the outbox worker (``Worker.run_once``, batches of 20 as ``fidelia worker``) hands
+their replies to a sender that does nothing, so what is measured is the worker's own cost of
+a delivery: the claim, the lease and recording the outcome; CPU and wall time are divided by
+the replies delivered.
 """
 
 import argparse
@@ -44,6 +49,7 @@ from tests.support.postgres import PostgresServer  # noqa: E402
 SCENARIOS = (
     "credit",
     "worker",
+    "replies",
     "pin",
     "lookup",
     "redeem",
@@ -80,7 +86,7 @@ def requests_for(
         return load.retail_requests(customers, merchants, host, n, rng)
     if name == "v2-sale":
         return load.v2_sale_requests(customers, _tokens(url, data), host, n, rng)
-    if name in ("credit", "worker"):
+    if name in ("credit", "worker", "replies"):
         with seed.Loader(url) as db:
             pool = seed.add_pin_pool(db, data, n, rng)
         return load.webhook_requests(pool, host, APP_SECRET, str(rng.randrange(10**9)))
@@ -137,6 +143,31 @@ def work(app: Any) -> int:
         )
 
 
+def pending_replies(app: Any) -> int:
+    from sqlalchemy import func, select
+
+    from fidelia.models import OutboxMessage
+
+    with app.state.fidelia.db.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status != "sent")
+            )
+            or 0
+        )
+
+
+def deliver(app: Any) -> int:
+    """The outbox worker's deliveries: every pending reply handed to a sender that does
+    nothing, in ``fidelia worker``'s batches; returns how many are not ``sent``."""
+    from fidelia.messaging.worker import Worker
+
+    Worker(app.state.fidelia.db, {"whatsapp": lambda payload: None}).drain(rounds=10**6)
+    return pending_replies(app)
+
+
 def measure(
     app: Any,
     name: str,
@@ -148,14 +179,20 @@ def measure(
     """(CPU ms per request, wall ms per request, errors) over ``n`` requests.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
-    worker = name == "worker"
+    worker = name in ("worker", "replies")
     asyncio.run(drive(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
     if worker:
         work(app)
+    if name == "replies":
+        deliver(app)
     raws = build(n)
     statuses: list[int] = []
     if worker:  # answered (stored) first, then credited by the measured worker
         statuses = asyncio.run(drive(app, raws))
+    if name == "replies":  # credited first too: their replies are what is measured
+        statuses += [500] * work(app)
+        if pending_replies(app) != n:  # one reply a credit: the count divided by
+            statuses.append(500)
     spy = pyinstrument = None
     out.parent.mkdir(parents=True, exist_ok=True)
     if profile == "py-spy":
@@ -168,7 +205,9 @@ def measure(
         pyinstrument = Profiler(interval=0.0005, async_mode="disabled")
         pyinstrument.start()
     cpu, wall = time.process_time(), time.perf_counter()
-    if worker:
+    if name == "replies":
+        left = deliver(app)
+    elif worker:
         left = work(app)
     else:
         statuses, left = asyncio.run(drive(app, raws)), 0

@@ -1,20 +1,33 @@
-"""The outbox worker: lease due rows, deliver them, record the outcome.
+"""The outbox worker: lease due rows, deliver them, record the outcomes.
 
 A lease (``locked_until``) is taken in a short transaction, so no database lock is held
 while talking to the outside world (on SQLite that would stop every writer). Rows are
 claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers share the load;
 a worker that dies leaves its lease to expire and the row is retried. Delivery is at least
 once; failures back off exponentially and stay visible (``status='failed'``, ``last_error``).
+
+The outcomes of a batch are recorded together, in one transaction after its last delivery
+(issue 14: a transaction per reply was most of the worker's time). The duplicate-send
+window after a crash is therefore one batch, precisely: the messages handed to a sender
+since the last record (at most ``batch``, 20 by default) are sent again, once their lease
+runs out, by whichever worker claims them next; nothing that was recorded is sent again.
+To keep it at that, a batch whose deliveries have taken half the lease is recorded at that
+point and the leases of its rows not yet delivered are renewed in the same transaction, so
+no lease runs out (and no other worker takes a row) while its outcome waits in memory: a
+delivery (the bundled senders time out after 10 s) starts with at least half the lease left.
+A stop in the middle of a batch (Ctrl-C) records what went before it ends.
 """
 
 import logging
 import random
 import re
 import threading
-from datetime import timedelta
-from typing import Any, Protocol
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, bindparam, or_, select, update
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
@@ -57,6 +70,93 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(2**attempts, 3600) * random.uniform(0.8, 1.2))
 
 
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+
+
+class Claimed(NamedTuple):
+    """A row this worker leased, as the claim read it (nobody else touches it while leased)."""
+
+    id: int
+    channel: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: datetime
+
+
+class Outcome(NamedTuple):
+    """What a delivery found, to be recorded with the rest of its batch."""
+
+    id: int
+    status: str  # sent | pending (retried later) | failed
+    payload: dict[str, Any] | None  # the payload to store instead (None: unchanged, sent)
+    last_error: str | None
+    next_attempt_at: datetime  # the retry's time; the claimed one when not retried
+    form: str | None  # the 131047 fallback: the template went, not the text
+    skipped: str | None  # why an automatic message did not go after all
+
+
+# The claim, one statement: lease the due rows and return them. On PostgreSQL the rows
+# another worker is claiming right now are skipped, not waited for (``SKIP LOCKED``).
+_DUE = (
+    select(_OUTBOX.c.id)
+    .where(
+        _OUTBOX.c.status == "pending",
+        _OUTBOX.c.next_attempt_at <= bindparam("at"),
+        or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < bindparam("at")),
+    )
+    .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+    .limit(bindparam("batch"))
+)
+_CLAIMED = (
+    _OUTBOX.c.id,
+    _OUTBOX.c.channel,
+    _OUTBOX.c.payload,
+    _OUTBOX.c.attempts,
+    _OUTBOX.c.next_attempt_at,
+)
+_CLAIM = {
+    "sqlite": update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_DUE.scalar_subquery()))
+    .values(locked_until=bindparam("until"))
+    .returning(*_CLAIMED),
+    "postgresql": update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_DUE.with_for_update(skip_locked=True).scalar_subquery()))
+    .values(locked_until=bindparam("until"))
+    .returning(*_CLAIMED),
+}
+# The usual outcome, for the whole batch at once: sent, payload as it was.
+_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status="sent",
+        attempts=_OUTBOX.c.attempts + 1,
+        locked_until=None,
+        sent_at=bindparam("at"),
+        last_error=None,
+    )
+)
+# Every other outcome, one row each (one executemany).
+_OUTCOME = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=_OUTBOX.c.attempts + 1,
+        locked_until=None,
+        sent_at=bindparam("new_sent_at"),
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("next_at"),
+        payload=bindparam("new_payload", type_=_OUTBOX.c.payload.type),
+    )
+)
+_RENEW = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(locked_until=bindparam("until"))
+)
+
+
 class Worker:
     def __init__(
         self,
@@ -79,27 +179,42 @@ class Worker:
         self.lease = lease
         self._stop = threading.Event()
 
-    def claim(self) -> list[OutboxMessage]:
+    def claim(self) -> list[Claimed]:
+        """Lease up to ``batch`` due rows, oldest first."""
         with self.db.session() as session:
             at = now()
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.next_attempt_at <= at,
-                    or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until < at),
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-                .limit(self.batch)
+            found = session.execute(
+                _CLAIM["sqlite" if self.db.is_sqlite else "postgresql"],
+                {"at": at, "batch": self.batch, "until": at + self.lease},
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(session.scalars(query))
-            for row in rows:
-                row.locked_until = at + self.lease
-            return rows
+            rows = [Claimed(*row) for row in found]
+        return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
 
-    def deliver(self, row: OutboxMessage) -> str:
+    def deliver(self, row: Claimed) -> str:
+        """Deliver one claimed row and record its outcome at once; returns its status."""
+        return self.deliver_batch([row])[0]
+
+    def deliver_batch(self, rows: Sequence[Claimed]) -> list[str]:
+        """Deliver claimed rows one after the other, then record every outcome in one
+        transaction (before half the lease is gone: see the module's docstring); returns
+        each row's status, in order. ``sent_at`` is when the outcome was recorded."""
+        statuses: list[str] = []
+        waiting: list[Outcome] = []
+        deadline = time.monotonic() + self.lease.total_seconds() / 2
+        try:
+            for i, row in enumerate(rows):
+                if waiting and time.monotonic() >= deadline:
+                    done, waiting = waiting, []
+                    self._record(done, renew=[r.id for r in rows[i:]])
+                    deadline = time.monotonic() + self.lease.total_seconds() / 2
+                outcome = self._send(row)
+                waiting.append(outcome)
+                statuses.append(outcome.status)
+        finally:  # also when stopped in the middle (Ctrl-C): what went out is recorded
+            self._record(waiting)
+        return statuses
+
+    def _send(self, row: Claimed) -> Outcome:
         sender = self.senders.get(row.channel)
         error: str | None = None
         permanent = False
@@ -113,29 +228,79 @@ class Worker:
             error, permanent, reason = str(exc), True, exc.reason
         except Exception as exc:  # any transport failure is retried
             error = f"{type(exc).__name__}: {exc}"
-        with self.db.session() as session:
-            fresh = session.get_one(OutboxMessage, row.id)
-            fresh.attempts += 1
-            fresh.locked_until = None
-            if error is None:
-                fresh.status, fresh.sent_at, fresh.last_error = "sent", now(), None
-                if sent_as is not None:  # the 131047 fallback: the template went, not the text
-                    fresh.payload = {**fresh.payload, "sent_as": sent_as}
-                    automations.delivered_as(session, row.id, form=sent_as)
+        payload = row.payload
+        if error is None:
+            status, next_at, skipped = "sent", None, None
+            if sent_as is not None:  # the 131047 fallback: the template went, not the text
+                payload = {**payload, "sent_as": sent_as}
+        else:
+            error = scrub(error, payload)
+            skipped = None
+            if permanent or row.attempts + 1 >= self.max_attempts:
+                status, next_at = "failed", None
+                log.warning("outbox %s failed for good: %s", row.id, error)
+                skipped = reason
             else:
-                error = scrub(error, fresh.payload)
-                fresh.last_error = error[:2000]
-                if permanent or fresh.attempts >= self.max_attempts:
-                    fresh.status = "failed"
-                    log.warning("outbox %s failed for good: %s", row.id, error)
-                    if reason is not None:
-                        automations.delivered_as(session, row.id, skipped=reason)
-                else:
-                    fresh.next_attempt_at = now() + backoff(fresh.attempts)
-            if fresh.status != "pending" and fresh.payload.get("secret"):
-                # A code, delivered or failed for good: keep no readable copy either way.
-                fresh.payload = {**fresh.payload, "text": f"{REDACTED} ({fresh.status})"}
-            return fresh.status
+                status, next_at = "pending", now() + backoff(row.attempts + 1)
+        if status != "pending" and payload.get("secret"):
+            # A code, delivered or failed for good: keep no readable copy either way.
+            payload = {**payload, "text": f"{REDACTED} ({status})"}
+        return Outcome(
+            id=row.id,
+            status=status,
+            payload=None if payload is row.payload and status == "sent" else payload,
+            last_error=None if error is None else error[:2000],
+            next_attempt_at=next_at or row.next_attempt_at,
+            form=sent_as,
+            skipped=skipped,
+        )
+
+    def _record(self, outcomes: Sequence[Outcome], renew: Sequence[int] = ()) -> None:
+        """Record the outcomes (and renew the leases of ``renew``) in one transaction; if
+        that fails, each outcome in a transaction of its own, so one row the database
+        refuses does not lose the others' (it stays leased, and is sent again after it)."""
+        try:
+            self._write(outcomes, renew)
+            return
+        except Exception:
+            log.exception("outbox: recording %d outcomes failed; one at a time", len(outcomes))
+        for outcome in outcomes:
+            try:
+                self._write([outcome], ())
+            except Exception:
+                log.exception("outbox %s: outcome not recorded (sent again)", outcome.id)
+        try:
+            self._write([], renew)
+        except Exception:
+            log.exception("outbox: leases not renewed")
+
+    def _write(self, outcomes: Sequence[Outcome], renew: Sequence[int]) -> None:
+        if not outcomes and not renew:
+            return
+        with self.db.session() as session:
+            at = now()
+            sent = [o.id for o in outcomes if o.status == "sent" and o.payload is None]
+            if sent:
+                session.execute(_SENT, {"ids": sent, "at": at})
+            others = [
+                {
+                    "row_id": o.id,
+                    "new_status": o.status,
+                    "new_sent_at": at if o.status == "sent" else None,
+                    "error": o.last_error,
+                    "next_at": o.next_attempt_at,
+                    "new_payload": o.payload,
+                }
+                for o in outcomes
+                if o.payload is not None
+            ]
+            if others:
+                session.execute(_OUTCOME, others)
+            for o in outcomes:
+                if o.form is not None or o.skipped is not None:
+                    automations.delivered_as(session, o.id, form=o.form, skipped=o.skipped)
+            if renew:
+                session.execute(_RENEW, {"ids": list(renew), "until": at + self.lease})
 
     def run_once(self) -> int:
         """Process a batch of stored inbound messages, then deliver what is due; returns how
@@ -144,8 +309,7 @@ class Worker:
         if self.bot is not None:
             done += intake.process_batch(self.db, self.bot, self.inbound_batch)
         rows = self.claim()
-        for row in rows:
-            self.deliver(row)
+        self.deliver_batch(rows)
         return done + len(rows) + (self.jobs.run_once() if self.jobs is not None else 0)
 
     def drain(self, rounds: int = 50) -> None:

@@ -5,7 +5,10 @@ It can also keep WhatsApp's 24-hour customer-service window (``enforce_window``)
 free-form message (anything but ``type: template``) to a recipient who has not written in
 the last 24 hours (``user_wrote``; the time is Fidelia's clock, so tests can freeze it), or
 to one whose window a test closed (``close_window``), is refused as Meta refuses it: HTTP
-400 with error 131047 "Re-engagement message". Refused bodies are kept in ``refused``."""
+400 with error 131047 "Re-engagement message". Refused bodies are kept in ``refused``.
+
+``stall(after=N)`` answers N more messages, then holds every request (``stalled`` is set)
+until ``release()``: a sender caught in the middle of a batch, to be killed there."""
 
 import json
 import threading
@@ -43,12 +46,23 @@ class FakeGraph:
         self.closed: set[str] = set()  # recipients whose window is closed on demand
         self.refused: list[dict[str, Any]] = []  # bodies answered with 131047
         self.lock = threading.Lock()
+        self.stall_after: int | None = None  # messages answered before holding requests
+        self.stalled = threading.Event()  # a request is being held
+        self.released = threading.Event()
+        self.released.set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with fake.lock:
+                    hold = fake.stall_after == 0
+                    if fake.stall_after:
+                        fake.stall_after -= 1
+                if hold:
+                    fake.stalled.set()
+                    fake.released.wait(60)
                 with fake.lock:
                     if self.headers.get("Authorization") != f"Bearer {fake.token}":
                         return self._answer(401, {"error": {"message": "bad token", "code": 190}})
@@ -112,11 +126,23 @@ class FakeGraph:
         with self.lock:
             self.closed.add(recipient.lstrip("+"))
 
+    def stall(self, after: int) -> None:
+        with self.lock:
+            self.released.clear()
+            self.stalled.clear()
+            self.stall_after = after
+
+    def release(self) -> None:
+        with self.lock:
+            self.stall_after = None
+            self.released.set()
+
     def texts_to(self, number: str) -> list[str]:
         digits = number.lstrip("+")
         with self.lock:
             return [m["text"]["body"] for m in self.sent if m.get("to") == digits]
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

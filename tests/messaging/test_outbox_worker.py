@@ -4,18 +4,25 @@ long a retry waits, what is scrubbed from an error, what the sweep expires, and 
 started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
 mutants of the worker (docs/testing.md)."""
 
+import json
 import logging
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from fidelia.kit import clock
-from fidelia.messaging import outbox
+from fidelia.kit.db import Database
+from fidelia.kit.settings import Settings
+from fidelia.messaging import intake, outbox
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
-from fidelia.models import OutboxMessage, Pin
+from fidelia.models import Customer, MessageLog, OutboxMessage, Pin
 from tests.support.helpers import make_tenant, signed_headers, webhook_body
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
@@ -295,6 +302,47 @@ class Counting:
         self.sweeps += 1
 
 
+class Failing(Counting):
+    """A connector whose work fails every round."""
+
+    def run_once(self) -> int:
+        super().run_once()
+        raise RuntimeError("the connector's API is down")
+
+
+def test_a_failed_round_is_logged_and_the_next_waits_for_the_poll(db, caplog):
+    clock.freeze(None)
+    jobs = Failing()
+    worker = Worker(db, {}, jobs=jobs)
+    outbox.wakeup.clear()
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        thread = worker.start_thread(poll_seconds=120)
+        try:
+            assert wait_for(lambda: jobs.rounds >= 1)
+            time.sleep(3)
+            assert jobs.rounds == 1  # the next round waits for the poll, not a busy loop
+        finally:
+            worker.stop()
+            thread.join(10)
+    # (A previous test's LISTEN thread may still log its database going away.)
+    failed = [r for r in caplog.records if r.getMessage() == "outbox worker round failed"]
+    assert len(failed) == 1 and failed[0].name == "fidelia.worker" and failed[0].exc_info
+
+
+def test_the_loop_sweeps_in_its_first_round(db):
+    clock.freeze(None)
+    tenant, _ = make_tenant(db)
+    due = due_pin(db, tenant, "1111")
+    worker = Worker(db, {})
+    outbox.wakeup.clear()
+    thread = worker.start_thread(poll_seconds=120)  # a second round is two minutes away
+    try:
+        assert wait_for(lambda: pin_status(db, due) == "expired")
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
 def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
     app, client, db, settings, graph
 ):
@@ -314,3 +362,396 @@ def test_a_round_counts_the_inbound_messages_the_deliveries_and_the_jobs(
     Worker(db, {}, jobs=jobs).sweep()
     assert jobs.sweeps == 1
     assert Worker(db, {}).run_once() == 0  # no bot, no jobs, nothing queued
+
+
+# A batch's outcomes, recorded together (issue 14; docs/decisions.md, "The outbox records a
+# batch's outcomes at once"): what a crash or a refused record leaves, and the lease.
+
+
+def refuse_sent(db, ids: list[int]) -> None:
+    """A trigger: the database refuses to mark these rows sent (a record that fails)."""
+    listed = ", ".join(str(i) for i in ids)
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_sent BEFORE UPDATE ON outbox "
+                f"WHEN NEW.status = 'sent' AND NEW.id IN ({listed}) "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.status = 'sent' AND NEW.id IN ({listed}) THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_sent BEFORE UPDATE ON outbox "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_sent()"
+            )
+
+
+def allow_sent(db) -> None:
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql("DROP TRIGGER refuse_sent")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER refuse_sent ON outbox")
+            conn.exec_driver_sql("DROP FUNCTION refuse_sent()")
+
+
+def state(db, ids: list[int]) -> list[tuple]:
+    found = [row(db, i) for i in ids]
+    return [(r.status, r.attempts, r.locked_until, r.sent_at) for r in found]
+
+
+def test_a_batch_is_claimed_and_recorded_in_two_transactions(db, graph, settings):
+    graph.fail_next = [500, 400]  # the first retried, the second refused for good
+    ids = [queue(db, f"m{n}", secret=n == 4) for n in range(6)]
+    commits, statements = [], []
+
+    def commit(conn):
+        commits.append(len(statements))
+
+    def execute(conn, cursor, statement, parameters, context, executemany):
+        statements.append((" ".join(statement.split()[:3]), executemany))
+
+    event.listen(db.engine, "commit", commit)
+    event.listen(db.engine, "before_cursor_execute", execute)
+    try:
+        assert Worker(db, senders_for(settings)).run_once() == 6
+    finally:
+        event.remove(db.engine, "commit", commit)
+        event.remove(db.engine, "before_cursor_execute", execute)
+    assert len(commits) == 2  # the claim, then every outcome
+    recorded = [s for s in statements[commits[0] :] if s[0].startswith("UPDATE")]
+    # The plain deliveries in one UPDATE, the rest (a retry, a failure, a secret) in one
+    # executemany.
+    assert recorded == [("UPDATE outbox SET", False), ("UPDATE outbox SET", True)]
+    retried, failed, *sent = (row(db, i) for i in ids)
+    assert (retried.status, retried.attempts, retried.locked_until) == ("pending", 1, None)
+    assert T0 + timedelta(seconds=1.6) <= retried.next_attempt_at <= T0 + timedelta(seconds=2.4)
+    assert retried.last_error is not None and retried.last_error.startswith("RuntimeError: 500")
+    assert (failed.status, failed.attempts, failed.next_attempt_at) == ("failed", 1, T0)
+    assert failed.last_error is not None and failed.last_error.startswith("400")
+    assert {(r.status, r.attempts, r.locked_until, r.sent_at, r.last_error) for r in sent} == {
+        ("sent", 1, None, T0, None)
+    }
+    assert sent[2].payload["text"] == f"{REDACTED} (sent)"
+    assert [r.payload["text"]["body"] for r in (sent[0], sent[1], sent[3])] == ["m2", "m3", "m5"]
+    assert graph.texts_to(ANA) == ["m2", "m3", "m4", "m5"]
+
+
+def test_an_idle_round_is_one_transaction(db, settings):
+    commits = []
+    listener = lambda conn: commits.append(conn)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        assert Worker(db, senders_for(settings)).run_once() == 0
+    finally:
+        event.remove(db.engine, "commit", listener)
+    assert len(commits) == 1  # the claim that found nothing; nothing to record
+
+
+def test_a_row_the_database_will_not_record_is_sent_again_alone(db, graph, settings, caplog):
+    """One outcome refused: the others are recorded; that row stays leased, and is sent
+    again once its lease is over (the one duplicate)."""
+    ids = [queue(db, f"m{n}") for n in range(3)]
+    refuse_sent(db, [ids[1]])
+    worker = Worker(db, senders_for(settings), lease=timedelta(seconds=30))
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        assert worker.run_once() == 3
+    logged = [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"]
+    assert [m for m in logged if m.startswith("outbox")] == [
+        "outbox: recording 3 outcomes failed; one at a time",
+        f"outbox {ids[1]}: outcome not recorded (sent again)",
+    ]
+    leased = T0 + timedelta(seconds=30)
+    assert state(db, ids) == [("sent", 1, None, T0), ("pending", 0, leased, None)] + [
+        ("sent", 1, None, T0)
+    ]
+    allow_sent(db)
+    assert worker.run_once() == 0  # leased: not sent again yet
+    clock.freeze(leased + timedelta(seconds=1))
+    assert worker.run_once() == 1
+    assert row(db, ids[1]).status == "sent" and row(db, ids[1]).attempts == 1
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m1"]
+
+
+def test_a_batch_not_recorded_is_sent_again_after_its_lease_and_no_more(db, graph, settings):
+    """The duplicate-send window: a batch delivered and not recorded (the database refused
+    the record, as when the worker dies before it) goes again, the next batches do not."""
+    ids = [queue(db, f"m{n}") for n in range(5)]
+    refuse_sent(db, ids[:3])
+    worker = Worker(db, senders_for(settings), batch=3, lease=timedelta(seconds=30))
+    assert worker.run_once() == 3
+    allow_sent(db)
+    assert worker.run_once() == 2
+    assert state(db, ids[:3]) == [("pending", 0, T0 + timedelta(seconds=30), None)] * 3
+    clock.freeze(T0 + timedelta(seconds=31))
+    worker.drain()
+    assert {r.status for r in map(lambda i: row(db, i), ids)} == {"sent"}
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3", "m4", "m0", "m1", "m2"]
+
+
+class Slow:
+    """A sender that takes ``seconds`` a message (on the fake Graph API), noting what the
+    database holds when each message starts; the clock moves a second a message."""
+
+    def __init__(self, db, settings, ids: list[int], seconds: float) -> None:
+        self.db, self.ids, self.seconds = db, ids, seconds
+        self.send = senders_for(settings)["whatsapp"]
+        self.seen: list[list[tuple]] = []
+
+    def __call__(self, payload):
+        self.seen.append(state(self.db, self.ids))
+        clock.freeze(T0 + timedelta(seconds=len(self.seen)))
+        time.sleep(self.seconds)
+        return self.send(payload)
+
+
+def test_a_slow_batch_is_recorded_at_half_its_lease_and_the_rest_leased_again(db, graph, settings):
+    """Deliveries that take half the lease: what went is recorded, and the rows still to go
+    are leased again from then, before the next delivery starts; and again half a lease
+    later. (2.4 s a message against a 6 s lease: a third of it, 2 s, would record sooner.)"""
+    ids = [queue(db, f"m{n}") for n in range(5)]
+    slow = Slow(db, settings, ids, 2.4)
+    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=6))
+    assert worker.run_once() == 5
+    claimed = ("pending", 0, T0 + timedelta(seconds=6), None)
+    at_two = ("sent", 1, None, T0 + timedelta(seconds=2))
+    renewed = ("pending", 0, T0 + timedelta(seconds=8), None)  # at T0+2s, for 6 s
+    at_four = ("sent", 1, None, T0 + timedelta(seconds=4))
+    again = ("pending", 0, T0 + timedelta(seconds=10), None)  # at T0+4s
+    assert slow.seen == [
+        [claimed] * 5,
+        [claimed] * 5,  # 2.4 s: under half the lease, nothing recorded yet
+        [at_two, at_two, renewed, renewed, renewed],  # 4.8 s: over it
+        [at_two, at_two, renewed, renewed, renewed],  # 2.4 s since: not again
+        [at_two, at_two, at_four, at_four, again],  # 4.8 s since: again
+    ]
+    at_five = ("sent", 1, None, T0 + timedelta(seconds=5))
+    assert state(db, ids) == [at_two, at_two, at_four, at_four, at_five]
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+class Interrupted:
+    """The fake Graph API's sender, stopped (Ctrl-C) at its ``at``-th message."""
+
+    def __init__(self, settings, at: int) -> None:
+        self.send, self.at, self.calls = senders_for(settings)["whatsapp"], at, 0
+
+    def __call__(self, payload):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.send(payload)
+
+
+def test_a_worker_stopped_in_the_middle_of_a_batch_records_what_went(db, graph, settings):
+    ids = [queue(db, f"m{n}") for n in range(4)]
+    worker = Worker(db, {"whatsapp": Interrupted(settings, 3)}, lease=timedelta(seconds=30))
+    with pytest.raises(KeyboardInterrupt):
+        worker.run_once()
+    leased = ("pending", 0, T0 + timedelta(seconds=30), None)
+    assert state(db, ids) == [("sent", 1, None, T0)] * 2 + [leased] * 2
+    assert graph.texts_to(ANA) == ["m0", "m1"]
+
+
+# PostgreSQL's LISTEN/NOTIFY wake-up (`_listen`): a worker in another process than the one
+# that stored the work is woken at once, not at its next poll. These take the `pg` fixture
+# themselves (there is no SQLite form), so scripts/mutate.py runs them too.
+
+
+@pytest.fixture
+def pg_url(pg) -> Iterator[str]:
+    name = f"l_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
+    yield pg.url(name)
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def listening_worker(pg_url, graph) -> Iterator[tuple[Worker, threading.Thread]]:
+    """A worker on PostgreSQL that polls every two minutes, running, with its LISTEN thread."""
+    clock.freeze(None)
+    db = Database(pg_url, pool_size=2)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=pg_url,
+        whatsapp_api_base=graph.url,
+        whatsapp_token=graph.token,
+    )
+    worker = Worker(db, senders_for(settings))
+    before = set(threading.enumerate())
+    outbox.wakeup.clear()
+    # Not a daemon, as `fidelia worker` runs the loop: its listener must be one of its own.
+    loop = threading.Thread(target=worker.run_forever, args=(120,))
+    loop.start()
+    try:
+        assert wait_for(lambda: len(listeners(pg_url)) == 1)
+        (listener,) = [t for t in threading.enumerate() if t not in before and t is not loop]
+        assert listener.name == "worker-listen" and listener.daemon
+        yield worker, listener
+    finally:
+        worker.stop()
+        loop.join(10)
+        db.dispose()
+    listener.join(10)
+    assert not loop.is_alive() and not listener.is_alive()  # stop() ends both
+
+
+def listeners(url: str) -> list[int]:
+    """The backends of this database that LISTEN for work."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = %s",
+            (f"LISTEN {intake.CHANNEL}",),
+        )
+        return [pid for (pid,) in found]
+
+
+def store_elsewhere(url: str, text: str) -> float:
+    """What another process (a web worker) does: a reply stored and NOTIFY, committed
+    together, without this process's own wake-up event. Returns when it committed."""
+    payload = {"messaging_product": "whatsapp", "type": "text", "text": {"body": text}}
+    payload["to"] = ANA.lstrip("+")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO outbox (channel, payload, status, attempts, next_attempt_at, created_at)"
+            " VALUES ('whatsapp', %s::json, 'pending', 0, now(), now())",
+            (json.dumps(payload),),
+        )
+        conn.execute(f"NOTIFY {intake.CHANNEL}")
+    return time.monotonic()
+
+
+def test_listen_a_worker_woken_by_notify_delivers_long_before_its_poll(
+    listening_worker, pg_url, graph
+):
+    time.sleep(2)  # its first round is over: it waits for two minutes, or a NOTIFY
+    stored = store_elsewhere(pg_url, "uno")
+    assert wait_for(lambda: graph.texts_to(ANA) == ["uno"], 30)
+    assert time.monotonic() - stored < 30  # not the 120 s poll
+    assert not outbox.wakeup.is_set()  # the loop took the wake-up
+
+
+def test_listen_a_lost_connection_is_made_again(listening_worker, pg_url, graph, caplog):
+    (first,) = listeners(pg_url)
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+        assert wait_for(lambda: listeners(pg_url) not in ([], [first]))
+    (second,) = listeners(pg_url)
+    assert second != first
+    assert [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"] == [
+        "LISTEN connection lost; reconnecting"
+    ]
+    store_elsewhere(pg_url, "dos")
+    assert wait_for(lambda: graph.texts_to(ANA) == ["dos"], 30)
+
+
+def test_whatsapp_texts_inserts_a_batch_in_order_and_wakes_the_worker_after_its_commit(db):
+    tenant, _ = make_tenant(db)
+    outbox.wakeup.clear()
+    with db.session() as session:
+        outbox.whatsapp_texts(session, [])
+        assert "outbox_wakeup" not in session.info  # nothing queued: nothing to wake for
+    assert not outbox.wakeup.is_set()
+    with db.session() as session:
+        outbox.whatsapp_texts(
+            session,
+            [
+                outbox.Text("a", ANA, "u1", tenant.id),
+                outbox.Text("b", None, "u2", None),
+            ],
+        )
+        assert not outbox.wakeup.is_set()  # not before the commit
+    assert outbox.wakeup.is_set()
+    outbox.wakeup.clear()
+    with db.session(readonly=True) as session:
+        found = session.execute(
+            select(
+                OutboxMessage.channel,
+                OutboxMessage.payload,
+                OutboxMessage.tenant_id,
+                OutboxMessage.status,
+                OutboxMessage.next_attempt_at,
+            ).order_by(OutboxMessage.id)
+        ).all()
+    assert [tuple(r) for r in found] == [
+        (
+            "whatsapp",
+            {
+                "messaging_product": "whatsapp",
+                "type": "text",
+                "text": {"body": "a"},
+                "to": ANA.lstrip("+"),
+            },
+            tenant.id,
+            "pending",
+            T0,
+        ),
+        (
+            "whatsapp",
+            {
+                "messaging_product": "whatsapp",
+                "type": "text",
+                "text": {"body": "b"},
+                "recipient": "u2",
+            },
+            None,
+            "pending",
+            T0,
+        ),
+    ]
+
+
+def test_what_a_delivery_found_goes_on_the_message_log(db, graph, settings):
+    """An automatic message's log row says which form went (the 131047 fallback: the
+    template), or why nothing went; a plain delivery or a retry leaves it as it was."""
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        customer = Customer(program_id=tenant.program_id, tenant_id=tenant.id)
+        session.add(customer)
+        session.flush()
+        customer_id = customer.id
+    numbers = [f"+5068888100{n}" for n in range(5)]
+    ids = []
+    for n, number in enumerate(numbers):
+        with db.session() as session:
+            message = outbox.whatsapp_text(session, text=f"m{n}", wa_number=number, wa_user_id=None)
+            if n == 0:  # the text refused outside the window: its template instead
+                template = {"name": "puntos", "language": {"code": "es"}}
+                fallback = {"to": number.lstrip("+"), "type": "template", "template": template}
+                message.payload = {**message.payload, "fallback": fallback}
+            session.flush()
+            session.add(
+                MessageLog(
+                    tenant_id=tenant.id,
+                    customer_id=customer_id,
+                    event="test",
+                    key=str(n),
+                    channel="whatsapp",
+                    form="text",
+                    outbox_id=message.id,
+                )
+            )
+            ids.append(message.id)
+    with db.session() as session:
+        session.get_one(OutboxMessage, ids[3]).attempts = 1  # its last try: fails for good
+    graph.close_window(numbers[0])
+    graph.close_window(numbers[1])  # no template: fails for good
+    worker = Worker(db, senders_for(settings), batch=3, max_attempts=2)
+    assert worker.run_once() == 3
+    graph.fail_next = [500, 500]  # the last two: a transient failure
+    assert worker.run_once() == 2
+    with db.session(readonly=True) as session:
+        logs = dict(session.execute(select(MessageLog.outbox_id, MessageLog.form)).all())
+        skipped = dict(session.execute(select(MessageLog.outbox_id, MessageLog.skipped)).all())
+    assert [row(db, i).status for i in ids] == ["sent", "failed", "sent", "failed", "pending"]
+    assert [logs[i] for i in ids] == ["template", "text", "text", "text", "text"]
+    assert [skipped[i] for i in ids] == [None, "outside-window-no-template", None, None, None]
+    assert row(db, ids[0]).payload["sent_as"] == "template"
+    assert "sent_as" not in row(db, ids[2]).payload
