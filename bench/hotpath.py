@@ -24,9 +24,7 @@ the replies delivered.
 
 import argparse
 import asyncio
-import os
 import random
-import signal
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ if __package__ in (None, ""):
 import httpx  # noqa: E402
 
 from bench import load, seed  # noqa: E402
+from bench import profile as profiling  # noqa: E402
 from bench.services import APP_SECRET, RATE_LIMIT  # noqa: E402
 from fidelia.app import create_app  # noqa: E402
 from fidelia.kit.migrate import upgrade  # noqa: E402
@@ -193,36 +192,15 @@ def measure(
         statuses += [500] * work(app)
         if pending_replies(app) != n:  # one reply a credit: the count divided by
             statuses.append(500)
-    spy = pyinstrument = None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if profile == "py-spy":
-        from bench import profile as spying
-
-        spy = spying.start([os.getpid()], out, 3600)
-    elif profile == "pyinstrument":
-        from pyinstrument import Profiler
-
-        pyinstrument = Profiler(interval=0.0005, async_mode="disabled")
-        pyinstrument.start()
-    cpu, wall = time.process_time(), time.perf_counter()
-    if name == "replies":
-        left = deliver(app)
-    elif worker:
-        left = work(app)
-    else:
-        statuses, left = asyncio.run(drive(app, raws)), 0
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    if spy is not None:
-        from bench import profile as spying
-
-        for proc in spy.procs:
-            proc.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
-        print("\n".join(spying.finish(spy)))
-    if pyinstrument is not None:
-        pyinstrument.stop()
-        text = pyinstrument.output_text(unicode=True, color=False, show_all=False)
-        out.with_suffix(".pyinstrument.txt").write_text(text)
-        print(f"  pyinstrument profile: {out.with_suffix('.pyinstrument.txt')}")
+    with profiling.this_process(profile, out):
+        cpu, wall = time.process_time(), time.perf_counter()
+        if name == "replies":
+            left = deliver(app)
+        elif worker:
+            left = work(app)
+        else:
+            statuses, left = asyncio.run(drive(app, raws)), 0
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     errors = sum(1 for s in statuses if s >= 400) + left
     return 1000 * cpu / n, 1000 * wall / n, errors
 

@@ -36,6 +36,7 @@ if __package__ in (None, ""):
 import httpx  # noqa: E402
 
 from bench import load, seed  # noqa: E402
+from bench import profile as profiling  # noqa: E402
 from bench.hotpath import _split  # noqa: E402
 from bench.services import fidelia_env  # noqa: E402
 from fidelia.kit.migrate import upgrade  # noqa: E402
@@ -171,37 +172,16 @@ def measure(
 
     asyncio.run(drive(app, build(max(30, n // 5))))  # warm up: caches, prepared statements
     raws = build(n)
-    spy = pyinstrument = None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if profile == "py-spy":
-        from bench import profile as spying
-
-        spy = spying.start([os.getpid()], out, 3600)
-    elif profile == "pyinstrument":
-        from pyinstrument import Profiler
-
-        pyinstrument = Profiler(interval=0.0005, async_mode="disabled")
-        pyinstrument.start()
     collections = Collections()
     gc.callbacks.append(collections)
     event.listen(engine, "before_cursor_execute", count)
-    cpu, wall = time.process_time(), time.perf_counter()
-    statuses = asyncio.run(drive(app, raws))
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    with profiling.this_process(profile, out):
+        cpu, wall = time.process_time(), time.perf_counter()
+        statuses = asyncio.run(drive(app, raws))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     event.remove(engine, "before_cursor_execute", count)
     gc.callbacks.remove(collections)
     print("  " + collections.summary(n))
-    if spy is not None:
-        from bench import profile as spying
-
-        for proc in spy.procs:
-            proc.send_signal(signal.SIGINT)
-        print("\n".join(spying.finish(spy)))
-    if pyinstrument is not None:
-        pyinstrument.stop()
-        text = pyinstrument.output_text(unicode=True, color=False, show_all=False)
-        out.with_suffix(".pyinstrument.txt").write_text(text)
-        print(f"  pyinstrument profile: {out.with_suffix('.pyinstrument.txt')}")
     errors = sum(1 for s in statuses if s >= 400)
     return 1000 * cpu / n, 1000 * wall / n, statements[0] / n, errors
 

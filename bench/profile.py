@@ -7,10 +7,14 @@ each function is on the stack (inclusive) and at its top (own time), over every 
 given; the collapsed stacks stay in ``<base>-<pid>.txt`` for a flame graph.
 """
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +106,30 @@ def _idle(frame: str) -> bool:
         word in frame
         for word in ("select (selectors.py", "wait (threading.py", "_worker (concurrent/")
     )
+
+
+@contextmanager
+def this_process(kind: str, out: Path) -> Iterator[None]:
+    """Profile this process while the block runs (`bench/hotpath.py`, `bench/panelhot.py`):
+    ``kind`` "" (none), "py-spy" (every thread) or "pyinstrument" (the event loop's thread),
+    the result beside ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = start([os.getpid()], out, 3600) if kind == "py-spy" else None
+    instrument = None
+    if kind == "pyinstrument":
+        from pyinstrument import Profiler as Instrument
+
+        instrument = Instrument(interval=0.0005, async_mode="disabled")
+        instrument.start()
+    try:
+        yield
+    finally:
+        if spy is not None:
+            for proc in spy.procs:
+                proc.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+            print("\n".join(finish(spy)))
+        if instrument is not None:
+            instrument.stop()
+            text = instrument.output_text(unicode=True, color=False, show_all=False)
+            out.with_suffix(".pyinstrument.txt").write_text(text)
+            print(f"  pyinstrument profile: {out.with_suffix('.pyinstrument.txt')}")

@@ -9,20 +9,13 @@ from fidelia.customers.service import identify
 from fidelia.kit.db import Database
 from fidelia.ledger.service import POINTS, Account, Source, credit, debit
 from fidelia.models import Balance, LedgerEntry, Tenant
-from tests.support.helpers import make_tenant
+from tests.support.helpers import make_shop
 
 T0 = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 
 
 def shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
-    tenant, _ = make_tenant(db, slug=slug, name=slug.title())
-    with db.session() as session:
-        row = session.get_one(Tenant, tenant.id)
-        for name, value in columns.items():
-            setattr(row, name, value)
-        session.flush()
-        session.expunge(row)
-        return row
+    return make_shop(db, slug, **columns)
 
 
 def member(db: Database, tenant: Tenant, phone: str = "+50688887777") -> Account:

@@ -18,7 +18,7 @@ from fidelia.models import (
     Tenant,
 )
 from fidelia.orders import service as orders
-from tests.support.helpers import make_tenant
+from tests.support.helpers import make_shop
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 ANA = "+50688887777"
@@ -34,14 +34,7 @@ def shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
         "message_benefit_earned": True,
         **columns,
     }
-    tenant, _ = make_tenant(db, slug=slug, name=slug.title())
-    with db.session() as session:
-        row = session.get_one(Tenant, tenant.id)
-        for name, value in columns.items():
-            setattr(row, name, value)
-        session.flush()
-        session.expunge(row)
-        return row
+    return make_shop(db, slug, **columns)
 
 
 def member(db: Database, tenant: Tenant, number: str = ANA, email: str | None = None) -> int:

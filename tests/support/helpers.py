@@ -174,3 +174,15 @@ class LiveServer:
 
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kw)
+
+
+def make_shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
+    """A merchant (``make_tenant``) with these columns set, detached for reading."""
+    tenant, _ = make_tenant(db, slug=slug, name=slug.title())
+    with db.session() as session:
+        row = session.get_one(Tenant, tenant.id)
+        for name, value in columns.items():
+            setattr(row, name, value)
+        session.flush()
+        session.expunge(row)
+        return row
