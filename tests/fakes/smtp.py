@@ -6,6 +6,7 @@ password), it is a server as production's are: AUTH required, and only over TLS 
 ``auth_in_clear``. Each message is kept with the login that sent it and whether the
 session was encrypted; every AUTH attempt is kept too."""
 
+import logging
 import ssl
 from email import message_from_bytes
 from email.message import Message
@@ -15,6 +16,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.postgres import free_port
+
+# aiosmtpd logs every connection at INFO from its own thread, past pytest's capture when
+# the suite runs in several processes; its warnings and errors still show.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class _Keep:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
-from fidelia.models import Balance, LedgerEntry
+from fidelia.models import Balance, LedgerEntry, OutboxMessage
 from fidelia.ops.check import check_database
 from tests.support.world import Merchant, build_merchant
 
@@ -191,14 +191,27 @@ def outbox_of_missing_merchant(url: str, db: Database, m: Merchant) -> None:
     )
 
 
-def stale_lease(url: str, db: Database, m: Merchant) -> None:
-    until = (now() - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+def lease_out(url: str, *, ago: timedelta) -> None:
+    """The first outbox row pending, its lease run out ``ago``."""
+    until = (now() - ago).strftime("%Y-%m-%d %H:%M:%S")
     zone = "" if url.startswith("sqlite") else "+00"
     sql(
         url,
         f"UPDATE outbox SET status = 'pending', locked_until = '{until}{zone}' "
         "WHERE id = (SELECT MIN(id) FROM outbox)",
     )
+
+
+def worker_seen(url: str, *, ago: timedelta) -> None:
+    at = (now() - ago).strftime("%Y-%m-%d %H:%M:%S")
+    zone = "" if url.startswith("sqlite") else "+00"
+    sql(url, f"INSERT INTO worker_heartbeats (worker, at) VALUES ('host:1', '{at}{zone}')")
+
+
+def stale_lease(url: str, db: Database, m: Merchant) -> None:
+    """A worker went round a minute ago and left a lease that ran out five minutes ago."""
+    lease_out(url, ago=timedelta(minutes=5))
+    worker_seen(url, ago=timedelta(minutes=1))
 
 
 DAMAGES: dict[str, tuple[Damage, str]] = {
@@ -229,6 +242,25 @@ def test_damage_is_caught(damage, merchant, db, database_url):
     report = check_database(database_url)
     assert not report.ok
     assert rule in report.by_rule(), report.render()
+
+
+@pytest.mark.parametrize(
+    "seen", [None, timedelta(minutes=5), timedelta(minutes=4, seconds=30)], ids=str
+)
+def test_a_lease_with_no_worker_round_since_waits(seen, merchant, db, database_url):
+    """A database restored to an instant (or whose workers are all stopped) holds rows
+    leased at that instant; no worker went round a full lease after they ran out, so they
+    wait for the next one: not a violation. A worker seen a full lease after it is one."""
+    lease_out(database_url, ago=timedelta(minutes=5))
+    if seen is not None:
+        worker_seen(database_url, ago=seen)
+    assert check_database(database_url).ok, check_database(database_url).render()
+    sql(database_url, "DELETE FROM worker_heartbeats")
+    worker_seen(database_url, ago=timedelta(minutes=3, seconds=55))
+    first = one(db, select(func.min(OutboxMessage.id)))
+    problems = check_database(database_url).by_rule()
+    assert list(problems) == ["outbox"] and len(problems["outbox"]) == 1, problems
+    assert problems["outbox"][0].startswith(f"row {first}: its lease ran out at "), problems
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
