@@ -4,11 +4,12 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
-# `make test TEST_PROCESSES=2` runs the suite in two processes (pytest-xdist; one file in one
-# process, so a file's shared servers are started once). Every fixture takes free ports
-# and its own temporary directories, so the processes never meet. TEST_PROCESSES=0: serial.
+# `make test` runs the suite in two processes (pytest-xdist; one file in one process, so a
+# file's shared servers are started once): the suite mostly waits on servers, so two
+# processes overlap the waits. Every fixture takes free ports and its own temporary
+# directories, so the processes never meet. TEST_PROCESSES=0: serial.
 # A crashed process ends the run (--max-worker-restart=0); the 25 slowest tests are listed.
-TEST_PROCESSES ?= 0
+TEST_PROCESSES ?= 2
 # The suite runs in random order (pytest-randomly); the seed is printed first.
 ifndef TEST_SEED
 TEST_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
