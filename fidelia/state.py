@@ -13,6 +13,7 @@ from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.tenants.service import KeyCache
+from fidelia.tenants.tokens import HolderCache
 
 
 class State(Resources):
@@ -21,6 +22,7 @@ class State(Resources):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.keys = KeyCache(settings.tenant_cache_seconds)
+        self.tokens = HolderCache(settings.tenant_cache_seconds)  # /v2 Bearer tokens
         self.catalogs = CatalogCache(settings.tenant_cache_seconds)
         self.bot = Bot(settings, self.catalogs)
         self.pin_policy = self.bot.policy

@@ -18,6 +18,7 @@ from fidelia.models import Customer, Order, Tenant
 from fidelia.models.order import CANCELLED, COMPLETE
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
+from fidelia.state import AppState
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 
@@ -71,8 +72,13 @@ def order_out(session: Session, tenant: Tenant, order: Order) -> dict[str, Any]:
 
 
 @router.post("/orders", response_model=Envelope)
-def register_order(body: OrderIn, tenant: PdvMerchant, session: SessionDep) -> dict[str, Any]:
+async def register_order(body: OrderIn, tenant: PdvMerchant, state: AppState) -> dict[str, Any]:
     """Register or update (same ``OriginalId``) an order; complete orders earn points/cashback."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_register_order, body, tenant)
+
+
+def _register_order(session: Session, body: OrderIn, tenant: Tenant) -> dict[str, Any]:
     data = OrderData(
         original_id=body.OriginalId.strip(),
         total=money_in(body.OrderTotal, tenant.currency),

@@ -34,6 +34,7 @@ from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.state import AppState
 from fidelia.tenants.point_value import value_of_points
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
@@ -143,10 +144,15 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
 
 
 @router.post("/rewards/{reward_id}/redeem", response_model=Envelope)
-def redeem(
-    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, session: SessionDep
+async def redeem(
+    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, state: AppState
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_redeem, reward_id, body, tenant)
+
+
+def _redeem(session: Session, reward_id: int, body: RedeemIn, tenant: Tenant) -> dict[str, Any]:
     # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
     request = {**body.model_dump(mode="json"), "Value": money_in(body.Value, tenant.currency)}
     keyed = claim(

@@ -30,7 +30,7 @@ from fidelia.dialects.pin_whatsapp.schemas import (
     PuntosResponse,
     SaldoOut,
 )
-from fidelia.kit.deps import ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep
 from fidelia.kit.errors import Forbidden, NotFound, Unauthorized
 from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
@@ -207,11 +207,14 @@ def _standings(state: State, number: str, lag: bool) -> list[Standing]:
     response_model=CanjearResponse,
     dependencies=[Depends(rate_limited("canjear"))],
 )
-def canjear(
-    body: CanjearIn, session: SessionDep, state: AppState
-) -> CanjearResponse | JSONResponse:
+async def canjear(body: CanjearIn, state: AppState) -> CanjearResponse | JSONResponse:
     """Redeem a reward: needs a recent accreditation at the merchant and enough points; at a
     merchant that validates customers, also the ``codigo`` the bot gave the customer."""
+    # Async, the transaction in one worker thread (see generar_pin).
+    return await state.in_transaction(_canjear, body, state)
+
+
+def _canjear(session: Session, body: CanjearIn, state: State) -> CanjearResponse | JSONResponse:
     tenant = require_active(get_by_id(session, body.id_comercio))
     customer = _customer(session, tenant, str(body.whatsapp))
     reward = get_for_tenant(session, tenant.id, body.id_promocion)

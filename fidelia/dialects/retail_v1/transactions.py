@@ -38,6 +38,7 @@ from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import Customer, LoyaltyPayment
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
+from fidelia.state import AppState
 
 router = APIRouter(route_class=RetailRoute)
 LOYALTY = {"POINTS": "points", "CREDIT": "credit"}
@@ -210,9 +211,14 @@ def _cancel(session: Session, caller: Caller, body: TransactionRequest | CancelR
 
 
 @router.post("/transaction", response_model=TransactionResponse)
-def transaction(body: TransactionRequest, caller: RetailCaller, session: SessionDep) -> Any:
+async def transaction(body: TransactionRequest, caller: RetailCaller, state: AppState) -> Any:
     """Submit a sale (idempotent on transactionId): deals, assets, loyalty payments and
     earnings in one go; or cancel one by its confirmation code (undone once)."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_transaction, body, caller)
+
+
+def _transaction(session: Session, body: TransactionRequest, caller: Caller) -> Any:
     if body.action == "cancel":
         return _cancel(session, caller, body)
     if body.transaction is None:
