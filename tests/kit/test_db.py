@@ -3,9 +3,10 @@
 replaced before a request gets it, so the first request after a restart succeeds."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from fidelia.kit.db import Database
 from tests.support.postgres import PostgresServer
@@ -23,19 +24,23 @@ def _backend(db: Database) -> int:
         return int(session.scalar(text("SELECT pg_backend_pid()")) or 0)
 
 
-def test_a_checkout_costs_no_round_trip() -> None:
-    """pool_pre_ping sent a ``SELECT 1`` on every checkout: the server logs none now."""
-    server = PostgresServer({"log_statement": "all"}).start()
+def test_a_checkout_costs_no_round_trip(server: PostgresServer, tmp_path: Path) -> None:
+    """pool_pre_ping sent an empty query (``;``) on every checkout and waited for it: the
+    client's side of the protocol (libpq's trace) shows none now."""
     db = Database(server.url(), pool_size=1)
+    trace = (tmp_path / "trace").open("w")
+    event.listen(db.engine, "connect", lambda conn, _rec: conn.pgconn.trace(trace.fileno()))
     try:
         for _ in range(3):
             _backend(db)
-        logged = (server.dir / "log").read_text()
-        assert logged.count("SELECT pg_backend_pid()") == 3
-        assert "SELECT 1" not in logged
+        trace.flush()
+        sent = [line for line in (tmp_path / "trace").read_text().splitlines() if "\tF\t" in line]
+        queries = [line for line in sent if "Query" in line or "Parse" in line]
+        assert len([q for q in queries if "pg_backend_pid" in q]) == 3, sent
+        assert not [q for q in queries if '";"' in q], sent
     finally:
         db.dispose()
-        server.destroy()
+        trace.close()
 
 
 @pytest.mark.parametrize("end", ["terminate", "restart", "kill9"])
