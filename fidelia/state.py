@@ -12,7 +12,7 @@ from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
-from fidelia.tenants.service import KeyCache
+from fidelia.tenants.service import KeyCache, TenantCache
 from fidelia.tenants.tokens import HolderCache
 
 
@@ -24,6 +24,7 @@ class State(Resources):
         self.keys = KeyCache(settings.tenant_cache_seconds)
         self.tokens = HolderCache(settings.tenant_cache_seconds)  # /v2 Bearer tokens
         self.catalogs = CatalogCache(settings.tenant_cache_seconds)
+        self.merchants = TenantCache(settings.tenant_cache_seconds)  # by id (public doors)
         self.bot = Bot(settings, self.catalogs)
         self.pin_policy = self.bot.policy
 
