@@ -19,6 +19,7 @@ from fidelia.models.order import CANCELLED, COMPLETE
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
 from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 
@@ -75,10 +76,12 @@ def order_out(session: Session, tenant: Tenant, order: Order) -> dict[str, Any]:
 async def register_order(body: OrderIn, tenant: PdvMerchant, state: AppState) -> dict[str, Any]:
     """Register or update (same ``OriginalId``) an order; complete orders earn points/cashback."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
-    return await state.in_transaction(_register_order, body, tenant)
+    return await state.in_transaction(_register_order, body, tenant, state.rules)
 
 
-def _register_order(session: Session, body: OrderIn, tenant: Tenant) -> dict[str, Any]:
+def _register_order(
+    session: Session, body: OrderIn, tenant: Tenant, rules: RuleCache
+) -> dict[str, Any]:
     data = OrderData(
         original_id=body.OriginalId.strip(),
         total=money_in(body.OrderTotal, tenant.currency),
@@ -95,6 +98,7 @@ def _register_order(session: Session, body: OrderIn, tenant: Tenant) -> dict[str
             "branch": body.Branch.model_dump(mode="json") if body.Branch else None,
             "salesperson": body.SalesPerson.model_dump(mode="json") if body.SalesPerson else None,
         },
+        voucher_rules=rules.active(session, tenant) if body.IsCompleted else None,
     )
     order = orders.upsert(session, tenant, data)
     return order_out(session, tenant, order)

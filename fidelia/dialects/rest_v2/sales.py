@@ -22,6 +22,7 @@ from fidelia.models import Customer, Order, Tenant
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
 from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(tags=["Seed 004: sales"])
 
@@ -105,11 +106,18 @@ async def register_sale(
     ``Idempotency-Key`` replays that answer; a CPF seen for the first time enrols its
     customer."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
-    return await state.in_transaction(_register_sale, body, request, tenant, idempotency_key)
+    return await state.in_transaction(
+        _register_sale, body, request, tenant, idempotency_key, state.rules
+    )
 
 
 def _register_sale(
-    session: Session, body: SaleIn, request: Request, tenant: Tenant, idempotency_key: str | None
+    session: Session,
+    body: SaleIn,
+    request: Request,
+    tenant: Tenant,
+    idempotency_key: str | None,
+    rules: RuleCache,
 ) -> Any:
     amount = to_minor(body.sale_amount, tenant.currency)
     ref = customer_ref(body)
@@ -149,6 +157,7 @@ def _register_sale(
             placed_at=body.sold_at,
             completed_at=body.sold_at,
             details={"door": "rest_v2"},
+            voucher_rules=rules.active(session, tenant),
         ),
     )
     session.flush()

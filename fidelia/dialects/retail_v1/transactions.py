@@ -39,6 +39,7 @@ from fidelia.models import Customer, LoyaltyPayment
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
 from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(route_class=RetailRoute)
 LOYALTY = {"POINTS": "points", "CREDIT": "credit"}
@@ -86,7 +87,9 @@ def forget_payment(session: Session, payment: LoyaltyPayment) -> None:
 # -- /transaction ------------------------------------------------------------------------------
 
 
-def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[str, Any]:
+def _submit(
+    session: Session, caller: Caller, body: TransactionRequest, rules: RuleCache
+) -> dict[str, Any]:
     tenant = caller.tenant
     tx = body.transaction
     assert tx is not None
@@ -138,6 +141,7 @@ def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[
             "employee": tx.employee,
             "tags": tx.tags,
         },
+        voucher_rules=rules.active(session, tenant),
     )
     data = TransactionData(
         transactionId=tx.transactionId,
@@ -215,10 +219,12 @@ async def transaction(body: TransactionRequest, caller: RetailCaller, state: App
     """Submit a sale (idempotent on transactionId): deals, assets, loyalty payments and
     earnings in one go; or cancel one by its confirmation code (undone once)."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
-    return await state.in_transaction(_transaction, body, caller)
+    return await state.in_transaction(_transaction, body, caller, state.rules)
 
 
-def _transaction(session: Session, body: TransactionRequest, caller: Caller) -> Any:
+def _transaction(
+    session: Session, body: TransactionRequest, caller: Caller, rules: RuleCache
+) -> Any:
     if body.action == "cancel":
         return _cancel(session, caller, body)
     if body.transaction is None:
@@ -233,7 +239,7 @@ def _transaction(session: Session, body: TransactionRequest, caller: Caller) -> 
         )
     if keyed.replay is not None:
         return JSONResponse(keyed.replay)
-    answer = _submit(session, caller, body)
+    answer = _submit(session, caller, body, rules)
     keyed.store(answer)
     return JSONResponse(answer)
 
