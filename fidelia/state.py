@@ -12,7 +12,9 @@ from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
-from fidelia.tenants.service import KeyCache
+from fidelia.tenants.service import KeyCache, TenantCache
+from fidelia.tenants.tokens import HolderCache
+from fidelia.vouchers.rules import RuleCache
 
 
 class State(Resources):
@@ -21,7 +23,10 @@ class State(Resources):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.keys = KeyCache(settings.tenant_cache_seconds)
+        self.tokens = HolderCache(settings.tenant_cache_seconds)  # /v2 Bearer tokens
         self.catalogs = CatalogCache(settings.tenant_cache_seconds)
+        self.merchants = TenantCache(settings.tenant_cache_seconds)  # by id (public doors)
+        self.rules = RuleCache(settings.tenant_cache_seconds)  # voucher rules, every sale
         self.bot = Bot(settings, self.catalogs)
         self.pin_policy = self.bot.policy
 

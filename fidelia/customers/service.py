@@ -27,6 +27,30 @@ def find(session: Session, program_id: int, kind: str, value: str) -> Customer |
     return session.scalar(_FIND, {"program_id": program_id, "kind": kind, "value": value})
 
 
+_FIND_FIRST = (
+    select(CustomerIdentifier.kind, CustomerIdentifier.value, Customer)
+    .join(Customer, Customer.id == CustomerIdentifier.customer_id)
+    .where(
+        CustomerIdentifier.program_id == bindparam("program_id"),
+        tuple_(CustomerIdentifier.kind, CustomerIdentifier.value).in_(
+            bindparam("identifiers", expanding=True)
+        ),
+    )
+)
+
+
+def find_first(
+    session: Session, program_id: int, identifiers: list[tuple[str, str]]
+) -> Customer | None:
+    """``find`` for each ``(kind, value)`` in turn, the first that names a customer wins,
+    in one round trip."""
+    if len(identifiers) == 1:
+        return find(session, program_id, *identifiers[0])
+    rows = session.execute(_FIND_FIRST, {"program_id": program_id, "identifiers": identifiers})
+    found = {(kind, value): customer for kind, value, customer in rows}
+    return next((found[i] for i in identifiers if i in found), None)
+
+
 class Known(NamedTuple):
     id: int
     name: str | None

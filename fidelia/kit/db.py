@@ -6,6 +6,7 @@ so writers queue on the lock (busy timeout) instead of failing or reading a stal
 balance; read-only sessions use a plain deferred ``BEGIN``.
 """
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 READONLY = "fidelia_readonly"
@@ -44,9 +45,34 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-    )
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    event.listen(engine, "checkout", _refuse_dead)
+    return engine
+
+
+def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Before a pooled PostgreSQL connection is handed out: is it still alive? Without a
+    round trip (``pool_pre_ping`` sent an empty query per checkout and waited for it).
+
+    An idle connection in the pool has nothing to read: PostgreSQL writes to it unasked
+    only to end it (a restart, a crash, ``pg_terminate_backend``: an error message, then
+    the socket closes). So a socket that is readable, or already known broken, means a
+    dead connection: the pool drops it and connects anew (``DisconnectionError``, up to
+    three times), as after a failed ping. A server that vanished without closing its
+    sockets (a host lost) is found by the first statement's error instead, which
+    invalidates the whole pool (SQLAlchemy's disconnect handling); that request fails."""
+    try:
+        if dbapi_conn.closed or dbapi_conn.broken:
+            raise DisconnectionError("connection closed")
+        poller = select.poll()
+        poller.register(dbapi_conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        ready = poller.poll(0)
+    except DisconnectionError:
+        raise
+    except Exception as exc:  # the socket is gone: psycopg raises OperationalError
+        raise DisconnectionError(str(exc)) from exc
+    if ready:
+        raise DisconnectionError("the server wrote to or closed an idle connection")
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -3,7 +3,7 @@ dependencies endpoints use. The app's full state, with the domain's caches, exte
 ``Resources`` in ``fidelia/state.py``: the kit knows no domain."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Annotated, TypeVar
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -15,6 +15,7 @@ from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Resources:
@@ -30,6 +31,22 @@ class Resources:
         """For async endpoints: run blocking database work in a thread, within a slot."""
         async with self.db_slots:
             return await run_in_threadpool(fn, *args)
+
+    async def in_transaction(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """For async endpoints: ``fn(session, *args)`` in one write transaction, in one
+        worker thread (one thread hop, where a ``def`` endpoint with ``SessionDep`` and a
+        ``def`` dependency took one each, plus two for the session's opening and closing).
+        It commits before the answer is sent and rolls back on any exception, as
+        ``SessionDep`` does; what ``fn`` returns is the answer."""
+        return await self.run_in_db_slot(self._in_session, fn, args, kwargs)
+
+    def _in_session(
+        self, fn: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> T:
+        with self.db.session() as session:
+            return fn(session, *args, **kwargs)
 
 
 def db_slots(pool_size: int) -> int:

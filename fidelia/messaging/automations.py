@@ -51,6 +51,7 @@ from fidelia.models import (
     OutboxMessage,
     Tenant,
     Voucher,
+    VoucherRule,
     WhatsAppContact,
 )
 from fidelia.models.order import COMPLETE
@@ -72,17 +73,22 @@ CATCH_UP = timedelta(days=7)
 
 
 def after_sale(
-    session: Session, tenant: Tenant, customer: Customer | None, order: Order
+    session: Session,
+    tenant: Tenant,
+    customer: Customer | None,
+    order: Order,
+    voucher_rules: list[VoucherRule] | None = None,
 ) -> list[Voucher]:
     """Everything that follows a sale that earned, in its transaction: vouchers by rule,
     then the messages. Idempotent per order (a replay or a second call does nothing new).
-    ``customer`` None: the order's. Returns the vouchers issued now."""
+    ``customer`` None: the order's; ``voucher_rules``: the merchant's active ones when the
+    caller has them (cached), else read. Returns the vouchers issued now."""
     if order.state != COMPLETE or order.customer_id is None:
         return []
     if customer is None or customer.id != order.customer_id:
         customer = session.get_one(Customer, order.customer_id)
     session.flush()  # the sale's own rows count (sessions do not autoflush)
-    issued = rules.evaluate(session, tenant, customer, order)
+    issued = rules.evaluate(session, tenant, customer, order, voucher_rules)
     # What the sale earned (and the balances) only for a message the merchant switched on.
     points, cashback = earned_by(session, order) if tenant.message_benefit_earned else (0, 0)
     if points > 0 or cashback > 0:

@@ -21,7 +21,7 @@ from fidelia.events.deals import Applied, Basket, Line, applicable
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.ledger.service import POINTS, Account, Source, credit
 from fidelia.messaging import automations
-from fidelia.models import Customer, LoyaltyPayment, Order, Tenant, Voucher
+from fidelia.models import Customer, LoyaltyPayment, Order, Tenant, Voucher, VoucherRule
 from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
 from fidelia.orders.service import voucher_reference
@@ -237,9 +237,11 @@ def close(
     placed_at: datetime | None = None,
     completed_at: datetime | None = None,
     details: dict[str, Any] | None = None,
+    voucher_rules: list[VoucherRule] | None = None,
 ) -> Receipt:
     """Record the sale as a complete order: what was paid with money earns (points per
-    currency unit and cashback), plus the deals' bonus points."""
+    currency unit and cashback), plus the deals' bonus points. ``voucher_rules``: the
+    merchant's active ones when the caller has them (cached), else read."""
     earning_base = max(sale.to_pay - sale.paid_with_loyalty, 0)
     order = orders.upsert(
         session,
@@ -270,7 +272,7 @@ def close(
     code = f"TX-{order.id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
     order.details = {**order.details, "confirmation_code": code}
     session.flush()
-    automations.after_sale(session, sale.tenant, sale.customer, order)
+    automations.after_sale(session, sale.tenant, sale.customer, order, voucher_rules)
     return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback)
 
 

@@ -27,6 +27,7 @@ from fidelia.models import (
     Redemption,
     Tenant,
     Voucher,
+    VoucherRule,
 )
 from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, INITIAL, PENDING
 from fidelia.orders.earning import Bonus, bonus_for, proportional
@@ -48,6 +49,8 @@ class OrderData:
     completed_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
     after_sale: bool = True  # False: the caller runs automations.after_sale itself
+    # The merchant's active voucher rules when the caller has them (State.rules); None: read.
+    voucher_rules: list[VoucherRule] | None = None
 
 
 def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
@@ -133,7 +136,7 @@ def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
     elif data.completed:
         _complete(session, tenant, order, data.completed_at)
         if data.after_sale:
-            automations.after_sale(session, tenant, data.customer, order)
+            automations.after_sale(session, tenant, data.customer, order, data.voucher_rules)
     else:
         order.state = PENDING if order.customer_id else IGNORED
     return order

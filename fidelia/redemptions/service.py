@@ -62,7 +62,13 @@ def require_recent_visit(session: Session, tenant: Tenant, customer: Customer) -
 
 def take_stock(session: Session, reward: Reward, change: int) -> None:
     """Rewards with a stock: a conditional update, so concurrent redemptions never take
-    the last unit twice and stock never goes below zero."""
+    the last unit twice and stock never goes below zero.
+
+    ``reward`` may be a cached copy (the doors' redemptions take it from the catalog cache,
+    ``FIDELIA_TENANT_CACHE_SECONDS``): the stock itself is only ever read and changed in
+    the database; the copy says only whether the reward keeps one. A stock the merchant
+    just removed is read again before refusing; a stock just set on a reward that had none
+    counts the redemptions from the cache's time on."""
     if reward.stock is None:
         return
     result = session.execute(
@@ -71,6 +77,8 @@ def take_stock(session: Session, reward: Reward, change: int) -> None:
         .values(stock=Reward.stock + change)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
+        if session.scalar(select(Reward.stock).where(Reward.id == reward.id)) is None:
+            return  # no stock kept any more
         raise Conflict("This reward is out of stock.", code="OUT_OF_STOCK")
 
 

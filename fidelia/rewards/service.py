@@ -245,6 +245,14 @@ def get_for_tenant(session: Session, tenant_id: int, reward_id: int) -> Reward:
     return reward
 
 
+def active_reward_in(rewards: list[Reward], tenant_id: int, reward_id: int) -> Reward:
+    """``get_for_tenant`` over rewards already read (a catalog's active rewards, cached)."""
+    for reward in rewards:
+        if reward.id == reward_id and reward.tenant_id == tenant_id and reward.active:
+            return reward
+    raise NotFound(f"No reward {reward_id} at this merchant.", code="REWARD_NOT_FOUND")
+
+
 def reward_of(session: Session, tenant_id: int, reward_id: int) -> Reward:
     """One of the merchant's rewards, disabled ones too (another merchant's: not found)."""
     reward = session.scalar(

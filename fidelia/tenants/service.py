@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from sqlalchemy import func, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -542,6 +543,32 @@ def record_key_use(db: Database, key_id: int, at: datetime, every: float = 60.0)
     except Exception:  # noqa: BLE001 (bookkeeping must not break a door)
         log.warning("could not record the use of API key %s", key_id, exc_info=True)
         return False
+
+
+class TenantCache:
+    """Merchants by id, kept ``ttl`` seconds (``FIDELIA_TENANT_CACHE_SECONDS``, like the
+    keys), for the public doors that name a merchant by its id (seed 000's redemption): a
+    setting change or a suspension is seen within ``ttl`` seconds, as through a key. A miss
+    reads in the caller's session and keeps a *copy* (no session's object, safe to share
+    between requests' threads); an unknown id is never kept. ``ttl`` 0: no cache."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, Tenant]] = {}
+
+    def get(self, session: Session, tenant_id: int) -> Tenant:
+        """The merchant (``get_by_id``: TENANT_NOT_FOUND when there is none)."""
+        hit = self._entries.get(tenant_id)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        tenant = get_by_id(session, tenant_id)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            columns = sa_inspect(Tenant).column_attrs
+            twin = Tenant(**{c.key: getattr(tenant, c.key) for c in columns})
+            self._entries[tenant_id] = (time.monotonic(), twin)
+        return tenant
 
 
 # -- groups ---------------------------------------------------------------------------------

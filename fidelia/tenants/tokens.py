@@ -97,9 +97,6 @@ class Holder:
     api_key_id: int
 
 
-# digest -> (when read, the holder, the token's expiry): the live tokens this process has
-# seen, kept ``ttl`` seconds (``holder_of``), as API keys are (``tenants.service.KeyCache``).
-_HOLDERS: dict[str, tuple[float, Holder, datetime]] = {}
 _HOLDER = (
     select(Tenant, ApiKey.id, AccessToken.expires_at)
     .join(AccessToken, AccessToken.tenant_id == Tenant.id)
@@ -114,37 +111,59 @@ _HOLDER = (
 )
 
 
-@binds_merchant
-def holder_of(db: Database, token: str, ttl: float = 0.0) -> Holder:
-    """Who ``token`` speaks for. With ``ttl`` > 0 a live token's answer is kept that many
-    seconds in this process (never past the token's expiry), so a hot door does not open a
-    session on every call: a revocation (of the token, its key, or a suspension) is then
-    seen within ``ttl`` seconds by the other processes, at once by this one."""
-    key, at = digest(token), now()
-    hit = _HOLDERS.get(key) if ttl > 0 else None
-    if hit is not None and time.monotonic() - hit[0] < ttl and hit[2] > at:
-        return hit[1]
-    with db.session(readonly=True) as session:
-        row = session.execute(_HOLDER, {"digest": key, "at": at}).first()
-        if row is None:
-            _HOLDERS.pop(key, None)
-            raise Unauthorized("Invalid, expired or revoked access token.")
-        tenant, api_key_id, expires_at = row
-        session.expunge(tenant)
-    holder = Holder(tenant, api_key_id)
-    if ttl > 0:
-        if len(_HOLDERS) > 10_000:
-            _HOLDERS.clear()
-        _HOLDERS[key] = (time.monotonic(), holder, expires_at)
-    return holder
+class HolderCache:
+    """Token digest -> (when read, the holder, the token's expiry): the live tokens this
+    app instance has seen, kept ``ttl`` seconds, as API keys are (``tenants.service.
+    KeyCache``); one per app instance (``State.tokens``). ``ttl`` 0: no cache."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Holder, datetime]] = {}
+
+    @binds_merchant
+    def cached(self, token: str) -> Holder | None:
+        """The holder when this token's answer is in the cache and fresh (no database)."""
+        hit = self._entries.get(digest(token)) if self.ttl > 0 else None
+        if hit is not None and time.monotonic() - hit[0] < self.ttl and hit[2] > now():
+            return hit[1]
+        return None
+
+    @binds_merchant
+    def holder_of(self, db: Database, token: str) -> Holder:
+        """Who ``token`` speaks for. A live token's answer is kept ``ttl`` seconds (never
+        past the token's expiry), so a hot door does not open a session on every call: a
+        revocation (of the token, its key, or a suspension) is then seen within ``ttl``
+        seconds by the other processes, at once by this one (``revoke``)."""
+        found = self.cached(token)
+        if found is not None:
+            return found
+        key = digest(token)
+        with db.session(readonly=True) as session:
+            row = session.execute(_HOLDER, {"digest": key, "at": now()}).first()
+            if row is None:
+                self._entries.pop(key, None)
+                raise Unauthorized("Invalid, expired or revoked access token.")
+            tenant, api_key_id, expires_at = row
+            session.expunge(tenant)
+        holder = Holder(tenant, api_key_id)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), holder, expires_at)
+        return holder
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(digest(token), None)
 
 
 def tenant_for(db: Database, token: str) -> Tenant:
-    return holder_of(db, token).tenant
+    return HolderCache(0).holder_of(db, token).tenant
 
 
-def revoke(db: Database, token: str) -> None:
-    _HOLDERS.pop(digest(token), None)
+def revoke(db: Database, token: str, holders: HolderCache | None = None) -> None:
+    """Revoke ``token``; ``holders``, the cache of this app instance, forgets it at once."""
+    if holders is not None:
+        holders.forget(token)
     with db.session() as session:
         session.execute(
             update(AccessToken).where(AccessToken.digest == digest(token)).values(revoked_at=now())

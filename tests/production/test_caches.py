@@ -18,7 +18,7 @@ import pytest
 
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
-from fidelia.tenants.service import revoke_api_key
+from fidelia.tenants.service import revoke_api_key, suspend
 from tests.dialects.pdv.conftest import AVAILABLE, make_merchant
 from tests.dialects.rest_v2.conftest import CUSTOMERS, TOKEN
 from tests.dialects.retail_v1.conftest import headers as retail_headers
@@ -91,3 +91,39 @@ def test_a_revoked_key_is_refused_within_the_documented_time(pg_url, processes):
     assert set(before["retail"]) <= {200, 400, 404} and 401 not in before["retail"]
     assert before["pin"] == {200: CALLS}
     assert after == {door: {401: CALLS} for door in ("pos", "retail", "pin", "rest_v2")}
+
+
+def test_public_redemption_sees_a_suspension_within_the_documented_time(pg_url, processes):
+    """Seed 000's public redemption names the merchant by id; the merchant comes from a
+    cache (``State.merchants``, issue 14) kept as long as the keys: a suspended merchant
+    answers 404 COMERCIO_NOT_FOUND in every process once the documented time has passed."""
+    seconds = documented_seconds()
+    db = Database(pg_url, pool_size=2)
+    try:
+        merchant = make_merchant(db, slug="cache-public")
+        url = processes.serve(fidelia_env(pg_url), 2)
+        body = {"whatsapp": "+5491155550000", "id_comercio": merchant.id, "id_promocion": 1}
+
+        def codes() -> Counter[str]:
+            barrier = threading.Barrier(CALLS)
+
+            def one(_: int) -> str:
+                with httpx.Client(base_url=url, timeout=30) as http:
+                    barrier.wait()
+                    answer = http.post("/api/v1/redimir/canjear", json=body)
+                    return f"{answer.status_code} {answer.json().get('codigo')}"
+
+            with ThreadPoolExecutor(CALLS) as pool:
+                return Counter(pool.map(one, range(CALLS)))
+
+        before = codes()  # caches warm: an unknown customer of a known merchant
+        with db.session() as session:
+            suspend(session, merchant.id)
+        suspended_at = time.monotonic()
+        time.sleep(max(0.0, suspended_at + seconds - time.monotonic()))
+        after = codes()
+    finally:
+        db.dispose()
+    print(f"\nbefore: {before}\nafter {seconds} s: {after}")
+    assert before == {"404 CLIENTE_NOT_FOUND": CALLS}
+    assert after == {"404 COMERCIO_NOT_FOUND": CALLS}

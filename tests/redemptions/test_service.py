@@ -311,6 +311,40 @@ def test_the_last_unit_of_stock_goes_once_and_comes_back_on_cancel(db):
     assert (stock(db, prize), stock(db, other)) == (1, 5)
 
 
+def test_a_cached_reward_takes_the_stock_the_database_has(db):
+    """The doors redeem with the reward from the catalog cache (issue 14): the stock is
+    still taken in the database; a stock the merchant removed since the copy was made
+    refuses nothing, and an out-of-stock reward is refused whatever the copy says."""
+    tenant = shop(db)
+    ana = member(db, tenant)
+    give(db, tenant, ana, 100)
+    prize = reward(db, tenant, points=10, stock=1)
+    with db.session(readonly=True) as session:
+        copy = session.get_one(Reward, prize)
+        session.expunge(copy)
+    assert copy.stock == 1
+
+    def redeem_copy() -> None:
+        with db.session() as session:
+            redeem(
+                session,
+                session.get_one(Tenant, tenant.id),
+                session.get_one(Customer, ana),
+                copy,
+                origin="pdv",
+            )
+
+    redeem_copy()
+    assert stock(db, prize) == 0
+    with pytest.raises(Conflict) as refused:
+        redeem_copy()  # the copy still says 1: the database decides
+    assert refused.value.code == "OUT_OF_STOCK" and balances(db, ana) == (90, 0)
+    with db.session() as session:
+        session.get_one(Reward, prize).stock = None  # the merchant stops counting
+    redeem_copy()  # the copy still counts: not refused
+    assert stock(db, prize) is None and balances(db, ana) == (80, 0)
+
+
 def cashback_shop(db, **columns: object) -> Tenant:
     return shop(db, point_value_milli_minor=columns.pop("point_value_milli_minor", 100), **columns)
 

@@ -12,7 +12,7 @@ from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
 from fidelia.models import MessageLog, Tenant, Voucher
 from fidelia.orders import service as orders
-from fidelia.vouchers.rules import create_rule
+from fidelia.vouchers.rules import RuleCache, create_rule
 from fidelia.vouchers.service import validate
 from tests.dialects.rest_v2.conftest import create_customer, make_merchant, token_for
 from tests.dialects.rest_v2.test_races import burst
@@ -91,3 +91,38 @@ def test_concurrent_sales_cross_each_threshold_once(pg, app, db):
     assert Counter(a.status_code for a in answers) == {201: 20}
     campaigns = sorted(v.campaign or "" for v in vouchers(db))
     assert campaigns == sorted(f"rule-1-{n}" for n in range(1, 11))
+
+
+def test_cached_rules_issue_the_same_vouchers_and_a_new_rule_waits_for_the_cache(db):
+    """A sale takes the merchant's active rules from ``RuleCache`` (``State.rules``, kept
+    ``FIDELIA_TENANT_CACHE_SECONDS``): the cached copies issue what a fresh read would, and
+    a rule created while they are fresh counts for the sales after the cache's time (a
+    threshold a sale crossed in between is not owed, as with any rule's thresholds)."""
+    tenant, _ = make_tenant(db, currency="BRL")
+    rule(db, tenant.id, kind="purchases", threshold=2, value=5_00)
+    cache = RuleCache(ttl=3600)
+
+    def cached_sale(ref: str) -> None:
+        with db.session() as session:
+            shop = session.get_one(Tenant, tenant.id)
+            customer = identify(session, shop, {"cpf": CPF})
+            orders.upsert(
+                session,
+                shop,
+                orders.OrderData(
+                    original_id=ref,
+                    total=5_00,
+                    customer=customer,
+                    completed=True,
+                    voucher_rules=cache.active(session, shop),
+                ),
+            )
+
+    cached_sale("C-1")
+    later = rule(db, tenant.id, kind="purchases", threshold=1, value=1_00)
+    cached_sale("C-2")  # the second purchase: the cached rule's voucher, not the new rule's
+    assert [v.campaign for v in vouchers(db)] == ["rule-1-1"]
+    cache.ttl = 0  # the cache's time has passed
+    cached_sale("C-3")
+    # C-2 was the new rule's first purchase, seen without it; C-3 is its second.
+    assert [v.campaign for v in vouchers(db)] == ["rule-1-1", f"rule-{later}-2"]

@@ -6,6 +6,7 @@ import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from fidelia.kit.errors import Unauthorized
 from fidelia.models import Tenant
@@ -26,15 +27,19 @@ def _basic(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-def pdv_merchant(request: Request, state: AppState) -> Tenant:
+async def pdv_merchant(request: Request, state: AppState) -> Tenant:
+    """Async: with the key in the cache and the counters in memory it costs no thread hop;
+    a cache miss reads in a worker thread."""
     token, secret = _basic(request.headers.get("Authorization"))
-    tenant = state.keys.tenant_for(state.db, secret, token)
+    hit, tenant = state.keys.cached(secret, token)
+    if not hit:
+        tenant = await run_in_threadpool(state.keys.tenant_for, state.db, secret, token)
     if tenant is None:
         raise Unauthorized("Invalid or revoked API token/key.")
     # Before the limiter: a 429 must carry CORS headers too, or a browser POS cannot read it.
     request.state.cors_origins = [o for o in tenant.cors_origins.split(",") if o]
     # Counted after authentication, so nobody can use up a merchant's quota with bad keys.
-    state.limiter.hit(state.settings.rate_limit_pdv, "pdv", token)
+    await state.limiter.hit_async(state.settings.rate_limit_pdv, "pdv", token)
     return tenant
 
 

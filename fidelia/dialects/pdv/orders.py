@@ -18,6 +18,8 @@ from fidelia.models import Customer, Order, Tenant
 from fidelia.models.order import CANCELLED, COMPLETE
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
+from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
 
@@ -71,8 +73,15 @@ def order_out(session: Session, tenant: Tenant, order: Order) -> dict[str, Any]:
 
 
 @router.post("/orders", response_model=Envelope)
-def register_order(body: OrderIn, tenant: PdvMerchant, session: SessionDep) -> dict[str, Any]:
+async def register_order(body: OrderIn, tenant: PdvMerchant, state: AppState) -> dict[str, Any]:
     """Register or update (same ``OriginalId``) an order; complete orders earn points/cashback."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_register_order, body, tenant, state.rules)
+
+
+def _register_order(
+    session: Session, body: OrderIn, tenant: Tenant, rules: RuleCache
+) -> dict[str, Any]:
     data = OrderData(
         original_id=body.OriginalId.strip(),
         total=money_in(body.OrderTotal, tenant.currency),
@@ -89,6 +98,7 @@ def register_order(body: OrderIn, tenant: PdvMerchant, session: SessionDep) -> d
             "branch": body.Branch.model_dump(mode="json") if body.Branch else None,
             "salesperson": body.SalesPerson.model_dump(mode="json") if body.SalesPerson else None,
         },
+        voucher_rules=rules.active(session, tenant) if body.IsCompleted else None,
     )
     order = orders.upsert(session, tenant, data)
     return order_out(session, tenant, order)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fidelia.customers.standing import CatalogCache
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
 from fidelia.dialects.pdv.common import by_document, customer_out, require_customer
@@ -33,7 +34,8 @@ from fidelia.ledger.service import POINTS
 from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
-from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.rewards.service import active_reward_in, active_rewards
+from fidelia.state import AppState
 from fidelia.tenants.point_value import value_of_points
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
@@ -143,10 +145,17 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
 
 
 @router.post("/rewards/{reward_id}/redeem", response_model=Envelope)
-def redeem(
-    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, session: SessionDep
+async def redeem(
+    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, state: AppState
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_redeem, reward_id, body, tenant, state.catalogs)
+
+
+def _redeem(
+    session: Session, reward_id: int, body: RedeemIn, tenant: Tenant, catalogs: CatalogCache
+) -> dict[str, Any]:
     # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
     request = {**body.model_dump(mode="json"), "Value": money_in(body.Value, tenant.currency)}
     keyed = claim(
@@ -155,7 +164,9 @@ def redeem(
     if keyed.replay is not None:
         return keyed.replay
     customer = require_customer(session, tenant, body.CustomerId)
-    reward = get_for_tenant(session, tenant.id, reward_id)
+    # The merchant's active rewards from the cache (FIDELIA_TENANT_CACHE_SECONDS).
+    rewards = catalogs.get(session, tenant.program_id).rewards
+    reward = active_reward_in(rewards, tenant.id, reward_id)
     if reward.reward_type == "product" and not reward.external_product_id:
         raise DomainError(
             "This product reward has no product id for the POS; the merchant must set it.",

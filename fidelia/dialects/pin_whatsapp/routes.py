@@ -30,7 +30,7 @@ from fidelia.dialects.pin_whatsapp.schemas import (
     PuntosResponse,
     SaldoOut,
 )
-from fidelia.kit.deps import ReadSessionDep, SessionDep
+from fidelia.kit.deps import ReadSessionDep
 from fidelia.kit.errors import Forbidden, NotFound, Unauthorized
 from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
@@ -40,9 +40,9 @@ from fidelia.models import Customer, Pin, Tenant
 from fidelia.ops.replica import MayLagSessionDep, may_lag
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import redeem, require_recent_visit
-from fidelia.rewards.service import active_rewards, get_for_tenant
+from fidelia.rewards.service import active_reward_in, active_rewards
 from fidelia.state import AppState, State
-from fidelia.tenants.service import get_by_id, get_by_slug, require_active
+from fidelia.tenants.service import get_by_slug, require_active
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 429, 500)
@@ -207,14 +207,19 @@ def _standings(state: State, number: str, lag: bool) -> list[Standing]:
     response_model=CanjearResponse,
     dependencies=[Depends(rate_limited("canjear"))],
 )
-def canjear(
-    body: CanjearIn, session: SessionDep, state: AppState
-) -> CanjearResponse | JSONResponse:
+async def canjear(body: CanjearIn, state: AppState) -> CanjearResponse | JSONResponse:
     """Redeem a reward: needs a recent accreditation at the merchant and enough points; at a
     merchant that validates customers, also the ``codigo`` the bot gave the customer."""
-    tenant = require_active(get_by_id(session, body.id_comercio))
+    # Async, the transaction in one worker thread (see generar_pin).
+    return await state.in_transaction(_canjear, body, state)
+
+
+def _canjear(session: Session, body: CanjearIn, state: State) -> CanjearResponse | JSONResponse:
+    # The merchant and its active rewards from the caches (FIDELIA_TENANT_CACHE_SECONDS).
+    tenant = require_active(state.merchants.get(session, body.id_comercio))
     customer = _customer(session, tenant, str(body.whatsapp))
-    reward = get_for_tenant(session, tenant.id, body.id_promocion)
+    rewards = state.catalogs.get(session, tenant.program_id).rewards
+    reward = active_reward_in(rewards, tenant.id, body.id_promocion)
     require_recent_visit(session, tenant, customer)
     if body.codigo and not short_codes.verify(
         session, tenant, customer, body.codigo.strip(), state.settings.secret_key

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from fidelia.dialects.rest_v2.schemas import TokenIn, TokenOut
 from fidelia.kit.deps import DbSlot
@@ -46,7 +47,7 @@ FIRST = ("api_key", "apiKey", "client_id", "clientId")
 SECOND = ("api_secret", "apiSecret", "client_secret", "clientSecret")
 
 
-def access_token(credentials: Credentials) -> str:
+async def access_token(credentials: Credentials) -> str:
     if credentials is None or not credentials.credentials.strip():
         raise Unauthorized("Send Authorization: Bearer <access_token> (from POST /v2/auth/token).")
     return credentials.credentials.strip()
@@ -55,12 +56,19 @@ def access_token(credentials: Credentials) -> str:
 AccessToken = Annotated[str, Depends(access_token)]
 
 
-def merchant(token: AccessToken, state: AppState, _slot: DbSlot) -> Tenant:
-    try:
-        holder = tokens.holder_of(state.db, token, state.settings.tenant_cache_seconds)
-    except Unauthorized as exc:
-        raise Unauthorized(exc.message, code="INVALID_TOKEN") from exc
-    state.limiter.hit(state.settings.rate_limit_rest_v2, "rest-v2", str(holder.api_key_id))
+async def merchant(token: AccessToken, state: AppState) -> Tenant:
+    """Async: with the token in the cache and the counters in memory it costs no thread
+    hop; a cache miss reads in a worker thread (no database slot: the endpoint's session
+    may hold this request's one already)."""
+    holder = state.tokens.cached(token)
+    if holder is None:
+        try:
+            holder = await run_in_threadpool(state.tokens.holder_of, state.db, token)
+        except Unauthorized as exc:
+            raise Unauthorized(exc.message, code="INVALID_TOKEN") from exc
+    await state.limiter.hit_async(
+        state.settings.rate_limit_rest_v2, "rest-v2", str(holder.api_key_id)
+    )
     return holder.tenant
 
 
@@ -254,5 +262,5 @@ def create_token(
 def revoke_token(token: AccessToken, _tenant: Merchant, state: AppState) -> Response:
     """Revoke this access token (every holder of it: a credential's callers share their
     live token); the next token call gets a new one."""
-    tokens.revoke(state.db, token)
+    tokens.revoke(state.db, token, state.tokens)
     return Response(status_code=204)

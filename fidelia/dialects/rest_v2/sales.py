@@ -16,12 +16,13 @@ from fidelia.dialects.rest_v2.auth import Merchant
 from fidelia.dialects.rest_v2.common import balance_out, cpf_identifier, money
 from fidelia.dialects.rest_v2.schemas import Earned, ErrorOut, SaleIn, SaleOut
 from fidelia.idempotency import service as idempotency
-from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import Conflict, InvalidInput
 from fidelia.kit.money import to_minor
 from fidelia.models import Customer, Order, Tenant
 from fidelia.orders import service as orders
 from fidelia.orders.service import OrderData
+from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(tags=["Seed 004: sales"])
 
@@ -93,17 +94,31 @@ def sale_out(session: Session, tenant: Tenant, order: Order, external_id: str | 
         },
     },
 )
-def register_sale(
+async def register_sale(
     body: SaleIn,
     request: Request,
     tenant: Merchant,
-    session: SessionDep,
+    state: AppState,
     idempotency_key: keys.IdempotencyKey = None,
 ) -> Any:
     """Register a sale by ``cpf`` or ``customer_id``: it earns points and cashback now, and
     answers what it earned and the new balance. The same ``external_id`` or
     ``Idempotency-Key`` replays that answer; a CPF seen for the first time enrols its
     customer."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(
+        _register_sale, body, request, tenant, idempotency_key, state.rules
+    )
+
+
+def _register_sale(
+    session: Session,
+    body: SaleIn,
+    request: Request,
+    tenant: Tenant,
+    idempotency_key: str | None,
+    rules: RuleCache,
+) -> Any:
     amount = to_minor(body.sale_amount, tenant.currency)
     ref = customer_ref(body)
     external_id = body.external_id.strip() if body.external_id else None
@@ -142,6 +157,7 @@ def register_sale(
             placed_at=body.sold_at,
             completed_at=body.sold_at,
             details={"door": "rest_v2"},
+            voucher_rules=rules.active(session, tenant),
         ),
     )
     session.flush()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.profile import consents_of
-from fidelia.customers.service import find
+from fidelia.customers.service import find_first
 from fidelia.dialects.retail_v1.errors import at, fail
 from fidelia.dialects.retail_v1.schemas import (
     PROFILE_FIELDS,
@@ -25,9 +25,9 @@ from fidelia.dialects.retail_v1.wire import FieldWarning
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import InvalidInput
 from fidelia.kit.phone import phone_of
-from fidelia.ledger.service import CASHBACK, POINTS, Account, balance
 from fidelia.models import Customer, CustomerIdentifier, Tenant, Voucher
 from fidelia.orders.service import spending
+from fidelia.redemptions.service import wallet_of
 from fidelia.tenants.point_value import value_of_points
 from fidelia.vouchers.service import state_of
 
@@ -103,12 +103,8 @@ def require_identifiers(
 
 def lookup(session: Session, tenant: Tenant, given: list[Given]) -> Customer | None:
     """The first identifier, in lookup order, that names a member of this program."""
-    for identifier in given:
-        for kind in identifier.kinds:
-            customer = find(session, tenant.program_id, kind, identifier.value)
-            if customer is not None:
-                return customer
-    return None
+    candidates = [(kind, identifier.value) for identifier in given for kind in identifier.kinds]
+    return find_first(session, tenant.program_id, candidates)
 
 
 def require_member(
@@ -147,10 +143,8 @@ def utc_or_none(moment: datetime | None) -> datetime | None:
 
 
 def balance_of(session: Session, customer: Customer) -> BalanceOut:
-    return BalanceOut(
-        points=balance(session, Account(customer.program_id, customer.id, POINTS)),
-        credit=balance(session, Account(customer.program_id, customer.id, CASHBACK)),
-    )
+    wallet = wallet_of(session, customer)  # both balances, one round trip
+    return BalanceOut(points=wallet.points, credit=wallet.cashback)
 
 
 def member_out(session: Session, tenant: Tenant, customer: Customer) -> MemberOut:

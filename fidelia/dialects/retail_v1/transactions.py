@@ -38,6 +38,8 @@ from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.models import Customer, LoyaltyPayment
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
+from fidelia.state import AppState
+from fidelia.vouchers.rules import RuleCache
 
 router = APIRouter(route_class=RetailRoute)
 LOYALTY = {"POINTS": "points", "CREDIT": "credit"}
@@ -85,7 +87,9 @@ def forget_payment(session: Session, payment: LoyaltyPayment) -> None:
 # -- /transaction ------------------------------------------------------------------------------
 
 
-def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[str, Any]:
+def _submit(
+    session: Session, caller: Caller, body: TransactionRequest, rules: RuleCache
+) -> dict[str, Any]:
     tenant = caller.tenant
     tx = body.transaction
     assert tx is not None
@@ -137,6 +141,7 @@ def _submit(session: Session, caller: Caller, body: TransactionRequest) -> dict[
             "employee": tx.employee,
             "tags": tx.tags,
         },
+        voucher_rules=rules.active(session, tenant),
     )
     data = TransactionData(
         transactionId=tx.transactionId,
@@ -210,9 +215,16 @@ def _cancel(session: Session, caller: Caller, body: TransactionRequest | CancelR
 
 
 @router.post("/transaction", response_model=TransactionResponse)
-def transaction(body: TransactionRequest, caller: RetailCaller, session: SessionDep) -> Any:
+async def transaction(body: TransactionRequest, caller: RetailCaller, state: AppState) -> Any:
     """Submit a sale (idempotent on transactionId): deals, assets, loyalty payments and
     earnings in one go; or cancel one by its confirmation code (undone once)."""
+    # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    return await state.in_transaction(_transaction, body, caller, state.rules)
+
+
+def _transaction(
+    session: Session, body: TransactionRequest, caller: Caller, rules: RuleCache
+) -> Any:
     if body.action == "cancel":
         return _cancel(session, caller, body)
     if body.transaction is None:
@@ -227,7 +239,7 @@ def transaction(body: TransactionRequest, caller: RetailCaller, session: Session
         )
     if keyed.replay is not None:
         return JSONResponse(keyed.replay)
-    answer = _submit(session, caller, body)
+    answer = _submit(session, caller, body, rules)
     keyed.store(answer)
     return JSONResponse(answer)
 

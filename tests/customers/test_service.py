@@ -1,0 +1,24 @@
+"""Finding a customer by the first of several identifiers that names one (the retail door's
+member lookup: phone as ``phone`` then ``whatsapp``, then email, ...), in one round trip."""
+
+from fidelia.customers.service import find_first, identify
+from fidelia.kit.db import Database
+from fidelia.models import Tenant
+from tests.support.helpers import make_tenant
+
+
+def test_the_first_identifier_in_order_that_names_a_customer_wins(db: Database) -> None:
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        shop = session.get_one(Tenant, tenant.id)
+        by_mail = identify(session, shop, {"email": "ana@example.com"}).id
+        by_whatsapp = identify(session, shop, {"whatsapp": "+5491155550001"}).id
+    phone = [("phone", "+5491155550001"), ("whatsapp", "+5491155550001")]
+    mail = [("email", "ana@example.com")]
+    with db.session(readonly=True) as session:
+        found = find_first(session, tenant.program_id, phone + mail)
+        assert found is not None and found.id == by_whatsapp
+        found = find_first(session, tenant.program_id, mail + phone)
+        assert found is not None and found.id == by_mail
+        assert find_first(session, tenant.program_id, [("phone", "+5491155550009")]) is None
+        assert find_first(session, tenant.program_id + 1000, phone + mail) is None
