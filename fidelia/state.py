@@ -30,6 +30,14 @@ class State(Resources):
         with self.db.session() as session:
             return intake.store(session, messages)
 
+    async def receive_inbound(self, messages: list[Inbound]) -> int:
+        """``store_inbound`` for an async endpoint. PostgreSQL: one statement on the async
+        engine, in the event loop (``intake.store_now``). SQLite: the one writer, in a
+        worker thread (the write lock may be held by the worker's batch)."""
+        if self.db.is_sqlite:
+            return await self.run_in_db_slot(self.store_inbound, messages)
+        return await intake.store_now(self.db, messages)
+
 
 async def get_state(request: Request) -> State:
     """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, and a

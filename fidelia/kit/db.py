@@ -6,6 +6,7 @@ so writers queue on the lock (busy timeout) instead of failing or reading a stal
 balance; read-only sessions use a plain deferred ``BEGIN``.
 """
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 READONLY = "fidelia_readonly"
@@ -42,11 +44,41 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _make_sqlite_transactional(engine)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        _psycopg(url, "psycopg"),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
     )
+
+
+def _psycopg(url: str, driver: str) -> str:
+    """A PostgreSQL URL with psycopg's sync (``psycopg``) or async (``psycopg_async``) driver."""
+    for prefix in ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg_async://"):
+        if url.startswith(prefix):
+            return f"postgresql+{driver}://" + url.removeprefix(prefix)
+    return url
+
+
+def make_async_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """PostgreSQL on psycopg's async connections, for async endpoints whose database work is
+    a statement or two: no worker thread, no thread hop. No ``pool_pre_ping``: its round trip
+    would cost as much as such a statement; a connection the server dropped fails its
+    statement instead, and the pool then replaces every connection older than that failure
+    (callers whose statement may run twice retry once, see ``is_stale_connection``)."""
+    return create_async_engine(
+        _psycopg(url, "psycopg_async"),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+    )
+
+
+def is_stale_connection(exc: BaseException) -> bool:
+    """The error of a statement sent on a connection the server had dropped (restart,
+    failover, idle timeout); the pool has already thrown that connection away."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
@@ -103,6 +135,30 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.replica_engine: Engine | None = None
         self._lagging: sessionmaker[Session] | None = None
+        self._pool_size = pool_size
+        self._async_engine: AsyncEngine | None = None
+        self._async_autocommit: AsyncEngine | None = None
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """PostgreSQL only: the primary on psycopg's async driver (``make_async_engine``),
+        made on first use, disposed with the rest. Its transactions are the caller's
+        (``async with db.async_engine.begin() as conn``); no ORM session, no write lock."""
+        if self.is_sqlite:
+            raise RuntimeError("the async engine is PostgreSQL's; SQLite goes through session()")
+        if self._async_engine is None:
+            self._async_engine = make_async_engine(self.url, self._pool_size)
+        return self._async_engine
+
+    @property
+    def async_autocommit(self) -> AsyncEngine:
+        """The same engine and pool, each statement its own transaction: for work that is ONE
+        statement, durable when it returns, in one round trip (no ``BEGIN``, no ``COMMIT``)."""
+        if self._async_autocommit is None:
+            self._async_autocommit = self.async_engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+        return self._async_autocommit
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""
@@ -170,6 +226,14 @@ class Database:
         self.engine.dispose()
         if self.replica_engine is not None:
             self.replica_engine.dispose()
+        if self._async_engine is not None:
+            # Closing an async connection needs an event loop, and this may be called from
+            # inside one (the app's shutdown) or after it ended (tests, the CLI): a loop of
+            # its own, in a thread of its own.
+            closing = threading.Thread(target=asyncio.run, args=(self._async_engine.dispose(),))
+            closing.start()
+            closing.join()
+            self._async_engine = self._async_autocommit = None
 
 
 def insert_for(session: Session) -> Any:

@@ -12,16 +12,24 @@ never lost.
 
 Workers are woken at once: on PostgreSQL by ``NOTIFY fidelia_work`` sent in the storing
 transaction (delivered at its commit) to workers that ``LISTEN``; in the same process by the
-outbox's wake-up event, set after the commit."""
+outbox's wake-up event, set after the commit.
+
+On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement on the async
+engine, its own transaction (autocommit), the NOTIFY made by ``pg_notify`` in its
+``RETURNING`` (once per stored row; PostgreSQL delivers one per transaction and channel):
+one round trip, in the event loop, durable when it returns."""
 
 import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import Table, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for
+from fidelia.kit.db import Database, is_stale_connection
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -39,11 +47,22 @@ def notify(session: Session) -> None:
     session.info["outbox_wakeup"] = True
 
 
-def store(session: Session, messages: Sequence[Inbound]) -> int:
-    """Insert the messages not seen before; returns how many were new."""
-    if not messages:
-        return 0
-    rows = [
+_INBOUND = cast(Table, InboundMessage.__table__)
+# The messages not seen before, deduplicated on Meta's id; built once (a statement per call
+# was compiled per call). Their ids come back; on PostgreSQL each with a NOTIFY.
+_STORE = {
+    "postgresql": pg_insert(_INBOUND)
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(_INBOUND.c.message_id, func.pg_notify(CHANNEL, "")),
+    "sqlite": sqlite_insert(_INBOUND)
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(_INBOUND.c.message_id),
+}
+
+
+def _rows(messages: Sequence[Inbound]) -> list[dict[str, Any]]:
+    at = now()
+    return [
         {
             "message_id": m.message_id,
             "wa_number": m.wa_number,
@@ -52,19 +71,42 @@ def store(session: Session, messages: Sequence[Inbound]) -> int:
             "profile_name": (m.profile_name or "")[:200] or None,
             "body": m.text,
             "status": "pending",
-            "received_at": now(),
+            "received_at": at,
         }
         for m in {m.message_id: m for m in messages}.values()  # a batch may repeat one
     ]
-    stored = session.execute(
-        insert_for(session)(InboundMessage)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(InboundMessage.message_id)
-    ).all()
+
+
+def store(session: Session, messages: Sequence[Inbound]) -> int:
+    """Insert the messages not seen before; returns how many were new. The workers are
+    woken once the session commits."""
+    if not messages:
+        return 0
+    stored = session.execute(_STORE[session.get_bind().dialect.name], _rows(messages)).all()
     if stored:
-        notify(session)
+        session.info["outbox_wakeup"] = True  # PostgreSQL: pg_notify in the statement
     return len(stored)
+
+
+async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
+    """``store`` on PostgreSQL from the event loop: one statement, its own transaction, so
+    the messages are durable when it returns; returns how many were new. A connection the
+    server had dropped (a restart) is replaced and the statement sent once more: it may
+    run twice, since a message already stored is skipped."""
+    if not messages:
+        return 0
+    rows = _rows(messages)
+    for attempt in (1, 2):
+        try:
+            async with db.async_autocommit.connect() as conn:
+                stored = len((await conn.execute(_STORE["postgresql"], rows)).all())
+            break
+        except Exception as exc:
+            if attempt == 2 or not is_stale_connection(exc):
+                raise
+    if stored:
+        outbox.wakeup.set()  # a worker in this process; others LISTEN
+    return stored
 
 
 def _inbound(row: InboundMessage) -> Inbound:
