@@ -12,7 +12,7 @@ never lost.
 
 Workers are woken at once: on PostgreSQL by ``NOTIFY fidelia_work`` sent in the storing
 transaction (delivered at its commit) to workers that ``LISTEN``; in the same process by the
-outbox's wake-up event, set after the commit.
+outbox's wake-up event, set after the commit (``outbox``: the same for every kind of work).
 
 On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement on the async
 engine, its own transaction (autocommit), the NOTIFY made by ``pg_notify`` in its
@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, text, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -35,29 +35,28 @@ from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
 
 log = logging.getLogger("fidelia.intake")
-CHANNEL = "fidelia_work"
+CHANNEL = outbox.CHANNEL
 MAX_ATTEMPTS = 5
 
 
 def notify(session: Session) -> None:
     """Wake the workers once this transaction commits (PostgreSQL NOTIFY, and the
-    in-process event for a worker running inside this process)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+    in-process event for a worker running inside this process): see ``outbox``."""
     session.info["outbox_wakeup"] = True
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
-# The messages not seen before, deduplicated on Meta's id; built once (a statement per call
-# was compiled per call). Their ids come back; on PostgreSQL each with a NOTIFY.
+# The messages not seen before, deduplicated on Meta's id; their ids come back. Built once
+# (a statement made per call was compiled per call).
 _STORE = {
-    "postgresql": pg_insert(_INBOUND)
+    name: insert(_INBOUND)
     .on_conflict_do_nothing(index_elements=["message_id"])
-    .returning(_INBOUND.c.message_id, func.pg_notify(CHANNEL, "")),
-    "sqlite": sqlite_insert(_INBOUND)
-    .on_conflict_do_nothing(index_elements=["message_id"])
-    .returning(_INBOUND.c.message_id),
+    .returning(_INBOUND.c.message_id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
+# ``store_now``'s: the same, with the workers' NOTIFY (its own transaction has no commit to
+# send it at): once per row stored, one delivered.
+_STORE_NOW = _STORE["postgresql"].returning(func.pg_notify(CHANNEL, ""))
 
 
 def _rows(messages: Sequence[Inbound]) -> list[dict[str, Any]]:
@@ -84,7 +83,7 @@ def store(session: Session, messages: Sequence[Inbound]) -> int:
         return 0
     stored = session.execute(_STORE[session.get_bind().dialect.name], _rows(messages)).all()
     if stored:
-        session.info["outbox_wakeup"] = True  # PostgreSQL: pg_notify in the statement
+        notify(session)
     return len(stored)
 
 
@@ -99,13 +98,26 @@ async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
     for attempt in (1, 2):
         try:
             async with db.async_autocommit.connect() as conn:
-                stored = len((await conn.execute(_STORE["postgresql"], rows)).all())
+                stored = len((await conn.execute(_STORE_NOW, rows)).all())
             break
         except Exception as exc:
             if attempt == 2 or not is_stale_connection(exc):
                 raise
     if stored:
         outbox.wakeup.set()  # a worker in this process; others LISTEN
+    return stored
+
+
+def store_if_free(db: Database, messages: Sequence[Inbound]) -> int:
+    """``store`` on SQLite from the event loop, in the calling thread, if the writer's place
+    is free now (``Database.write_now``), else ``WriterBusy`` with nothing done; the worker
+    in this process is woken after the commit."""
+    if not messages:
+        return 0
+    with db.write_now() as conn:
+        stored = len(conn.execute(_STORE["sqlite"], _rows(messages)).all())
+    if stored:
+        outbox.wakeup.set()
     return stored
 
 
