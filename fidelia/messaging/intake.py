@@ -166,6 +166,7 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
         rows = _claim(session, batch, not db.is_sqlite)
         if not rows:
             return 0
+        outbox.wake_this_process_only(session)  # its replies: this worker delivers them
         rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
         at = now()
         credited = _credit_batch(session, bot, rows)

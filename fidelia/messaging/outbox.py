@@ -38,6 +38,13 @@ def _notify_workers(session: Session) -> None:
         session.info["outbox_notified"] = True
 
 
+def wake_this_process_only(session: Session) -> None:
+    """For a worker's own transaction: what it enqueues, it delivers in its next round (this
+    process's event wakes it), so no NOTIFY, which would only wake it, and every other
+    worker, for nothing."""
+    session.info["outbox_notified"] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_worker(session: Session) -> None:
     session.info.pop("outbox_notified", None)
