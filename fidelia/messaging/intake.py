@@ -95,17 +95,20 @@ async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
     if not messages:
         return 0
     rows = _rows(messages)
-    for attempt in (1, 2):
-        try:
-            async with db.async_autocommit.connect() as conn:
-                stored = len((await conn.execute(_STORE_NOW, rows)).all())
-            break
-        except Exception as exc:
-            if attempt == 2 or not is_stale_connection(exc):
-                raise
+    try:
+        stored = await _insert_now(db, rows)
+    except Exception as exc:
+        if not is_stale_connection(exc):
+            raise
+        stored = await _insert_now(db, rows)  # on a new connection
     if stored:
         outbox.wakeup.set()  # a worker in this process; others LISTEN
     return stored
+
+
+async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
+    async with db.async_autocommit.connect() as conn:
+        return len((await conn.execute(_STORE_NOW, rows)).all())
 
 
 def store_if_free(db: Database, messages: Sequence[Inbound]) -> int:

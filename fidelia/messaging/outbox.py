@@ -28,7 +28,7 @@ wakeup = threading.Event()
 @event.listens_for(Session, "before_commit")
 def _notify_workers(session: Session) -> None:
     """Once per transaction, at its top-level commit (a savepoint rolled back cannot take it
-    away); a statement that sent its own NOTIFY marks ``outbox_notified``."""
+    away), unless the transaction said otherwise (``wake_this_process_only``)."""
     if (
         session.info.get("outbox_wakeup")
         and not session.info.get("outbox_notified")
