@@ -161,6 +161,7 @@ class Database:
         self._pool_size = pool_size
         self._async_engine: AsyncEngine | None = None
         self._async_autocommit: AsyncEngine | None = None
+        self._now_engine: Engine | None = None  # SQLite's write_now
 
     @property
     def async_engine(self) -> AsyncEngine:
@@ -244,7 +245,12 @@ class Database:
         if not lock.acquire(blocking=False):
             raise WriterBusy
         try:
-            with self.engine.connect() as conn:
+            # A connection of its own, free whenever the lock is: one from the shared pool
+            # could make the event loop wait for requests that need the loop to give theirs
+            # back.
+            if self._now_engine is None:
+                self._now_engine = make_engine(self.url, pool_size=1)
+            with self._now_engine.connect() as conn:
                 with conn.execution_options(**{NOWAIT: True}).begin():
                     yield conn
         finally:
@@ -268,8 +274,9 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self.replica_engine is not None:
-            self.replica_engine.dispose()
+        for other in (self.replica_engine, self._now_engine):
+            if other is not None:
+                other.dispose()
         for engine in (self._async_engine, self._async_autocommit):
             if engine is not None:
                 # Closing an async connection needs an event loop, and this may be called
