@@ -109,6 +109,7 @@ class Bench:
         self.floor: FloorServer | None = None
         self.floor_url = ""
         self.last_end_to_end = 0.0
+        self.last_tag = ""
 
     def wants(self, name: str) -> bool:
         return self.c.only is None or name in self.c.only
@@ -318,6 +319,7 @@ class Bench:
         credited = self.credits(url) - before
         end_to_end = credited / (seconds + behind) if seconds + behind else 0.0
         self.last_end_to_end = end_to_end
+        self.last_tag = tag
         self.say(
             f"credit end to end: {end_to_end:,.0f}/s credited ({result.rps:,.0f}/s webhooks "
             f"answered; the worker finished {behind:.1f} s after the load)"
@@ -372,6 +374,11 @@ class Bench:
             )
             self.check(f"{name} at half rate", paced_detail == "ok", paced_detail)
             extra["half"] = paced.as_dict()
+            extra["half"]["reply_p99_ms"] = self.reply_p99_ms(url, self.last_tag)
+            self.say(
+                f"{name} at half rate: webhook stored to credited and reply queued, p99 "
+                f"{extra['half']['reply_p99_ms']} ms (target <= 100 ms)"
+            )
         if name != "credit":
             entry = {"name": name, **result.as_dict(), "check": check, **extra}
             self.say(
@@ -389,6 +396,19 @@ class Bench:
             target=0.5,
             **extra,
         )
+
+    def reply_p99_ms(self, url: str, tag: str) -> float | None:
+        """p99 of a run's webhooks from stored (``received_at``) to processed: credited and
+        their reply queued, by the batch that took them (``processed_at`` is when that batch
+        began; its commit follows within the batch, a few ms)."""
+        with seed.Loader(url) as db:
+            found = db.scalar(
+                "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM "
+                "processed_at - received_at)) FROM inbound_messages WHERE message_id LIKE ? "
+                "AND status = 'done'",
+                f"wamid.bench.{tag}.%",
+            )
+        return None if found is None else round(1000 * float(found), 1)
 
     def floor_credit(self, data: seed.Dataset) -> None:
         """The floor's credits/s: each webhook credited before it is answered."""

@@ -100,13 +100,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    app.include_router(webhook_router)  # the busiest: every customer message comes here
     app.include_router(pin_router)
     for router in (pdv_rewards.router, pdv_customers.router, pdv_orders.router):
         app.include_router(router)
     pdv_cors.install(app, state)
     app.include_router(retail_router)
     app.include_router(rest_router)
-    app.include_router(webhook_router)
     app.include_router(bling_router)
     app.include_router(ops_web.router)
     panel_errors = panel.install(app, settings)  # after the doors: see above

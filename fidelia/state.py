@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from fidelia.customers.standing import CatalogCache
+from fidelia.kit.db import WriterBusy
 from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
@@ -34,6 +35,18 @@ class State(Resources):
         """Store the messages in one transaction (new ones only); the worker processes them."""
         with self.db.session() as session:
             return intake.store(session, messages)
+
+    async def receive_inbound(self, messages: list[Inbound]) -> int:
+        """``store_inbound`` for an async endpoint, without a worker thread when it can.
+        PostgreSQL: one statement on the async engine (``intake.store_now``). SQLite: in the
+        event loop while the one writer's place is free (an insert is shorter than a thread
+        hop), else in a worker thread, waiting there (the worker's batch holds it)."""
+        if not self.db.is_sqlite:
+            return await intake.store_now(self.db, messages)
+        try:
+            return intake.store_if_free(self.db, messages)
+        except WriterBusy:
+            return await self.run_in_db_slot(self.store_inbound, messages)
 
 
 async def get_state(request: Request) -> State:

@@ -6,7 +6,9 @@ so writers queue on the lock (busy timeout) instead of failing or reading a stal
 balance; read-only sessions use a plain deferred ``BEGIN``.
 """
 
+import asyncio
 import select
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +17,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 READONLY = "fidelia_readonly"
+NOWAIT = "fidelia_nowait"
 SQLITE_BUSY_SECONDS = 30
 
 
@@ -43,9 +47,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _make_sqlite_transactional(engine)
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    engine = create_engine(
+        _psycopg(url, "psycopg"), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+    )
     event.listen(engine, "checkout", _refuse_dead)
     return engine
 
@@ -73,6 +77,37 @@ def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError(str(exc)) from exc
     if ready:
         raise DisconnectionError("the server wrote to or closed an idle connection")
+
+
+def _psycopg(url: str, driver: str) -> str:
+    """A PostgreSQL URL with psycopg's sync (``psycopg``) or async (``psycopg_async``) driver."""
+    for prefix in ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg_async://"):
+        if url.startswith(prefix):
+            return f"postgresql+{driver}://" + url.removeprefix(prefix)
+    return url
+
+
+def make_async_engine(url: str, pool_size: int = 10, *, autocommit: bool = False) -> AsyncEngine:
+    """PostgreSQL on psycopg's async connections, for async endpoints whose database work is
+    a statement or two: no worker thread, no thread hop. No ``pool_pre_ping``: its round trip
+    would cost as much as such a statement; a connection the server dropped fails its
+    statement instead, and the pool then replaces every connection older than that failure
+    (callers whose statement may run twice retry once, see ``is_stale_connection``).
+    ``autocommit``: every statement its own transaction, set once per connection."""
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_async_engine(
+        _psycopg(url, "psycopg_async"),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=1800,
+        **options,
+    )
+
+
+def is_stale_connection(exc: BaseException) -> bool:
+    """The error of a statement sent on a connection the server had dropped (restart,
+    failover, idle timeout); the pool has already thrown that connection away."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
@@ -103,10 +138,28 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(READONLY):
+        options = conn.get_execution_options()
+        if options.get(READONLY):
             conn.exec_driver_sql("BEGIN")
+        elif options.get(NOWAIT):
+            # The lock now or never: no busy wait (only BEGIN IMMEDIATE waits; in WAL mode a
+            # commit does not wait for readers). On the driver's connection: three
+            # statements through SQLAlchemy's execution cost more than the insert after them.
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise WriterBusy from exc
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class WriterBusy(Exception):
+    """SQLite's one writer is busy right now (``Database.write_now``); nothing was done."""
 
 
 class Database:
@@ -129,6 +182,33 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.replica_engine: Engine | None = None
         self._lagging: sessionmaker[Session] | None = None
+        self._pool_size = pool_size
+        self._async_engine: AsyncEngine | None = None
+        self._async_autocommit: AsyncEngine | None = None
+        self._now_engine: Engine | None = None  # SQLite's write_now
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """PostgreSQL only: the primary on psycopg's async driver (``make_async_engine``),
+        made on first use, disposed with the rest. Its transactions are the caller's
+        (``async with db.async_engine.begin() as conn``); no ORM session, no write lock."""
+        if self.is_sqlite:
+            raise RuntimeError("the async engine is PostgreSQL's; SQLite goes through session()")
+        if self._async_engine is None:
+            self._async_engine = make_async_engine(self.url, self._pool_size)
+        return self._async_engine
+
+    @property
+    def async_autocommit(self) -> AsyncEngine:
+        """Like ``async_engine``, each statement its own transaction: for work that is ONE
+        statement, durable when it returns, in one round trip (no ``BEGIN``, no ``COMMIT``).
+        A pool of its own: switching a pooled connection to autocommit and back on every
+        checkout cost a quarter of such a statement."""
+        if self.is_sqlite:
+            raise RuntimeError("the async engine is PostgreSQL's; SQLite goes through session()")
+        if self._async_autocommit is None:
+            self._async_autocommit = make_async_engine(self.url, self._pool_size, autocommit=True)
+        return self._async_autocommit
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""
@@ -176,6 +256,30 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    @contextmanager
+    def write_now(self) -> Iterator[Connection]:
+        """SQLite: a write transaction on a Core connection, if the one writer's place is free
+        right now (this process's write lock and SQLite's own lock), else ``WriterBusy`` at
+        once, nothing done. For a short write from the event loop, where waiting would stall
+        every request and a worker thread costs more than the write: the caller waits in a
+        thread only when the database is busy."""
+        lock = self._write_lock
+        if lock is None:
+            raise RuntimeError("write_now is SQLite's; PostgreSQL has the async engine")
+        if not lock.acquire(blocking=False):
+            raise WriterBusy
+        try:
+            # A connection of its own, free whenever the lock is: one from the shared pool
+            # could make the event loop wait for requests that need the loop to give theirs
+            # back.
+            if self._now_engine is None:
+                self._now_engine = make_engine(self.url, pool_size=1)
+            with self._now_engine.connect() as conn:
+                with conn.execution_options(**{NOWAIT: True}).begin():
+                    yield conn
+        finally:
+            lock.release()
+
     def _replica_up(self) -> bool:
         """False while the replica refused a connection in the last few seconds."""
         import time
@@ -194,8 +298,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self.replica_engine is not None:
-            self.replica_engine.dispose()
+        for other in (self.replica_engine, self._now_engine):
+            if other is not None:
+                other.dispose()
+        for engine in (self._async_engine, self._async_autocommit):
+            if engine is not None:
+                # Closing an async connection needs an event loop, and this may be called
+                # from inside one (the app's shutdown) or after it ended (tests, the CLI): a
+                # loop of its own, in a thread of its own.
+                closing = threading.Thread(target=asyncio.run, args=(engine.dispose(),))
+                closing.start()
+                closing.join()
+        self._async_engine = self._async_autocommit = None
 
 
 def insert_for(session: Session) -> Any:

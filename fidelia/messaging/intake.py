@@ -12,38 +12,56 @@ never lost.
 
 Workers are woken at once: on PostgreSQL by ``NOTIFY fidelia_work`` sent in the storing
 transaction (delivered at its commit) to workers that ``LISTEN``; in the same process by the
-outbox's wake-up event, set after the commit."""
+outbox's wake-up event, set after the commit (``outbox``: the same for every kind of work).
+
+On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement on the async
+engine, its own transaction (autocommit), the NOTIFY made by ``pg_notify`` in its
+``RETURNING`` (once per stored row; PostgreSQL delivers one per transaction and channel):
+one round trip, in the event loop, durable when it returns."""
 
 import logging
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for
+from fidelia.kit.db import Database, is_stale_connection
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
 
 log = logging.getLogger("fidelia.intake")
-CHANNEL = "fidelia_work"
+CHANNEL = outbox.CHANNEL
 MAX_ATTEMPTS = 5
 
 
 def notify(session: Session) -> None:
     """Wake the workers once this transaction commits (PostgreSQL NOTIFY, and the
-    in-process event for a worker running inside this process)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+    in-process event for a worker running inside this process): see ``outbox``."""
     session.info["outbox_wakeup"] = True
 
 
-def store(session: Session, messages: Sequence[Inbound]) -> int:
-    """Insert the messages not seen before; returns how many were new."""
-    if not messages:
-        return 0
-    rows = [
+_INBOUND = cast(Table, InboundMessage.__table__)
+# The messages not seen before, deduplicated on Meta's id; their ids come back. Built once
+# (a statement made per call was compiled per call).
+_STORE = {
+    name: insert(_INBOUND)
+    .on_conflict_do_nothing(index_elements=["message_id"])
+    .returning(_INBOUND.c.message_id)
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+# ``store_now``'s: the same, with the workers' NOTIFY (its own transaction has no commit to
+# send it at): once per row stored, one delivered.
+_STORE_NOW = _STORE["postgresql"].returning(func.pg_notify(CHANNEL, ""))
+
+
+def _rows(messages: Sequence[Inbound]) -> list[dict[str, Any]]:
+    at = now()
+    return [
         {
             "message_id": m.message_id,
             "wa_number": m.wa_number,
@@ -52,19 +70,58 @@ def store(session: Session, messages: Sequence[Inbound]) -> int:
             "profile_name": (m.profile_name or "")[:200] or None,
             "body": m.text,
             "status": "pending",
-            "received_at": now(),
+            "received_at": at,
         }
         for m in {m.message_id: m for m in messages}.values()  # a batch may repeat one
     ]
-    stored = session.execute(
-        insert_for(session)(InboundMessage)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(InboundMessage.message_id)
-    ).all()
+
+
+def store(session: Session, messages: Sequence[Inbound]) -> int:
+    """Insert the messages not seen before; returns how many were new. The workers are
+    woken once the session commits."""
+    if not messages:
+        return 0
+    stored = session.execute(_STORE[session.get_bind().dialect.name], _rows(messages)).all()
     if stored:
         notify(session)
     return len(stored)
+
+
+async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
+    """``store`` on PostgreSQL from the event loop: one statement, its own transaction, so
+    the messages are durable when it returns; returns how many were new. A connection the
+    server had dropped (a restart) is replaced and the statement sent once more: it may
+    run twice, since a message already stored is skipped."""
+    if not messages:
+        return 0
+    rows = _rows(messages)
+    try:
+        stored = await _insert_now(db, rows)
+    except Exception as exc:
+        if not is_stale_connection(exc):
+            raise
+        stored = await _insert_now(db, rows)  # on a new connection
+    if stored:
+        outbox.wakeup.set()  # a worker in this process; others LISTEN
+    return stored
+
+
+async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
+    async with db.async_autocommit.connect() as conn:
+        return len((await conn.execute(_STORE_NOW, rows)).all())
+
+
+def store_if_free(db: Database, messages: Sequence[Inbound]) -> int:
+    """``store`` on SQLite from the event loop, in the calling thread, if the writer's place
+    is free now (``Database.write_now``), else ``WriterBusy`` with nothing done; the worker
+    in this process is woken after the commit."""
+    if not messages:
+        return 0
+    with db.write_now() as conn:
+        stored = len(conn.execute(_STORE["sqlite"], _rows(messages)).all())
+    if stored:
+        outbox.wakeup.set()
+    return stored
 
 
 def _inbound(row: InboundMessage) -> Inbound:
@@ -112,6 +169,7 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
         rows = _claim(session, batch, not db.is_sqlite)
         if not rows:
             return 0
+        outbox.wake_this_process_only(session)  # its replies: this worker delivers them
         rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
         at = now()
         credited = _credit_batch(session, bot, rows)

@@ -1,31 +1,63 @@
-"""The transactional outbox: rows written with the state they report, delivered later."""
+"""The transactional outbox: rows written with the state they report, delivered later.
+
+A transaction that enqueues (or stores other work: inbound messages, Bling events) marks
+its session (``session.info["outbox_wakeup"]``) and the workers are woken when it commits:
+on PostgreSQL by ``NOTIFY fidelia_work``, sent just before the commit and delivered by it to
+the workers of other processes that ``LISTEN`` (``fidelia worker``); in this process by the
+``wakeup`` event, set after the commit."""
 
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Table, event, insert, text
 from sqlalchemy.orm import Session
 
 from fidelia.models import OutboxMessage
 
 # How long a worker holds a row it is delivering (the default; FIDELIA_OUTBOX_LEASE_SECONDS).
 LEASE = timedelta(seconds=60)
+CHANNEL = "fidelia_work"  # what the workers LISTEN to on PostgreSQL
+_NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 # Set after a commit that enqueued something, so an in-process worker wakes at once.
 wakeup = threading.Event()
 
 
+@event.listens_for(Session, "before_commit")
+def _notify_workers(session: Session) -> None:
+    """Once per transaction, at its top-level commit (a savepoint rolled back cannot take it
+    away), unless the transaction said otherwise (``wake_this_process_only``)."""
+    if (
+        session.info.get("outbox_wakeup")
+        and not session.info.get("outbox_notified")
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        session.execute(_NOTIFY)
+        session.info["outbox_notified"] = True
+
+
+def wake_this_process_only(session: Session) -> None:
+    """For a worker's own transaction: what it enqueues, it delivers in its next round (this
+    process's event wakes it), so no NOTIFY, which would only wake it, and every other
+    worker, for nothing."""
+    session.info["outbox_notified"] = True
+
+
 @event.listens_for(Session, "after_commit")
 def _wake_worker(session: Session) -> None:
+    session.info.pop("outbox_notified", None)
     if session.info.pop("outbox_wakeup", False):
         wakeup.set()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: what the transaction enqueued before it is still there
     session.info.pop("outbox_wakeup", None)
+    session.info.pop("outbox_notified", None)
 
 
 def enqueue(

@@ -6,6 +6,8 @@ mutants of the worker (docs/testing.md)."""
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -650,6 +652,71 @@ def test_listen_a_lost_connection_is_made_again(listening_worker, pg_url, graph,
     ]
     store_elsewhere(pg_url, "dos")
     assert wait_for(lambda: graph.texts_to(ANA) == ["dos"], 30)
+
+
+def enqueue_elsewhere(url: str, text: str) -> float:
+    """What a web process does when a request enqueues a message (a redemption's notice, a
+    retry from the panel): ``outbox`` in a transaction of its own, in another process, so
+    this process's wake-up event knows nothing of it. Returns when it committed."""
+    script = (
+        "import sys\n"
+        "from fidelia.kit.db import Database\n"
+        "from fidelia.messaging import outbox\n"
+        "db = Database(sys.argv[1], pool_size=1)\n"
+        "with db.session() as session:\n"
+        "    outbox.whatsapp_text(\n"
+        "        session, text=sys.argv[2], wa_number=sys.argv[3], wa_user_id=None\n"
+        "    )\n"
+        "db.dispose()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, url, text, ANA], check=True, timeout=120)
+    return time.monotonic()
+
+
+def test_listen_a_reply_enqueued_in_another_process_wakes_the_worker_long_before_its_poll(
+    listening_worker, pg_url, graph
+):
+    time.sleep(2)  # its first round is over: it waits for two minutes, or a NOTIFY
+    enqueued = enqueue_elsewhere(pg_url, "tres")
+    assert wait_for(lambda: graph.texts_to(ANA) == ["tres"], 30)
+    assert time.monotonic() - enqueued < 30  # not the 120 s poll
+    assert not outbox.wakeup.is_set()  # the loop took the wake-up
+
+
+def test_a_transaction_that_enqueues_notifies_once_at_its_commit_and_not_when_rolled_back(
+    pg_url,
+):
+    db = Database(pg_url, pool_size=2)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {outbox.CHANNEL}")
+
+            def heard() -> int:
+                return len(list(listener.notifies(timeout=0.5)))
+
+            with db.session() as session:
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
+                outbox.whatsapp_texts(session, [outbox.Text("dos", ANA, None, None)])
+                with pytest.raises(RuntimeError), session.begin_nested():
+                    outbox.enqueue(session, "sms", {"to": ANA, "text": "nunca"})
+                    raise RuntimeError("a savepoint rolled back")
+                assert statements.count("NOTIFY fidelia_work") == 0  # not before the commit
+            assert statements.count("NOTIFY fidelia_work") == 1  # once for the transaction
+            assert heard() == 1
+            with pytest.raises(RuntimeError), db.session() as session:
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "tampoco"})
+                raise RuntimeError("rolled back")
+            with db.session() as session:
+                session.add(OutboxMessage(channel="sms", payload={}))  # not through the outbox
+            assert heard() == 0
+            assert statements.count("NOTIFY fidelia_work") == 1
+            with db.session() as session:
+                intake.notify(session)  # other work (Bling events, stored messages): the same
+            assert heard() == 1
+    finally:
+        db.dispose()
 
 
 def test_whatsapp_texts_inserts_a_batch_in_order_and_wakes_the_worker_after_its_commit(db):

@@ -1,10 +1,17 @@
 """The WhatsApp Cloud API webhook: the handshake, the signature, batches, redeliveries."""
 
 import json
+import sqlite3
+import threading
+import time
 
+import psycopg
+import pytest
 from sqlalchemy import func, select
 
+from fidelia.kit.db import sqlite_path
 from fidelia.kit.security import sign_sha256
+from fidelia.messaging import intake, outbox
 from fidelia.models import InboundMessage, LedgerEntry, OutboxMessage, Pin
 from tests.support.helpers import (
     generate_pin,
@@ -272,3 +279,104 @@ def test_a_signed_payload_of_the_wrong_shape_is_acknowledged_not_a_500(client, d
         )
         assert response.status_code == 200, (payload, response.text)
         assert response.json() == {"received": 0, "processed": 0}
+
+
+# -- how a message is stored: one statement on PostgreSQL, SQLite's writer in the event loop --
+
+
+def test_a_stored_message_wakes_the_workers_a_redelivery_does_not(client, db, settings):
+    """PostgreSQL: a NOTIFY for workers in other processes, made by the insert itself; and
+    on both databases this process's wake-up event, for a worker running in it."""
+    body = webhook_body(settings, "+50688887777", "hola", message_id="wamid.wake")
+    listener = None
+    if not db.is_sqlite:
+        listener = psycopg.connect(db.url, autocommit=True)
+        listener.execute(f"LISTEN {intake.CHANNEL}")
+    try:
+        heard = []
+        for expected in (1, 0):  # new, then the same message again
+            outbox.wakeup.clear()
+            answer = client.post(URL, content=body, headers=signed_headers(settings, body))
+            assert answer.status_code == 200
+            assert answer.content == b'{"received":1,"processed":%d}' % expected
+            assert answer.headers["content-type"] == "application/json"
+            assert outbox.wakeup.is_set() == bool(expected)
+            if listener is not None:
+                heard.append(len(list(listener.notifies(timeout=0.5))))
+        assert heard == ([] if listener is None else [1, 0])
+    finally:
+        if listener is not None:
+            listener.close()
+    with db.session(readonly=True) as session:
+        stored = session.execute(
+            select(InboundMessage.message_id, InboundMessage.status, InboundMessage.attempts)
+        ).all()
+    assert [tuple(r) for r in stored] == [("wamid.wake", "pending", 0)]
+
+
+def test_a_connection_the_database_dropped_is_replaced_and_the_message_stored(client, db, settings):
+    """PostgreSQL (the store has no pre-ping): a restart drops every pooled connection; the
+    next webhook's statement fails on its dead one, goes again on a new one, and is 200."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's pooled connections")
+    first = webhook_body(settings, "+50688887777", "uno", message_id="wamid.before")
+    assert client.post(URL, content=first, headers=signed_headers(settings, first)).json() == {
+        "received": 1,
+        "processed": 1,
+    }
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        dropped = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert dropped  # the pools' connections
+    body = webhook_body(settings, "+50688887777", "dos", message_id="wamid.after")
+    answer = client.post(URL, content=body, headers=signed_headers(settings, body))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"received": 1, "processed": 1}
+    with db.session(readonly=True) as session:
+        ids = session.scalars(select(InboundMessage.message_id).order_by(InboundMessage.message_id))
+        assert list(ids) == ["wamid.after", "wamid.before"]
+
+
+@pytest.mark.parametrize("holder", ["this process's worker", "another process"])
+def test_sqlite_a_webhook_waits_for_a_busy_writer_then_stores(client, db, settings, holder):
+    """SQLite: the insert runs in the event loop only while the one writer's place is free;
+    when the worker's batch (this process) or another process (the CLI) holds it, the
+    webhook waits in a worker thread, and is answered once its message is stored."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's one writer")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        if holder == "another process":
+            path = sqlite_path(db.url)
+            assert path is not None
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")
+            holding.set()
+            release.wait(10)
+            time.sleep(0.5)
+            conn.execute("COMMIT")
+            conn.close()
+        else:
+            with db.session() as session:
+                session.execute(select(1))
+                holding.set()
+                release.wait(10)
+                time.sleep(0.5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(10)
+    release.set()
+    started = time.monotonic()
+    body = webhook_body(settings, "+50688887777", "hola", message_id="wamid.busy")
+    answer = client.post(URL, content=body, headers=signed_headers(settings, body))
+    waited = time.monotonic() - started
+    thread.join(10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"received": 1, "processed": 1}
+    assert waited >= 0.3  # it waited for the writer, it did not fail or skip the message
+    with db.session(readonly=True) as session:
+        assert session.scalar(select(InboundMessage.status)) == "pending"
