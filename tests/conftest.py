@@ -2,6 +2,7 @@
 PostgreSQL server started here from the machine's binaries. Each test gets a fresh
 database cloned from a migrated template. External services are real loopback servers."""
 
+import ast
 import os
 import shutil
 import sys
@@ -125,3 +126,46 @@ def _statements_built_afresh_for_each_mutant() -> None:
                 value, "__module__", ""
             ).startswith("fidelia."):
                 value.cache_clear()
+
+
+def _built_at_import() -> list[tuple[object, str, str]]:
+    """(module, name, builder) for each module-level ``NAME = builder()`` of a module that
+    mutmut mutated (it holds ``mutants_x_<builder>__mutmut``), such as the ledger's
+    ``_SPEND_LOTS = _lots_spent()``: built once when the module was imported, before
+    mutmut chose a mutant, so a mutant of the builder would never run."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("fidelia.") or module is None:
+            continue
+        if not any(key.startswith("mutants_x_") for key in vars(module)):
+            continue
+        tree = ast.parse(Path(module.__file__ or "").read_text())
+        for node in tree.body:
+            call = node.value if isinstance(node, ast.Assign) else None
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and not call.args
+                and f"mutants_x_{call.func.id}__mutmut" in vars(module)
+                and len(node.targets) == 1  # type: ignore[union-attr]
+                and isinstance(node.targets[0], ast.Name)  # type: ignore[union-attr]
+            ):
+                found.append((module, node.targets[0].id, call.func.id))  # type: ignore[union-attr]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _statements_built_at_import_built_again() -> None:
+    """Under mutation testing: build those statements again for each test, so that the
+    mutant under test is the one built and mutmut's stats tie the builder to every test
+    (its trampoline is called during each test, not once during collection)."""
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    global _BUILT_AT_IMPORT
+    if _BUILT_AT_IMPORT is None:
+        _BUILT_AT_IMPORT = _built_at_import()
+    for module, name, builder in _BUILT_AT_IMPORT:
+        setattr(module, name, getattr(module, builder)())
+
+
+_BUILT_AT_IMPORT: list[tuple[object, str, str]] | None = None
