@@ -97,17 +97,18 @@ def test_an_account_loses_exactly_what_its_due_lots_hold_in_lot_order(db, caplog
     ana = member(db, tenant)
     bia = member(db, tenant, "+50688886666")
     cash = Account(ana.program_id, ana.customer_id, CASHBACK)
+    later = earn(db, tenant, ana, 2, "later", expires_at=AT + timedelta(seconds=1))
     first = earn(db, tenant, ana, 10, "first", expires_at=AT - timedelta(hours=1))
     second = earn(db, other, ana, 6, "second", expires_at=AT)  # due at its very second
     never = earn(db, tenant, ana, 5, "never")
-    later = earn(db, tenant, ana, 2, "later", expires_at=AT + timedelta(seconds=1))
     cashback = earn(db, tenant, cash, 7, "cash", expires_at=AT - timedelta(hours=1))
     theirs = earn(db, tenant, bia, 8, "theirs", expires_at=AT - timedelta(hours=1))
     clock.freeze(AT + timedelta(hours=3))  # the job runs later than `at`
     caplog.set_level(logging.INFO, logger="fidelia.expiry")
 
-    # The lots as the caller found them (not in order, with ones not due): in id order.
-    assert expire(db, ana, [later, second, never, first]) == 2
+    # The lots as the caller found them (not in order, with ones not due, the first of
+    # them not due): each due one, in id order.
+    assert expire(db, ana, [never, second, later, first]) == 2
     p, a, now = ana.program_id, ana.customer_id, AT + timedelta(hours=3)
     assert expirations(db) == [
         (p, tenant.id, a, "points", -10, 13, "expiry", str(first), None, None, now),
@@ -177,10 +178,10 @@ def test_run_stops_after_a_full_last_batch_and_takes_the_clock_by_default(db):
     tenant = shop(db)
     ana = member(db, tenant)
     bia = member(db, tenant, "+50688886666")
-    for n, acct in enumerate([ana, bia, ana, bia]):
-        earn(db, tenant, acct, 5, f"due-{n}", expires_at=AT)
+    for n, (acct, amount) in enumerate([(ana, 5), (bia, 5), (ana, 5), (bia, 1)]):
+        earn(db, tenant, acct, amount, f"due-{n}", expires_at=AT)
     clock.freeze(AT)
     assert expiry.run(db, batch=2) == 4  # two full batches, then an empty one
     assert balances(db) == {(ana.customer_id, "points"): 0, (bia.customer_id, "points"): 0}
-    assert [e[5] for e in expirations(db)] == [5, 5, 0, 0]
+    assert [(e[4], e[5]) for e in expirations(db)] == [(-5, 5), (-5, 1), (-5, 0), (-1, 0)]
     assert ledger_invariants(db) == []
