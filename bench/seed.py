@@ -147,7 +147,7 @@ class Loader:
         elif self.conn.in_transaction:
             self.conn.execute("COMMIT")
 
-    def analyze(self, vacuum: bool = False) -> None:
+    def analyze(self, vacuum: bool = False, table: str = "") -> None:
         """Fresh planner statistics after a bulk load (as autovacuum would soon make); with
         ``vacuum``, PostgreSQL's visibility map too: autovacuum vacuums a table after
         millions of inserts, and on the bench's two cores that pass would run during the
@@ -160,7 +160,7 @@ class Loader:
             finally:
                 self.conn.autocommit = False
         else:
-            self.conn.execute("ANALYZE")
+            self.conn.execute(f"ANALYZE {table}".strip())
         self.commit()
 
     def close(self) -> None:
