@@ -1,6 +1,6 @@
 """`make bench`: Fidelia under load next to what its database can do, in one invocation.
 
-    python bench/run.py            # the full run (under 10 minutes on 2 cores)
+    python bench/run.py            # the full run (seeding 10M ledger entries: 4-5 min of it)
     python bench/run.py --quick    # smoke test: every scenario runs and answers correctly
 
 Sets everything up itself: a throwaway PostgreSQL server, pgbench as the reference, the
