@@ -115,17 +115,21 @@ def references_table(results: dict[str, Any]) -> str:
 def scaling_table(results: dict[str, Any]) -> str:
     rows = [
         "| ledger entries before the run | merchants | customers | credit req/s | p50 ms "
-        "| p99 ms | web CPU ms/req | req/s vs first |",
-        "|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| p99 ms | web CPU ms/req | CPU ms per credit: web + worker + PostgreSQL "
+        "| load average | req/s vs first |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     points = results.get("scaling", [])
     first = points[0]["rps"] if points else 0
     for p in points:
         rel = p["rps"] / first if first else 0
+        cpu = p.get("cpu_ms_per_credit") or {}
+        per_credit = f"{cpu['web']:.2f} + {cpu['worker']:.2f} + {cpu['db']:.2f}" if cpu else "–"
         rows.append(
             f"| {p['ledger_entries']:,} | {p['tenants']:,} | {p['customers']:,} "
             f"| {fmt(p['rps'])} | {fmt(p['p50_ms'], 2)} | {fmt(p['p99_ms'], 2)} "
-            f"| {fmt(p.get('web_cpu_ms'), 2)} | {rel:.2f} |"
+            f"| {fmt(p.get('web_cpu_ms'), 2)} | {per_credit} "
+            f"| {fmt(p.get('load_average'), 1)} | {rel:.2f} |"
         )
     return "\n".join(rows)
 
