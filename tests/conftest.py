@@ -2,12 +2,15 @@
 PostgreSQL server started here from the machine's binaries. Each test gets a fresh
 database cloned from a migrated template. External services are real loopback servers."""
 
+import ast
 import os
 import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import psycopg
 import pytest
@@ -107,21 +110,79 @@ def worker(app: FastAPI, settings: Settings) -> Worker:
     return Worker(state.db, senders_for(settings), batch=50, bot=state.bot)
 
 
+@dataclass
+class _Built:
+    """What a fidelia module builds once, from its source: the dictionaries it starts
+    empty and fills on first use (``_INSERT: dict[str, Any] = {}``, per dialect), and its
+    ``NAME = builder()`` whose builder mutmut mutated (it holds
+    ``mutants_x_<builder>__mutmut``), such as the ledger's ``_SPEND_LOTS = _lots_spent()``."""
+
+    caches: list[str] = field(default_factory=list)
+    at_import: list[tuple[str, str]] = field(default_factory=list)
+
+
+_BUILT: dict[str, _Built] = {}  # by module name, read once per process (and its forks)
+
+
+def _built_once() -> list[tuple[ModuleType, _Built]]:
+    found = []
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("fidelia.") or not isinstance(module, ModuleType):
+            continue
+        if name not in _BUILT:
+            _BUILT[name] = built = _Built()
+            source = Path(module.__file__ or "")
+            tree = ast.parse(source.read_text()) if source.suffix == ".py" else ast.Module([], [])
+            for node in tree.body:
+                target = node.target if isinstance(node, ast.AnnAssign) else None
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+                if not isinstance(target, ast.Name):
+                    continue
+                if isinstance(value, ast.Dict) and not value.keys:
+                    built.caches.append(target.id)
+                elif (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Name)
+                    and not value.args
+                    and f"mutants_x_{value.func.id}__mutmut" in vars(module)
+                ):
+                    built.at_import.append((target.id, value.func.id))
+        found.append((module, _BUILT[name]))
+    return found
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _statements_built_afresh_for_each_mutant() -> None:
     """Under mutation testing (``make mutate``): mutmut runs the tests once in its own
     process, then forks a child per mutant, which inherits every statement the services
-    build once and keep (module-level caches per dialect, ``lru_cache``). A mutant of a
-    builder would then never run and always "survive". Each child starts with them empty."""
+    build on first use and keep (module-level dictionaries per dialect, ``lru_cache``). A
+    mutant of a builder would then never run and always "survive". Each child starts with
+    them empty. (Only the dictionaries a module starts empty: a dictionary written out in
+    full, such as the worker's ``_CLAIM``, is never filled again.)"""
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("fidelia.") or module is None:
-            continue
-        for value in list(vars(module).values()):
+    for module, built in _built_once():
+        for name in built.caches:
+            value = getattr(module, name, None)
             if isinstance(value, dict) and any(isinstance(v, Executable) for v in value.values()):
                 value.clear()
-            elif callable(getattr(value, "cache_clear", None)) and getattr(
+        for value in list(vars(module).values()):
+            if callable(getattr(value, "cache_clear", None)) and getattr(
                 value, "__module__", ""
             ).startswith("fidelia."):
                 value.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _statements_built_at_import_built_again() -> None:
+    """Under mutation testing: the statements a mutated module builds at import with a
+    builder of its own (``_SPEND_LOTS = _lots_spent()``) were built before mutmut chose a
+    mutant; they are built again for each test, so the mutant under test is the one built
+    and mutmut's stats tie the builder to every test (not to the first one only)."""
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    for module, built in _built_once():
+        for name, builder in built.at_import:
+            setattr(module, name, getattr(module, builder)())

@@ -536,6 +536,103 @@ def test_a_slow_batch_is_recorded_at_half_its_lease_and_the_rest_leased_again(db
     assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3", "m4"]
 
 
+def refuse_updates(db, ids: list[int]) -> None:
+    """A trigger: the database refuses every change to these rows once they are leased
+    (their record and the renewal of their lease; the claim that leases them goes)."""
+    listed = ", ".join(str(i) for i in ids)
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_updates BEFORE UPDATE ON outbox "
+                f"WHEN OLD.id IN ({listed}) AND OLD.locked_until IS NOT NULL "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_updates() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF OLD.id IN ({listed}) AND OLD.locked_until IS NOT NULL THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_updates BEFORE UPDATE ON outbox "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_updates()"
+            )
+
+
+def worker_log(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "fidelia.worker"]
+
+
+def test_a_refused_record_in_a_slow_batch_still_renews_the_other_leases(
+    db, graph, settings, caplog
+):
+    """Half a lease into a slow batch, the record of what went (row 0) is refused: it is
+    retried alone (refused again, logged), and the leases of the rows still to go are
+    renewed on their own before the next delivery starts. (0.6 s a message against a 1 s
+    lease: each delivery passes half the lease; the clock moves a second a message.)"""
+    ids = [queue(db, f"m{n}") for n in range(4)]
+    refuse_sent(db, [ids[0]])
+    slow = Slow(db, settings, ids, 0.6)
+    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=1))
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        assert worker.run_once() == 4
+    claimed = ("pending", 0, T0 + timedelta(seconds=1), None)
+
+    def renewed(second: int) -> tuple:  # at T0 + second, for the 1 s lease
+        return ("pending", 0, T0 + timedelta(seconds=second + 1), None)
+
+    def sent(second: int) -> tuple:
+        return ("sent", 1, None, T0 + timedelta(seconds=second))
+
+    assert slow.seen == [
+        [claimed] * 4,
+        [claimed, renewed(1), renewed(1), renewed(1)],  # row 0 not recorded, the rest renewed
+        [claimed, sent(2), renewed(2), renewed(2)],
+        [claimed, sent(2), sent(3), renewed(3)],
+    ]
+    assert state(db, ids) == [claimed, sent(2), sent(3), sent(4)]
+    assert worker_log(caplog) == [
+        "outbox: recording 1 outcomes failed; one at a time",
+        f"outbox {ids[0]}: outcome not recorded (sent again)",
+    ]
+    assert graph.texts_to(ANA) == ["m0", "m1", "m2", "m3"]
+
+
+def test_a_lease_the_database_will_not_renew_is_logged_and_the_rest_recorded(
+    db, graph, settings, caplog
+):
+    """The last row of a slow batch refuses every change: each half-lease record fails,
+    what went is recorded alone, and the renewal (one statement with that row) fails and is
+    logged; at the end that row's outcome is not recorded either."""
+    ids = [queue(db, f"m{n}") for n in range(3)]
+    refuse_updates(db, [ids[2]])
+    slow = Slow(db, settings, ids, 0.6)
+    worker = Worker(db, {"whatsapp": slow}, lease=timedelta(seconds=1))
+    with caplog.at_level(logging.ERROR, logger="fidelia.worker"):
+        assert worker.run_once() == 3
+    claimed = ("pending", 0, T0 + timedelta(seconds=1), None)
+    assert slow.seen == [
+        [claimed] * 3,
+        [("sent", 1, None, T0 + timedelta(seconds=1)), claimed, claimed],  # not renewed
+        [
+            ("sent", 1, None, T0 + timedelta(seconds=1)),
+            ("sent", 1, None, T0 + timedelta(seconds=2)),
+            claimed,
+        ],
+    ]
+    assert state(db, ids)[2] == claimed
+    failed_record = "outbox: recording 1 outcomes failed; one at a time"
+    assert worker_log(caplog) == [
+        failed_record,
+        "outbox: leases not renewed",
+        failed_record,
+        "outbox: leases not renewed",
+        failed_record,
+        f"outbox {ids[2]}: outcome not recorded (sent again)",
+    ]
+    assert all(r.exc_info for r in caplog.records if r.name == "fidelia.worker")
+
+
 class Interrupted:
     """The fake Graph API's sender, stopped (Ctrl-C) at its ``at``-th message."""
 

@@ -266,6 +266,7 @@ def test_cancelling_a_sale_gives_everything_back_once(db):
     ana = member(db, tenant)
     give(db, tenant, ana, 5000, CASHBACK)
     bonus = deal(db, tenant, "points", 20)
+    extra = deal(db, tenant, "points", 3)  # two deals' bonuses, both taken back
     with db.session() as session:
         mine = session.get_one(Tenant, tenant.id)
         code = vouchers.issue(session, mine, value=100).code
@@ -274,17 +275,18 @@ def test_cancelling_a_sale_gives_everything_back_once(db):
         checkout.use_voucher(session, sale, code)
         paid = checkout.pay(session, sale, "credit", 900).confirmation_code
         oid = checkout.close(session, sale).order.id
-    assert balances(db, ana) == (30, 4150)  # 10 + 20 points, 4100 + 50 credit
+    assert balances(db, ana) == (33, 4150)  # 10 + 20 + 3 points, 4100 + 50 credit
     with db.session() as session:
         mine = session.get_one(Tenant, tenant.id)
         reversal = checkout.cancel(session, mine, session.get_one(Order, oid))
-        assert (reversal.points, reversal.credit, reversal.already) == (30, 50, False)
+        assert (reversal.points, reversal.credit, reversal.already) == (33, 50, False)
         assert [p.confirmation_code for p in reversal.payments] == [paid]
         assert [v.code for v in reversal.vouchers] == [code]
         assert reversal.order.id == oid
     assert balances(db, ana) == (0, 5000)
     assert entries(db, ana)[-1] == ("cashback", "reverse", 900, "payment", entries(db, ana)[-1][4])
     assert ("points", "reverse", -20, "deal", f"{oid}:{bonus}") in entries(db, ana)
+    assert ("points", "reverse", -3, "deal", f"{oid}:{extra}") in entries(db, ana)
     with db.session() as session:
         mine = session.get_one(Tenant, tenant.id)
         again = checkout.cancel(session, mine, session.get_one(Order, oid))
