@@ -19,11 +19,15 @@ time is divided by the messages credited. ``replies`` is what follows: the credi
 measured), the outbox worker (``Worker.run_once``, batches of 20 as ``fidelia worker``) hands
 their replies to a sender that does nothing, so what is measured is the worker's own cost of
 a delivery: the claim, the lease and recording the outcome; CPU and wall time are divided by
-the replies delivered.
+the replies delivered. ``sent`` is ``replies`` with the bundled WhatsApp sender posting each
+reply over HTTP to a loopback sink answering like the Graph API (``bench/services.py
+GraphSink``, in a thread of this process): its CPU is the worker thread's alone
+(``time.thread_time``), so the sink's own is not counted.
 """
 
 import argparse
 import asyncio
+import contextlib
 import random
 import sys
 import tempfile
@@ -39,7 +43,7 @@ import httpx  # noqa: E402
 
 from bench import load, seed  # noqa: E402
 from bench import profile as profiling  # noqa: E402
-from bench.services import APP_SECRET, RATE_LIMIT  # noqa: E402
+from bench.services import APP_SECRET, RATE_LIMIT, GraphSink  # noqa: E402
 from fidelia.app import create_app  # noqa: E402
 from fidelia.kit.migrate import upgrade  # noqa: E402
 from fidelia.kit.settings import Settings  # noqa: E402
@@ -49,6 +53,7 @@ SCENARIOS = (
     "credit",
     "worker",
     "replies",
+    "sent",
     "pin",
     "lookup",
     "redeem",
@@ -85,7 +90,7 @@ def requests_for(
         return load.retail_requests(customers, merchants, host, n, rng)
     if name == "v2-sale":
         return load.v2_sale_requests(customers, _tokens(url, data), host, n, rng)
-    if name in ("credit", "worker", "replies"):
+    if name in ("credit", "worker", "replies", "sent"):
         with seed.Loader(url) as db:
             pool = seed.add_pin_pool(db, data, n, rng)
         return load.webhook_requests(pool, host, APP_SECRET, str(rng.randrange(10**9)))
@@ -158,12 +163,14 @@ def pending_replies(app: Any) -> int:
         )
 
 
-def deliver(app: Any) -> int:
-    """The outbox worker's deliveries: every pending reply handed to a sender that does
-    nothing, in ``fidelia worker``'s batches; returns how many are not ``sent``."""
+def deliver(app: Any, sender: Any = None) -> int:
+    """The outbox worker's deliveries: every pending reply handed to ``sender`` (default:
+    one that does nothing), in ``fidelia worker``'s batches; returns how many are not
+    ``sent``."""
     from fidelia.messaging.worker import Worker
 
-    Worker(app.state.fidelia.db, {"whatsapp": lambda payload: None}).drain(rounds=10**6)
+    chosen = sender or (lambda payload: None)
+    Worker(app.state.fidelia.db, {"whatsapp": chosen}).drain(rounds=10**6)
     return pending_replies(app)
 
 
@@ -178,29 +185,52 @@ def measure(
     """(CPU ms per request, wall ms per request, errors) over ``n`` requests.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
-    worker = name in ("worker", "replies")
+    with contextlib.ExitStack() as stack:
+        return _measure(stack, app, name, build, n, profile, out)
+
+
+def _measure(
+    stack: contextlib.ExitStack,
+    app: Any,
+    name: str,
+    build: Callable[[int], list[bytes]],
+    n: int,
+    profile: str,
+    out: Path,
+) -> tuple[float, float, int]:
+    worker = name in ("worker", "replies", "sent")
+    replies = name in ("replies", "sent")
+    sender = None
+    if name == "sent":
+        from fidelia.messaging.channels import WhatsAppCloud
+
+        sink = stack.enter_context(GraphSink())
+        sender = WhatsAppCloud(
+            app.state.fidelia.settings.model_copy(update={"whatsapp_api_base": sink.url})
+        )
+    clock = time.thread_time if name == "sent" else time.process_time
     asyncio.run(drive(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
     if worker:
         work(app)
-    if name == "replies":
-        deliver(app)
+    if replies:
+        deliver(app, sender)
     raws = build(n)
     statuses: list[int] = []
     if worker:  # answered (stored) first, then credited by the measured worker
         statuses = asyncio.run(drive(app, raws))
-    if name == "replies":  # credited first too: their replies are what is measured
+    if replies:  # credited first too: their replies are what is measured
         statuses += [500] * work(app)
         if pending_replies(app) != n:  # one reply a credit: the count divided by
             statuses.append(500)
     with profiling.this_process(profile, out):
-        cpu, wall = time.process_time(), time.perf_counter()
-        if name == "replies":
-            left = deliver(app)
+        cpu, wall = clock(), time.perf_counter()
+        if replies:
+            left = deliver(app, sender)
         elif worker:
             left = work(app)
         else:
             statuses, left = asyncio.run(drive(app, raws)), 0
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        cpu, wall = clock() - cpu, time.perf_counter() - wall
     errors = sum(1 for s in statuses if s >= 400) + left
     return 1000 * cpu / n, 1000 * wall / n, errors
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fidelia import __version__, apidocs, panel
@@ -24,13 +25,14 @@ from fidelia.dialects.rest_v2.routes import router as rest_router
 from fidelia.dialects.retail_v1 import errors as retail_errors
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
-from fidelia.edge import Edge
+from fidelia.edge import Edge, Express
 from fidelia.kit import rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.paths import CollapseSlashes
 from fidelia.kit.settings import Settings, get_settings
 from fidelia.messaging.channels import senders_for
+from fidelia.messaging.webhook import receive as webhook_receive
 from fidelia.messaging.webhook import router as webhook_router
 from fidelia.messaging.worker import Worker
 from fidelia.ops import jobs as ops_jobs
@@ -124,6 +126,13 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     if settings.simulator:
         app.include_router(simulator_router)
     apidocs.install(app)
+    # Meta's webhook without FastAPI's layers (fidelia/edge.py Express): its answers the same.
+    express = {
+        ("POST", route.path): Express(route, app.exception_handlers)
+        for route in webhook_router.routes
+        if isinstance(route, APIRoute) and route.endpoint is webhook_receive
+    }
+    app.state.express = express  # tests compare the lane with the framework's way
     # Request id, log line and metrics, the failed-authentication and body limits, repeated
     # slashes: one pass (fidelia/edge.py), outside the panel's and the POS door's CORS.
     app.add_middleware(
@@ -134,6 +143,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         auth_failures=AuthFailureLimit(state.limiter, settings.rate_limit_auth_failures),
         body=BodyLimit(settings.max_body_bytes),
         render=render,
+        express=express,
     )
     # Outermost: the client address every limit counts against (without trusted proxies,
     # the peer's: nothing to do).

@@ -8,7 +8,12 @@ to one whose window a test closed (``close_window``), is refused as Meta refuses
 400 with error 131047 "Re-engagement message". Refused bodies are kept in ``refused``.
 
 ``stall(after=N)`` answers N more messages, then holds every request (``stalled`` is set)
-until ``release()``: a sender caught in the middle of a batch, to be killed there."""
+until ``release()``: a sender caught in the middle of a batch, to be killed there.
+
+``keep_alive=True`` speaks HTTP/1.1 and keeps connections open as Meta does (HTTP/1.0, one
+connection a request, otherwise); ``idle_timeout`` closes a kept-alive connection idle that
+long; ``connections`` counts the connections accepted, ``drop_next`` closes the connection
+of that many next requests without an answer."""
 
 import json
 import threading
@@ -35,8 +40,15 @@ RE_ENGAGEMENT = {
 
 
 class FakeGraph:
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(
+        self,
+        token: str = "test-token",
+        keep_alive: bool = False,
+        idle_timeout: float | None = None,
+    ) -> None:
         self.token = token
+        self.connections = 0
+        self.drop_next = 0
         self.sent: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.fail_next: list[int] = []  # statuses to answer before succeeding
@@ -53,9 +65,22 @@ class FakeGraph:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            timeout = idle_timeout
+
+            def setup(self) -> None:
+                with fake.lock:
+                    fake.connections += 1
+                super().setup()
+
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with fake.lock:
+                    drop, fake.drop_next = fake.drop_next > 0, max(fake.drop_next - 1, 0)
+                if drop:
+                    self.close_connection = True
+                    return
                 with fake.lock:
                     hold = fake.stall_after == 0
                     if fake.stall_after:
