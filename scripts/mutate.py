@@ -100,11 +100,11 @@ def prepare(name: str, module: Module) -> Path:
     return where
 
 
-def run(name: str, module: Module, children: int) -> None:
+def run(name: str, module: Module, children: int, only: list[str]) -> None:
     where = prepare(name, module)
     mutmut = Path(sys.executable).parent / "mutmut"
     print(f"== {name}: mutmut run in {where.relative_to(ROOT)}", flush=True)
-    subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=where)
+    subprocess.run([str(mutmut), "run", "--max-children", str(children), *only], cwd=where)
 
 
 @dataclass
@@ -213,14 +213,23 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(MODULES)}")
     parser.add_argument("--report", action="store_true", help="print the last scores only")
     parser.add_argument("--children", type=int, default=2, help="mutants run at once")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="MUTANT",
+        help="run only these mutants of one module (names or globs: 'fidelia.a.b.x_f__mutmut_*')",
+    )
     args = parser.parse_args()
     names = args.modules or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {list(MODULES)}")
+    if args.only and len(names) != 1:
+        parser.error("--only takes the mutants of one module")
     if not args.report:
         for name in names:
-            run(name, MODULES[name], args.children)
+            run(name, MODULES[name], args.children, args.only)
     return 0 if report(names) else 1
 
 
