@@ -875,6 +875,39 @@ def test_a_workers_own_batch_wakes_only_this_process_and_sends_no_notify(pg_url,
         db.dispose()
 
 
+def test_the_notify_is_the_transactions_whatever_its_savepoints_and_flags_last_one(pg_url):
+    """The NOTIFY goes at the transaction's own commit: a savepoint released inside one that
+    is rolled back does not take it away (a NOTIFY made at that release would be rolled back
+    with the outer savepoint); ``wake_this_process_only`` holds for one transaction of the
+    session, the next one that enqueues notifies again."""
+    db = Database(pg_url, pool_size=2)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {outbox.CHANNEL}")
+
+            def heard() -> int:
+                return len(list(listener.notifies(timeout=0.5)))
+
+            with db.session() as session:
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
+                with pytest.raises(RuntimeError), session.begin_nested():
+                    with session.begin_nested():
+                        session.add(OutboxMessage(channel="sms", payload={}))
+                    raise RuntimeError("the outer savepoint rolled back")
+            assert heard() == 1
+            outbox.wakeup.clear()
+            with db.session() as session:
+                outbox.wake_this_process_only(session)
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "dos"})
+                session.commit()
+                assert heard() == 0 and outbox.wakeup.is_set()
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "tres"})
+            assert heard() == 1
+    finally:
+        outbox.wakeup.clear()
+        db.dispose()
+
+
 def test_whatsapp_texts_inserts_a_batch_in_order_and_wakes_the_worker_after_its_commit(db):
     tenant, _ = make_tenant(db)
     outbox.wakeup.clear()
