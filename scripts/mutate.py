@@ -13,7 +13,7 @@ in docs/testing.md ("Mutation testing (issue 16)") with why it is equivalent: th
 prints the survivors that file does not name, and exits 1 when a module is under 90 %.
 
 A module whose full run takes hours may be run again only for the functions that changed
-since its last full run (`mutmut run "<module>.x_<function>__mutmut_*"` in .mutate/<module>):
+since its last full run (`scripts/mutate.py <module> --only "fidelia.<m>.x_<f>__mutmut_*"`):
 scripts/mutate_carried.json keeps, per module, that earlier run's function hashes (mutmut's,
 of the code it ran) and its survivors. A mutant left unchecked whose function still has the
 recorded hash is carried over with that run's verdict (survived if listed, else killed) and
