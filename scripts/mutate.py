@@ -11,6 +11,13 @@ The score is killed / all mutants (a timeout counts as killed, a mutant no selec
 reaches counts as surviving). A surviving mutant must be killed by a new test or listed
 in docs/testing.md ("Mutation testing (issue 16)") with why it is equivalent: the script
 prints the survivors that file does not name, and exits 1 when a module is under 90 %.
+
+A module whose full run takes hours may be run again only for the functions that changed
+since its last full run (`scripts/mutate.py <module> --only "fidelia.<m>.x_<f>__mutmut_*"`):
+scripts/mutate_carried.json keeps, per module, that earlier run's function hashes (mutmut's,
+of the code it ran) and its survivors. A mutant left unchecked whose function still has the
+recorded hash is carried over with that run's verdict (survived if listed, else killed) and
+counted apart in the table; a changed or new function must be run.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutate"
 DOC = ROOT / "docs" / "testing.md"
+CARRIED = Path(__file__).resolve().parent / "mutate_carried.json"
 TARGET = 90.0
 SQLITE_ONLY = ["-k", "not postgresql"]
 
@@ -91,11 +100,11 @@ def prepare(name: str, module: Module) -> Path:
     return where
 
 
-def run(name: str, module: Module, children: int) -> None:
+def run(name: str, module: Module, children: int, only: list[str]) -> None:
     where = prepare(name, module)
     mutmut = Path(sys.executable).parent / "mutmut"
     print(f"== {name}: mutmut run in {where.relative_to(ROOT)}", flush=True)
-    subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=where)
+    subprocess.run([str(mutmut), "run", "--max-children", str(children), *only], cwd=where)
 
 
 @dataclass
@@ -105,26 +114,52 @@ class Score:
     killed: int = 0
     timeouts: int = 0
     survivors: tuple[str, ...] = ()
+    carried: int = 0  # unchecked, the verdict of an earlier full run (mutate_carried.json)
+    carried_killed: int = 0
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.killed / self.checked if self.checked else 0.0
+        done = self.checked + self.carried
+        return 100.0 * (self.killed + self.carried_killed) / done if done else 0.0
 
 
 KILLED = {1, 3, 36, 24, -24, 152, 255}  # failing tests, or a timeout (mutmut's codes)
 
 
+def carried_over(name: str) -> dict[str, object]:
+    """The earlier full run whose verdicts still hold for unchanged functions, if any."""
+    if not CARRIED.exists():
+        return {}
+    runs: dict[str, dict[str, object]] = json.loads(CARRIED.read_text())
+    return runs.get(name, {})
+
+
 def score(name: str) -> Score | None:
-    metas = sorted((folder(name) / "mutants").rglob("*.py.meta"))
+    mutants = folder(name) / "mutants"
+    metas = sorted(mutants.rglob("*.py.meta"))
     if not metas:
         return None
+    earlier = carried_over(name)
+    earlier_hashes = cast(dict[str, dict[str, str]], earlier.get("hash_by_function_name", {}))
+    earlier_survivors = set(cast(list[str], earlier.get("survivors", [])))
     result = Score()
     survivors: list[str] = []
     for meta in metas:
-        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        data = json.loads(meta.read_text())
+        codes: dict[str, int | None] = data["exit_code_by_key"]
+        source = meta.relative_to(mutants).as_posix().removesuffix(".meta")
+        hashes: dict[str, str] = data.get("hash_by_function_name", {})
+        recorded = earlier_hashes.get(source, {})
         for mutant, code in codes.items():
             result.total += 1
             if code is None:
+                function = mutant.rpartition("__mutmut_")[0].rpartition(".")[2]
+                if function in recorded and hashes.get(function) == recorded[function]:
+                    result.carried += 1
+                    if mutant in earlier_survivors:
+                        survivors.append(mutant)
+                    else:
+                        result.carried_killed += 1
                 continue
             result.checked += 1
             if code in KILLED:
@@ -153,11 +188,17 @@ def report(names: list[str]) -> bool:
             continue
         unlisted = [m for m in result.survivors if m not in known]
         checked = f"{result.checked} of {result.total}"
+        if result.carried:
+            checked += f" (+{result.carried} carried over)"
+        killed = f"{result.killed}"
+        if result.carried:
+            killed += f" (+{result.carried_killed} carried over)"
         rows.append(
-            f"| {name} | {checked} | {result.killed} ({result.timeouts} timeouts) "
+            f"| {name} | {checked} | {killed} ({result.timeouts} timeouts) "
             f"| {len(result.survivors)} | {result.percent:.1f} % |"
         )
-        ok = ok and result.percent >= TARGET and result.checked == result.total
+        complete = result.checked + result.carried == result.total
+        ok = ok and result.percent >= TARGET and complete
         for mutant in unlisted:
             print(f"  survived, not in docs/testing.md: {mutant}")
             ok = False
@@ -172,14 +213,23 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(MODULES)}")
     parser.add_argument("--report", action="store_true", help="print the last scores only")
     parser.add_argument("--children", type=int, default=2, help="mutants run at once")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="MUTANT",
+        help="run only these mutants of one module (names or globs: 'fidelia.a.b.x_f__mutmut_*')",
+    )
     args = parser.parse_args()
     names = args.modules or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {unknown}; known: {list(MODULES)}")
+    if args.only and len(names) != 1:
+        parser.error("--only takes the mutants of one module")
     if not args.report:
         for name in names:
-            run(name, MODULES[name], args.children)
+            run(name, MODULES[name], args.children, args.only)
     return 0 if report(names) else 1
 
 

@@ -28,7 +28,12 @@ wakeup = threading.Event()
 @event.listens_for(Session, "before_commit")
 def _notify_workers(session: Session) -> None:
     """Once per transaction, at its top-level commit (a savepoint rolled back cannot take it
-    away), unless the transaction said otherwise (``wake_this_process_only``)."""
+    away), unless the transaction said otherwise (``wake_this_process_only``). SQLAlchemy
+    sends ``before_commit`` and ``after_commit`` for a savepoint released too: those wait
+    for the transaction's own commit (a released savepoint cleared the flags, so a worker's
+    batch, a savepoint per message, notified every worker)."""
+    if session.in_nested_transaction():
+        return
     if (
         session.info.get("outbox_wakeup")
         and not session.info.get("outbox_notified")
@@ -47,6 +52,8 @@ def wake_this_process_only(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _wake_worker(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction is not committed yet
     session.info.pop("outbox_notified", None)
     if session.info.pop("outbox_wakeup", False):
         wakeup.set()

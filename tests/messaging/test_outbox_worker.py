@@ -22,6 +22,7 @@ from fidelia.kit import clock
 from fidelia.kit.db import Database
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake, outbox
+from fidelia.messaging.bot import Bot, Inbound
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import REDACTED, Worker, backoff, scrub
 from fidelia.models import Customer, MessageLog, OutboxMessage, Pin
@@ -211,6 +212,20 @@ def test_enqueue_wakes_the_worker_after_its_commit_only(db):
         session.add(OutboxMessage(channel="sms", payload={}))
         session.commit()
         assert not outbox.wakeup.is_set()  # the flag went with the first commit
+
+
+def test_a_savepoint_released_wakes_the_worker_only_at_the_transactions_commit(db):
+    """SQLAlchemy sends after_commit for a released savepoint too: the wake-up waits for the
+    transaction's commit (a worker woken before it finds nothing and sleeps to its poll)."""
+    outbox.wakeup.clear()
+    with db.session() as session:
+        with session.begin_nested():
+            outbox.enqueue(session, "sms", {"to": ANA, "text": "hola"}, None)
+        with session.begin_nested():
+            session.add(OutboxMessage(channel="sms", payload={}))
+        assert not outbox.wakeup.is_set()
+    assert outbox.wakeup.is_set()
+    outbox.wakeup.clear()
 
 
 def test_a_whatsapp_text_goes_to_a_number_or_a_user_id(db):
@@ -813,6 +828,83 @@ def test_a_transaction_that_enqueues_notifies_once_at_its_commit_and_not_when_ro
                 intake.notify(session)  # other work (Bling events, stored messages): the same
             assert heard() == 1
     finally:
+        db.dispose()
+
+
+def test_a_workers_own_batch_wakes_only_this_process_and_sends_no_notify(pg_url, graph):
+    """The replies a worker's batch of inbound messages enqueues (intake.process_batch) wake
+    this process's worker, which delivers them in its next round, and send no NOTIFY, which
+    would wake every worker for nothing (``outbox.wake_this_process_only``); storing the
+    messages did notify."""
+    db = Database(pg_url, pool_size=2)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=pg_url,
+        whatsapp_api_base=graph.url,
+        whatsapp_token=graph.token,
+    )
+    try:
+        make_tenant(db)
+        with psycopg.connect(pg_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {outbox.CHANNEL}")
+
+            def heard() -> int:
+                return len(list(listener.notifies(timeout=0.5)))
+
+            with db.session() as session:
+                messages = [
+                    Inbound(f"wamid.own{i}", ANA, None, text, settings.bot_number)
+                    for i, text in enumerate(("hola", "ayuda"))
+                ]
+                assert intake.store(session, messages) == 2
+            assert heard() == 1  # work stored: the workers are told
+            outbox.wakeup.clear()
+            assert intake.process_batch(db, Bot(settings)) == 2
+            assert outbox.wakeup.is_set()  # this process's worker delivers the replies
+            assert heard() == 0
+            with db.session(readonly=True) as session:
+                replies = session.scalars(
+                    select(OutboxMessage.status).where(OutboxMessage.channel == "whatsapp")
+                ).all()
+            assert replies == ["pending", "pending"]
+            with db.session() as session:  # the flag does not outlive its transaction
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
+            assert heard() == 1
+    finally:
+        outbox.wakeup.clear()
+        db.dispose()
+
+
+def test_the_notify_is_the_transactions_whatever_its_savepoints_and_flags_last_one(pg_url):
+    """The NOTIFY goes at the transaction's own commit: a savepoint released inside one that
+    is rolled back does not take it away (a NOTIFY made at that release would be rolled back
+    with the outer savepoint); ``wake_this_process_only`` holds for one transaction of the
+    session, the next one that enqueues notifies again."""
+    db = Database(pg_url, pool_size=2)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {outbox.CHANNEL}")
+
+            def heard() -> int:
+                return len(list(listener.notifies(timeout=0.5)))
+
+            with db.session() as session:
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
+                with pytest.raises(RuntimeError), session.begin_nested():
+                    with session.begin_nested():
+                        session.add(OutboxMessage(channel="sms", payload={}))
+                    raise RuntimeError("the outer savepoint rolled back")
+            assert heard() == 1
+            outbox.wakeup.clear()
+            with db.session() as session:
+                outbox.wake_this_process_only(session)
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "dos"})
+                session.commit()
+                assert heard() == 0 and outbox.wakeup.is_set()
+                outbox.enqueue(session, "sms", {"to": ANA, "text": "tres"})
+            assert heard() == 1
+    finally:
+        outbox.wakeup.clear()
         db.dispose()
 
 

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from fidelia.events.deals import Line, create_deal
 from fidelia.kit import clock
 from fidelia.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fidelia.models import Customer, Order, Tenant, VoucherUse
+from fidelia.models import Customer, Order, Tenant, Voucher, VoucherUse
 from fidelia.models.order import CANCELLED, COMPLETE
 from fidelia.orders import checkout
 from fidelia.vouchers import service as vouchers
+from fidelia.vouchers.rules import create_rule
 from tests.orders.common import (
     BIA,
     CASHBACK,
@@ -194,6 +195,30 @@ def test_closing_records_a_complete_order_earning_on_the_money_paid(db):
     assert messages(db) == [("benefit_earned", f"order:{oid}")]
     # The message is decided once the deals' points are in: it tells all 36.
     assert "36 puntos" in outbox_texts(db)[-1]
+
+
+def issued(db) -> list[tuple[int | None, str | None]]:
+    with db.session(readonly=True) as session:
+        rows = session.execute(select(Voucher.customer_id, Voucher.campaign).order_by(Voucher.id))
+        return [tuple(row) for row in rows]
+
+
+def test_closing_issues_the_vouchers_of_the_rules_the_caller_has_else_reads_them(db):
+    """The doors pass the merchant's active voucher rules from their cache (State.rules):
+    those decide, without a read; given none, ``close`` reads them. A rule the cache does
+    not hold yet issues nothing through it."""
+    tenant = shop(db)
+    ana, bia = member(db, tenant), member(db, tenant, BIA)
+    with db.session() as session:
+        rule = create_rule(
+            session, session.get_one(Tenant, tenant.id), kind="purchases", threshold=1, value=500
+        ).id
+    with db.session() as session:
+        checkout.close(session, opened(session, tenant, ana, tx="TX-1"), voucher_rules=[])
+    assert issued(db) == []
+    with db.session() as session:
+        checkout.close(session, opened(session, tenant, bia, tx="TX-2"))
+    assert issued(db) == [(bia, f"rule-{rule}-1")]
 
 
 def test_a_sale_paid_all_in_credit_earns_nothing(db):

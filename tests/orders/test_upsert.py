@@ -5,12 +5,14 @@ cashback credited, with their ledger rows), and then changed only by a cancellat
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from fidelia.kit import clock
-from fidelia.models import Order, Tenant
+from fidelia.models import Order, Tenant, Voucher
 from fidelia.models.order import CANCELLED, COMPLETE, IGNORED, PENDING
 from fidelia.orders import service as orders
 from fidelia.orders.earning import Bonus
+from fidelia.vouchers.rules import create_rule
 from tests.orders.common import (
     BIA,
     T0,
@@ -199,3 +201,19 @@ def test_spending_counts_a_members_complete_sales_less_refunds(db):
         assert orders.spending(session, tenant.id, ana) == orders.Spending(2, 2700)
         assert orders.spending(session, tenant.id, bia) == orders.Spending(1, 16000)
         assert orders.spending(session, other.id, bia) == orders.Spending(0, 0)
+
+
+def test_a_completed_order_issues_the_vouchers_of_the_rules_the_caller_has_else_reads_them(db):
+    """``OrderData.voucher_rules``: the merchant's active rules from the caller's cache decide
+    the vouchers (no read); None, they are read."""
+    tenant = shop(db)
+    ana, bia = member(db, tenant), member(db, tenant, BIA)
+    with db.session() as session:
+        rule = create_rule(
+            session, session.get_one(Tenant, tenant.id), kind="purchases", threshold=1, value=500
+        ).id
+    report(db, tenant, "P-1", 1000, ana, completed=True, voucher_rules=[])
+    report(db, tenant, "P-2", 1000, bia, completed=True)
+    with db.session(readonly=True) as session:
+        rows = session.execute(select(Voucher.customer_id, Voucher.campaign).order_by(Voucher.id))
+        assert [tuple(row) for row in rows] == [(bia, f"rule-{rule}-1")]
