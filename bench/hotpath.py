@@ -235,6 +235,28 @@ def _measure(
     return 1000 * cpu / n, 1000 * wall / n, errors
 
 
+def seeded_app(url: str, **settings: Any) -> tuple[Any, seed.Dataset]:
+    """The schema at ``url``, 10 merchants of 100 customers, and an app on it with the
+    doors' limits raised and no worker (``settings``: more of them)."""
+    upgrade(url)
+    data = seed.Dataset()
+    with seed.Loader(url) as db:
+        seed.add_merchants(db, data, 10, 100)
+        db.analyze()
+    config = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        whatsapp_app_secret=APP_SECRET,
+        rate_limit_pin_door=RATE_LIMIT,
+        rate_limit_pdv=RATE_LIMIT,
+        rate_limit_retail=RATE_LIMIT,
+        rate_limit_rest_v2=RATE_LIMIT,
+        simulator=False,
+        **settings,
+    )
+    return create_app(config, run_worker=False), data
+
+
 def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
     out = []
     with tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp:
@@ -245,22 +267,7 @@ def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
                 url = pg.url("fidelia")
             else:
                 url = f"sqlite:///{tmp}/fidelia.db"
-            upgrade(url)
-            data = seed.Dataset()
-            with seed.Loader(url) as db:
-                seed.add_merchants(db, data, 10, 100)
-                db.analyze()
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                database_url=url,
-                whatsapp_app_secret=APP_SECRET,
-                rate_limit_pin_door=RATE_LIMIT,
-                rate_limit_pdv=RATE_LIMIT,
-                rate_limit_retail=RATE_LIMIT,
-                rate_limit_rest_v2=RATE_LIMIT,
-                simulator=False,
-            )
-            app = create_app(settings, run_worker=False)
+            app, data = seeded_app(url)
             rng = random.Random(7)
             for name in names:
                 cpu, wall, errors = measure(

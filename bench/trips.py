@@ -26,11 +26,7 @@ if __package__ in (None, ""):
 import anyio.to_thread  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from bench import hotpath, seed  # noqa: E402
-from bench.services import APP_SECRET, RATE_LIMIT  # noqa: E402
-from fidelia.app import create_app  # noqa: E402
-from fidelia.kit.migrate import upgrade  # noqa: E402
-from fidelia.kit.settings import Settings  # noqa: E402
+from bench import hotpath  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 N = 100
@@ -49,23 +45,7 @@ def main(names: list[str]) -> None:
     try:
         pg.psql("CREATE DATABASE fidelia")
         url = pg.url("fidelia")
-        upgrade(url)
-        data = seed.Dataset()
-        with seed.Loader(url) as db:
-            seed.add_merchants(db, data, 10, 100)
-            db.analyze()
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=url,
-            whatsapp_app_secret=APP_SECRET,
-            rate_limit_pin_door=RATE_LIMIT,
-            rate_limit_pdv=RATE_LIMIT,
-            rate_limit_retail=RATE_LIMIT,
-            rate_limit_rest_v2=RATE_LIMIT,
-            simulator=False,
-            tenant_cache_seconds=3600,
-        )
-        app = create_app(settings, run_worker=False)
+        app, data = hotpath.seeded_app(url, tenant_cache_seconds=3600)
         path = Path(tempfile.mkdtemp(prefix="fidelia-trips-")) / "trace"
         trace = path.open("w")
         event.listen(
