@@ -309,6 +309,8 @@ class Bot:
             )
         pins.assign_customers(session, owners)
         balances = credit_many(session, credits)
+        if self.catalogs is not None:  # the replies' catalogs, in three reads for the batch
+            self.catalogs.prefetch(session, {t.program_id for t in tenants.values()})
         texts, moves = [], []
         last = {c: contacts[c].last_tenant_id for c in groups}
         for (_, c), each, balance in zip(order, credits, balances, strict=True):
