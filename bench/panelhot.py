@@ -33,11 +33,10 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
 
 from bench import load, seed  # noqa: E402
 from bench import profile as profiling  # noqa: E402
-from bench.hotpath import _split  # noqa: E402
+from bench.hotpath import drive  # noqa: E402
 from bench.services import fidelia_env  # noqa: E402
 from fidelia.kit.migrate import upgrade  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
@@ -117,17 +116,6 @@ class Pages:
         if page == "account":
             return [load.http_request("GET", "/panel/account", host, {"Cookie": self.cookie})] * n
         return [load.http_request("GET", "/healthz", host)] * n
-
-
-async def drive(app: Any, raws: list[bytes]) -> list[int]:
-    statuses = []
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for raw in raws:
-            method, path, headers, body = _split(raw)
-            response = await client.request(method, path, headers=headers, content=body)
-            statuses.append(response.status_code)
-    return statuses
 
 
 class Collections:

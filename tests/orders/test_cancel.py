@@ -41,13 +41,6 @@ from tests.orders.common import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _frozen():
-    clock.freeze(T0)
-    yield
-    clock.freeze(None)
-
-
 def refund(db, oid, key, value, products=()):
     with db.session() as session:
         row = orders.partial_cancel(

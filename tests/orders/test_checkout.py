@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from fidelia.events.deals import Line, create_deal
-from fidelia.kit import clock
 from fidelia.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fidelia.models import Customer, Order, Tenant, Voucher, VoucherUse
 from fidelia.models.order import CANCELLED, COMPLETE
@@ -32,13 +31,6 @@ from tests.orders.common import (
     said,
     shop,
 )
-
-
-@pytest.fixture(autouse=True)
-def _frozen():
-    clock.freeze(T0)
-    yield
-    clock.freeze(None)
 
 
 def opened(session, tenant, customer, total=1000, tx="TX-1", lines=()):

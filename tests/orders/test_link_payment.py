@@ -6,19 +6,11 @@ member's, a cancelled one or one made for another transaction."""
 import pytest
 from sqlalchemy import update
 
-from fidelia.kit import clock
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.models import Customer, LoyaltyPayment, Tenant
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
-from tests.orders.common import BIA, CASHBACK, T0, balances, give, member, said, shop
-
-
-@pytest.fixture(autouse=True)
-def _frozen():
-    clock.freeze(T0)
-    yield
-    clock.freeze(None)
+from tests.orders.common import BIA, CASHBACK, balances, give, member, said, shop
 
 
 def paid(db, tenant, customer, amount, reference="TX-1", cancelled=False) -> str:

@@ -11,22 +11,14 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select, text
 
-from fidelia.kit import clock
 from fidelia.models import Customer, Order, Tenant, Voucher
 from fidelia.models.order import COMPLETE
 from fidelia.orders import checkout
 from fidelia.orders import service as orders
 from fidelia.vouchers.rules import create_rule
-from tests.orders.common import CASHBACK, T0, balances, entries, give, member, report, shop
+from tests.orders.common import CASHBACK, balances, entries, give, member, report, shop
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def _frozen():
-    clock.freeze(T0)
-    yield
-    clock.freeze(None)
 
 
 def lock_waits(db) -> int:

@@ -4,7 +4,6 @@ cashback credited, with their ledger rows), and then changed only by a cancellat
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from fidelia.kit import clock
@@ -24,13 +23,6 @@ from tests.orders.common import (
     report,
     shop,
 )
-
-
-@pytest.fixture(autouse=True)
-def _frozen():
-    clock.freeze(T0)
-    yield
-    clock.freeze(None)
 
 
 def test_a_new_order_is_stored_pending_for_its_member(db):
