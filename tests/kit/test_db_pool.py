@@ -2,6 +2,7 @@
 (``kit/db.py _refuse_dead``): a connection the server ended while it sat in the pool is
 replaced before a request gets it, so the first request after a restart succeeds."""
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(
             "kill9": lambda: (server.kill9(), server.pg_ctl_start()),  # type: ignore[func-returns-value]
         }
         ends[end]()
+        # pg_terminate_backend returns before the backend has gone: wait until it has (its
+        # goodbye is then on the pooled socket), as for a connection ended while it sat idle.
+        deadline = time.monotonic() + 10
+        while server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {first}") != "0":
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.05)
         # The very next session works, on a new connection, without an error first.
         second = _backend(db)
         assert second != first
