@@ -3,6 +3,7 @@ PostgreSQL server started here from the machine's binaries. Each test gets a fre
 database cloned from a migrated template. External services are real loopback servers."""
 
 import ast
+import asyncio
 import os
 import shutil
 import sys
@@ -26,6 +27,15 @@ from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import Worker
 from tests.fakes.graph import FakeGraph
 from tests.support.postgres import PostgresServer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_loop_left_running() -> Iterator[None]:
+    """A test file leaves no event loop running in the main thread (Playwright's sync API
+    does while it is open): the next file's ``asyncio.run()`` would refuse to start, a failure
+    that shows up far from its cause and only in some random orders."""
+    yield
+    assert asyncio._get_running_loop() is None, "this test file left an event loop running"
 
 
 @pytest.fixture(scope="session")

@@ -52,13 +52,15 @@ def database_url(request, tmp_path, sqlite_template):  # the browser part runs o
     return f"sqlite:///{target}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    # Module-scoped, not session-scoped: the sync API holds an event loop running in the main
+    # thread while it is open, and a later test file's asyncio.run() would refuse to start.
     with sync_api.sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright) -> Iterator[Any]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield chromium

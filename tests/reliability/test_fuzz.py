@@ -199,9 +199,17 @@ def fuzz(operation: Any, strategy: Any, call: Callable[[Any], None]) -> str | No
         return "unsatisfiable"  # the caller decides: a failure unless nothing to negate
     except (Exception, BaseExceptionGroup) as exc:  # one operation's failure must not hide
         # the others' (schemathesis reports its failures as a BaseExceptionGroup)
-        text = str(exc).strip()
-        return f"{operation.label}: {type(exc).__name__}: {text[:3000]}"
+        return f"{operation.label}: {explain(exc)[:6000]}"
     return None
+
+
+def explain(exc: BaseException) -> str:
+    """The failure with what it wraps: a FlakyFailure (the first call failed, the replay did
+    not) says nothing by itself, the first call's failure is among its sub-exceptions."""
+    text = f"{type(exc).__name__}: {str(exc).strip()}"
+    if isinstance(exc, BaseExceptionGroup):
+        text += "".join(f"\n  - {explain(inner)}" for inner in exc.exceptions)
+    return text
 
 
 def test_fuzz_every_operation(app, client, db, world, settings):
