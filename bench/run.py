@@ -186,6 +186,8 @@ class Bench:
             rps = extra.get("end_to_end_rps", result.rps)
             extra["floor_rps"] = floor["rps"]
             extra["floor_ratio"] = round(rps / floor["rps"], 4) if floor["rps"] else 0.0
+            if "fidelia_at_half" in floor:
+                extra["half_floor"] = floor["fidelia_at_half"]
         entry = {
             "name": name,
             "what": what,
@@ -468,6 +470,15 @@ class Bench:
             f"p99 {result.p99_ms:.2f} ms, {result.web_cpu_ms or 0:.2f} CPU ms/req ({detail})"
         )
 
+    def at_half_floor(self, server: FideliaServer, requests: list[bytes], name: str) -> None:
+        """Issue 14's latency target: Fidelia's p99 at half of the floor's peak rate (the
+        scenario's ``half`` is at half of Fidelia's own peak). Where Fidelia's peak is below
+        that rate it is overloaded, and its p99 (and any timeouts, counted, not failed) says
+        so."""
+        floor = self.results["floors"][name]
+        paced = self.wrk(server, requests, "cycle", self.c.half_seconds, rate=floor["rps"] / 2)
+        floor["fidelia_at_half"] = paced.as_dict()
+
     def cycled(
         self,
         server: FideliaServer,
@@ -490,6 +501,8 @@ class Bench:
         time.sleep(0.3)
         done = (counter() - before) if counter else peak.requests
         half = self.wrk(server, requests, "cycle", self.c.half_seconds, rate=peak.rps / 2)
+        if name:
+            self.at_half_floor(server, requests, name)
         answered = peak.requests - peak.errors
         errors = peak.errors + half.errors
         ok = errors == 0 and peak.requests > 0 and done >= answered

@@ -47,6 +47,11 @@ def test_quick_benchmark_answers_every_scenario(tmp_path: Path) -> None:
     for scenario in results["scenarios"]:
         assert scenario["check"] == "ok", scenario
         assert scenario["requests"] > 0 and scenario["errors"] == 0, scenario
+    paced = [s["name"] for s in results["scenarios"] if s.get("half_floor")]
+    assert paced == ["pin", "lookup", "redeem", "pos-redeem", "pos-order",
+                     "retail-transaction", "v2-sale"]  # fmt: skip
+    for scenario in results["scenarios"]:  # p99 at half of the floor's peak, measured
+        assert scenario.get("half_floor", {"requests": 1})["requests"] > 0, scenario
     for point in results["scaling"]:
         assert point["check"] == "ok", point
     assert len(results["scaling"]) >= 2
