@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from fidelia.customers.standing import CatalogCache
+from fidelia.events.deals import DealCache
 from fidelia.kit.db import WriterBusy
 from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
@@ -28,6 +29,7 @@ class State(Resources):
         self.catalogs = CatalogCache(settings.tenant_cache_seconds)
         self.merchants = TenantCache(settings.tenant_cache_seconds)  # by id (public doors)
         self.rules = RuleCache(settings.tenant_cache_seconds)  # voucher rules, every sale
+        self.deals = DealCache(settings.tenant_cache_seconds)  # active deals, retail sales
         self.bot = Bot(settings, self.catalogs)
         self.pin_policy = self.bot.policy
 

@@ -2,8 +2,10 @@
 segment (or any member, without one) and the basket meets the deal's conditions."""
 
 from dataclasses import dataclass, field
+from time import monotonic
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fidelia.events.segments import member_in
@@ -108,12 +110,48 @@ def _eligible_amount(deal: Deal, basket: Basket) -> int | None:
     return sum(line.amount for line in matching) if matching else None
 
 
-def open_to(session: Session, tenant: Tenant, customer: Customer | None) -> list[Deal]:
-    """Deals in force now for this member (their segment, or none), whatever the basket."""
+_ACTIVE = (
+    select(Deal).where(Deal.tenant_id == bindparam("t"), Deal.active.is_(True)).order_by(Deal.id)
+)  # built once: every retail sale reads these (or finds them in DealCache)
+
+
+def active_deals(session: Session, tenant: Tenant) -> list[Deal]:
+    return list(session.scalars(_ACTIVE, {"t": tenant.id}))
+
+
+class DealCache:
+    """A merchant's active deals, kept ``ttl`` seconds (``FIDELIA_TENANT_CACHE_SECONDS``,
+    like the voucher rules' ``RuleCache``; ``State.deals``), so a sale does not read them
+    every time: a deal created, changed or switched off counts for the sales from at most
+    ``ttl`` seconds later (its dates and segment are still checked per sale). A miss reads
+    in the caller's session and keeps *copies* (no session's objects, safe to share
+    between requests' threads). ``ttl`` 0: no cache."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[int, tuple[float, list[Deal]]] = {}
+
+    def active(self, session: Session, tenant: Tenant) -> list[Deal]:
+        hit = self._entries.get(tenant.id)
+        if hit is not None and monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        found = active_deals(session, tenant)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            columns = sa_inspect(Deal).column_attrs
+            twins = [Deal(**{c.key: getattr(d, c.key) for c in columns}) for d in found]
+            self._entries[tenant.id] = (monotonic(), twins)
+        return found
+
+
+def open_to(
+    session: Session, tenant: Tenant, customer: Customer | None, active: list[Deal] | None = None
+) -> list[Deal]:
+    """Deals in force now for this member (their segment, or none), whatever the basket.
+    ``active``: the merchant's active deals when the caller has them (``DealCache``)."""
     at = now()
-    deals = session.scalars(
-        select(Deal).where(Deal.tenant_id == tenant.id, Deal.active.is_(True)).order_by(Deal.id)
-    )
+    deals = active_deals(session, tenant) if active is None else active
     found = []
     for deal in deals:
         if (deal.valid_from and at < deal.valid_from) or (
@@ -129,10 +167,14 @@ def open_to(session: Session, tenant: Tenant, customer: Customer | None) -> list
 
 
 def applicable(
-    session: Session, tenant: Tenant, customer: Customer | None, basket: Basket
+    session: Session,
+    tenant: Tenant,
+    customer: Customer | None,
+    basket: Basket,
+    active: list[Deal] | None = None,
 ) -> list[Applied]:
     applied = []
-    for deal in open_to(session, tenant, customer):
+    for deal in open_to(session, tenant, customer, active):
         amount = _eligible_amount(deal, basket)
         if amount is None:
             continue

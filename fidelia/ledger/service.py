@@ -11,8 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
@@ -89,6 +101,26 @@ def credit(
         raise InvalidInput("A credit must be positive.")
     if amount > MAX_BALANCE:
         raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
+    if session.get_bind().dialect.name == "postgresql":
+        # The balance and its entry in one round trip (the upsert a CTE of the insert).
+        row = session.execute(
+            _CREDIT,
+            {
+                "p": acct.program_id,
+                "t": source.tenant_id,
+                "c": acct.customer_id,
+                "a": acct.account,
+                "kind": kind,
+                "x": amount,
+                "st": source.type,
+                "sid": source.id,
+                "exp": expires_at,
+                "at": now(),
+            },
+        ).first()
+        if row is None:
+            raise BalanceLimit(f"This would take the balance past {MAX_BALANCE}.")
+        return Entry(int(row.id), amount, int(row.balance_after))
     found = session.execute(
         _add_to_balances(session),
         {
@@ -147,6 +179,65 @@ def _add_to_balances(session: Session) -> Any:
             _balances.c.program_id, _balances.c.customer_id, _balances.c.account, _balances.c.amount
         )
     return stmt
+
+
+def _credit_in_one() -> Any:
+    """PostgreSQL's ``credit``: the balance upsert (the same guard as ``_add_to_balances``)
+    as a CTE whose ``RETURNING`` feeds the entry's insert, so the entry carries the balance
+    it leaves and the lot what that balance leaves above zero. No row back: the guard
+    refused (BalanceLimit)."""
+    upsert = pg_insert(_balances).values(
+        program_id=bindparam("p", type_=BigInteger),
+        customer_id=bindparam("c", type_=BigInteger),
+        account=bindparam("a", type_=String),
+        amount=bindparam("x", type_=BigInteger),
+    )
+    added = (
+        upsert.on_conflict_do_update(
+            index_elements=["program_id", "customer_id", "account"],
+            set_={"amount": _balances.c.amount + upsert.excluded.amount},
+            where=_balances.c.amount <= MAX_BALANCE - upsert.excluded.amount,
+        )
+        .returning(_balances.c.amount)
+        .cte("added")
+    )
+    x = bindparam("x", type_=BigInteger)
+    row = select(
+        bindparam("p", type_=BigInteger),
+        bindparam("t", type_=BigInteger),
+        bindparam("c", type_=BigInteger),
+        bindparam("a", type_=String),
+        bindparam("kind", type_=String),
+        x,
+        added.c.amount,
+        bindparam("st", type_=String),
+        bindparam("sid", type_=String),
+        func.least(x, func.greatest(added.c.amount, 0)),
+        bindparam("exp", type_=DateTime(timezone=True)),
+        bindparam("at", type_=DateTime(timezone=True)),
+    ).select_from(added)
+    columns = (
+        "program_id",
+        "tenant_id",
+        "customer_id",
+        "account",
+        "kind",
+        "amount",
+        "balance_after",
+        "source_type",
+        "source_id",
+        "remaining",
+        "expires_at",
+        "created_at",
+    )
+    return (
+        insert(_entries)
+        .from_select(columns, row)
+        .returning(_entries.c.id, _entries.c.balance_after)
+    )
+
+
+_CREDIT = _credit_in_one()
 
 
 def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "earn") -> list[int]:

@@ -5,8 +5,9 @@ id, so earning, cancellation and the POS door's view of the sale stay one.
 
 The caller (a door) runs the steps in order inside one transaction, so a refusal at any
 step (a used voucher, too few points) undoes the whole sale. Locks are always taken in the
-same order (order row, member row, voucher, balances), so concurrent sales cannot deadlock,
-and a single-use voucher is taken once however many sales race for it.
+same order (member row, voucher, balances; a transaction id already recorded ends the sale
+at its first step), so concurrent sales cannot deadlock, and a single-use voucher is taken
+once however many sales race for it.
 """
 
 import secrets
@@ -14,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fidelia.events.deals import Applied, Basket, Line, applicable
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.ledger.service import POINTS, Account, Source, credit
 from fidelia.messaging import automations
-from fidelia.models import Customer, LoyaltyPayment, Order, Tenant, Voucher, VoucherRule
+from fidelia.models import Customer, Deal, LoyaltyPayment, Order, Tenant, Voucher, VoucherRule
 from fidelia.models.order import CANCELLED
 from fidelia.orders import service as orders
 from fidelia.orders.service import voucher_reference
@@ -96,6 +97,16 @@ class Reversal:
     already: bool
 
 
+_EXISTING = select(Order.id).where(
+    Order.tenant_id == bindparam("t"), Order.original_id == bindparam("o")
+)
+_LOCK_MEMBER = (
+    select(Customer.id, _EXISTING.scalar_subquery().label("existing"))
+    .where(Customer.id == bindparam("c"))
+    .with_for_update(of=Customer)
+)
+
+
 def open_sale(
     session: Session,
     tenant: Tenant,
@@ -108,27 +119,31 @@ def open_sale(
     (say, one the POS door reported)."""
     if total < 0:
         raise InvalidInput("A sale's total cannot be negative.", code="INVALID_AMOUNT")
-    existing = session.scalar(
-        select(Order.id)
-        .where(Order.tenant_id == tenant.id, Order.original_id == transaction_id)
-        .with_for_update()
-    )
+    # One member's sales run one at a time (the member's row locked here, and held until
+    # the sale ends): their balances are always locked in the same order, and a burst of
+    # sales cannot interleave payments and earnings. The check that the transaction id is
+    # no order yet rides on the same statement (an existing one ends the sale at once).
+    key = {"t": tenant.id, "o": transaction_id}
+    if customer is None:
+        existing = session.scalar(_EXISTING, key)
+    else:
+        existing = session.execute(_LOCK_MEMBER, {**key, "c": customer.id}).one().existing
     if existing is not None:
         raise Conflict(
             "This transactionId is already recorded at this merchant.",
             code="TRANSACTION_EXISTS",
         )
-    if customer is not None:
-        # One member's sales run one at a time: their balances are always locked in the
-        # same order, and a burst of sales cannot interleave payments and earnings.
-        session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
     return Sale(tenant, transaction_id, customer, total, lines)
 
 
-def apply_deals(session: Session, sale: Sale, only: set[str] | None = None) -> list[AppliedDeal]:
+def apply_deals(
+    session: Session, sale: Sale, only: set[str] | None = None, active: list[Deal] | None = None
+) -> list[AppliedDeal]:
     """The deals this member and basket qualify for (``only``: just these keys, the ones the
-    POS showed from a preview), each capped at what is left of the bill."""
-    for found in applicable(session, sale.tenant, sale.customer, Basket(sale.total, sale.lines)):
+    POS showed from a preview), each capped at what is left of the bill. ``active``: the
+    merchant's active deals when the caller has them (``DealCache``), else read."""
+    basket = Basket(sale.total, sale.lines)
+    for found in applicable(session, sale.tenant, sale.customer, basket, active):
         if only is not None and deal_key(found.deal.id) not in only:
             continue
         sale.deals.append(AppliedDeal(found, min(found.discount, sale.to_pay)))
@@ -255,6 +270,7 @@ def close(
             completed_at=completed_at,
             details=details or {},
             after_sale=False,  # below, once the deals' bonus points are in
+            customer_locked=True,  # by open_sale
         ),
     )
     bonus = 0

@@ -7,10 +7,10 @@ a negative balance is never dropped; it blocks redemptions until earned back.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
@@ -51,6 +51,8 @@ class OrderData:
     after_sale: bool = True  # False: the caller runs automations.after_sale itself
     # The merchant's active voucher rules when the caller has them (State.rules); None: read.
     voucher_rules: list[VoucherRule] | None = None
+    # The caller holds ``customer``'s row lock already (a retail sale's ``open_sale``).
+    customer_locked: bool = False
 
 
 def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
@@ -59,6 +61,10 @@ def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
         .where(Order.tenant_id == tenant.id, Order.original_id == original_id)
         .with_for_update()
     )
+
+
+# A customer's row lock, built once: their sales complete one at a time.
+LOCK_CUSTOMER = select(Customer.id).where(Customer.id == bindparam("c")).with_for_update()
 
 
 def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
@@ -72,6 +78,7 @@ def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
     return order
 
 
+_orders = cast(Table, Order.__table__)
 _NEW_ORDER: dict[str, Any] = {}  # per dialect, built once
 
 
@@ -84,9 +91,9 @@ def _insert_new(session: Session, tenant: Tenant, data: OrderData) -> Order | No
     stmt = _NEW_ORDER.get(dialect)
     if stmt is None:
         stmt = _NEW_ORDER[dialect] = (
-            insert_for(session)(Order)
+            insert_for(session)(_orders)
             .on_conflict_do_nothing(index_elements=["tenant_id", "original_id"])
-            .returning(Order)
+            .returning(*_orders.c)
         )
     at = now()
     row = {
@@ -111,7 +118,14 @@ def _insert_new(session: Session, tenant: Tenant, data: OrderData) -> Order | No
         "created_at": at,
         "updated_at": at,
     }
-    return session.scalars(stmt, [row]).first()
+    inserted = session.execute(stmt, row).first()
+    if inserted is None:
+        return None
+    # The row as the session's Order, as if loaded (Core, not the ORM's bulk insert).
+    order = Order(**inserted._mapping)
+    make_transient_to_detached(order)
+    session.add(order)
+    return order
 
 
 def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
@@ -134,7 +148,8 @@ def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
     if data.cancelled:
         cancel(session, order)
     elif data.completed:
-        _complete(session, tenant, order, data.completed_at)
+        held = data.customer.id if data.customer_locked and data.customer else None
+        _complete(session, tenant, order, data.completed_at, locked=held)
         if data.after_sale:
             automations.after_sale(session, tenant, data.customer, order, data.voucher_rules)
     else:
@@ -165,13 +180,17 @@ def _link_coupon(session: Session, order: Order) -> None:
         order.customer_id = order.customer_id or redemption.customer_id
 
 
-def _complete(session: Session, tenant: Tenant, order: Order, at: datetime | None) -> None:
+def _complete(
+    session: Session, tenant: Tenant, order: Order, at: datetime | None, locked: int | None = None
+) -> None:
+    """``locked``: the customer whose row lock the caller holds already."""
     if order.customer_id is None:
         order.state = IGNORED
         return
     # One member's sales complete one at a time (as a retail sale's do): vouchers by rule
     # then count every earlier sale, and the lock order stays customer, then balances.
-    session.execute(select(Customer.id).where(Customer.id == order.customer_id).with_for_update())
+    if order.customer_id != locked:
+        session.execute(LOCK_CUSTOMER, {"c": order.customer_id})
     bonus = bonus_for(tenant, order.total)
     source = Source(tenant.id, "order", str(order.id))
     for account, amount in ((POINTS, bonus.points), (CASHBACK, bonus.cashback)):

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from fidelia.events.deals import Line, create_deal
+from fidelia.events.deals import DealCache, Line, create_deal, set_deal_active
 from fidelia.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fidelia.models import Customer, Order, Tenant, Voucher, VoucherUse
 from fidelia.models.order import CANCELLED, COMPLETE
@@ -310,3 +310,42 @@ def test_cancelling_a_sale_gives_everything_back_once(db):
         assert (again.points, again.credit, again.payments, again.vouchers) == (0, 0, [], [])
         assert again.already and again.order.state == CANCELLED
     assert balances(db, ana) == (0, 5000)
+
+
+def test_cached_deals_give_what_a_fresh_read_gives_and_a_change_waits_for_the_cache(db):
+    """A retail sale takes the merchant's active deals from ``DealCache`` (``State.deals``,
+    kept ``FIDELIA_TENANT_CACHE_SECONDS``): the cached copies take the same amounts off the
+    bill and credit the same bonus points as a fresh read; a deal switched off while they are
+    fresh still counts, and no longer once the cache's time has passed."""
+    tenant = shop(db)
+    ana = member(db, tenant)
+    fixed = deal(db, tenant, "fixed", 300)
+    bonus = deal(db, tenant, "points", 20)
+    cache = DealCache(ttl=3600)
+
+    def cached_sale(tx: str) -> list[tuple[int, int]]:
+        with db.session() as session:
+            sale = opened(session, tenant, ana, total=1000, tx=tx)
+            active = cache.active(session, sale.tenant)
+            applied = checkout.apply_deals(session, sale, active=active)
+            totals.append(checkout.close(session, sale, voucher_rules=[]).order.total)
+            return [(a.applied.deal.id, a.discount) for a in applied]
+
+    totals: list[int] = []
+
+    with db.session() as session:
+        fresh = opened(session, tenant, ana, total=1000, tx="TX-0")
+        expected = [(a.applied.deal.id, a.discount) for a in checkout.apply_deals(session, fresh)]
+        session.rollback()
+    assert expected == [(fixed, 300), (bonus, 0)]
+    assert cached_sale("TX-1") == expected
+    with db.session() as session:
+        set_deal_active(session, session.get_one(Tenant, tenant.id), fixed, False)
+    assert cached_sale("TX-2") == expected  # the cached copies, still fresh
+    cache.ttl = 0  # the cache's time has passed
+    assert cached_sale("TX-3") == [(bonus, 0)]
+    assert totals == [700, 700, 1000]  # what was left to pay earns
+    bonuses = [(e[1], e[2]) for e in entries(db, ana) if e[3] == "deal"]
+    assert bonuses == [("earn", 20)] * 3  # the cached bonus deal credited each time
+    points = sum(e[2] for e in entries(db, ana) if e[0] == "points")
+    assert balances(db, ana)[0] == points

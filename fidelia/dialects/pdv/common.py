@@ -1,6 +1,6 @@
 """What the seed 001 routes share: finding customers by document, rendering them."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.service import find, identify
@@ -25,12 +25,15 @@ def require_customer(session: Session, tenant: Tenant, document: str) -> Custome
     return customer
 
 
+_IDENTIFIERS = (
+    select(CustomerIdentifier.kind, CustomerIdentifier.value)
+    .where(CustomerIdentifier.customer_id == bindparam("c"))
+    .order_by(CustomerIdentifier.id)
+)  # built once: every order's answer renders its customer
+
+
 def identifiers_of(session: Session, customer: Customer) -> dict[str, str]:
-    rows = session.execute(
-        select(CustomerIdentifier.kind, CustomerIdentifier.value)
-        .where(CustomerIdentifier.customer_id == customer.id)
-        .order_by(CustomerIdentifier.id)
-    )
+    rows = session.execute(_IDENTIFIERS, {"c": customer.id})
     found: dict[str, str] = {}
     for kind, value in rows:
         found.setdefault(kind, value)

@@ -31,7 +31,7 @@ from fidelia.dialects.retail_v1.schemas import (
 )
 from fidelia.dialects.retail_v1.wire import envelope, success
 from fidelia.events import service as events
-from fidelia.events.deals import Line
+from fidelia.events.deals import DealCache, Line
 from fidelia.idempotency.service import claim, forget
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import InvalidInput, NotFound
@@ -88,7 +88,7 @@ def forget_payment(session: Session, payment: LoyaltyPayment) -> None:
 
 
 def _submit(
-    session: Session, caller: Caller, body: TransactionRequest, rules: RuleCache
+    session: Session, caller: Caller, body: TransactionRequest, rules: RuleCache, deals: DealCache
 ) -> dict[str, Any]:
     tenant = caller.tenant
     tx = body.transaction
@@ -99,7 +99,7 @@ def _submit(
             session, tenant, tx.transactionId, customer, tx.totalAmount, basket_lines(tx)
         )
     only = {d.key.strip().upper() for d in body.appliedDeals} if body.appliedDeals else None
-    checkout.apply_deals(session, sale, only)
+    checkout.apply_deals(session, sale, only, deals.active(session, tenant))
     for i, asset in enumerate(body.usedAssets or []):
         with at(f"body.usedAssets[{i}].key"):
             checkout.use_voucher(session, sale, asset.key)
@@ -219,11 +219,11 @@ async def transaction(body: TransactionRequest, caller: RetailCaller, state: App
     """Submit a sale (idempotent on transactionId): deals, assets, loyalty payments and
     earnings in one go; or cancel one by its confirmation code (undone once)."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
-    return await state.in_transaction(_transaction, body, caller, state.rules)
+    return await state.in_transaction(_transaction, body, caller, state.rules, state.deals)
 
 
 def _transaction(
-    session: Session, body: TransactionRequest, caller: Caller, rules: RuleCache
+    session: Session, body: TransactionRequest, caller: Caller, rules: RuleCache, deals: DealCache
 ) -> Any:
     if body.action == "cancel":
         return _cancel(session, caller, body)
@@ -239,7 +239,7 @@ def _transaction(
         )
     if keyed.replay is not None:
         return JSONResponse(keyed.replay)
-    answer = _submit(session, caller, body, rules)
+    answer = _submit(session, caller, body, rules, deals)
     keyed.store(answer)
     return JSONResponse(answer)
 
