@@ -28,6 +28,7 @@ GraphSink``, in a thread of this process): its CPU is the worker thread's alone
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 import tempfile
@@ -274,7 +275,7 @@ def run(db_kind: str, names: list[str], n: int, profile: str, merchants: int = 1
                 cpu, wall, errors = measure(
                     app,
                     name,
-                    lambda k, name=name: requests_for(name, url, data, k, rng),
+                    functools.partial(requests_for, name, url, data, rng=rng),
                     n,
                     profile,
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
