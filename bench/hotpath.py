@@ -28,6 +28,7 @@ GraphSink``, in a thread of this process): its CPU is the worker thread's alone
 import argparse
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 import tempfile
@@ -235,13 +236,14 @@ def _measure(
     return 1000 * cpu / n, 1000 * wall / n, errors
 
 
-def seeded_app(url: str, **settings: Any) -> tuple[Any, seed.Dataset]:
-    """The schema at ``url``, 10 merchants of 100 customers, and an app on it with the
-    doors' limits raised and no worker (``settings``: more of them)."""
+def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, seed.Dataset]:
+    """The schema at ``url``, ``merchants`` merchants of 100 customers (10 of 1,000 from
+    100 merchants on), and an app on it with the doors' limits raised and no worker
+    (``settings``: more of them)."""
     upgrade(url)
     data = seed.Dataset()
     with seed.Loader(url) as db:
-        seed.add_merchants(db, data, 10, 100)
+        seed.add_merchants(db, data, merchants, 100 if merchants < 100 else 10)
         db.analyze()
     config = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -257,7 +259,7 @@ def seeded_app(url: str, **settings: Any) -> tuple[Any, seed.Dataset]:
     return create_app(config, run_worker=False), data
 
 
-def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
+def run(db_kind: str, names: list[str], n: int, profile: str, merchants: int = 10) -> list[str]:
     out = []
     with tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp:
         pg = PostgresServer().start() if db_kind == "postgresql" else None
@@ -267,13 +269,13 @@ def run(db_kind: str, names: list[str], n: int, profile: str) -> list[str]:
                 url = pg.url("fidelia")
             else:
                 url = f"sqlite:///{tmp}/fidelia.db"
-            app, data = seeded_app(url)
+            app, data = seeded_app(url, merchants)
             rng = random.Random(7)
             for name in names:
                 cpu, wall, errors = measure(
                     app,
                     name,
-                    lambda k, name=name: requests_for(name, url, data, k, rng),
+                    functools.partial(requests_for, name, url, data, rng=rng),
                     n,
                     profile,
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
@@ -297,6 +299,12 @@ def main() -> int:
     parser.add_argument("--db", choices=("postgresql", "sqlite", "both"), default="both")
     parser.add_argument("-n", type=int, default=1000, help="requests per scenario")
     parser.add_argument(
+        "--merchants",
+        type=int,
+        default=10,
+        help="merchants seeded (10: 100 customers each; 100 or more: 10 each)",
+    )
+    parser.add_argument(
         "--profile",
         choices=("py-spy", "pyinstrument"),
         default="",
@@ -309,7 +317,7 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     for kind in kinds:
-        run(kind, names, args.n, args.profile)
+        run(kind, names, args.n, args.profile, args.merchants)
     return 0
 
 

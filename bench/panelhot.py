@@ -20,6 +20,7 @@ entries; 10,000 entries per merchant over 365 days) at a fraction of the seeding
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -189,7 +190,7 @@ def run(url: str, pages: list[str], n: int, rounds: int, profile: str) -> None:
         for page in pages:
             cpu, wall, statements, errors = measure(
                 app,
-                lambda k, page=page: requests.build(page, k),
+                functools.partial(requests.build, page),
                 n,
                 profile,
                 RESULTS / f"profile-panelhot-{page}",

@@ -12,6 +12,7 @@ did not answer correctly (the credit path must really credit, and so on).
 """
 
 import argparse
+import functools
 import os
 import random
 import shutil
@@ -666,7 +667,7 @@ class Bench:
             shown = answer.status_code == 200 and f"Cliente {sample.id}" in answer.text
             peak, half, detail = self.cycled(
                 server,
-                lambda n, build=build: build(customers, host, cookie, n, self.rng),
+                functools.partial(build, customers, host, cookie, rng=self.rng),
                 None,
             )
             if not shown:

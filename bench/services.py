@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -214,8 +215,9 @@ class FideliaServer:
                 proc.wait(5)
         self.procs = []
 
-    def __enter__(self) -> "FideliaServer":
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

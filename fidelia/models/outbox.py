@@ -14,7 +14,9 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The worker's claim: WHERE status, next_attempt_at <= ... ORDER BY next_attempt_at,
+        # id LIMIT n reads n rows off this index, whatever the backlog (messaging/worker.py).
+        Index("ix_outbox_claim", "status", "next_attempt_at", "id"),
         Index("ix_outbox_tenant", "tenant_id", "id"),  # the panel's deliveries
     )
 

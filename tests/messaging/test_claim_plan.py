@@ -1,0 +1,124 @@
+"""The outbox claim reads a batch of rows, whatever the backlog (issue 14: flat).
+
+The claim (``messaging/worker.py _CLAIM``) is explained as the worker sends it, over a
+backlog of due replies that the planner's statistics do not know yet (they were taken
+before the burst, as when a burst outruns autovacuum): on PostgreSQL its custom plan and
+the generic plan of the prepared statement (psycopg prepares it after five runs) walk
+``ix_outbox_claim`` in the ``ORDER BY``'s order and stop at the ``LIMIT``, with no sort
+and no scan of the table; on SQLite it searches the same index, with no temporary b-tree.
+With ``ix_outbox_due`` (no ``id``) and ``LIMIT $n``, PostgreSQL sorted the whole backlog
+and joined the ids back with a scan of the whole outbox (BENCHMARKS.md)."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from psycopg import sql
+from sqlalchemy import event
+
+from fidelia.kit.db import Database
+from fidelia.messaging.worker import Worker
+
+BACKLOG = 20_000
+BATCH = 20
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def claim_sql(db: Database) -> tuple[str, Any]:
+    """The claim as the worker's engine sends it (a real claim, on an empty outbox)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert Worker(db, {}, batch=BATCH, lease=timedelta(seconds=60)).claim() == []
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    [(statement, params)] = [(s, p) for s, p in seen if "UPDATE outbox" in s]
+    return statement, params
+
+
+def seed_postgresql(db: Database) -> None:
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("ALTER TABLE outbox SET (autovacuum_enabled = false)")
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (channel, payload, status, attempts, next_attempt_at, "
+            "created_at, sent_at) SELECT 'whatsapp', '{}', 'sent', 1, "
+            "now() - interval '2 hours', now(), now() FROM generate_series(1, 5000)"
+        )
+        conn.exec_driver_sql("VACUUM ANALYZE outbox")  # statistics before the burst
+        # The burst: replies enqueued 50 to a transaction, one timestamp each.
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (channel, payload, status, attempts, next_attempt_at, "
+            "created_at) SELECT 'whatsapp', '{}', 'pending', 0, "
+            "now() - interval '1 hour' + (g / 50) * interval '1 ms', now() "
+            f"FROM generate_series(1, {BACKLOG}) g"
+        )
+
+
+def assert_bounded(plan: dict[str, Any], analysed: bool) -> None:
+    kinds = [node["Node Type"] for node in nodes(plan)]
+    assert not {"Sort", "Incremental Sort", "Seq Scan", "Bitmap Heap Scan"} & set(kinds), kinds
+    [scan] = [n for n in nodes(plan) if n.get("Index Name") == "ix_outbox_claim"]
+    assert scan["Node Type"] == "Index Scan"
+    if analysed:  # the rows it read off the index: the batch, not the backlog
+        assert scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0) <= BATCH
+
+
+def test_the_claim_walks_its_index_and_stops_at_the_batch_whatever_the_backlog(database_url):
+    db = Database(database_url, pool_size=1)
+    try:
+        statement, params = claim_sql(db)
+        if db.is_sqlite:
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql(
+                    "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g "
+                    f"WHERE n < {BACKLOG}) INSERT INTO outbox (channel, payload, status, "
+                    "attempts, next_attempt_at, created_at) SELECT 'whatsapp', '{}', "
+                    "'pending', 0, '2000-01-01 00:00:00.000000', '2000-01-01 00:00:00.000000' "
+                    "FROM g"
+                )
+                conn.commit()
+                steps = [
+                    row[-1]
+                    for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+                ]
+            assert any("USING INDEX ix_outbox_claim" in step for step in steps), steps
+            assert not any("TEMP B-TREE" in step or step.startswith("SCAN") for step in steps)
+            return
+        seed_postgresql(db)
+        with db.engine.connect() as conn:
+            explain = "EXPLAIN (ANALYZE, FORMAT JSON) "
+            [[custom]] = conn.exec_driver_sql(explain + statement, params).all()
+            conn.rollback()  # EXPLAIN ANALYZE leased the rows
+            assert_bounded(custom[0]["Plan"], analysed=True)
+            # The prepared statement's generic plan, as PostgreSQL may keep it after five runs.
+            names: list[str] = []
+            for name in params:
+                if f"%({name})s" in statement:
+                    names.append(name)
+            numbered = statement
+            for i, name in enumerate(names, 1):
+                numbered = numbered.replace(f"%({name})s", f"${i}")
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+                cursor.execute("PREPARE claim AS " + numbered)
+                values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+                cursor.execute(
+                    sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim({})").format(values)
+                )
+                [[generic]] = cursor.fetchall()
+            conn.rollback()
+            assert_bounded(generic[0]["Plan"], analysed=True)
+    finally:
+        db.dispose()
