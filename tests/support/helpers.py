@@ -28,8 +28,8 @@ def make_tenant(
         tenant = create_tenant(session, slug=slug, name=name)
         for key, value in settings.items():
             set_setting(session, slug, key, str(value))
-        key = issue_api_key(session, tenant)
-    return tenant, key.api_key
+        issued = issue_api_key(session, tenant)
+    return tenant, issued.api_key
 
 
 def make_reward(db: Database, tenant: Tenant, points: int = 10, title: str = "Café gratis") -> int:
