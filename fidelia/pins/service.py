@@ -32,10 +32,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import insert_for
+from fidelia.kit.db import Database, insert_for, is_stale_connection
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
@@ -120,11 +122,10 @@ class _Sized:
 _SIZED_INSERTS: dict[tuple[str, _Sized], Any] = {}
 
 
-def _sized_insert(session: Session, sized: _Sized) -> Any:
+def _sized_insert(dialect: str, sized: _Sized) -> Any:
     """``INSERT INTO pins ... SELECT`` the PIN whose length comes from the open count, the
     code the first ``length`` digits of ``:digits``; ON CONFLICT DO NOTHING, RETURNING the
     row. Built once per dialect and policy."""
-    dialect = session.get_bind().dialect.name
     statement = _SIZED_INSERTS.get((dialect, sized))
     if statement is not None:
         return statement
@@ -158,7 +159,7 @@ def _sized_insert(session: Session, sized: _Sized) -> Any:
         for name in _INSERTED
     ]
     statement = _SIZED_INSERTS[(dialect, sized)] = (
-        insert_for(session)(_pins)
+        (sqlite_insert if dialect == "sqlite" else pg_insert)(_pins)
         .from_select(columns, select(*values).select_from(counted).where(true()))
         .on_conflict_do_nothing(
             index_elements=["namespace", "code"], index_where=text("status = 'open'")
@@ -168,18 +169,14 @@ def _sized_insert(session: Session, sized: _Sized) -> Any:
     return statement
 
 
-def generate(
-    session: Session,
-    tenant: Tenant,
-    namespace: str,
-    amount: int | None = None,
-    policy: GuessPolicy | None = None,
-) -> Pin:
+def _first_try(
+    tenant: Tenant, namespace: str, amount: int | None, policy: GuessPolicy
+) -> tuple[_Sized, dict[str, Any]]:
+    """What every first try sends: the policy's steps and the new PIN's values (a random
+    ``digits`` string whose first ``length`` digits are the code)."""
     if amount is not None and amount < tenant.min_purchase:
         raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
-    policy = policy or GuessPolicy()
     created = now()
-    expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
     values = {
         "tenant_id": tenant.id,
         "namespace": namespace,
@@ -187,13 +184,57 @@ def generate(
         "amount": amount,
         "points": tenant.points_per_pin,
         "created_at": created,
-        "expires_at": expires,
+        "expires_at": created + timedelta(minutes=tenant.pin_lifetime_minutes),
+        "digits": f"{secrets.randbelow(10**MAX_LENGTH):0{MAX_LENGTH}d}",
     }
-    sized = _Sized.of(policy)
-    digits = f"{secrets.randbelow(10**MAX_LENGTH):0{MAX_LENGTH}d}"
-    pin = _as_pin(
-        session, session.execute(_sized_insert(session, sized), {**values, "digits": digits})
-    )
+    return _Sized.of(policy), values
+
+
+async def generate_now(
+    db: Database,
+    tenant: Tenant,
+    namespace: str,
+    amount: int | None = None,
+    policy: GuessPolicy | None = None,
+) -> Pin | None:
+    """PostgreSQL, from the event loop: ``generate``'s first try as ONE statement on the
+    async engine in autocommit (no worker thread, no ``BEGIN``/``COMMIT``): the same
+    statement, so the same count and length, durable when it returns. The PIN (not in any
+    session), or None when its code was taken: the caller then goes through ``generate``.
+    A connection the server had dropped is replaced and the statement sent once more."""
+    sized, values = _first_try(tenant, namespace, amount, policy or GuessPolicy())
+    statement = _sized_insert("postgresql", sized)
+    try:
+        row = await _insert_now(db, statement, values)
+    except Exception as exc:
+        if not is_stale_connection(exc):
+            raise
+        row = await _insert_now(db, statement, values)  # on a new connection
+    if row is None:
+        return None
+    pin = Pin(**row._asdict())
+    make_transient_to_detached(pin)
+    return pin
+
+
+async def _insert_now(db: Database, statement: Any, values: dict[str, Any]) -> Row[Any] | None:
+    async with db.async_autocommit.connect() as conn:
+        return (await conn.execute(statement, values)).one_or_none()
+
+
+def generate(
+    session: Session,
+    tenant: Tenant,
+    namespace: str,
+    amount: int | None = None,
+    policy: GuessPolicy | None = None,
+) -> Pin:
+    policy = policy or GuessPolicy()
+    sized, first = _first_try(tenant, namespace, amount, policy)
+    values = {name: first[name] for name in _INSERTED if name != "code"}
+    created = first["created_at"]
+    dialect = session.get_bind().dialect.name
+    pin = _as_pin(session, session.execute(_sized_insert(dialect, sized), first))
     if pin is not None:
         return pin
     # Taken: the tries below count once more, then insert codes of that length.
