@@ -239,8 +239,8 @@ def redeem(
             entry = debit(session, points_acct, points, source)
             redemption.points = points
     elif reward.points_required > 0:
+        # ``points`` was written with the row: set again, it would only make the ORM flush.
         entry = debit(session, points_acct, reward.points_required, source)
-        redemption.points = reward.points_required
     left = entry.balance_after if entry is not None else balance(session, points_acct)
     # What is left is known (the debits returned it, or the wallet read above): the notice
     # does not read both balances again.
