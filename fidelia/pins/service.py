@@ -14,9 +14,9 @@ string), so a PIN costs one round trip; the count stops where the length stops g
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Row,
@@ -119,14 +119,14 @@ class _Sized:
         return _Sized(tuple(steps))
 
 
-_SIZED_INSERTS: dict[tuple[str, _Sized], Any] = {}
+_SIZED_INSERTS: dict[tuple[str, _Sized, bool], Any] = {}
 
 
-def _sized_insert(dialect: str, sized: _Sized) -> Any:
+def _sized_insert(dialect: str, sized: _Sized, *, issued: bool = False) -> Any:
     """``INSERT INTO pins ... SELECT`` the PIN whose length comes from the open count, the
     code the first ``length`` digits of ``:digits``; ON CONFLICT DO NOTHING, RETURNING the
-    row. Built once per dialect and policy."""
-    statement = _SIZED_INSERTS.get((dialect, sized))
+    row (``issued``: what ``Issued`` holds). Built once per dialect, policy and returning."""
+    statement = _SIZED_INSERTS.get((dialect, sized, issued))
     if statement is not None:
         return statement
     counted = (
@@ -158,13 +158,14 @@ def _sized_insert(dialect: str, sized: _Sized) -> Any:
         else bindparam(name, type_=_pins.c[name].type)
         for name in _INSERTED
     ]
-    statement = _SIZED_INSERTS[(dialect, sized)] = (
+    returned = (_pins.c.code, _pins.c.created_at, _pins.c.expires_at) if issued else tuple(_pins.c)
+    statement = _SIZED_INSERTS[(dialect, sized, issued)] = (
         (sqlite_insert if dialect == "sqlite" else pg_insert)(_pins)
         .from_select(columns, select(*values).select_from(counted).where(true()))
         .on_conflict_do_nothing(
             index_elements=["namespace", "code"], index_where=text("status = 'open'")
         )
-        .returning(*_pins.c)
+        .returning(*returned)
     )
     return statement
 
@@ -190,31 +191,36 @@ def _first_try(
     return _Sized.of(policy), values
 
 
+class Issued(NamedTuple):
+    """A PIN just issued, as the door shows it (``generate_now``: no ORM object)."""
+
+    code: str
+    created_at: datetime
+    expires_at: datetime
+
+
 async def generate_now(
     db: Database,
     tenant: Tenant,
     namespace: str,
     amount: int | None = None,
     policy: GuessPolicy | None = None,
-) -> Pin | None:
+) -> Issued | None:
     """PostgreSQL, from the event loop: ``generate``'s first try as ONE statement on the
     async engine in autocommit (no worker thread, no ``BEGIN``/``COMMIT``): the same
-    statement, so the same count and length, durable when it returns. The PIN (not in any
-    session), or None when its code was taken: the caller then goes through ``generate``.
-    A connection the server had dropped is replaced and the statement sent once more."""
+    statement, so the same count and length, durable when it returns. The PIN, or None when
+    its code was taken: the caller then goes through ``generate``. A connection the server
+    had dropped is replaced and the statement sent once more (a PIN written just before the
+    drop would stay open, unseen, until it expires)."""
     sized, values = _first_try(tenant, namespace, amount, policy or GuessPolicy())
-    statement = _sized_insert("postgresql", sized)
+    statement = _sized_insert("postgresql", sized, issued=True)
     try:
         row = await _insert_now(db, statement, values)
     except Exception as exc:
         if not is_stale_connection(exc):
             raise
         row = await _insert_now(db, statement, values)  # on a new connection
-    if row is None:
-        return None
-    pin = Pin(**row._asdict())
-    make_transient_to_detached(pin)
-    return pin
+    return None if row is None else Issued(row.code, row.created_at, row.expires_at)
 
 
 async def _insert_now(db: Database, statement: Any, values: dict[str, Any]) -> Row[Any] | None:

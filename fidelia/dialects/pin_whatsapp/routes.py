@@ -96,7 +96,7 @@ async def generar_pin(
     """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
     amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
     namespace = pins.namespace_of(tenant, state.settings.bot_number)
-    pin = None
+    pin: pins.Issued | Pin | None = None
     if not state.db.is_sqlite:
         # One statement from the event loop, in autocommit: no thread hop, one round trip.
         pin = await pins.generate_now(state.db, tenant, namespace, amount, state.pin_policy)
