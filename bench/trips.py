@@ -48,11 +48,17 @@ def main(names: list[str]) -> None:
         app, data = hotpath.seeded_app(url, tenant_cache_seconds=3600)
         path = Path(tempfile.mkdtemp(prefix="fidelia-trips-")) / "trace"
         trace = path.open("w")
-        event.listen(
-            app.state.fidelia.db.engine,
-            "connect",
-            lambda conn, _record: conn.pgconn.trace(trace.fileno()),
-        )
+        db = app.state.fidelia.db
+        # The pooled connections of both engines: the sync one and the async autocommit
+        # one (one-statement paths from the event loop: the webhook, PIN generation).
+        for engine in (db.engine, db.async_autocommit.sync_engine):
+            event.listen(
+                engine,
+                "connect",
+                lambda conn, _record: getattr(conn, "driver_connection", conn).pgconn.trace(
+                    trace.fileno()
+                ),
+            )
         rng = random.Random(7)
         for name in names:
             asyncio.run(hotpath.drive(app, hotpath.requests_for(name, url, data, 20, rng)))

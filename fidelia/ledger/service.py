@@ -429,6 +429,20 @@ def _consume_lots(session: Session, acct: Account, amount: int) -> None:
     )
 
 
+def last_earning_column(tenant_id: Any, customer_id: Any) -> Any:
+    """``last_earning_at`` as a column a caller's read of the customer can carry
+    (``customer_id`` correlated, ``tenant_id`` a bind parameter or a column)."""
+    return (
+        select(func.max(_entries.c.created_at))
+        .where(
+            _entries.c.tenant_id == tenant_id,
+            _entries.c.customer_id == customer_id,
+            _entries.c.kind == "earn",
+        )
+        .scalar_subquery()
+    )
+
+
 _LAST_EARNING = select(func.max(LedgerEntry.created_at)).where(
     LedgerEntry.tenant_id == bindparam("t"),
     LedgerEntry.customer_id == bindparam("c"),

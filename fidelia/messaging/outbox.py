@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, event, insert, text
+from sqlalchemy import Table, event, func, insert, text
 from sqlalchemy.orm import Session
 
 from fidelia.models import OutboxMessage
@@ -98,14 +98,25 @@ class Text(NamedTuple):
 
 
 _ENQUEUE_MANY = insert(cast(Table, OutboxMessage.__table__))
+# The same with the transaction's wake-up in it: ``pg_notify`` queues the NOTIFY that
+# ``_notify_workers`` would send at the commit (delivered at the commit, dropped with a
+# rollback; the same channel and payload twice in a transaction are delivered once).
+_ENQUEUE_NOTIFYING = _ENQUEUE_MANY.returning(func.pg_notify(CHANNEL, ""))
 
 
 def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
-    """``whatsapp_text`` for a batch: the rows inserted in one executemany, in this order."""
+    """``whatsapp_text`` for a batch: the rows inserted in one executemany, in this order.
+    On PostgreSQL, outside a savepoint, in a transaction that has not notified yet, the
+    insert carries the NOTIFY (one round trip less at the commit)."""
     if not texts:
         return
+    notifying = (
+        not session.info.get("outbox_notified")
+        and not session.in_nested_transaction()
+        and session.get_bind().dialect.name == "postgresql"
+    )
     session.execute(
-        _ENQUEUE_MANY,
+        _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_MANY,
         [
             {
                 "channel": "whatsapp",
@@ -116,6 +127,8 @@ def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
         ],
     )
     session.info["outbox_wakeup"] = True
+    if notifying:
+        session.info["outbox_notified"] = True
 
 
 def _whatsapp_payload(text: str, wa_number: str | None, wa_user_id: str | None) -> dict[str, Any]:

@@ -14,9 +14,9 @@ string), so a PIN costs one round trip; the count stops where the length stops g
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Row,
@@ -32,10 +32,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import insert_for
+from fidelia.kit.db import Database, insert_for, is_stale_connection
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
@@ -117,15 +119,14 @@ class _Sized:
         return _Sized(tuple(steps))
 
 
-_SIZED_INSERTS: dict[tuple[str, _Sized], Any] = {}
+_SIZED_INSERTS: dict[tuple[str, _Sized, bool], Any] = {}
 
 
-def _sized_insert(session: Session, sized: _Sized) -> Any:
+def _sized_insert(dialect: str, sized: _Sized, *, issued: bool = False) -> Any:
     """``INSERT INTO pins ... SELECT`` the PIN whose length comes from the open count, the
     code the first ``length`` digits of ``:digits``; ON CONFLICT DO NOTHING, RETURNING the
-    row. Built once per dialect and policy."""
-    dialect = session.get_bind().dialect.name
-    statement = _SIZED_INSERTS.get((dialect, sized))
+    row (``issued``: what ``Issued`` holds). Built once per dialect, policy and returning."""
+    statement = _SIZED_INSERTS.get((dialect, sized, issued))
     if statement is not None:
         return statement
     counted = (
@@ -157,15 +158,74 @@ def _sized_insert(session: Session, sized: _Sized) -> Any:
         else bindparam(name, type_=_pins.c[name].type)
         for name in _INSERTED
     ]
-    statement = _SIZED_INSERTS[(dialect, sized)] = (
-        insert_for(session)(_pins)
+    returned = (_pins.c.code, _pins.c.created_at, _pins.c.expires_at) if issued else tuple(_pins.c)
+    statement = _SIZED_INSERTS[(dialect, sized, issued)] = (
+        (sqlite_insert if dialect == "sqlite" else pg_insert)(_pins)
         .from_select(columns, select(*values).select_from(counted).where(true()))
         .on_conflict_do_nothing(
             index_elements=["namespace", "code"], index_where=text("status = 'open'")
         )
-        .returning(*_pins.c)
+        .returning(*returned)
     )
     return statement
+
+
+def _first_try(
+    tenant: Tenant, namespace: str, amount: int | None, policy: GuessPolicy
+) -> tuple[_Sized, dict[str, Any]]:
+    """What every first try sends: the policy's steps and the new PIN's values (a random
+    ``digits`` string whose first ``length`` digits are the code)."""
+    if amount is not None and amount < tenant.min_purchase:
+        raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
+    created = now()
+    values = {
+        "tenant_id": tenant.id,
+        "namespace": namespace,
+        "status": "open",
+        "amount": amount,
+        "points": tenant.points_per_pin,
+        "created_at": created,
+        "expires_at": created + timedelta(minutes=tenant.pin_lifetime_minutes),
+        "digits": f"{secrets.randbelow(10**MAX_LENGTH):0{MAX_LENGTH}d}",
+    }
+    return _Sized.of(policy), values
+
+
+class Issued(NamedTuple):
+    """A PIN just issued, as the door shows it (``generate_now``: no ORM object)."""
+
+    code: str
+    created_at: datetime
+    expires_at: datetime
+
+
+async def generate_now(
+    db: Database,
+    tenant: Tenant,
+    namespace: str,
+    amount: int | None = None,
+    policy: GuessPolicy | None = None,
+) -> Issued | None:
+    """PostgreSQL, from the event loop: ``generate``'s first try as ONE statement on the
+    async engine in autocommit (no worker thread, no ``BEGIN``/``COMMIT``): the same
+    statement, so the same count and length, durable when it returns. The PIN, or None when
+    its code was taken: the caller then goes through ``generate``. A connection the server
+    had dropped is replaced and the statement sent once more (a PIN written just before the
+    drop would stay open, unseen, until it expires)."""
+    sized, values = _first_try(tenant, namespace, amount, policy or GuessPolicy())
+    statement = _sized_insert("postgresql", sized, issued=True)
+    try:
+        row = await _insert_now(db, statement, values)
+    except Exception as exc:
+        if not is_stale_connection(exc):
+            raise
+        row = await _insert_now(db, statement, values)  # on a new connection
+    return None if row is None else Issued(row.code, row.created_at, row.expires_at)
+
+
+async def _insert_now(db: Database, statement: Any, values: dict[str, Any]) -> Row[Any] | None:
+    async with db.async_autocommit.connect() as conn:
+        return (await conn.execute(statement, values)).one_or_none()
 
 
 def generate(
@@ -175,25 +235,12 @@ def generate(
     amount: int | None = None,
     policy: GuessPolicy | None = None,
 ) -> Pin:
-    if amount is not None and amount < tenant.min_purchase:
-        raise InvalidInput("The purchase is below the merchant's minimum.", code="BELOW_MINIMUM")
     policy = policy or GuessPolicy()
-    created = now()
-    expires = created + timedelta(minutes=tenant.pin_lifetime_minutes)
-    values = {
-        "tenant_id": tenant.id,
-        "namespace": namespace,
-        "status": "open",
-        "amount": amount,
-        "points": tenant.points_per_pin,
-        "created_at": created,
-        "expires_at": expires,
-    }
-    sized = _Sized.of(policy)
-    digits = f"{secrets.randbelow(10**MAX_LENGTH):0{MAX_LENGTH}d}"
-    pin = _as_pin(
-        session, session.execute(_sized_insert(session, sized), {**values, "digits": digits})
-    )
+    sized, first = _first_try(tenant, namespace, amount, policy)
+    values = {name: first[name] for name in _INSERTED if name != "code"}
+    created = first["created_at"]
+    dialect = session.get_bind().dialect.name
+    pin = _as_pin(session, session.execute(_sized_insert(dialect, sized), first))
     if pin is not None:
         return pin
     # Taken: the tries below count once more, then insert codes of that length.

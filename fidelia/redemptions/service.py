@@ -3,12 +3,14 @@ transaction. The ledger's conditional update is what stops a double spend."""
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.challenges.presence import require_presence
+from fidelia.customers.service import finder, found
 from fidelia.kit.clock import now
 from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import (
@@ -21,6 +23,7 @@ from fidelia.ledger.service import (
     credit,
     debit,
     last_earning_at,
+    last_earning_column,
 )
 from fidelia.messaging import notices
 from fidelia.models import Balance, Customer, LedgerEntry, Order, Redemption, Reward, Tenant
@@ -48,10 +51,82 @@ def wallet_of(session: Session, customer: Customer) -> Wallet:
     return Wallet(points=int(amounts.get(POINTS, 0)), cashback=int(amounts.get(CASHBACK, 0)))
 
 
-def require_recent_visit(session: Session, tenant: Tenant, customer: Customer) -> None:
+_balances = cast(Table, Balance.__table__)
+_customers = cast(Table, Customer.__table__)
+
+
+def _balance_column(account: str) -> Any:
+    return (
+        select(_balances.c.amount)
+        .where(
+            _balances.c.program_id == _customers.c.program_id,
+            _balances.c.customer_id == _customers.c.id,
+            _balances.c.account == account,
+        )
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class Redeemer:
+    """A customer about to redeem, with what the redemption reads of them, read with the
+    customer in one round trip (``find_redeemer``): the wallet, the last earning at the
+    merchant (when asked for) and the WhatsApp contact the spend notice goes to."""
+
+    customer: Customer
+    wallet: Wallet
+    last_earning_at: datetime | None  # at the merchant, when read (``visit``)
+    contact: notices.Contact | None
+    visit: bool = False  # whether ``last_earning_at`` was read
+
+
+_wa, _wa_user = notices.contact_columns(_customers.c.id)
+_REDEEMER_COLUMNS = (
+    _balance_column(POINTS).label("wallet_points"),
+    _balance_column(CASHBACK).label("wallet_cashback"),
+    _wa.label("wa"),
+    _wa_user.label("wa_user"),
+)
+_REDEEMERS = {
+    False: finder(*_REDEEMER_COLUMNS),
+    True: finder(
+        *_REDEEMER_COLUMNS,
+        last_earning_column(bindparam("tenant_id"), _customers.c.id).label("last_earning"),
+    ),
+}  # built once: without and with the last earning at the merchant
+
+
+def find_redeemer(
+    session: Session, tenant: Tenant, kind: str, value: str, *, visit: bool = False
+) -> Redeemer | None:
+    """The customer of ``tenant``'s program known by ``(kind, value)`` (``customers.find``)
+    with their wallet, contact and, with ``visit``, last earning at ``tenant``: one
+    statement where ``find``, ``wallet_of``, ``last_earning_at`` and the notice took four."""
+    params: dict[str, Any] = {"program_id": tenant.program_id, "kind": kind, "value": value}
+    if visit:
+        params["tenant_id"] = tenant.id
+    row = session.execute(_REDEEMERS[visit], params).first()
+    if row is None:
+        return None
+    return Redeemer(
+        customer=found(session, row),
+        wallet=Wallet(points=int(row.wallet_points or 0), cashback=int(row.wallet_cashback or 0)),
+        last_earning_at=row.last_earning if visit else None,
+        contact=notices.contact_of(row.wa, row.wa_user),
+        visit=visit,
+    )
+
+
+def require_recent_visit(session: Session, tenant: Tenant, customer: Customer | Redeemer) -> None:
     """Seed 000: a redemption needs an accreditation at this merchant within the window,
-    so the customer is physically at the counter."""
-    last = last_earning_at(session, tenant.id, customer.id)
+    so the customer is physically at the counter. A ``Redeemer`` read with ``visit``
+    brings the last earning along."""
+    if isinstance(customer, Redeemer) and customer.visit:
+        last = customer.last_earning_at
+    elif isinstance(customer, Redeemer):
+        last = last_earning_at(session, tenant.id, customer.customer.id)
+    else:
+        last = last_earning_at(session, tenant.id, customer.id)
     window = timedelta(minutes=tenant.verification_window_minutes)
     if last is None or now() - last > window:
         raise Forbidden(
@@ -89,6 +164,20 @@ class Redeemed:
     points_left: int
 
 
+_redemptions = cast(Table, Redemption.__table__)
+_ADD_REDEMPTION = insert(_redemptions).returning(*_redemptions.c)
+
+
+def _add_redemption(session: Session, values: dict[str, Any]) -> Redemption:
+    """One Core INSERT ... RETURNING the row, which becomes the session's ``Redemption``
+    (no ORM flush; later changes to it are flushed as usual)."""
+    row = session.execute(_ADD_REDEMPTION, values).one()
+    redemption = Redemption(**row._asdict())
+    make_transient_to_detached(redemption)  # a row that exists: adding it writes nothing
+    session.add(redemption)
+    return redemption
+
+
 def redeem(
     session: Session,
     tenant: Tenant,
@@ -98,29 +187,36 @@ def redeem(
     origin: str,
     cash_value: int | None = None,
     original_key: str | None = None,
+    known: Redeemer | None = None,
 ) -> Redeemed:
     """Debit what the reward costs. A cashback reward spends ``cash_value`` minor units:
     the cashback account first, the rest in points at the merchant's point value. A debt on
-    either account (a refund after the points were spent) blocks every redemption."""
-    owed = wallet_of(session, customer)
+    either account (a refund after the points were spent) blocks every redemption.
+    ``known``: the customer as ``find_redeemer`` read them (wallet and contact), so they
+    are not read again."""
+    if known is not None and known.customer is not customer:
+        raise ValueError("known must be the redeeming customer's")
+    owed = known.wallet if known is not None else wallet_of(session, customer)
     if owed.points < 0 or owed.cashback < 0:
         raise InsufficientPoints("The customer owes points from a refund; earn them back first.")
     require_presence(session, tenant, customer)
-    redemption = Redemption(
-        program_id=customer.program_id,
-        tenant_id=tenant.id,
-        customer_id=customer.id,
-        reward_id=reward.id,
-        # Known now except for cashback: written with the row, not by an UPDATE after.
-        points=reward.points_required if reward.reward_type != "cashback" else 0,
-        value=amount_off(reward),
-        origin=origin,
-        external_code=new_external_code(),
-        original_key=original_key,
-        created_at=now(),
+    redemption = _add_redemption(
+        session,
+        {
+            "program_id": customer.program_id,
+            "tenant_id": tenant.id,
+            "customer_id": customer.id,
+            "reward_id": reward.id,
+            # Known now except for cashback: written with the row, not by an UPDATE after.
+            "points": reward.points_required if reward.reward_type != "cashback" else 0,
+            "value": amount_off(reward),
+            "status": "done",
+            "origin": origin,
+            "external_code": new_external_code(),
+            "original_key": original_key,
+            "created_at": now(),
+        },
     )
-    session.add(redemption)
-    session.flush()
     take_stock(session, reward, -1)
     source = Source(tenant.id, "redemption", str(redemption.id))
     points_acct = Account(customer.program_id, customer.id, POINTS)
@@ -143,8 +239,8 @@ def redeem(
             entry = debit(session, points_acct, points, source)
             redemption.points = points
     elif reward.points_required > 0:
+        # ``points`` was written with the row: set again, it would only make the ORM flush.
         entry = debit(session, points_acct, reward.points_required, source)
-        redemption.points = reward.points_required
     left = entry.balance_after if entry is not None else balance(session, points_acct)
     # What is left is known (the debits returned it, or the wallet read above): the notice
     # does not read both balances again.
@@ -156,6 +252,7 @@ def redeem(
         points=redemption.points,
         cashback=from_cashback,
         left=(left, cashback_left),
+        contact=known.contact if known is not None else notices.NOT_READ,
     )
     return Redeemed(redemption, entry, left)
 

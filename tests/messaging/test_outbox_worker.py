@@ -808,22 +808,32 @@ def test_a_transaction_that_enqueues_notifies_once_at_its_commit_and_not_when_ro
             def heard() -> int:
                 return len(list(listener.notifies(timeout=0.5)))
 
+            def notifies() -> int:  # NOTIFY at the commit, or pg_notify in a Core insert
+                return sum("NOTIFY fidelia_work" in s or "pg_notify" in s for s in statements)
+
             with db.session() as session:
                 outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
-                outbox.whatsapp_texts(session, [outbox.Text("dos", ANA, None, None)])
+                assert statements.count("NOTIFY fidelia_work") == 0  # not before the commit
                 with pytest.raises(RuntimeError), session.begin_nested():
                     outbox.enqueue(session, "sms", {"to": ANA, "text": "nunca"})
                     raise RuntimeError("a savepoint rolled back")
-                assert statements.count("NOTIFY fidelia_work") == 0  # not before the commit
-            assert statements.count("NOTIFY fidelia_work") == 1  # once for the transaction
+                # A Core insert (the spend notice's) carries the transaction's NOTIFY ...
+                outbox.whatsapp_texts(session, [outbox.Text("dos", ANA, None, None)])
+                assert heard() == 0  # ... delivered at the commit, not before
+            assert notifies() == 1  # once for the transaction
+            assert statements.count("NOTIFY fidelia_work") == 0
             assert heard() == 1
+            with pytest.raises(RuntimeError), db.session() as session:
+                outbox.whatsapp_texts(session, [outbox.Text("nunca", ANA, None, None)])
+                raise RuntimeError("rolled back")
+            assert heard() == 0  # the rollback took its NOTIFY with it
             with pytest.raises(RuntimeError), db.session() as session:
                 outbox.enqueue(session, "sms", {"to": ANA, "text": "tampoco"})
                 raise RuntimeError("rolled back")
             with db.session() as session:
                 session.add(OutboxMessage(channel="sms", payload={}))  # not through the outbox
             assert heard() == 0
-            assert statements.count("NOTIFY fidelia_work") == 1
+            assert notifies() == 2
             with db.session() as session:
                 intake.notify(session)  # other work (Bling events, stored messages): the same
             assert heard() == 1

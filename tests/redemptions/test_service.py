@@ -7,13 +7,21 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from fidelia.customers.service import identify
+from fidelia.customers.service import find, identify
 from fidelia.kit import clock
 from fidelia.kit.db import Database
 from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
-from fidelia.ledger.service import CASHBACK, POINTS, Account, Source, credit, debit
+from fidelia.ledger.service import (
+    CASHBACK,
+    POINTS,
+    Account,
+    Source,
+    credit,
+    debit,
+    last_earning_at,
+)
 from fidelia.models import (
     Balance,
     Customer,
@@ -27,6 +35,7 @@ from fidelia.models import (
 from fidelia.models.order import COMPLETE, PENDING
 from fidelia.redemptions.service import (
     cancel,
+    find_redeemer,
     find_redemption,
     new_external_code,
     redeem,
@@ -254,6 +263,55 @@ def test_the_wallet_holds_both_balances_of_this_customer(db):
     give(db, tenant, bia, 78, POINTS, "e-4")
     with db.session(readonly=True) as session:
         assert wallet_of(session, session.get_one(Customer, ana)) == Wallet(12, 34)
+
+
+def test_a_redeemer_is_read_in_one_statement_as_the_separate_reads_read_it(db):
+    """``find_redeemer``: the customer, the wallet, the last earning here and the WhatsApp
+    contact, in one statement, the same as ``find``, ``wallet_of``, ``last_earning_at`` and
+    the notice's read."""
+    tenant = shop(db)
+    elsewhere = shop(db, "bar")
+    ana = member(db, tenant)
+    bia = member(db, tenant, BIA)
+    with db.session() as session:
+        here = session.get_one(Tenant, tenant.id)
+        identify(session, here, {"whatsapp": ANA, "wa_user": "wa-ana", "cpf": "52998224725"})
+        fresh = find_redeemer(session, here, "whatsapp", BIA, visit=True)
+        assert fresh is not None and fresh.customer.id == bia
+        assert (fresh.wallet, fresh.last_earning_at) == (Wallet(0, 0), None)
+        assert fresh.contact == (BIA, None)
+    clock.freeze(T0 - timedelta(hours=2))
+    give(db, tenant, ana, 12)
+    clock.freeze(T0)
+    give(db, elsewhere, ana, 5, ref="e-2")  # the same program's other merchant
+    give(db, elsewhere, ana, 34, CASHBACK, "e-3")
+    take(db, tenant, ana, 50)  # a debt on points
+    give(db, tenant, bia, 78, POINTS, "e-4")
+    statements: list[str] = []
+    with db.session() as session:
+        here = session.get_one(Tenant, tenant.id)
+        counted = lambda *a: statements.append(a[2])  # noqa: E731
+        event.listen(session.get_bind(), "before_cursor_execute", counted)
+        try:
+            read = find_redeemer(session, here, "cpf", "52998224725", visit=True)
+        finally:
+            event.remove(session.get_bind(), "before_cursor_execute", counted)
+        assert len(statements) == 1
+        assert read is not None
+        customer = find(session, here.program_id, "cpf", "52998224725")
+        assert read.customer is customer  # the session's one object for the row
+        assert read.wallet == wallet_of(session, customer) == Wallet(12 + 5 - 50, 34)
+        last = last_earning_at(session, tenant.id, ana)
+        assert read.last_earning_at == last == T0 - timedelta(hours=2)  # here, not elsewhere
+        assert read.contact == (ANA, "wa-ana")
+        assert read.visit
+        unvisited = find_redeemer(session, here, "whatsapp", ANA)
+        assert unvisited is not None and unvisited.last_earning_at is None and not unvisited.visit
+        for who in (read, unvisited):  # the last earning read with it, or read then
+            with pytest.raises(Forbidden):  # two hours ago: past the window
+                require_recent_visit(session, here, who)
+        assert find_redeemer(session, here, "whatsapp", "+50600000001") is None
+        assert not session.dirty and not session.new  # read as loaded: nothing to write
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import NotFound
 from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
+from fidelia.redemptions.service import Redeemer, find_redeemer
 
 
 def by_document(session: Session, tenant: Tenant, document: str) -> Customer | None:
@@ -19,9 +20,7 @@ def by_document(session: Session, tenant: Tenant, document: str) -> Customer | N
 def require_customer(session: Session, tenant: Tenant, document: str) -> Customer:
     customer = by_document(session, tenant, document)
     if customer is None:
-        raise NotFound(
-            "No customer with this document at this merchant.", code="CUSTOMER_NOT_FOUND"
-        )
+        raise _no_customer()
     return customer
 
 
@@ -30,6 +29,20 @@ _IDENTIFIERS = (
     .where(CustomerIdentifier.customer_id == bindparam("c"))
     .order_by(CustomerIdentifier.id)
 )  # built once: every order's answer renders its customer
+
+
+def require_redeemer(session: Session, tenant: Tenant, document: str) -> Redeemer:
+    """``require_customer`` for a redemption: the customer read with their wallet and
+    contact in the same statement (``redemptions.find_redeemer``)."""
+    kind, value = identify_document(document)
+    redeemer = find_redeemer(session, tenant, kind, value)
+    if redeemer is None:
+        raise _no_customer()
+    return redeemer
+
+
+def _no_customer() -> NotFound:
+    return NotFound("No customer with this document at this merchant.", code="CUSTOMER_NOT_FOUND")
 
 
 def identifiers_of(session: Session, customer: Customer) -> dict[str, str]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from fidelia.customers.standing import CatalogCache
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
-from fidelia.dialects.pdv.common import by_document, customer_out, require_customer
+from fidelia.dialects.pdv.common import by_document, customer_out, require_redeemer
 from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import (
     AvailableIn,
@@ -163,7 +163,9 @@ def _redeem(
     )
     if keyed.replay is not None:
         return keyed.replay
-    customer = require_customer(session, tenant, body.CustomerId)
+    # The customer with their wallet and contact, one statement.
+    redeemer = require_redeemer(session, tenant, body.CustomerId)
+    customer = redeemer.customer
     # The merchant's active rewards from the cache (FIDELIA_TENANT_CACHE_SECONDS).
     rewards = catalogs.get(session, tenant.program_id).rewards
     reward = active_reward_in(rewards, tenant.id, reward_id)
@@ -181,6 +183,7 @@ def _redeem(
         origin="pdv",
         cash_value=cash_value,
         original_key=body.OriginalKey,
+        known=redeemer,
     )
     entry = done.points_entry
     wire_id = redemption_wire_id(done.redemption)

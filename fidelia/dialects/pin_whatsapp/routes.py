@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fidelia.challenges import short_codes
-from fidelia.customers.service import find
 from fidelia.customers.standing import Standing, standings
 from fidelia.dialects.pin_whatsapp.errors import render
 from fidelia.dialects.pin_whatsapp.schemas import (
@@ -36,10 +35,10 @@ from fidelia.kit.money import to_minor
 from fidelia.kit.phone import normalize_e164
 from fidelia.kit.security import digest
 from fidelia.messaging.texts import say
-from fidelia.models import Customer, Pin, Tenant
+from fidelia.models import Pin, Tenant
 from fidelia.ops.replica import MayLagSessionDep, may_lag
 from fidelia.pins import service as pins
-from fidelia.redemptions.service import redeem, require_recent_visit
+from fidelia.redemptions.service import Redeemer, find_redeemer, redeem, require_recent_visit
 from fidelia.rewards.service import active_reward_in, active_rewards
 from fidelia.state import AppState, State
 from fidelia.tenants.service import get_by_slug, require_active
@@ -97,9 +96,14 @@ async def generar_pin(
     """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
     amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
     namespace = pins.namespace_of(tenant, state.settings.bot_number)
-    # Async, with the transaction in one worker thread: one thread hop, not three (the
-    # session's opening, the endpoint and the session's closing each took one).
-    pin = await state.run_in_db_slot(_generate, state, tenant, namespace, amount)
+    pin: pins.Issued | Pin | None = None
+    if not state.db.is_sqlite:
+        # One statement from the event loop, in autocommit: no thread hop, one round trip.
+        pin = await pins.generate_now(state.db, tenant, namespace, amount, state.pin_policy)
+    if pin is None:
+        # SQLite, or the code was taken: the transaction in one worker thread (one thread
+        # hop, not three: the session's opening, the endpoint and its closing took one each).
+        pin = await state.run_in_db_slot(_generate, state, tenant, namespace, amount)
     base = state.settings.public_url.rstrip("/")
     expires_local = pin.expires_at.astimezone(ZoneInfo(tenant.timezone))
     return PinOut(
@@ -217,16 +221,18 @@ async def canjear(body: CanjearIn, state: AppState) -> CanjearResponse | JSONRes
 def _canjear(session: Session, body: CanjearIn, state: State) -> CanjearResponse | JSONResponse:
     # The merchant and its active rewards from the caches (FIDELIA_TENANT_CACHE_SECONDS).
     tenant = require_active(state.merchants.get(session, body.id_comercio))
-    customer = _customer(session, tenant, str(body.whatsapp))
+    # The customer with their wallet, last earning here and contact: one statement.
+    redeemer = _redeemer(session, tenant, str(body.whatsapp))
+    customer = redeemer.customer
     rewards = state.catalogs.get(session, tenant.program_id).rewards
     reward = active_reward_in(rewards, tenant.id, body.id_promocion)
-    require_recent_visit(session, tenant, customer)
+    require_recent_visit(session, tenant, redeemer)
     if body.codigo and not short_codes.verify(
         session, tenant, customer, body.codigo.strip(), state.settings.secret_key
     ):
         # An answer, not an exception: the failed try is committed and counted.
         return render(Forbidden("Código inválido, vencido o ya usado.", code="CHALLENGE_REQUIRED"))
-    done = redeem(session, tenant, customer, reward, origin="pin")
+    done = redeem(session, tenant, customer, reward, origin="pin", known=redeemer)
     return CanjearResponse(
         puntos_restantes=done.points_left,
         recompensa=reward.title,
@@ -234,8 +240,8 @@ def _canjear(session: Session, body: CanjearIn, state: State) -> CanjearResponse
     )
 
 
-def _customer(session: Session, tenant: Tenant, raw: str) -> Customer:
-    customer = find(session, tenant.program_id, "whatsapp", normalize_e164(raw))
-    if customer is None:
+def _redeemer(session: Session, tenant: Tenant, raw: str) -> Redeemer:
+    found = find_redeemer(session, tenant, "whatsapp", normalize_e164(raw), visit=True)
+    if found is None:
         raise NotFound("Este WhatsApp no tiene puntos en este comercio.", code="CUSTOMER_NOT_FOUND")
-    return customer
+    return found
