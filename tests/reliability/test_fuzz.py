@@ -15,7 +15,9 @@ a door's prefix is in the schema, and every door has operations under each of it
 The short form is derandomised (the same inputs on every run); the long form explores.
 """
 
+import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -216,7 +218,19 @@ def explain(exc: BaseException) -> str:
     return text
 
 
-def test_fuzz_every_operation(app, client, db, world, settings):
+def server_side(caplog: pytest.LogCaptureFixture, response: Any, seconds: float) -> str:
+    """What the server logged at ERROR while it answered this request (with tracebacks):
+    a 5xx is reported with its cause and how long it took, not only its status."""
+    errors = [
+        record.getMessage() + (f"\n{record.exc_text}" if record.exc_text else "")
+        for record in caplog.records
+        if record.levelno >= logging.ERROR
+    ]
+    logged = "\n".join(errors)[-3000:] or "nothing logged at ERROR"
+    return f"answered {response.status_code} in {seconds:.1f} s; the server logged: {logged}"
+
+
+def test_fuzz_every_operation(app, client, db, world, settings, caplog):
     a, _b = world
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     raw_paths = app.openapi()["paths"]
@@ -241,7 +255,11 @@ def test_fuzz_every_operation(app, client, db, world, settings):
         inputs[current] = inputs.get(current, 0) + 1
         SUMMARY.tried()
         signer = signers.get(case.path) if case.operation.method.upper() == "POST" else None
+        caplog.clear()
+        started = time.monotonic()
         response = case.call(auth=signer) if signer else case.call()
+        seconds = time.monotonic() - started
+        assert response.status_code < 500, server_side(caplog, response, seconds)
         if response.status_code not in (401, 403):
             admitted.add(case.operation.label)
         now = snapshot(db)
