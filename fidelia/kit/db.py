@@ -10,23 +10,22 @@ import asyncio
 import select
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 READONLY = "fidelia_readonly"
 NOWAIT = "fidelia_nowait"
 SQLITE_BUSY_SECONDS = 30
+T = TypeVar("T")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -113,51 +112,40 @@ def is_stale_connection(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-class DriverConnection:
-    """``async with DriverConnection(engine) as conn``: the driver's own connection (psycopg's
-    ``AsyncConnection``) from an async engine's pool, for a hot statement sent without
-    SQLAlchemy's execution layer (compile-cache lookup, parameters, execution context,
-    result), which cost more CPU than the round trip (issue 14: the webhook's insert). The
-    pool is the engine's: same connections, same limits, checked out and returned as
-    ``engine.connect()`` does (in a greenlet: the pool may connect or reset).
+async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``await work(conn)`` on the driver's own connection (psycopg's ``AsyncConnection``)
+    from ``engine``'s pool: for a hot statement sent without SQLAlchemy's execution layer
+    (compile-cache lookup, parameters, execution context, result), which cost more CPU than
+    the round trip (issue 14: the webhook's insert). The pool is the engine's: same
+    connections, same limits, checked out and given back as ``engine.connect()`` does, in
+    one greenlet (the pool may connect, reset or close a connection, which awaits).
 
-    A driver error on a connection the server had dropped is treated as SQLAlchemy treats it:
-    that connection and every older one in the pool are invalidated, and it is raised as a
-    ``DBAPIError`` whose ``connection_invalidated`` is set, so ``is_stale_connection`` (and
-    the callers' one retry) see it as they would through ``engine.connect()``."""
+    A driver error is raised as SQLAlchemy raises it (``DBAPIError`` and its subclasses, so
+    the app's handlers answer as before); on a connection the server had dropped, that
+    connection and every older one in the pool are invalidated and ``connection_invalidated``
+    is set, so ``is_stale_connection`` (and the callers' one retry) see it as through
+    ``engine.connect()``."""
+    return await greenlet_spawn(_on_driver, engine.sync_engine, work)
 
-    __slots__ = ("engine", "fairy")
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
-        self.fairy: PoolProxiedConnection | None = None
-
-    async def __aenter__(self) -> Any:
-        self.fairy = fairy = await greenlet_spawn(self.engine.raw_connection)
-        return fairy.driver_connection
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        fairy = self.fairy
-        assert fairy is not None
-        self.fairy = None
-        dialect = self.engine.dialect
-        dbapi_error = exc is not None and isinstance(exc, dialect.loaded_dbapi.Error)
-        stale = dbapi_error and dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
+    fairy = engine.raw_connection()
+    try:
+        return await_only(work(fairy.driver_connection))
+    except engine.dialect.loaded_dbapi.Error as exc:
+        stale = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if stale:
-            self.engine.pool._invalidate(fairy, exc)  # as SQLAlchemy does on a disconnect
-        await greenlet_spawn(fairy.close)
-        if dbapi_error:
-            assert isinstance(exc, Exception)
-            raise DBAPIError.instance(
-                None,
-                None,
-                exc,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=stale,
-                dialect=dialect,
-            ) from exc
+            engine.pool._invalidate(fairy, exc)  # as SQLAlchemy does on a disconnect
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            engine.dialect.loaded_dbapi.Error,
+            connection_invalidated=stale,
+            dialect=engine.dialect,
+        ) from exc
+    finally:
+        fairy.close()
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

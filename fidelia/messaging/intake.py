@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, DriverConnection, is_stale_connection
+from fidelia.kit.db import Database, is_stale_connection, on_driver
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -114,12 +114,16 @@ async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
         async with engine.connect() as conn:
             return len((await conn.execute(_STORE_NOW, rows)).all())
     # One message, nearly every webhook: ``_STORE_NOW`` compiled once, sent on the driver's
-    # connection as a prepared statement (``DriverConnection``: SQLAlchemy's execution
-    # layer cost more CPU than the round trip).
+    # connection as a prepared statement (``on_driver``: SQLAlchemy's execution layer cost
+    # more CPU than the round trip).
     sql, constants = _store_now_sql(engine.dialect)
-    async with DriverConnection(engine) as conn:
-        cursor = await conn.execute(sql, {**rows[0], **constants}, prepare=True)
+    params = {**rows[0], **constants}
+
+    async def insert(conn: Any) -> int:
+        cursor = await conn.execute(sql, params, prepare=True)
         return int(cursor.rowcount)
+
+    return await on_driver(engine, insert)
 
 
 @cache
