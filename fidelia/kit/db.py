@@ -129,23 +129,33 @@ async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) ->
 
 
 def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
-    fairy = engine.raw_connection()
+    dialect = engine.dialect
+    try:
+        fairy = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # could not connect: as ``engine.connect()``
+        raise _wrapped(engine, exc, stale=False) from exc
     try:
         return await_only(work(fairy.driver_connection))
-    except engine.dialect.loaded_dbapi.Error as exc:
-        stale = engine.dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+    except dialect.loaded_dbapi.Error as exc:
+        stale = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if stale:
             engine.pool._invalidate(fairy, exc)  # as SQLAlchemy does on a disconnect
-        raise DBAPIError.instance(
-            None,
-            None,
-            exc,
-            engine.dialect.loaded_dbapi.Error,
-            connection_invalidated=stale,
-            dialect=engine.dialect,
-        ) from exc
+        raise _wrapped(engine, exc, stale) from exc
     finally:
         fairy.close()
+
+
+def _wrapped(engine: Engine, exc: Exception, stale: bool) -> BaseException:
+    """The driver's error as SQLAlchemy's (``OperationalError``, ``DataError``...)."""
+    return DBAPIError.instance(
+        None,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=stale,
+        dialect=engine.dialect,
+    )
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

@@ -15,13 +15,14 @@ transaction (delivered at its commit) to workers that ``LISTEN``; in the same pr
 outbox's wake-up event, set after the commit (``outbox``: the same for every kind of work).
 
 On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement on the async
-engine, its own transaction (autocommit), the NOTIFY made by ``pg_notify`` in its
-``RETURNING`` (once per stored row; PostgreSQL delivers one per transaction and channel):
-one round trip, in the event loop, durable when it returns."""
+engine's pool (one message: compiled once, sent on the driver's connection as a prepared
+statement, ``kit/db.py on_driver``), its own transaction (autocommit), the NOTIFY made by
+``pg_notify`` in its ``RETURNING`` (once per stored row; PostgreSQL delivers one per
+transaction and channel): one round trip, in the event loop, durable when it returns."""
 
 import logging
 from collections.abc import Sequence
-from functools import cache
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Dialect, Table, func, or_, select, update
@@ -126,7 +127,7 @@ async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
     return await on_driver(engine, insert)
 
 
-@cache
+@lru_cache(maxsize=8)  # one dialect an engine; a few engines a process
 def _store_now_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
     """``_STORE_NOW`` for one row as the driver's SQL text, and the parameters that are the
     same for every row: the columns' Python defaults ``_rows`` leaves out (``attempts``) and
