@@ -10,20 +10,22 @@ import asyncio
 import select
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import await_only, greenlet_spawn
 
 READONLY = "fidelia_readonly"
 NOWAIT = "fidelia_nowait"
 SQLITE_BUSY_SECONDS = 30
+T = TypeVar("T")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -108,6 +110,52 @@ def is_stale_connection(exc: BaseException) -> bool:
     """The error of a statement sent on a connection the server had dropped (restart,
     failover, idle timeout); the pool has already thrown that connection away."""
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``await work(conn)`` on the driver's own connection (psycopg's ``AsyncConnection``)
+    from ``engine``'s pool: for a hot statement sent without SQLAlchemy's execution layer
+    (compile-cache lookup, parameters, execution context, result), which cost more CPU than
+    the round trip (issue 14: the webhook's insert). The pool is the engine's: same
+    connections, same limits, checked out and given back as ``engine.connect()`` does, in
+    one greenlet (the pool may connect, reset or close a connection, which awaits).
+
+    A driver error is raised as SQLAlchemy raises it (``DBAPIError`` and its subclasses, so
+    the app's handlers answer as before); on a connection the server had dropped, that
+    connection and every older one in the pool are invalidated and ``connection_invalidated``
+    is set, so ``is_stale_connection`` (and the callers' one retry) see it as through
+    ``engine.connect()``."""
+    return await greenlet_spawn(_on_driver, engine.sync_engine, work)
+
+
+def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
+    dialect = engine.dialect
+    try:
+        fairy = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # could not connect: as ``engine.connect()``
+        raise _wrapped(engine, exc, stale=False) from exc
+    try:
+        return await_only(work(fairy.driver_connection))
+    except dialect.loaded_dbapi.Error as exc:
+        stale = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
+        if stale:
+            engine.pool._invalidate(fairy, exc)  # as SQLAlchemy does on a disconnect
+        raise _wrapped(engine, exc, stale) from exc
+    finally:
+        fairy.close()
+
+
+def _wrapped(engine: Engine, exc: Exception, stale: bool) -> BaseException:
+    """The driver's error as SQLAlchemy's (``OperationalError``, ``DataError``...)."""
+    return DBAPIError.instance(
+        None,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=stale,
+        dialect=engine.dialect,
+    )
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

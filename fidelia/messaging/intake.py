@@ -15,21 +15,24 @@ transaction (delivered at its commit) to workers that ``LISTEN``; in the same pr
 outbox's wake-up event, set after the commit (``outbox``: the same for every kind of work).
 
 On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement on the async
-engine, its own transaction (autocommit), the NOTIFY made by ``pg_notify`` in its
-``RETURNING`` (once per stored row; PostgreSQL delivers one per transaction and channel):
-one round trip, in the event loop, durable when it returns."""
+engine's pool (one message: compiled once, sent on the driver's connection as a prepared
+statement, ``kit/db.py on_driver``), its own transaction (autocommit), the NOTIFY made by
+``pg_notify`` in its ``RETURNING`` (once per stored row; PostgreSQL delivers one per
+transaction and channel): one round trip, in the event loop, durable when it returns."""
 
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Dialect, Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, is_stale_connection
+from fidelia.kit.db import Database, is_stale_connection, on_driver
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -107,8 +110,41 @@ async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
 
 
 async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
-    async with db.async_autocommit.connect() as conn:
-        return len((await conn.execute(_STORE_NOW, rows)).all())
+    engine = db.async_autocommit
+    if len(rows) > 1:  # Meta batching messages: rare; SQLAlchemy's many-rows insert
+        async with engine.connect() as conn:
+            return len((await conn.execute(_STORE_NOW, rows)).all())
+    # One message, nearly every webhook: ``_STORE_NOW`` compiled once, sent on the driver's
+    # connection as a prepared statement (``on_driver``: SQLAlchemy's execution layer cost
+    # more CPU than the round trip).
+    sql, constants = _store_now_sql(engine.dialect)
+    params = {**rows[0], **constants}
+
+    async def insert(conn: Any) -> int:
+        cursor = await conn.execute(sql, params, prepare=True)
+        return int(cursor.rowcount)
+
+    return await on_driver(engine, insert)
+
+
+@lru_cache(maxsize=8)  # one dialect an engine; a few engines a process
+def _store_now_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """``_STORE_NOW`` for one row as the driver's SQL text, and the parameters that are the
+    same for every row: the columns' Python defaults ``_rows`` leaves out (``attempts``) and
+    the NOTIFY's channel."""
+    given = list(_rows([Inbound("", None, None, "", "", None)])[0])
+    defaults = [
+        column.key
+        for column in _INBOUND.columns
+        if column.key not in given and column.default is not None
+    ]
+    compiled = _STORE_NOW.compile(dialect=dialect, column_keys=given + defaults)
+    constants = {key: value for key, value in compiled.params.items() if key not in given}
+    for key in defaults:
+        default = _INBOUND.c[key].default
+        assert isinstance(default, ScalarElementColumnDefault), key  # a constant, not a call
+        constants[key] = default.arg
+    return str(compiled), constants
 
 
 def store_if_free(db: Database, messages: Sequence[Inbound]) -> int:

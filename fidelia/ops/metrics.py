@@ -95,15 +95,24 @@ ERRORS = Counter(
 )
 
 
+_POOL_SERIES: dict[str, tuple[Gauge, Gauge]] = {}
+
+
 def observe_pool(name: str, engine: Engine) -> None:
+    """The pool's use and capacity now (every request: a gauge set is cheap once its child,
+    looked up once per name, is at hand)."""
     pool = engine.pool
     checked_out = getattr(pool, "checkedout", None)
     size = getattr(pool, "size", None)
     if checked_out is None or size is None:
         return
-    POOL_IN_USE.labels(name).set(checked_out())
+    series = _POOL_SERIES.get(name)
+    if series is None:
+        series = _POOL_SERIES[name] = (POOL_IN_USE.labels(name), POOL_CAPACITY.labels(name))
+    in_use, capacity = series
+    in_use.set(checked_out())
     overflow = getattr(pool, "_max_overflow", 0)
-    POOL_CAPACITY.labels(name).set(size() + max(overflow, 0))
+    capacity.set(size() + max(overflow, 0))
 
 
 class ErrorCounter(logging.Handler):

@@ -1,6 +1,7 @@
 """The web side of operations: the request log middleware, ``/metrics`` and ``/readyz``."""
 
 import hmac
+from functools import lru_cache
 from typing import Any
 
 from alembic.script import ScriptDirectory
@@ -21,6 +22,7 @@ log = ops_logging.get("fidelia.request")
 REQUEST_ID = b"x-request-id"
 
 
+@lru_cache(maxsize=2048)  # paths repeat (the webhook's always); ids in paths churn it, bounded
 def door_of(path: str) -> str:
     for door in DOORS:
         if door.owns(path):
@@ -47,6 +49,10 @@ class RequestLog:
 
     def __init__(self, state: Resources) -> None:
         self.state = state
+        # The metrics' children of each label set, looked up once: ``labels()`` takes a lock
+        # and checks its labels on every call, a few µs a request on the webhook (issue 14).
+        # The same child objects, so the same series; bounded, as a client picks the method.
+        self._series: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
 
     @staticmethod
     def start(scope: Scope) -> RequestContext:
@@ -70,11 +76,17 @@ class RequestLog:
         door = door_of(path)
         status_class = f"{status // 100}xx"
         method = scope.get("method", "")
-        metrics.REQUESTS.labels(door, route, method, status_class).inc()
-        metrics.LATENCY.labels(door, route).observe(seconds)
-        if route.startswith("/webhooks/") or route.startswith("/connectors/bling/webhook"):
-            source = "bling" if "bling" in route else "whatsapp"
-            metrics.WEBHOOKS.labels(source, status_class).inc()
+        key = (door, route, method, status_class)
+        series = self._series.get(key)
+        if series is None:
+            series = _series(*key)
+            if len(self._series) < 4096:
+                self._series[key] = series
+        requests, latency, webhooks = series
+        requests.inc()
+        latency.observe(seconds)
+        if webhooks is not None:
+            webhooks.inc()
         metrics.observe_pool("primary", self.state.db.engine)
         replica = getattr(self.state.db, "replica_engine", None)
         if replica is not None:
@@ -90,6 +102,20 @@ class RequestLog:
             duration_ms=round(seconds * 1000, 2),
             merchant_id=ctx.merchant_id,
         )
+
+
+def _series(door: str, route: str, method: str, status_class: str) -> tuple[Any, Any, Any]:
+    """A request's children of the request counter, the latency histogram and, for a
+    webhook's route, the webhook counter (else None)."""
+    webhooks = None
+    if route.startswith("/webhooks/") or route.startswith("/connectors/bling/webhook"):
+        source = "bling" if "bling" in route else "whatsapp"
+        webhooks = metrics.WEBHOOKS.labels(source, status_class)
+    return (
+        metrics.REQUESTS.labels(door, route, method, status_class),
+        metrics.LATENCY.labels(door, route),
+        webhooks,
+    )
 
 
 def _revisions() -> tuple[str, frozenset[str]]:

@@ -10,8 +10,9 @@ import time
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError
 
-from fidelia.kit.db import Database, WriterBusy, sqlite_path
+from fidelia.kit.db import Database, WriterBusy, is_stale_connection, on_driver, sqlite_path
 
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER)"
 
@@ -108,5 +109,51 @@ def test_write_now_takes_the_writer_at_once_or_refuses_at_once(database_url):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         with db.session(readonly=True) as session:
             assert list(session.scalars(text("SELECT n FROM probe ORDER BY n"))) == [1, 3, 4]
+    finally:
+        db.dispose()
+
+
+def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database_url):
+    """``on_driver``: the driver's connection from the async engine's pool, given back after
+    the work; a database error comes out as SQLAlchemy's own class (a DataError stays one,
+    its connection kept), and a connection the server dropped as a stale one
+    (``is_stale_connection``), replaced on the next call."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's async engine")
+    db = Database(database_url, pool_size=2)
+    engine = db.async_autocommit
+
+    async def backend(conn: psycopg.AsyncConnection) -> int:
+        cursor = await conn.execute("SELECT pg_backend_pid()")
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def divide(conn: psycopg.AsyncConnection) -> None:
+        await conn.execute("SELECT 1 / 0")
+
+    async def work() -> None:
+        first = await on_driver(engine, backend)
+        assert engine.sync_engine.pool.checkedout() == 0  # given back
+        with pytest.raises(DataError) as refused:
+            await on_driver(engine, divide)
+        assert isinstance(refused.value.orig, psycopg.errors.DivisionByZero)
+        assert not is_stale_connection(refused.value)
+        assert await on_driver(engine, backend) == first  # the same connection, still good
+
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+            while admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first,)
+            ).fetchone():
+                time.sleep(0.02)
+        with pytest.raises(DBAPIError) as dropped:
+            await on_driver(engine, backend)
+        assert is_stale_connection(dropped.value)
+        assert await on_driver(engine, backend) != first  # a new connection
+        assert engine.sync_engine.pool.checkedout() == 0
+
+    try:
+        asyncio.run(work())
     finally:
         db.dispose()

@@ -339,6 +339,29 @@ def test_a_connection_the_database_dropped_is_replaced_and_the_message_stored(cl
         assert list(ids) == ["wamid.after", "wamid.before"]
 
 
+def test_a_value_postgresql_cannot_store_is_a_400_and_the_next_message_is_stored(
+    client, db, settings
+):
+    """PostgreSQL: the one-message insert goes on the driver's connection, and a value the
+    column refuses (a display number longer than ``bot_number``'s 20 characters) is still
+    the answer SQLAlchemy's DataError gave (400, nothing stored), on a connection that then
+    stores the next message."""
+    if db.is_sqlite:
+        pytest.skip("SQLite does not enforce a column's length")
+    payload = json.loads(webhook_body(settings, "+50688887777", "uno", message_id="wamid.long"))
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["display_phone_number"] = "9" * 25
+    body = json.dumps(payload).encode()
+    answer = client.post(URL, content=body, headers=signed_headers(settings, body))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "BAD_REQUEST"
+    assert count(db, InboundMessage) == 0
+    body = webhook_body(settings, "+50688887777", "dos", message_id="wamid.fine")
+    answer = client.post(URL, content=body, headers=signed_headers(settings, body))
+    assert answer.json() == {"received": 1, "processed": 1}
+    with db.session(readonly=True) as session:
+        assert list(session.scalars(select(InboundMessage.message_id))) == ["wamid.fine"]
+
+
 @pytest.mark.parametrize("holder", ["this process's worker", "another process"])
 def test_sqlite_a_webhook_waits_for_a_busy_writer_then_stores(client, db, settings, holder):
     """SQLite: the insert runs in the event loop only while the one writer's place is free;
