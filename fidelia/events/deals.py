@@ -2,15 +2,14 @@
 segment (or any member, without one) and the basket meets the deal's conditions."""
 
 from dataclasses import dataclass, field
-from time import monotonic
 
 from sqlalchemy import bindparam, select
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fidelia.events.segments import member_in
 from fidelia.kit.clock import now
 from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.kit.rowcache import PerMerchantRows
 from fidelia.models import Customer, Deal, Segment, Tenant
 
 TYPES = ("percent", "fixed", "points")
@@ -119,30 +118,13 @@ def active_deals(session: Session, tenant: Tenant) -> list[Deal]:
     return list(session.scalars(_ACTIVE, {"t": tenant.id}))
 
 
-class DealCache:
-    """A merchant's active deals, kept ``ttl`` seconds (``FIDELIA_TENANT_CACHE_SECONDS``,
-    like the voucher rules' ``RuleCache``; ``State.deals``), so a sale does not read them
-    every time: a deal created, changed or switched off counts for the sales from at most
-    ``ttl`` seconds later (its dates and segment are still checked per sale). A miss reads
-    in the caller's session and keeps *copies* (no session's objects, safe to share
-    between requests' threads). ``ttl`` 0: no cache."""
+class DealCache(PerMerchantRows[Tenant, Deal]):
+    """A merchant's active deals (``State.deals``), kept ``ttl`` seconds, like the voucher
+    rules' ``RuleCache``: a deal created, changed or switched off counts for the sales from
+    at most ``ttl`` seconds later (its dates and segment are still checked per sale)."""
 
     def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[int, tuple[float, list[Deal]]] = {}
-
-    def active(self, session: Session, tenant: Tenant) -> list[Deal]:
-        hit = self._entries.get(tenant.id)
-        if hit is not None and monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        found = active_deals(session, tenant)
-        if self.ttl > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            columns = sa_inspect(Deal).column_attrs
-            twins = [Deal(**{c.key: getattr(d, c.key) for c in columns}) for d in found]
-            self._entries[tenant.id] = (monotonic(), twins)
-        return found
+        super().__init__(ttl, Deal, active_deals)
 
 
 def open_to(

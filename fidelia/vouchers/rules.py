@@ -11,14 +11,13 @@ they are validated by hand at the counter (panel, `fidelia voucher validate`).
 """
 
 from datetime import timedelta
-from time import monotonic
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
 from fidelia.kit.errors import Conflict, InvalidInput
+from fidelia.kit.rowcache import PerMerchantRows
 from fidelia.models import Customer, Order, Tenant, Voucher, VoucherRule
 from fidelia.models.order import COMPLETE
 from fidelia.vouchers.service import issue
@@ -75,29 +74,17 @@ def rules_of(session: Session, tenant: Tenant, active_only: bool = False) -> lis
     return list(session.scalars(query, {"t": tenant.id}))
 
 
-class RuleCache:
-    """A merchant's active rules, kept ``ttl`` seconds (``FIDELIA_TENANT_CACHE_SECONDS``,
-    like every merchant setting; ``State.rules``), so a sale does not read them every time:
-    a rule created, changed or switched off counts for the sales from at most ``ttl``
-    seconds later. A miss reads in the caller's session and keeps *copies* (no session's
-    objects, safe to share between requests' threads). ``ttl`` 0: no cache."""
+def active_rules(session: Session, tenant: Tenant) -> list[VoucherRule]:
+    return rules_of(session, tenant, active_only=True)
+
+
+class RuleCache(PerMerchantRows[Tenant, VoucherRule]):
+    """A merchant's active rules (``State.rules``), kept ``ttl`` seconds like every
+    merchant setting, so a sale does not read them every time: a rule created, changed or
+    switched off counts for the sales from at most ``ttl`` seconds later."""
 
     def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[int, tuple[float, list[VoucherRule]]] = {}
-
-    def active(self, session: Session, tenant: Tenant) -> list[VoucherRule]:
-        hit = self._entries.get(tenant.id)
-        if hit is not None and monotonic() - hit[0] < self.ttl:
-            return hit[1]
-        found = rules_of(session, tenant, active_only=True)
-        if self.ttl > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            columns = sa_inspect(VoucherRule).column_attrs
-            twins = [VoucherRule(**{c.key: getattr(r, c.key) for c in columns}) for r in found]
-            self._entries[tenant.id] = (monotonic(), twins)
-        return found
+        super().__init__(ttl, VoucherRule, active_rules)
 
 
 def evaluate(
