@@ -118,15 +118,18 @@ def test_two_hundred_senders_guessing_at_once_are_held_to_the_budget(app, db, se
     ]
     with LiveServer(app) as server:
         fire(server.url, bodies, settings)
-    process_inbound(app, workers=4, batch=20)  # workers racing through the stored guesses
+    workers, batch = 4, 20
+    process_inbound(app, workers=workers, batch=batch)  # racing through the stored guesses
     policy = GuessPolicy.from_settings(settings)
     failures = count(db, PinFailure)
     stolen = count(db, LedgerEntry)
     print(f"\n[pin guessing] 1000 guesses sent: {failures} checked, {stolen} PINs stolen")
     assert stolen == 0
-    # Every message past the budget was turned away unchecked (a little overshoot is
-    # possible from messages of other workers already past the check when it ran out).
-    assert policy.namespace_limit <= failures <= policy.namespace_limit + 32
+    # Every message past the budget was turned away unchecked. A worker records its batch's
+    # failures at the batch's commit, so the others cannot count them before: the budget
+    # can be overshot by at most one batch per other worker (docs/decisions.md), and by
+    # how much within that is timing (37 was seen once, 0-32 usually).
+    assert policy.namespace_limit <= failures <= policy.namespace_limit + (workers - 1) * batch
 
 
 def test_a_known_customer_still_activates_while_the_number_is_guarded(client, db, settings):
