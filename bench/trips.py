@@ -49,16 +49,15 @@ def main(names: list[str]) -> None:
         path = Path(tempfile.mkdtemp(prefix="fidelia-trips-")) / "trace"
         trace = path.open("w")
         db = app.state.fidelia.db
+
         # The pooled connections of both engines: the sync one and the async autocommit
         # one (one-statement paths from the event loop: the webhook, PIN generation).
+        def traced(conn: Any, _record: Any) -> None:
+            driver = getattr(conn, "driver_connection", None) or conn
+            driver.pgconn.trace(trace.fileno())
+
         for engine in (db.engine, db.async_autocommit.sync_engine):
-            event.listen(
-                engine,
-                "connect",
-                lambda conn, _record: getattr(conn, "driver_connection", conn).pgconn.trace(
-                    trace.fileno()
-                ),
-            )
+            event.listen(engine, "connect", traced)
         rng = random.Random(7)
         for name in names:
             asyncio.run(hotpath.drive(app, hotpath.requests_for(name, url, data, 20, rng)))
