@@ -112,6 +112,19 @@ def is_stale_connection(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+async def once_more_if_stale(send: Callable[[], Awaitable[T]]) -> T:
+    """``await send()``, and once more if its connection had been dropped by the server
+    (a restart): the pool has thrown that one away, so the second try gets a new one. For
+    one statement in its own transaction that may safely run twice (the webhook's
+    deduplicated insert, a PIN's first try)."""
+    try:
+        return await send()
+    except Exception as exc:
+        if not is_stale_connection(exc):
+            raise
+        return await send()  # on a new connection
+
+
 async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
     """``await work(conn)`` on the driver's own connection (psycopg's ``AsyncConnection``)
     from ``engine``'s pool: for a hot statement sent without SQLAlchemy's execution layer
@@ -360,9 +373,11 @@ class Database:
         self._async_engine = self._async_autocommit = None
 
 
-def insert_for(session: Session) -> Any:
-    """The dialect's INSERT construct (for ON CONFLICT), SQLite or PostgreSQL."""
-    if session.get_bind().dialect.name == "sqlite":
+def insert_for(where: Session | str) -> Any:
+    """The dialect's INSERT construct (for ON CONFLICT), SQLite or PostgreSQL: the
+    session's, or the named dialect's (a statement built for the async engine)."""
+    dialect = where if isinstance(where, str) else where.get_bind().dialect.name
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, is_stale_connection, on_driver
+from fidelia.kit.db import Database, on_driver, once_more_if_stale
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -98,12 +98,7 @@ async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
     if not messages:
         return 0
     rows = _rows(messages)
-    try:
-        stored = await _insert_now(db, rows)
-    except Exception as exc:
-        if not is_stale_connection(exc):
-            raise
-        stored = await _insert_now(db, rows)  # on a new connection
+    stored = await once_more_if_stale(lambda: _insert_now(db, rows))
     if stored:
         outbox.wakeup.set()  # a worker in this process; others LISTEN
     return stored

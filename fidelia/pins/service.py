@@ -32,12 +32,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for, is_stale_connection
+from fidelia.kit.db import Database, insert_for, once_more_if_stale
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
@@ -160,7 +158,7 @@ def _sized_insert(dialect: str, sized: _Sized, *, issued: bool = False) -> Any:
     ]
     returned = (_pins.c.code, _pins.c.created_at, _pins.c.expires_at) if issued else tuple(_pins.c)
     statement = _SIZED_INSERTS[(dialect, sized, issued)] = (
-        (sqlite_insert if dialect == "sqlite" else pg_insert)(_pins)
+        insert_for(dialect)(_pins)
         .from_select(columns, select(*values).select_from(counted).where(true()))
         .on_conflict_do_nothing(
             index_elements=["namespace", "code"], index_where=text("status = 'open'")
@@ -214,12 +212,7 @@ async def generate_now(
     drop would stay open, unseen, until it expires)."""
     sized, values = _first_try(tenant, namespace, amount, policy or GuessPolicy())
     statement = _sized_insert("postgresql", sized, issued=True)
-    try:
-        row = await _insert_now(db, statement, values)
-    except Exception as exc:
-        if not is_stale_connection(exc):
-            raise
-        row = await _insert_now(db, statement, values)  # on a new connection
+    row = await once_more_if_stale(lambda: _insert_now(db, statement, values))
     return None if row is None else Issued(row.code, row.created_at, row.expires_at)
 
 
