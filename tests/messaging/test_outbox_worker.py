@@ -4,6 +4,7 @@ long a retry waits, what is scrubbed from an error, what the sweep expires, and 
 started and stopped. Deliveries go to the fake Graph API on loopback. Killing mutmut's
 mutants of the worker (docs/testing.md)."""
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -795,6 +796,15 @@ def test_listen_a_reply_enqueued_in_another_process_wakes_the_worker_long_before
     assert not outbox.wakeup.is_set()  # the loop took the wake-up
 
 
+@contextlib.contextmanager
+def listening(pg_url: str) -> Iterator[Callable[[], int]]:
+    """A connection that LISTENs to the workers' channel; ``heard()`` counts the NOTIFYs
+    delivered to it since the last call (waiting half a second for them)."""
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {outbox.CHANNEL}")
+        yield lambda: len(list(listener.notifies(timeout=0.5)))
+
+
 def test_a_transaction_that_enqueues_notifies_once_at_its_commit_and_not_when_rolled_back(
     pg_url,
 ):
@@ -802,11 +812,7 @@ def test_a_transaction_that_enqueues_notifies_once_at_its_commit_and_not_when_ro
     statements: list[str] = []
     event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     try:
-        with psycopg.connect(pg_url, autocommit=True) as listener:
-            listener.execute(f"LISTEN {outbox.CHANNEL}")
-
-            def heard() -> int:
-                return len(list(listener.notifies(timeout=0.5)))
+        with listening(pg_url) as heard:
 
             def notifies() -> int:  # NOTIFY at the commit, or pg_notify in a Core insert
                 return sum("NOTIFY fidelia_work" in s or "pg_notify" in s for s in statements)
@@ -855,12 +861,7 @@ def test_a_workers_own_batch_wakes_only_this_process_and_sends_no_notify(pg_url,
     )
     try:
         make_tenant(db)
-        with psycopg.connect(pg_url, autocommit=True) as listener:
-            listener.execute(f"LISTEN {outbox.CHANNEL}")
-
-            def heard() -> int:
-                return len(list(listener.notifies(timeout=0.5)))
-
+        with listening(pg_url) as heard:
             with db.session() as session:
                 messages = [
                     Inbound(f"wamid.own{i}", ANA, None, text, settings.bot_number)
@@ -892,12 +893,7 @@ def test_the_notify_is_the_transactions_whatever_its_savepoints_and_flags_last_o
     session, the next one that enqueues notifies again."""
     db = Database(pg_url, pool_size=2)
     try:
-        with psycopg.connect(pg_url, autocommit=True) as listener:
-            listener.execute(f"LISTEN {outbox.CHANNEL}")
-
-            def heard() -> int:
-                return len(list(listener.notifies(timeout=0.5)))
-
+        with listening(pg_url) as heard:
             with db.session() as session:
                 outbox.enqueue(session, "sms", {"to": ANA, "text": "uno"})
                 with pytest.raises(RuntimeError), session.begin_nested():
