@@ -818,7 +818,9 @@ class Bench:
             return None
         from bench import profile
 
-        return profile.start(server.web_pids(), self.out / f"profile-{name}", self.c.seconds)
+        pids = server.web_pids() + server.worker_pids()
+        # The worker is sampled for as long as it runs behind the load as well.
+        return profile.start(pids, self.out / f"profile-{name}", self.c.seconds * 4)
 
     def stop_profile(self, profiler: Any) -> None:
         if profiler is not None:

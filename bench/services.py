@@ -197,6 +197,10 @@ class FideliaServer:
         children = _children(main)
         return children or [main]
 
+    def worker_pids(self) -> list[int]:
+        """The separate outbox worker's process (none when the worker runs inside serve)."""
+        return [self.procs[1].pid] if self.separate_worker and len(self.procs) > 1 else []
+
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU time used so far by the web processes, and by the separate outbox worker."""
         web = sum(_cpu(pid) for pid in self.web_pids())

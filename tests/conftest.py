@@ -7,13 +7,11 @@ import asyncio
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -64,12 +62,18 @@ def database_url(
         yield f"sqlite:///{target}"
         return
     pg: PostgresServer = request.getfixturevalue("pg")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
-    yield pg.url(name)
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = pg.copy()
+    yield url
+    pg.drop(url)
+
+
+@pytest.fixture
+def pg_url(pg: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of its own (not parametrised: for what is
+    about PostgreSQL alone, the production database)."""
+    url = pg.copy(prefix="p")
+    yield url
+    pg.drop(url)
 
 
 @pytest.fixture

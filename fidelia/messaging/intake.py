@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, on_driver, once_more_if_stale
+from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -177,7 +177,8 @@ def _claim(session: Session, batch: int, postgres: bool) -> list[InboundMessage]
         # Rows another worker is processing are skipped, not waited for; its transaction
         # holds them until it commits (or dies, and they are pending again).
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    with planned_now(session):  # the queue's size swings: no plan kept from an empty one
+        return list(session.scalars(query))
 
 
 def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dict[str, int]:

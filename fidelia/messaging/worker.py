@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Protocol, cast
 from sqlalchemy import Integer, Table, bindparam, or_, select, update
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database
+from fidelia.kit.db import Database, planned_now
 from fidelia.ledger import expiry
 from fidelia.messaging import automations, intake, outbox
 from fidelia.messaging.bot import Bot
@@ -189,7 +189,7 @@ class Worker:
 
     def claim(self) -> list[Claimed]:
         """Lease up to ``batch`` due rows, oldest first."""
-        with self.db.session() as session:
+        with self.db.session() as session, planned_now(session):
             at = now()
             found = session.execute(
                 _CLAIM["sqlite" if self.db.is_sqlite else "postgresql"],

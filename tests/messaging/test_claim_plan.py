@@ -14,10 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 from psycopg import sql
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, select
 
+from fidelia.connectors.bling import intake as bling_intake
 from fidelia.kit.db import Database
+from fidelia.messaging import intake
 from fidelia.messaging.worker import Worker
+from fidelia.models import Tenant
 
 BACKLOG = 20_000
 BATCH = 20
@@ -120,5 +123,43 @@ def test_the_claim_walks_its_index_and_stops_at_the_batch_whatever_the_backlog(d
                 [[generic]] = cursor.fetchall()
             conn.rollback()
             assert_bounded(generic[0]["Plan"], analysed=True)
+    finally:
+        db.dispose()
+
+
+def prepared(db: Database) -> list[str]:
+    """The statements prepared on the pool's one connection."""
+    with db.engine.connect() as conn:
+        return list(conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars())
+
+
+def test_the_queues_claims_are_planned_for_the_queue_as_it_is_now(pg_url):
+    """The claims are never prepared statements: PostgreSQL would keep the generic plan it
+    made while the queue was empty (make bench: 148 ms a claim over 20,000 replies, a scan
+    of the whole outbox per batch), until the table is analysed again. Other statements
+    are still prepared after five runs."""
+    db = Database(pg_url, pool_size=1)
+    try:
+        with db.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM ANALYZE outbox")  # statistics of an empty queue
+        worker = Worker(db, {}, batch=BATCH, lease=timedelta(seconds=60))
+        for _ in range(8):  # psycopg prepares a statement at its fifth run
+            assert worker.claim() == []
+            with db.session() as session:
+                assert intake._claim(session, 50, postgres=True) == []
+                session.execute(select(Tenant.id).where(Tenant.id == bindparam("t")), {"t": 1})
+            assert bling_intake.claim(db, 10) == []
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO outbox (channel, payload, status, attempts, next_attempt_at, "
+                "created_at) SELECT 'whatsapp', '{}', 'pending', 0, now() - interval '1 hour', "
+                f"now() FROM generate_series(1, {BACKLOG})"
+            )
+        assert len(worker.claim()) == BATCH
+        statements = prepared(db)
+        assert any("FROM tenants" in s for s in statements), statements  # still prepared
+        for queue in ("outbox", "inbound_messages", "bling_events"):
+            assert not any(f"FROM {queue}" in s for s in statements), (queue, statements)
     finally:
         db.dispose()

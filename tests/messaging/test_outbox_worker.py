@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -675,16 +674,6 @@ def test_a_worker_stopped_in_the_middle_of_a_batch_records_what_went(db, graph, 
 # PostgreSQL's LISTEN/NOTIFY wake-up (`_listen`): a worker in another process than the one
 # that stored the work is woken at once, not at its next poll. These take the `pg` fixture
 # themselves (there is no SQLite form), so scripts/mutate.py runs them too.
-
-
-@pytest.fixture
-def pg_url(pg) -> Iterator[str]:
-    name = f"l_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
-    yield pg.url(name)
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -9,18 +9,16 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from fidelia.kit.db import Database
 from tests.reliability.harness import FIDELIA, environment
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.postgres import free_port
 
 
 def wait_for(check: Callable[[], Any], seconds: float, what: str, every: float = 0.1) -> Any:
@@ -101,28 +99,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     running = Processes(tmp_path)
     yield running
     running.stop()
-
-
-def new_database(pg: PostgresServer) -> str:
-    name = f"p_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
-    return pg.url(name)
-
-
-def drop_database(pg: PostgresServer, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(pg.url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def pg_url(pg: PostgresServer) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database of its own (not parametrised: these tests are
-    about PostgreSQL, the production database)."""
-    url = new_database(pg)
-    yield url
-    drop_database(pg, url)
 
 
 @pytest.fixture

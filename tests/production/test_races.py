@@ -23,12 +23,7 @@ from tests.dialects.pdv.conftest import ORDERS, Merchant, add_reward, make_merch
 from tests.dialects.pdv.conftest import wallet as pos_wallet
 from tests.dialects.retail_v1.conftest import ANA, Shop, make_shop
 from tests.dialects.retail_v1.conftest import headers as retail_headers
-from tests.production.conftest import (
-    Processes,
-    drop_database,
-    fidelia_env,
-    new_database,
-)
+from tests.production.conftest import Processes, fidelia_env
 from tests.support.helpers import ledger_invariants
 
 pytestmark = pytest.mark.timeout(300)
@@ -65,7 +60,7 @@ class Served:
 def served(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One database and one ``fidelia serve --workers 4`` for the module; each test has a
     merchant of its own."""
-    url = new_database(pg)
+    url = pg.copy(prefix="p")
     running = Processes(Path(tmp_path_factory.mktemp("serve")))
     db = Database(url, pool_size=4)
     try:
@@ -73,7 +68,7 @@ def served(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         running.stop()
         db.dispose()
-        drop_database(pg, url)
+        pg.drop(url)
 
 
 def tally(answers: list[httpx.Response]) -> Counter[str]:

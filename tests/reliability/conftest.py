@@ -4,11 +4,9 @@ Its databases are kept until the end of the run (not dropped after each test), s
 test can check every one of them. ``FIDELIA_RELIABILITY=long`` selects the long form."""
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from fidelia.kit.settings import Settings
@@ -24,10 +22,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         url = f"sqlite:///{target}"
     else:
         pg: PostgresServer = request.getfixturevalue("pg")
-        name = f"r_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(pg.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE fidelia_template')
-        url = pg.url(name)
+        url = pg.copy(prefix="r")
     DATABASES.append(url)
     return url
 

@@ -14,7 +14,7 @@ from fidelia.connectors.bling import sync
 from fidelia.connectors.bling.client import Bling, BlingError, Link, NotConnected
 from fidelia.connectors.bling.sales import Prepared
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for
+from fidelia.kit.db import Database, insert_for, planned_now
 from fidelia.kit.errors import DomainError
 from fidelia.models import BlingConnection, BlingEvent, Tenant
 
@@ -86,7 +86,8 @@ def claim(db: Database, batch: int) -> list[BlingEvent]:
         )
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        rows = list(session.scalars(query))
+        with planned_now(session):  # the queue's size swings: no plan kept from an empty one
+            rows = list(session.scalars(query))
         for row in rows:
             row.locked_until = at + LEASE
         return rows
