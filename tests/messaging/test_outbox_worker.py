@@ -286,14 +286,14 @@ def test_the_loop_sweeps_at_start_not_every_round_delivers_and_stops(db, graph, 
     tenant, _ = make_tenant(db)
     first = due_pin(db, tenant, "1111")
     worker = Worker(db, senders_for(settings))
-    thread = worker.start_thread(poll_seconds=1.0)  # 120 rounds: two minutes at least
+    thread = worker.start_thread(poll_seconds=1.0)
     try:
         assert thread.daemon and thread.name == "outbox-worker"
         assert wait_for(lambda: pin_status(db, first) == "expired")  # the sweep at start
         later = due_pin(db, tenant, "2222")
         queue(db, "uno", next_attempt_at=datetime.now(UTC))
         assert wait_for(lambda: graph.texts_to(ANA) == ["uno"])  # woken by the commit
-        time.sleep(0.5)  # rounds go by: the next sweep is 120 rounds away
+        time.sleep(0.5)  # rounds go by: the next sweep is a minute away
         assert pin_status(db, later) == "open"
         # Due in a second: the commit wakes the loop too early; it polls again, unwoken.
         queue(db, "dos", next_attempt_at=datetime.now(UTC) + timedelta(seconds=1))
@@ -344,6 +344,40 @@ def test_a_failed_round_is_logged_and_the_next_waits_for_the_poll(db, caplog):
     # (A previous test's LISTEN thread may still log its database going away.)
     failed = [r for r in caplog.records if r.getMessage() == "outbox worker round failed"]
     assert len(failed) == 1 and failed[0].name == "fidelia.worker" and failed[0].exc_info
+
+
+class Stuck(Counting):
+    """A connector whose sweep (a reconciliation over a slow API) hangs until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def sweep(self) -> None:
+        super().sweep()
+        self.release.wait(60)
+
+
+def test_a_long_sweep_holds_up_no_round(db, graph, settings):
+    """The housekeeping runs in a thread of its own: while it hangs, messages still go."""
+    clock.freeze(None)
+    make_tenant(db)
+    jobs = Stuck()
+    worker = Worker(db, senders_for(settings), jobs=jobs)
+    thread = worker.start_thread(poll_seconds=0.2)
+    try:
+        assert wait_for(lambda: jobs.sweeps == 1)  # the sweep at start, hanging
+        queue(db, "uno", next_attempt_at=datetime.now(UTC))
+        assert wait_for(lambda: graph.texts_to(ANA) == ["uno"], 10)
+        rounds = jobs.rounds
+        assert wait_for(lambda: jobs.rounds > rounds) and jobs.sweeps == 1
+        sweeper = [t for t in threading.enumerate() if t.name == "worker-sweep"]
+        assert len(sweeper) == 1 and sweeper[0].daemon
+    finally:
+        jobs.release.set()
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive() and not sweeper[0].is_alive()
 
 
 def test_the_loop_sweeps_in_its_first_round(db):
@@ -695,7 +729,9 @@ def listening_worker(pg_url, graph) -> Iterator[tuple[Worker, threading.Thread]]
     loop.start()
     try:
         assert wait_for(lambda: len(listeners(pg_url)) == 1)
-        (listener,) = [t for t in threading.enumerate() if t not in before and t is not loop]
+        started = {t.name: t for t in threading.enumerate() if t not in before and t is not loop}
+        assert set(started) == {"worker-listen", "worker-sweep", "worker-deliver"}
+        listener = started["worker-listen"]
         assert listener.name == "worker-listen" and listener.daemon
         yield worker, listener
     finally:
