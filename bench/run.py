@@ -65,7 +65,7 @@ class Config:
             (10_000_000, 1_000),
         ]
     )
-    max_rps: float = 2_500.0  # sizes the credit path's PIN pool
+    max_rps: float = 4_000.0  # sizes the credit path's PIN pool
     # The panel: one merchant with this many customers of 10 entries each (issue 11:
     # 100,000 customers and 1M ledger entries), its owner searching and opening customers.
     panel_customers: int = 100_000
@@ -88,7 +88,7 @@ class Config:
             pgbench_scale=1,
             customers_each=20,
             levels=[(2_000, 10), (2_000, 30)],
-            max_rps=1_500,
+            max_rps=3_000,
             drain_wait=120,  # waits only as long as the backlog lasts; a loaded machine is slow
             panel_customers=2_000,
             dashboard_entries=20_000,
@@ -338,8 +338,9 @@ class Bench:
         result = self.wrk(server, requests, "once", seconds, rate)
         time.sleep(0.3)  # requests in flight when wrk stopped still commit
         # Store first, then process: the webhook answers once a message is stored; the
-        # worker credits it. Wait for the stored backlog, then count (end to end).
-        behind = self.wait_inbound(url)
+        # worker credits it and hands its reply to the sender. Wait for both backlogs, then
+        # count (end to end: the floor answers before any reply is sent).
+        behind = self.wait_inbound(url, replies=server is not self.floor)
         cpu_after = (*server.cpu_seconds(), self.db_cpu(url))
         credited = self.credits(url) - before
         self.last_cpu = {
@@ -351,7 +352,7 @@ class Bench:
         self.last_tag = tag
         self.say(
             f"credit end to end: {end_to_end:,.0f}/s credited ({result.rps:,.0f}/s webhooks "
-            f"answered; the worker finished {behind:.1f} s after the load)"
+            f"answered; the credits and their replies done {behind:.1f} s after the load)"
         )
         self.retire(url, pool)
         answered = result.requests - result.errors
@@ -620,14 +621,19 @@ class Bench:
                 half=half.as_dict(),
             )  # fmt: skip
 
-    def wait_inbound(self, url: str) -> float:
-        """Seconds until no stored WhatsApp message is pending (bounded)."""
+    def wait_inbound(self, url: str, replies: bool = True) -> float:
+        """Seconds until no stored WhatsApp message and no reply is pending (bounded): the
+        messages credited, their replies handed to the sender (the floor's outbox rows are
+        never sent: ``replies=False``)."""
         started = time.monotonic()
         deadline = started + max(self.c.drain_wait, 30)
         while time.monotonic() < deadline:
             with seed.Loader(url) as db:
                 left = int(
-                    db.scalar("SELECT COUNT(*) FROM inbound_messages WHERE status = 'pending'")
+                    db.scalar(
+                        "SELECT (SELECT COUNT(*) FROM inbound_messages WHERE status = 'pending')"
+                        + (" + (SELECT COUNT(*) FROM outbox WHERE status = 'pending')" * replies)
+                    )
                 )
             if left == 0:
                 break
