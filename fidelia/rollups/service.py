@@ -19,7 +19,13 @@ folded only once they are ``SETTLE`` old, in id order, stopping at the first you
 transaction shorter than that can never be skipped. ``rebuild`` recomputes everything up to
 the watermarks from the source rows (``fidelia rollups rebuild``). Concurrent workers take
 the watermark rows' locks (FOR UPDATE on PostgreSQL; SQLite has one writer), so nothing is
-folded twice."""
+folded twice.
+
+A batch costs a few statements whatever its size: its rows read as plain column rows (no
+entities), its increments summed per key in Python, then written with one upsert per
+rollup table (PostgreSQL: array parameters unnested; SQLite: an executemany), rows in key
+order, so folds of two sources adding to the same rollup rows lock them in the same
+order."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
