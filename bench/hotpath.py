@@ -7,6 +7,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py credit --profile py-spy   # where its CPU goes, every thread
     python bench/hotpath.py worker --db postgresql    # the worker crediting stored webhooks
     python bench/hotpath.py replies --db postgresql   # the worker delivering their replies
+    python bench/hotpath.py fold --db postgresql      # the worker folding them into rollups
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
@@ -22,13 +23,17 @@ a delivery: the claim, the lease and recording the outcome; CPU and wall time ar
 the replies delivered. ``sent`` is ``replies`` with the bundled WhatsApp sender posting each
 reply over HTTP to a loopback sink answering like the Graph API (``bench/services.py
 GraphSink``, in a thread of this process): its CPU is the worker thread's alone
-(``time.thread_time``), so the sink's own is not counted.
+(``time.thread_time``), so the sink's own is not counted. ``fold`` is the worker's sweep
+after them: the credits done (not measured), ``rollups.update`` folds the rows they wrote
+(their ledger entries, and the PINs the bench seeded for them) into the dashboard's
+rollups; CPU and wall time are divided by the source rows folded, not by the requests.
 """
 
 import argparse
 import asyncio
 import contextlib
 import functools
+import gc
 import random
 import sys
 import tempfile
@@ -55,6 +60,7 @@ SCENARIOS = (
     "worker",
     "replies",
     "sent",
+    "fold",
     "pin",
     "lookup",
     "redeem",
@@ -91,7 +97,7 @@ def requests_for(
         return load.retail_requests(customers, merchants, host, n, rng)
     if name == "v2-sale":
         return load.v2_sale_requests(customers, _tokens(url, data), host, n, rng)
-    if name in ("credit", "worker", "replies", "sent"):
+    if name in ("credit", "worker", "replies", "sent", "fold"):
         with seed.Loader(url) as db:
             pool = seed.add_pin_pool(db, data, n, rng)
         return load.webhook_requests(pool, host, APP_SECRET, str(rng.randrange(10**9)))
@@ -175,6 +181,16 @@ def deliver(app: Any, sender: Any = None) -> int:
     return pending_replies(app)
 
 
+def fold(app: Any) -> int:
+    """The worker's sweep of the rollups: everything written so far folded (no settle
+    time); returns the source rows folded."""
+    from datetime import timedelta
+
+    from fidelia.rollups import service as rollups
+
+    return rollups.update(app.state.fidelia.db, settle=timedelta(0))
+
+
 def measure(
     app: Any,
     name: str,
@@ -183,7 +199,8 @@ def measure(
     profile: str,
     out: Path,
 ) -> tuple[float, float, int]:
-    """(CPU ms per request, wall ms per request, errors) over ``n`` requests.
+    """(CPU ms per request, wall ms per request, errors) over ``n`` requests (``fold``: per
+    source row folded).
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
     with contextlib.ExitStack() as stack:
@@ -199,7 +216,8 @@ def _measure(
     profile: str,
     out: Path,
 ) -> tuple[float, float, int]:
-    worker = name in ("worker", "replies", "sent")
+    worker = name in ("worker", "replies", "sent", "fold")
+    folding = name == "fold"
     replies = name in ("replies", "sent")
     sender = None
     if name == "sent":
@@ -215,25 +233,34 @@ def _measure(
         work(app)
     if replies:
         deliver(app, sender)
+    if folding:
+        fold(app)
     raws = build(n)
     statuses: list[int] = []
     if worker:  # answered (stored) first, then credited by the measured worker
         statuses = asyncio.run(drive(app, raws))
+    if folding:  # credited first too: the rows they wrote are what is measured
+        statuses += [500] * work(app)
     if replies:  # credited first too: their replies are what is measured
         statuses += [500] * work(app)
         if pending_replies(app) != n:  # one reply a credit: the count divided by
             statuses.append(500)
+    count = n
+    if folding:  # a full collection of the bench's heap would be most of a short fold
+        gc.collect()
     with profiling.this_process(profile, out):
         cpu, wall = clock(), time.perf_counter()
-        if replies:
+        if folding:
+            count, left = fold(app), 0
+        elif replies:
             left = deliver(app, sender)
         elif worker:
             left = work(app)
         else:
             statuses, left = asyncio.run(drive(app, raws)), 0
         cpu, wall = clock() - cpu, time.perf_counter() - wall
-    errors = sum(1 for s in statuses if s >= 400) + left
-    return 1000 * cpu / n, 1000 * wall / n, errors
+    errors = sum(1 for s in statuses if s >= 400) + left + int(folding and count < n)
+    return 1000 * cpu / max(count, 1), 1000 * wall / max(count, 1), errors
 
 
 def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, seed.Dataset]:
@@ -280,9 +307,11 @@ def run(db_kind: str, names: list[str], n: int, profile: str, merchants: int = 1
                     profile,
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
                 )
+                unit = "row folded" if name == "fold" else "request"
+                digits = 4 if name == "fold" else 2
                 line = (
-                    f"hotpath {name} {db_kind}: {cpu:.2f} ms CPU/request, "
-                    f"{wall:.2f} ms wall, {errors} errors"
+                    f"hotpath {name} {db_kind}: {cpu:.{digits}f} ms CPU/{unit}, "
+                    f"{wall:.{digits}f} ms wall, {errors} errors"
                 )
                 print(line, flush=True)
                 out.append(line)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from fidelia.customers.service import identify
 from fidelia.kit import clock
@@ -309,3 +309,81 @@ def test_dashboard_figures_equal_a_direct_computation(db):
                         sum(row["points_issued"] for row in got.daily)
                         == (want["totals"]["points_issued"])
                     )
+
+
+def sales(db, tenants, people, rewards, count, start, offset):
+    """``count`` rounds over every merchant: a customer (a new one every other round, else
+    one seen before) activates a PIN, completes an order (points and cashback) and redeems
+    a reward, at moments spread over three days (local days differ from UTC days)."""
+    for step in range(count):
+        for tenant_id in tenants:
+            clock.freeze(start + timedelta(hours=(step * 7) % 72, minutes=step))
+            with db.session() as s:
+                tenant = s.get_one(Tenant, tenant_id)
+                if step % 2 == 0 or not people[tenant_id]:
+                    phone = f"+5067{tenant_id:02d}{offset + step:05d}"
+                    people[tenant_id].append(identify(s, tenant, {"phone": phone}).id)
+                customer = s.get_one(Customer, people[tenant_id][step % len(people[tenant_id])])
+                acct = Account(customer.program_id, customer.id, POINTS)
+                pin = pins.generate(s, tenant, f"ns{tenant_id}", 1000)
+                pin.status, pin.used_at, pin.customer_id = "used", clock.now(), customer.id
+                credit(s, acct, pin.points, Source(tenant.id, "pin", str(pin.id)))
+                data = orders.OrderData(
+                    original_id=f"o{offset + step}", total=1200, customer=customer, completed=True
+                )
+                orders.upsert(s, tenant, data)
+                r = Redemption(
+                    program_id=customer.program_id,
+                    tenant_id=tenant.id,
+                    customer_id=customer.id,
+                    reward_id=rewards[tenant_id],
+                    points=5,
+                    origin="test",
+                    external_code=new_external_code(),
+                    created_at=clock.now(),
+                )
+                s.add(r)
+                s.flush()
+                debit(s, acct, 5, Source(tenant.id, "redemption", str(r.id)))
+
+
+def test_a_fold_issues_the_same_statements_for_few_rows_and_many(db):
+    """A batch holding many merchants, days, customers and rewards (several rows on one
+    key, and keys already in the rollups) is folded exactly, with as many statements as
+    a batch of a few rows: one per rollup table, not one per key."""
+    start = datetime(2025, 3, 1, 2, tzinfo=UTC)
+    with db.session() as s:
+        made = [
+            create_tenant(s, slug=slug, name=slug, currency="USD", timezone=zone)
+            for slug, zone in (("cr", "America/Costa_Rica"), ("jp", "Asia/Tokyo"), ("nz", "UTC"))
+        ]
+        for t in made:
+            set_setting(s, t.slug, "earn_points_per_unit", "1")
+            set_setting(s, t.slug, "cashback_percent", "5")
+        tenants = [t.id for t in made]
+        rewards = {t.id: create_reward(s, t, title=f"R {t.slug}", points=5).id for t in made}
+    people: dict[int, list[int]] = {t: [] for t in tenants}
+    statements: list[str] = []
+
+    def heard(_conn, _cursor, statement, *_):
+        statements.append(statement)
+
+    def folded(count, offset):
+        sales(db, tenants, people, rewards, count, start, offset)
+        clock.freeze(start + timedelta(days=4))
+        statements.clear()
+        event.listen(db.engine, "before_cursor_execute", heard)
+        try:
+            rows = rollups.update(db, settle=NOW)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", heard)
+        assert stored(db) == direct(db)
+        return rows, list(statements)
+
+    few, few_statements = folded(2, 0)
+    many, many_statements = folded(12, 100)
+    assert many > 5 * few
+    with db.session(readonly=True) as s:
+        assert s.scalar(select(func.count()).select_from(CustomerDay)) > 3 * len(tenants) * 2
+        assert s.scalar(select(func.count()).select_from(DailyRollup)) >= 2 * len(tenants)
+    assert len(many_statements) == len(few_statements), many_statements
