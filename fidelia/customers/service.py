@@ -3,7 +3,7 @@
 from collections.abc import Collection
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -108,8 +108,12 @@ def _find_many(programs: ColumnElement[bool], identifiers: ColumnElement[bool]) 
 
 
 # ``find`` for many identifiers in many programs, one statement built once, by dialect:
-# PostgreSQL's lists are arrays (one text and three parameters for every batch).
-_PAIRS = unnested("wanted", kinds=_identifiers.c.kind.type, values=_identifiers.c.value.type)
+# PostgreSQL's lists are arrays (one text and five parameters for every batch): the pairs
+# as two parallel arrays, and their distinct kinds and values for ``= ANY`` so that the
+# ``(kind, value)`` index is searched for them.
+_PAIRS = unnested(
+    "wanted", pair_kinds=_identifiers.c.kind.type, pair_values=_identifiers.c.value.type
+)
 _FIND_MANY = {
     "sqlite": _find_many(
         _identifiers.c.program_id.in_(bindparam("programs", expanding=True)),
@@ -118,9 +122,13 @@ _FIND_MANY = {
         ),
     ),
     "postgresql": _find_many(
-        any_of(_identifiers.c.program_id, "programs"),
+        and_(
+            any_of(_identifiers.c.program_id, "programs"),
+            any_of(_identifiers.c.kind, "kinds"),
+            any_of(_identifiers.c.value, "values"),
+        ),
         tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
-            select(_PAIRS.c.kinds, _PAIRS.c["values"])
+            select(_PAIRS.c.pair_kinds, _PAIRS.c.pair_values)
         ),
     ),
 }
@@ -137,8 +145,10 @@ def find_many(
     if dialect == "postgresql":
         pairs = list(identifiers)
         params: dict[str, Any] = {
-            "kinds": [kind for kind, _ in pairs],
-            "values": [value for _, value in pairs],
+            "pair_kinds": [kind for kind, _ in pairs],
+            "pair_values": [value for _, value in pairs],
+            "kinds": sorted({kind for kind, _ in pairs}),
+            "values": sorted({value for _, value in pairs}),
         }
     else:
         params = {"identifiers": list(identifiers)}

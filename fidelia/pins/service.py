@@ -23,6 +23,7 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    and_,
     bindparam,
     case,
     func,
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for, once_more_if_stale, unnested
+from fidelia.kit.db import Database, any_of, insert_for, once_more_if_stale, unnested
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
@@ -340,14 +341,22 @@ def _activate_many(wanted: ColumnElement[bool]) -> Any:
 
 # ``activate`` for many codes at once, built once (the worker's batch), by dialect: SQLite
 # gets the pairs as an expanding list, PostgreSQL as two parallel arrays (one text and two
-# parameters for every batch: ``kit/db.unnested``).
-_WANTED = unnested("wanted", namespaces=_pins.c.namespace.type, codes=_pins.c.code.type)
+# parameters for every batch: ``kit/db.unnested``), their distinct namespaces and codes
+# also given to ``= ANY`` so that the open-code index is searched for them (the pairs
+# alone were joined to a scan of every open PIN when the statistics were stale).
+_WANTED = unnested("wanted", pair_namespaces=_pins.c.namespace.type, pair_codes=_pins.c.code.type)
 _ACTIVATE_MANY = {
     "sqlite": _activate_many(
         tuple_(_pins.c.namespace, _pins.c.code).in_(bindparam("wanted", expanding=True))
     ),
     "postgresql": _activate_many(
-        tuple_(_pins.c.namespace, _pins.c.code).in_(select(_WANTED.c.namespaces, _WANTED.c.codes))
+        and_(
+            any_of(_pins.c.namespace, "namespaces"),
+            any_of(_pins.c.code, "codes"),
+            tuple_(_pins.c.namespace, _pins.c.code).in_(
+                select(_WANTED.c.pair_namespaces, _WANTED.c.pair_codes)
+            ),
+        )
     ),
 }
 _ASSIGN = (
@@ -367,7 +376,13 @@ def activate_many(
     dialect = session.get_bind().dialect.name
     params: dict[str, Any]
     if dialect == "postgresql":
-        params = {"namespaces": [ns for ns, _ in wanted], "codes": [code for _, code in wanted]}
+        wanted = sorted(wanted)  # the index's order: one lock order for every worker
+        params = {
+            "pair_namespaces": [ns for ns, _ in wanted],
+            "pair_codes": [code for _, code in wanted],
+            "namespaces": sorted({ns for ns, _ in wanted}),
+            "codes": sorted({code for _, code in wanted}),
+        }
     else:
         params = {"wanted": list(wanted)}
     rows = session.execute(_ACTIVATE_MANY[dialect], {**params, "at": now()}).all()
