@@ -19,6 +19,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Engine,
+    String,
     any_,
     bindparam,
     create_engine,
@@ -427,10 +428,16 @@ def planned_now(session: Session) -> Iterator[Session]:
 # expanding ``IN`` lists and many-row ``VALUES``.
 
 
+def _element(kind: TypeEngine[Any]) -> TypeEngine[Any]:
+    """An array's element type: a string's without its length (the parameter's cast to
+    ``VARCHAR(n)[]`` would cut a longer value to ``n`` characters, and it could match)."""
+    return String() if isinstance(kind, String) else kind
+
+
 def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     """``column = ANY(:name)``: ``column IN (...)`` with the list as one array parameter
     of the column's type (an empty list matches nothing, as an empty ``IN``)."""
-    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column == any_(bindparam(name, type_=ARRAY(_element(column.type))))
 
 
 def unnested(name: str, **arrays: TypeEngine[Any]) -> TableValuedAlias:
@@ -439,7 +446,7 @@ def unnested(name: str, **arrays: TypeEngine[Any]) -> TableValuedAlias:
     ``n`` each row's position in the arrays: order by it to take the rows in the arrays'
     order (nothing else promises it)."""
     return (
-        func.unnest(*(bindparam(key, type_=ARRAY(kind)) for key, kind in arrays.items()))
+        func.unnest(*(bindparam(key, type_=ARRAY(_element(kind))) for key, kind in arrays.items()))
         .table_valued(*(sql_column(key, kind) for key, kind in arrays.items()), with_ordinality="n")
         .render_derived()
         .alias(name)
