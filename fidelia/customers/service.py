@@ -3,11 +3,12 @@
 from collections.abc import Collection
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, bindparam, delete, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from fidelia.kit.db import any_of, unnested
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.phone import phone_of
@@ -90,23 +91,47 @@ class Known(NamedTuple):
 
 _identifiers = cast(Table, CustomerIdentifier.__table__)
 _customers = cast(Table, Customer.__table__)
-# ``find`` for many identifiers in many programs, one statement built once.
-_FIND_MANY = (
-    select(
-        _identifiers.c.program_id,
-        _identifiers.c.kind,
-        _identifiers.c.value,
-        _customers.c.id,
-        _customers.c.name,
+
+
+def _find_many(programs: ColumnElement[bool], identifiers: ColumnElement[bool]) -> Any:
+    return (
+        select(
+            _identifiers.c.program_id,
+            _identifiers.c.kind,
+            _identifiers.c.value,
+            _customers.c.id,
+            _customers.c.name,
+        )
+        .join(_customers, _customers.c.id == _identifiers.c.customer_id)
+        .where(programs, identifiers)
     )
-    .join(_customers, _customers.c.id == _identifiers.c.customer_id)
-    .where(
+
+
+# ``find`` for many identifiers in many programs, one statement built once, by dialect:
+# PostgreSQL's lists are arrays (one text and five parameters for every batch): the pairs
+# as two parallel arrays, and their distinct kinds and values for ``= ANY`` so that the
+# ``(kind, value)`` index is searched for them.
+_PAIRS = unnested(
+    "wanted", pair_kinds=_identifiers.c.kind.type, pair_values=_identifiers.c.value.type
+)
+_FIND_MANY = {
+    "sqlite": _find_many(
         _identifiers.c.program_id.in_(bindparam("programs", expanding=True)),
         tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
             bindparam("identifiers", expanding=True)
         ),
-    )
-)
+    ),
+    "postgresql": _find_many(
+        and_(
+            any_of(_identifiers.c.program_id, "programs"),
+            any_of(_identifiers.c.kind, "kinds"),
+            any_of(_identifiers.c.value, "values"),
+        ),
+        tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
+            select(_PAIRS.c.pair_kinds, _PAIRS.c.pair_values)
+        ),
+    ),
+}
 
 
 def find_many(
@@ -116,9 +141,18 @@ def find_many(
     by ``(program id, kind, value)``."""
     if not programs or not identifiers:
         return {}
-    rows = session.execute(
-        _FIND_MANY, {"programs": list(programs), "identifiers": list(identifiers)}
-    ).all()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pairs = list(identifiers)
+        params: dict[str, Any] = {
+            "pair_kinds": [kind for kind, _ in pairs],
+            "pair_values": [value for _, value in pairs],
+            "kinds": sorted({kind for kind, _ in pairs}),
+            "values": sorted({value for _, value in pairs}),
+        }
+    else:
+        params = {"identifiers": list(identifiers)}
+    rows = session.execute(_FIND_MANY[dialect], {"programs": list(programs), **params}).all()
     return {(r.program_id, r.kind, r.value): Known(r.id, r.name) for r in rows}
 
 

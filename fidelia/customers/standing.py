@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from fidelia.kit.db import any_of
 from fidelia.ledger.service import POINTS, Account, balance
 from fidelia.models import Balance, Customer, CustomerIdentifier, Program, Reward, Tenant
 from fidelia.rewards.service import active_rewards, next_reward
@@ -103,31 +104,41 @@ class CatalogCache:
             self._entries[program_id] = (at, catalog)
 
 
+def _catalog_reads(dialect: str) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """``read_catalogs``' three statements, built once per dialect: PostgreSQL's lists are
+    arrays (``kit/db.any_of``: one text whatever the number of programs), SQLite's
+    expanding ``IN`` lists."""
+
+    def among(column: Any, name: str) -> Any:
+        if dialect == "postgresql":
+            return any_of(column, name)
+        return column.in_(bindparam(name, expanding=True))
+
+    return (
+        select(*_columns(Program)).where(among(Program.id, "programs")),
+        select(*_columns(Tenant)).where(among(Tenant.program_id, "programs")).order_by(Tenant.id),
+        select(*_columns(Reward))  # the rewards ``active_rewards`` reads
+        .where(among(Reward.tenant_id, "tenants"), Reward.active.is_(True))
+        .order_by(Reward.points_required, Reward.id),
+    )
+
+
 def read_catalogs(session: Session, program_ids: list[int]) -> dict[int, Catalog]:
     """``read_catalog`` of several programs in three statements, as copies in no session.
     Column rows, not entities: loading each row into the session and copying it cost as
     much as the reads (the worker's credits over 1,000 merchants refresh a catalog for
     most credits, their cache's 2 s being shorter than the time between two credits of one
     merchant)."""
-    programs = {
-        p.id: p
-        for p in _twins(
-            session, Program, select(*_columns(Program)).where(Program.id.in_(program_ids))
-        )
-    }
+    read_programs, read_tenants, read_rewards = _CATALOG_READS[session.get_bind().dialect.name]
+    wanted = {"programs": list(program_ids)}
+    programs = {p.id: p for p in _twins(session, Program, read_programs, wanted)}
     tenants: dict[int, list[Tenant]] = {p: [] for p in programs}
     program_of: dict[int, int] = {}
-    found = select(*_columns(Tenant)).where(Tenant.program_id.in_(program_ids)).order_by(Tenant.id)
-    for tenant in _twins(session, Tenant, found):
+    for tenant in _twins(session, Tenant, read_tenants, wanted):
         tenants[tenant.program_id].append(tenant)
         program_of[tenant.id] = tenant.program_id
     rewards: dict[int, list[Reward]] = {p: [] for p in programs}
-    active = (  # the rewards ``active_rewards`` reads
-        select(*_columns(Reward))
-        .where(Reward.tenant_id.in_(list(program_of)), Reward.active.is_(True))
-        .order_by(Reward.points_required, Reward.id)
-    )
-    for reward in _twins(session, Reward, active):
+    for reward in _twins(session, Reward, read_rewards, {"tenants": list(program_of)}):
         rewards[program_of[reward.tenant_id]].append(reward)
     return {p: Catalog(programs[p], tenants[p], rewards[p]) for p in programs}
 
@@ -140,9 +151,12 @@ def _columns(model: type[T]) -> list[Any]:
     return [getattr(model, key) for key in _keys(model)]
 
 
-def _twins(session: Session, model: type[T], statement: Select[Any]) -> list[T]:
+def _twins(
+    session: Session, model: type[T], statement: Select[Any], params: dict[str, Any]
+) -> list[T]:
     keys = _keys(model)
-    return [_twin(model, zip(keys, row, strict=True)) for row in session.execute(statement)]
+    rows = session.execute(statement, params)
+    return [_twin(model, zip(keys, row, strict=True)) for row in rows]
 
 
 def _twin(model: type[T], values: Iterable[tuple[str, Any]]) -> T:
@@ -157,6 +171,10 @@ def _twin(model: type[T], values: Iterable[tuple[str, Any]]) -> T:
 def _copy(row: T) -> T:
     """A transient twin of a loaded row: its column values, in no session."""
     return _twin(type(row), ((key, getattr(row, key)) for key in _keys(type(row))))
+
+
+# Built once the columns' helpers above exist.
+_CATALOG_READS = {dialect: _catalog_reads(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def standing_in(

@@ -15,11 +15,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    String,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    make_url,
+)
+from sqlalchemy import column as sql_column
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
 
 READONLY = "fidelia_readonly"
@@ -405,3 +419,35 @@ def planned_now(session: Session) -> Iterator[Session]:
         yield session
     finally:
         driver.prepare_threshold = saved
+
+
+# PostgreSQL's batch statements take their lists as arrays: ONE parameter a list, so the
+# statement's text and its parameters are the same whatever the batch's size (psycopg
+# converts a statement's text once only up to 50 parameters and 4,096 characters;
+# PostgreSQL parses and plans every new text, and prepares per text). SQLite keeps its
+# expanding ``IN`` lists and many-row ``VALUES``.
+
+
+def _element(kind: TypeEngine[Any]) -> TypeEngine[Any]:
+    """An array's element type: a string's without its length (the parameter's cast to
+    ``VARCHAR(n)[]`` would cut a longer value to ``n`` characters, and it could match)."""
+    return String() if isinstance(kind, String) else kind
+
+
+def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column = ANY(:name)``: ``column IN (...)`` with the list as one array parameter
+    of the column's type (an empty list matches nothing, as an empty ``IN``)."""
+    return column == any_(bindparam(name, type_=ARRAY(_element(column.type))))
+
+
+def unnested(name: str, **arrays: TypeEngine[Any]) -> TableValuedAlias:
+    """The rows of parallel array parameters: ``unnest(:a, :b, ...) WITH ORDINALITY AS
+    name(a, b, ..., n)``, one column per parameter (named as it, of its element type),
+    ``n`` each row's position in the arrays: order by it to take the rows in the arrays'
+    order (nothing else promises it)."""
+    return (
+        func.unnest(*(bindparam(key, type_=ARRAY(_element(kind))) for key, kind in arrays.items()))
+        .table_valued(*(sql_column(key, kind) for key, kind in arrays.items()), with_ordinality="n")
+        .render_derived()
+        .alias(name)
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fidelia.challenges import short_codes
 from fidelia.customers.service import find_many, identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
+from fidelia.kit.db import any_of
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Credit, Source, credit, credit_many, expiry_after
 from fidelia.messaging import consent, outbox, templates
@@ -34,35 +35,50 @@ from fidelia.pins.guard import GuessPolicy
 _contacts = cast(Table, WhatsAppContact.__table__)
 _tenants = cast(Table, Tenant.__table__)
 # The batch's senders, locked as ``guard.refusal`` locks one, in one order for every worker.
-_LOCK_CONTACTS = (
-    select(
-        _contacts.c.id,
-        _contacts.c.wa_number,
-        _contacts.c.wa_user_id,
-        _contacts.c.name,
-        _contacts.c.last_tenant_id,
-    )
-    .where(
-        or_(
-            _contacts.c.wa_number.in_(bindparam("numbers", expanding=True)),
-            _contacts.c.wa_user_id.in_(bindparam("users", expanding=True)),
-        )
-    )
+# By dialect: PostgreSQL's lists are arrays (``kit/db.any_of``), one text for every batch.
+_CONTACT_COLUMNS = (
+    _contacts.c.id,
+    _contacts.c.wa_number,
+    _contacts.c.wa_user_id,
+    _contacts.c.name,
+    _contacts.c.last_tenant_id,
+)
+_LOCK_CONTACTS = {
+    dialect: select(*_CONTACT_COLUMNS)
+    .where(or_(numbers, users))
     .order_by(_contacts.c.id)
     .with_for_update(key_share=True)
-)
+    for dialect, numbers, users in (
+        (
+            "sqlite",
+            _contacts.c.wa_number.in_(bindparam("numbers", expanding=True)),
+            _contacts.c.wa_user_id.in_(bindparam("users", expanding=True)),
+        ),
+        (
+            "postgresql",
+            any_of(_contacts.c.wa_number, "numbers"),
+            any_of(_contacts.c.wa_user_id, "users"),
+        ),
+    )
+}
 _MOVE_CONTACTS = (
     update(_contacts)
     .where(_contacts.c.id == bindparam("contact"))
     .values(last_tenant_id=bindparam("tenant"))
 )
-_TENANTS = select(
-    _tenants.c.id,
-    _tenants.c.program_id,
-    _tenants.c.name,
-    _tenants.c.locale,
-    _tenants.c.points_validity_days,
-).where(_tenants.c.id.in_(bindparam("ids", expanding=True)))
+_TENANTS = {
+    dialect: select(
+        _tenants.c.id,
+        _tenants.c.program_id,
+        _tenants.c.name,
+        _tenants.c.locale,
+        _tenants.c.points_validity_days,
+    ).where(ids)
+    for dialect, ids in (
+        ("sqlite", _tenants.c.id.in_(bindparam("ids", expanding=True))),
+        ("postgresql", any_of(_tenants.c.id, "ids")),
+    )
+}
 
 
 class _Undo(Exception):
@@ -166,8 +182,9 @@ class Bot:
         uses = Counter(pins_of.values())
         if not any(uses[pin] == 1 for pin in pins_of.values()):
             return {}
+        dialect = session.get_bind().dialect.name
         contacts = session.execute(
-            _LOCK_CONTACTS,
+            _LOCK_CONTACTS[dialect],
             {
                 "numbers": sorted({m.wa_number for m in messages if m.wa_number}),
                 "users": sorted({m.wa_user_id for m in messages if m.wa_user_id}),
@@ -268,7 +285,8 @@ class Bot:
         tenants = {
             t.id: t
             for t in session.execute(
-                _TENANTS, {"ids": sorted({p.tenant_id for p in used.values()})}
+                _TENANTS[session.get_bind().dialect.name],
+                {"ids": sorted({p.tenant_id for p in used.values()})},
             )
         }
         identifiers = {

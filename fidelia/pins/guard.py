@@ -24,13 +24,14 @@ not tell a guesser which codes exist.
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from limits import parse as parse_limit
-from sqlalchemy import Table, bindparam, func, null, select, union_all
+from sqlalchemy import ColumnElement, Table, bindparam, func, null, select, union_all
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
+from fidelia.kit.db import any_of
 from fidelia.kit.settings import Settings
 from fidelia.models import PinFailure, WhatsAppContact
 
@@ -116,21 +117,31 @@ def refusal(
 
 
 _failed = cast(Table, PinFailure.__table__)
-# Both counts ``refusal`` starts with, for many senders and namespaces, in one statement.
-_COUNTS = union_all(
-    select(_failed.c.contact_id, null().label("namespace"), func.count())
-    .where(
+
+
+def _counts(contacts: ColumnElement[bool], namespaces: ColumnElement[bool]) -> Any:
+    """Both counts ``refusal`` starts with, for many senders and namespaces, in one
+    statement (``contacts`` and ``namespaces``: the dialect's list conditions)."""
+    return union_all(
+        select(_failed.c.contact_id, null().label("namespace"), func.count())
+        .where(contacts, _failed.c.created_at > bindparam("sender_since"))
+        .group_by(_failed.c.contact_id),
+        select(null(), _failed.c.namespace, func.count())
+        .where(namespaces, _failed.c.created_at > bindparam("namespace_since"))
+        .group_by(_failed.c.namespace),
+    )
+
+
+# By dialect: PostgreSQL's lists are arrays (``kit/db.any_of``), one text for every batch.
+_COUNTS = {
+    "sqlite": _counts(
         _failed.c.contact_id.in_(bindparam("contacts", expanding=True)),
-        _failed.c.created_at > bindparam("sender_since"),
-    )
-    .group_by(_failed.c.contact_id),
-    select(null(), _failed.c.namespace, func.count())
-    .where(
         _failed.c.namespace.in_(bindparam("namespaces", expanding=True)),
-        _failed.c.created_at > bindparam("namespace_since"),
-    )
-    .group_by(_failed.c.namespace),
-)
+    ),
+    "postgresql": _counts(
+        any_of(_failed.c.contact_id, "contacts"), any_of(_failed.c.namespace, "namespaces")
+    ),
+}
 
 
 def failure_counts(
@@ -141,7 +152,7 @@ def failure_counts(
     the senders' row locks (as ``refusal`` takes them) so the counts stay exact."""
     at = now()
     rows = session.execute(
-        _COUNTS,
+        _COUNTS[session.get_bind().dialect.name],
         {
             "contacts": list(contacts),
             "sender_since": at - policy.sender_window,

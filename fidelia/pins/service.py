@@ -19,9 +19,11 @@ from functools import lru_cache
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
     String,
     Table,
+    and_,
     bindparam,
     case,
     func,
@@ -35,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, insert_for, once_more_if_stale
+from fidelia.kit.db import Database, any_of, insert_for, once_more_if_stale, unnested
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
@@ -322,18 +324,41 @@ def activate(session: Session, namespace: str, code: str) -> Activation:
     return Activation("expired", latest)
 
 
-# ``activate`` for many codes at once, as one statement built once (the worker's batch).
-_ACTIVATE_MANY = (
-    update(_pins)
-    .where(
-        tuple_(_pins.c.namespace, _pins.c.code).in_(bindparam("wanted", expanding=True)),
-        _pins.c.status == "open",
-        _pins.c.expires_at > bindparam("at"),
-        _pins.c.tenant_id.not_in(select(Tenant.id).where(Tenant.suspended_at.is_not(None))),
+def _activate_many(wanted: ColumnElement[bool]) -> Any:
+    """``activate`` for the PINs ``wanted`` names, as one statement."""
+    return (
+        update(_pins)
+        .where(
+            wanted,
+            _pins.c.status == "open",
+            _pins.c.expires_at > bindparam("at"),
+            _pins.c.tenant_id.not_in(select(Tenant.id).where(Tenant.suspended_at.is_not(None))),
+        )
+        .values(status="used", used_at=bindparam("at"))
+        .returning(_pins.c.id, _pins.c.tenant_id, _pins.c.namespace, _pins.c.code, _pins.c.points)
     )
-    .values(status="used", used_at=bindparam("at"))
-    .returning(_pins.c.id, _pins.c.tenant_id, _pins.c.namespace, _pins.c.code, _pins.c.points)
-)
+
+
+# ``activate`` for many codes at once, built once (the worker's batch), by dialect: SQLite
+# gets the pairs as an expanding list, PostgreSQL as two parallel arrays (one text and two
+# parameters for every batch: ``kit/db.unnested``), their distinct namespaces and codes
+# also given to ``= ANY`` so that the open-code index is searched for them (the pairs
+# alone were joined to a scan of every open PIN when the statistics were stale).
+_WANTED = unnested("wanted", pair_namespaces=_pins.c.namespace.type, pair_codes=_pins.c.code.type)
+_ACTIVATE_MANY = {
+    "sqlite": _activate_many(
+        tuple_(_pins.c.namespace, _pins.c.code).in_(bindparam("wanted", expanding=True))
+    ),
+    "postgresql": _activate_many(
+        and_(
+            any_of(_pins.c.namespace, "namespaces"),
+            any_of(_pins.c.code, "codes"),
+            tuple_(_pins.c.namespace, _pins.c.code).in_(
+                select(_WANTED.c.pair_namespaces, _WANTED.c.pair_codes)
+            ),
+        )
+    ),
+}
 _ASSIGN = (
     update(_pins).where(_pins.c.id == bindparam("pin_id")).values(customer_id=bindparam("customer"))
 )
@@ -348,7 +373,19 @@ def activate_many(
     expired: ``activate`` tells which."""
     if not wanted:
         return {}
-    rows = session.execute(_ACTIVATE_MANY, {"wanted": list(wanted), "at": now()}).all()
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any]
+    if dialect == "postgresql":
+        wanted = sorted(wanted)  # the index's order: one lock order for every worker
+        params = {
+            "pair_namespaces": [ns for ns, _ in wanted],
+            "pair_codes": [code for _, code in wanted],
+            "namespaces": sorted({ns for ns, _ in wanted}),
+            "codes": sorted({code for _, code in wanted}),
+        }
+    else:
+        params = {"wanted": list(wanted)}
+    rows = session.execute(_ACTIVATE_MANY[dialect], {**params, "at": now()}).all()
     return {(row.namespace, row.code): row for row in rows}
 
 

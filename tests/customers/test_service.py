@@ -1,7 +1,7 @@
 """Finding a customer by the first of several identifiers that names one (the retail door's
 member lookup: phone as ``phone`` then ``whatsapp``, then email, ...), in one round trip."""
 
-from fidelia.customers.service import find_first, identify
+from fidelia.customers.service import find_first, find_many, identify
 from fidelia.kit.db import Database
 from fidelia.models import Tenant
 from tests.support.helpers import make_tenant
@@ -22,3 +22,34 @@ def test_the_first_identifier_in_order_that_names_a_customer_wins(db: Database) 
         assert found is not None and found.id == by_mail
         assert find_first(session, tenant.program_id, [("phone", "+5491155550009")]) is None
         assert find_first(session, tenant.program_id + 1000, phone + mail) is None
+
+
+def test_find_many_finds_exactly_the_pairs_asked(db: Database) -> None:
+    """The batch's lookup (on PostgreSQL two parallel arrays and ``= ANY``): only the
+    ``(kind, value)`` pairs asked, in the programs asked; a value longer than the column
+    is not cut to match a stored one."""
+    tenant, _ = make_tenant(db)
+    other, _ = make_tenant(db, slug="otra", name="Otra")
+    longest = "u" * 200  # the column's length
+    with db.session() as session:
+        shop = session.get_one(Tenant, tenant.id)
+        ana = identify(session, shop, {"whatsapp": "+5491155550001", "wa_user": longest}, "Ana")
+        beto = identify(session, shop, {"whatsapp": "+5491155550002"}).id
+        identify(session, session.get_one(Tenant, other.id), {"whatsapp": "+5491155550003"})
+    with db.session(readonly=True) as session:
+        found = find_many(
+            session,
+            [tenant.program_id],
+            [
+                ("whatsapp", "+5491155550001"),
+                ("wa_user", "+5491155550002"),  # Beto's value, another kind
+                ("whatsapp", "+5491155550002"),
+                ("whatsapp", "+5491155550003"),  # another program's
+                ("wa_user", longest + "x"),
+            ],
+        )
+    p = tenant.program_id
+    assert found == {
+        (p, "whatsapp", "+5491155550001"): (ana.id, "Ana"),
+        (p, "whatsapp", "+5491155550002"): (beto, None),
+    }

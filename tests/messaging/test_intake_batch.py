@@ -238,3 +238,51 @@ def test_workers_crediting_batches_at_once_credit_each_pin_once(client, db, sett
     assert count(db, Pin, Pin.status == "used") == len(NAMED) + 60
     assert count(db, InboundMessage, InboundMessage.status != "done") == 0
     assert ledger_invariants(db) == []
+
+
+def batch_statements(app, db, settings, pins):
+    """The statements ``process_batch`` sends for the stored messages: (text, parameters
+    of one execution) each."""
+    from sqlalchemy import event
+
+    senders = list(NAMED)
+    for k, pin in enumerate(pins):
+        body = webhook_body(settings, senders[k % len(senders)], pin)
+        app.post("/webhooks/whatsapp", content=body, headers=signed_headers(settings, body))
+    seen = []
+
+    def record(_conn, _cursor, statement, params, _context, executemany):
+        # A many-rows ``VALUES`` (insertmanyvalues) comes as one dict of every row's.
+        one = params[0] if executemany and not isinstance(params, dict) else params
+        seen.append((statement, len(one or ())))
+
+    state = app.app.state.fidelia
+    event.listen(state.db.engine, "before_cursor_execute", record)
+    try:
+        assert intake.process_batch(state.db, state.bot, 200) == len(pins)
+    finally:
+        event.remove(state.db.engine, "before_cursor_execute", record)
+    assert count(db, InboundMessage, InboundMessage.status != "done") == 0
+    return seen
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_batch_sends_the_same_statements_whatever_its_size(client, db, settings, world):
+    """Issue 14: on PostgreSQL the set-based credit's statements take their lists as arrays,
+    so a batch of 3 and one of 11 send the same texts, each with a few parameters: psycopg
+    converts each text once (it caches only up to 50 parameters) and PostgreSQL parses and
+    plans one text, not one per batch size."""
+    small = batch_statements(client, db, settings, open_pins(db, settings, 3))
+    entries = count(db, LedgerEntry)
+    large = batch_statements(client, db, settings, open_pins(db, settings, 11))
+    assert count(db, LedgerEntry) == entries + 11
+    assert ledger_invariants(db) == []
+    for seen in (small, large):
+        texts = [text for text, _ in seen]
+        assert not any(t.startswith("ROLLBACK TO SAVEPOINT") for t in texts)  # set-based
+        assert sum(t.startswith("INSERT INTO balances") for t in texts) == 1
+        # psycopg caches its conversion of a text up to 50 parameters and 4,096 characters.
+        assert max(n for _, n in seen) <= 50, [(t[:80], n) for t, n in seen if n > 50]
+        assert max(len(t) for t in texts) <= 4096
+    only = {t for t, _ in small} ^ {t for t, _ in large}
+    assert not {t for t in only if not t.startswith(("SAVEPOINT", "RELEASE"))}, sorted(only)
