@@ -211,6 +211,62 @@ def _add_sums() -> Any:
 _ADD_SUMS = _add_sums()
 
 
+def _add_entries() -> Any:
+    """PostgreSQL's insert of ``credit_many``'s entries: ONE statement over array
+    parameters (one text whatever the batch's size; an executemany is one execution per
+    row there), the rows inserted in the arrays' order (their ids, as the executemany gave
+    them). The kind and the time are the batch's; ``created_at`` given, as the model's
+    Python default is not run for an ``INSERT ... SELECT``."""
+    c = _entries.c
+    rows = unnested(
+        "entries",
+        programs=c.program_id.type,
+        tenants=c.tenant_id.type,
+        customers=c.customer_id.type,
+        accounts=c.account.type,
+        amounts=c.amount.type,
+        balances=c.balance_after.type,
+        source_types=c.source_type.type,
+        source_ids=c.source_id.type,
+        remaining=c.remaining.type,
+        expiries=c.expires_at.type,
+    )
+    return pg_insert(_entries).from_select(
+        (
+            "program_id",
+            "tenant_id",
+            "customer_id",
+            "account",
+            "kind",
+            "amount",
+            "balance_after",
+            "source_type",
+            "source_id",
+            "remaining",
+            "expires_at",
+            "created_at",
+        ),
+        select(
+            rows.c.programs,
+            rows.c.tenants,
+            rows.c.customers,
+            rows.c.accounts,
+            bindparam("kind", type_=c.kind.type),
+            rows.c.amounts,
+            rows.c.balances,
+            rows.c.source_types,
+            rows.c.source_ids,
+            rows.c.remaining,
+            rows.c.expiries,
+            bindparam("at", type_=c.created_at.type),
+        ).order_by(rows.c.n),
+        include_defaults=False,
+    )
+
+
+_ADD_ENTRIES_ALL = _add_entries()
+
+
 def _credit_in_one() -> Any:
     """PostgreSQL's ``credit``: the balance upsert (the same guard as ``_add_to_balances``)
     as a CTE whose ``RETURNING`` feeds the entry's insert, so the entry carries the balance
@@ -315,6 +371,28 @@ def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "ear
         balances[k] = after[key]
         after[key] -= c.amount
     at = now()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _ADD_ENTRIES_ALL,
+            {
+                "programs": [c.acct.program_id for c in credits],
+                "tenants": [c.source.tenant_id for c in credits],
+                "customers": [c.acct.customer_id for c in credits],
+                "accounts": [c.acct.account for c in credits],
+                "kind": kind,
+                "amounts": [c.amount for c in credits],
+                "balances": balances,
+                "source_types": [c.source.type for c in credits],
+                "source_ids": [c.source.id for c in credits],
+                # As in ``credit``: only what is left above zero is a lot that can be spent.
+                "remaining": [
+                    min(c.amount, max(left, 0)) for c, left in zip(credits, balances, strict=True)
+                ],
+                "expiries": [c.expires_at for c in credits],
+                "at": at,
+            },
+        )
+        return balances
     session.execute(
         _ADD_ENTRIES,
         [

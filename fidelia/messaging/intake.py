@@ -25,14 +25,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Table, func, or_, select, update
+from sqlalchemy import Dialect, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now
+from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now, unnested
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -193,6 +193,17 @@ def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dic
         return {}
 
 
+# PostgreSQL's end of the set-based credits: their messages marked done in ONE statement
+# over array parameters (one text whatever the batch's size; the ORM's flush of the claimed
+# rows was an executemany, one execution per row there). SQLite keeps the ORM's flush.
+_CREDITED = unnested("credited", ids=_INBOUND.c.message_id.type, contacts=_INBOUND.c.contact_id.type)
+_DONE_ALL = (
+    update(_INBOUND)
+    .where(_INBOUND.c.message_id == _CREDITED.c.ids)
+    .values(contact_id=_CREDITED.c.contacts, status="done", processed_at=bindparam("at"))
+)
+
+
 def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
     """Process up to ``batch`` pending messages in one transaction; returns how many were
     taken. Messages are handled in the order of their senders, so workers running at once
@@ -205,9 +216,16 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
         rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
         at = now()
         credited = _credit_batch(session, bot, rows)
+        if credited and not db.is_sqlite:
+            session.execute(
+                _DONE_ALL,
+                {"ids": list(credited), "contacts": list(credited.values()), "at": at},
+            )
         for row in rows:
             if row.message_id in credited:
-                row.contact_id, row.status, row.processed_at = credited[row.message_id], "done", at
+                if db.is_sqlite:
+                    row.contact_id, row.status = credited[row.message_id], "done"
+                    row.processed_at = at
                 continue
             try:
                 with session.begin_nested():

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, event, func, insert, text
+from sqlalchemy import Table, bindparam, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from fidelia.kit.clock import now
+from fidelia.kit.db import unnested
 from fidelia.models import OutboxMessage
 
 # How long a worker holds a row it is delivering (the default; FIDELIA_OUTBOX_LEASE_SECONDS).
@@ -97,34 +99,73 @@ class Text(NamedTuple):
     tenant_id: int | None
 
 
-_ENQUEUE_MANY = insert(cast(Table, OutboxMessage.__table__))
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_ENQUEUE_MANY = insert(_OUTBOX)  # SQLite's: an executemany (cheap there)
+
+
+def _enqueue_all() -> Any:
+    """PostgreSQL's: ONE statement over array parameters (one text whatever the number of
+    replies; an executemany is one execution per row there), the rows inserted in the
+    arrays' order (their ids, the order the worker delivers them in). The columns the
+    model fills with Python defaults are given (not run for an ``INSERT ... SELECT``): the
+    batch's channel, status, attempts and time."""
+    c = _OUTBOX.c
+    rows = unnested("replies", tenants=c.tenant_id.type, payloads=c.payload.type)
+    at = bindparam("at", type_=c.created_at.type)
+    return insert(_OUTBOX).from_select(
+        ("tenant_id", "channel", "payload", "status", "attempts", "next_attempt_at", "created_at"),
+        select(
+            rows.c.tenants,
+            bindparam("channel", type_=c.channel.type),
+            rows.c.payloads,
+            bindparam("status", type_=c.status.type),
+            bindparam("attempts", type_=c.attempts.type),
+            at,
+            at,
+        ).order_by(rows.c.n),
+        include_defaults=False,
+    )
+
+
+_ENQUEUE_ALL = _enqueue_all()
 # The same with the transaction's wake-up in it: ``pg_notify`` queues the NOTIFY that
 # ``_notify_workers`` would send at the commit (delivered at the commit, dropped with a
 # rollback; the same channel and payload twice in a transaction are delivered once).
-_ENQUEUE_NOTIFYING = _ENQUEUE_MANY.returning(func.pg_notify(CHANNEL, ""))
+_ENQUEUE_NOTIFYING = _ENQUEUE_ALL.returning(func.pg_notify(CHANNEL, ""))
 
 
 def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
-    """``whatsapp_text`` for a batch: the rows inserted in one executemany, in this order.
-    On PostgreSQL, outside a savepoint, in a transaction that has not notified yet, the
-    insert carries the NOTIFY (one round trip less at the commit)."""
+    """``whatsapp_text`` for a batch: the rows inserted in one statement, in this order
+    (PostgreSQL: arrays; SQLite: an executemany). On PostgreSQL, outside a savepoint, in a
+    transaction that has not notified yet, the insert carries the NOTIFY (one round trip
+    less at the commit)."""
     if not texts:
         return
-    notifying = (
-        not session.info.get("outbox_notified")
-        and not session.in_nested_transaction()
-        and session.get_bind().dialect.name == "postgresql"
-    )
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(
+            _ENQUEUE_MANY,
+            [
+                {
+                    "channel": "whatsapp",
+                    "payload": _whatsapp_payload(t.text, t.wa_number, t.wa_user_id),
+                    "tenant_id": t.tenant_id,
+                }
+                for t in texts
+            ],
+        )
+        session.info["outbox_wakeup"] = True
+        return
+    notifying = not session.info.get("outbox_notified") and not session.in_nested_transaction()
     session.execute(
-        _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_MANY,
-        [
-            {
-                "channel": "whatsapp",
-                "payload": _whatsapp_payload(t.text, t.wa_number, t.wa_user_id),
-                "tenant_id": t.tenant_id,
-            }
-            for t in texts
-        ],
+        _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_ALL,
+        {
+            "tenants": [t.tenant_id for t in texts],
+            "payloads": [_whatsapp_payload(t.text, t.wa_number, t.wa_user_id) for t in texts],
+            "channel": "whatsapp",
+            "status": "pending",
+            "attempts": 0,
+            "at": now(),
+        },
     )
     session.info["outbox_wakeup"] = True
     if notifying:

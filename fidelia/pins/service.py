@@ -362,6 +362,12 @@ _ACTIVATE_MANY = {
 _ASSIGN = (
     update(_pins).where(_pins.c.id == bindparam("pin_id")).values(customer_id=bindparam("customer"))
 )
+# PostgreSQL's: ONE statement over two array parameters, one text whatever the number of
+# pairs (an executemany is one execution per row there; SQLite keeps it, cheap there).
+_OWNERS = unnested("owners", pin_ids=_pins.c.id.type, customers=_pins.c.customer_id.type)
+_ASSIGN_ALL = (
+    update(_pins).where(_pins.c.id == _OWNERS.c.pin_ids).values(customer_id=_OWNERS.c.customers)
+)
 
 
 def activate_many(
@@ -390,8 +396,15 @@ def activate_many(
 
 
 def assign_customers(session: Session, pairs: Sequence[tuple[int, int]]) -> None:
-    """Record who used each PIN: ``(pin id, customer id)`` pairs, one executemany."""
-    if pairs:
+    """Record who used each PIN: ``(pin id, customer id)`` pairs, one statement
+    (PostgreSQL: arrays; SQLite: an executemany)."""
+    if not pairs:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _ASSIGN_ALL, {"pin_ids": [p for p, _ in pairs], "customers": [c for _, c in pairs]}
+        )
+    else:
         session.execute(_ASSIGN, [{"pin_id": p, "customer": c} for p, c in pairs])
 
 
