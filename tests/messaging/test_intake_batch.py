@@ -5,10 +5,19 @@ sender gets the answers, in the order, that one message at a time gives."""
 import pytest
 from sqlalchemy import func, select, update
 
+from fidelia.customers.standing import CatalogCache
 from fidelia.ledger.service import MAX_BALANCE
 from fidelia.messaging import intake
-from fidelia.messaging.bot import Inbound
-from fidelia.models import Balance, InboundMessage, LedgerEntry, Pin, PinFailure, WhatsAppContact
+from fidelia.messaging.bot import Bot, Inbound
+from fidelia.models import (
+    Balance,
+    InboundMessage,
+    LedgerEntry,
+    OutboxMessage,
+    Pin,
+    PinFailure,
+    WhatsAppContact,
+)
 from tests.support.helpers import (
     generate_pin,
     ledger_invariants,
@@ -240,9 +249,9 @@ def test_workers_crediting_batches_at_once_credit_each_pin_once(client, db, sett
     assert ledger_invariants(db) == []
 
 
-def batch_statements(app, db, settings, pins):
-    """The statements ``process_batch`` sends for the stored messages: (text, parameters
-    of one execution) each."""
+def batch_statements(app, db, settings, pins, bot=None):
+    """The statements ``process_batch`` sends for the stored messages (by the app's bot,
+    or ``bot``): (text, parameters of one execution, whether an executemany) each."""
     from sqlalchemy import event
 
     senders = list(NAMED)
@@ -254,12 +263,12 @@ def batch_statements(app, db, settings, pins):
     def record(_conn, _cursor, statement, params, _context, executemany):
         # A many-rows ``VALUES`` (insertmanyvalues) comes as one dict of every row's.
         one = params[0] if executemany and not isinstance(params, dict) else params
-        seen.append((statement, len(one or ())))
+        seen.append((statement, len(one or ()), executemany))
 
     state = app.app.state.fidelia
     event.listen(state.db.engine, "before_cursor_execute", record)
     try:
-        assert intake.process_batch(state.db, state.bot, 200) == len(pins)
+        assert intake.process_batch(state.db, bot or state.bot, 200) == len(pins)
     finally:
         event.remove(state.db.engine, "before_cursor_execute", record)
     assert count(db, InboundMessage, InboundMessage.status != "done") == 0
@@ -278,11 +287,63 @@ def test_a_batch_sends_the_same_statements_whatever_its_size(client, db, setting
     assert count(db, LedgerEntry) == entries + 11
     assert ledger_invariants(db) == []
     for seen in (small, large):
-        texts = [text for text, _ in seen]
+        texts = [text for text, _, _ in seen]
         assert not any(t.startswith("ROLLBACK TO SAVEPOINT") for t in texts)  # set-based
         assert sum(t.startswith("INSERT INTO balances") for t in texts) == 1
         # psycopg caches its conversion of a text up to 50 parameters and 4,096 characters.
-        assert max(n for _, n in seen) <= 50, [(t[:80], n) for t, n in seen if n > 50]
+        assert max(n for _, n, _ in seen) <= 50, [(t[:80], n) for t, n, _ in seen if n > 50]
         assert max(len(t) for t in texts) <= 4096
-    only = {t for t, _ in small} ^ {t for t, _ in large}
+    only = {t for t, _, _ in small} ^ {t for t, _, _ in large}
     assert not {t for t in only if not t.startswith(("SAVEPOINT", "RELEASE"))}, sorted(only)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_batch_sends_no_statement_per_message(client, db, settings, world):
+    """Issue 14: on PostgreSQL an executemany is one execution per row (the server executes
+    each, psycopg's pipeline handles each): the set-based credit's per-message rows (PIN
+    owners, ledger entries, replies, the messages marked done) go as ONE statement over
+    arrays each, so a batch of 11 sends as many statements as a batch of 3, none of them an
+    executemany; and every row is written as one message at a time writes it."""
+
+    def caching():  # the worker's: catalogs read once a batch (the tests' app reads per reply)
+        return Bot(settings, CatalogCache(60))
+
+    small = batch_statements(client, db, settings, open_pins(db, settings, 3), caching())
+    entries, replies = count(db, LedgerEntry), count(db, OutboxMessage)
+    pins = open_pins(db, settings, 11)
+    large = batch_statements(client, db, settings, pins, caching())
+    many = [(t[:80], n) for t, n, executemany in large if executemany]
+    assert not many, many
+    # The same statements, but for the savepoint of an activation where a sender sends two.
+    assert len([t for t, _, _ in large if "SAVEPOINT" not in t]) == len(
+        [t for t, _, _ in small if "SAVEPOINT" not in t]
+    ), [t[:60] for t, _, _ in small + large]
+    assert count(db, LedgerEntry) == entries + 11
+    assert count(db, OutboxMessage) == replies + 11
+    assert ledger_invariants(db) == []
+    senders = list(NAMED)
+    with db.session(readonly=True) as session:
+        used = {p.code: p for p in session.scalars(select(Pin).where(Pin.code.in_(pins)))}
+        for k, code in enumerate(pins):  # each PIN owned by its sender's customer
+            assert used[code].status == "used"
+            assert used[code].customer_id == customer_of(session, senders[k % len(senders)])
+        new = session.scalars(select(LedgerEntry).order_by(LedgerEntry.id).offset(entries)).all()
+        # In the batch's order: its senders' (by number), each one's in the order sent.
+        order = [k for i in range(len(senders)) for k in range(len(pins)) if k % len(senders) == i]
+        assert [e.source_id for e in new] == [str(used[pins[k]].id) for k in order]
+        assert {(e.kind, e.source_type, e.amount, e.remaining) for e in new} == {
+            ("earn", "pin", 1, 1)
+        }
+        assert all(e.created_at is not None for e in new)  # the model's default, given
+        sent = session.scalars(
+            select(OutboxMessage).order_by(OutboxMessage.id).offset(replies)
+        ).all()
+        assert {(o.channel, o.status, o.attempts) for o in sent} == {("whatsapp", "pending", 0)}
+        assert all(o.created_at is not None and o.next_attempt_at is not None for o in sent)
+        assert [o.payload["to"] for o in sent] == [
+            senders[k % len(senders)].lstrip("+") for k in order
+        ]
+        done = session.scalars(
+            select(InboundMessage).where(InboundMessage.processed_at.is_not(None))
+        ).all()
+        assert all(m.status == "done" and m.contact_id is not None for m in done)
