@@ -196,7 +196,9 @@ def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dic
 # PostgreSQL's end of the set-based credits: their messages marked done in ONE statement
 # over array parameters (one text whatever the batch's size; the ORM's flush of the claimed
 # rows was an executemany, one execution per row there). SQLite keeps the ORM's flush.
-_CREDITED = unnested("credited", ids=_INBOUND.c.message_id.type, contacts=_INBOUND.c.contact_id.type)
+_CREDITED = unnested(
+    "credited", ids=_INBOUND.c.message_id.type, contacts=_INBOUND.c.contact_id.type
+)
 _DONE_ALL = (
     update(_INBOUND)
     .where(_INBOUND.c.message_id == _CREDITED.c.ids)
