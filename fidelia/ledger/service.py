@@ -328,9 +328,10 @@ _CREDIT = _credit_in_one()
 
 def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "earn") -> list[int]:
     """``credit`` for a batch, set-based: each balance updated once with the batch's sum
-    for it (one upsert for all), the entries inserted in one executemany, each with the
-    balance it leaves, as if credited one by one in this order. Returns those balances.
-    All or nothing: BalanceLimit when any balance would pass ``MAX_BALANCE``."""
+    for it (one upsert for all), the entries inserted in one statement (PostgreSQL: arrays;
+    SQLite: an executemany), each with the balance it leaves, as if credited one by one in
+    this order. Returns those balances. All or nothing: BalanceLimit when any balance would
+    pass ``MAX_BALANCE``."""
     if not credits:
         return []
     sums: dict[tuple[int, int, str], int] = {}
