@@ -98,8 +98,19 @@ class Tab:
             self.errors.append(f"{response.status} {response.url}")
 
     def shot(self, name: str) -> None:
+        """A screenshot of the page once it has loaded: right after a form's submit, the
+        answer's page may still be loading, and Chromium refuses a screenshot in the middle
+        of a navigation ("Unable to capture screenshot"; seen once in CI). If it refuses
+        all the same, once more when the network is idle."""
         SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+        self.page.wait_for_load_state()
+        try:
+            self.page.screenshot(path=str(SHOTS / f"{name}.png"))
+        except sync_api.Error as exc:
+            if "Unable to capture screenshot" not in str(exc):
+                raise
+            self.page.wait_for_load_state("networkidle")
+            self.page.screenshot(path=str(SHOTS / f"{name}.png"))
 
     def unlabeled_fields(self) -> int:
         return int(
