@@ -132,41 +132,43 @@ _ENQUEUE_ALL = _enqueue_all()
 # ``_notify_workers`` would send at the commit (delivered at the commit, dropped with a
 # rollback; the same channel and payload twice in a transaction are delivered once).
 _ENQUEUE_NOTIFYING = _ENQUEUE_ALL.returning(func.pg_notify(CHANNEL, ""))
+_ENQUEUE_ONE_NOTIFYING = _ENQUEUE_MANY.returning(func.pg_notify(CHANNEL, ""))
 
 
 def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
     """``whatsapp_text`` for a batch: the rows inserted in one statement, in this order
-    (PostgreSQL: arrays; SQLite: an executemany). On PostgreSQL, outside a savepoint, in a
-    transaction that has not notified yet, the insert carries the NOTIFY (one round trip
-    less at the commit)."""
+    (PostgreSQL: arrays, or the one-row insert for one; SQLite: an executemany). On
+    PostgreSQL, outside a savepoint, in a transaction that has not notified yet, the insert
+    carries the NOTIFY (one round trip less at the commit)."""
     if not texts:
         return
+    rows = [
+        {
+            "channel": "whatsapp",
+            "payload": _whatsapp_payload(t.text, t.wa_number, t.wa_user_id),
+            "tenant_id": t.tenant_id,
+        }
+        for t in texts
+    ]
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(
-            _ENQUEUE_MANY,
-            [
-                {
-                    "channel": "whatsapp",
-                    "payload": _whatsapp_payload(t.text, t.wa_number, t.wa_user_id),
-                    "tenant_id": t.tenant_id,
-                }
-                for t in texts
-            ],
-        )
+        session.execute(_ENQUEUE_MANY, rows)
         session.info["outbox_wakeup"] = True
         return
     notifying = not session.info.get("outbox_notified") and not session.in_nested_transaction()
-    session.execute(
-        _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_ALL,
-        {
-            "tenants": [t.tenant_id for t in texts],
-            "payloads": [_whatsapp_payload(t.text, t.wa_number, t.wa_user_id) for t in texts],
-            "channel": "whatsapp",
-            "status": "pending",
-            "attempts": 0,
-            "at": now(),
-        },
-    )
+    if len(rows) == 1:  # a notice: the one-row insert (the arrays cost more for one row)
+        session.execute(_ENQUEUE_ONE_NOTIFYING if notifying else _ENQUEUE_MANY, rows[0])
+    else:
+        session.execute(
+            _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_ALL,
+            {
+                "tenants": [row["tenant_id"] for row in rows],
+                "payloads": [row["payload"] for row in rows],
+                "channel": "whatsapp",
+                "status": "pending",
+                "attempts": 0,
+                "at": now(),
+            },
+        )
     session.info["outbox_wakeup"] = True
     if notifying:
         session.info["outbox_notified"] = True
