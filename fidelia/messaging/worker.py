@@ -411,8 +411,8 @@ class Worker:
                 daemon=True,
             ),
         ]
-        if not self.db.is_sqlite:
-            threading.Thread(target=self._listen, name="worker-listen", daemon=True).start()
+        if not self.db.is_sqlite:  # joined at the end too: none outlives the loop
+            helpers.append(threading.Thread(target=self._listen, name="worker-listen", daemon=True))
         for helper in helpers:
             helper.start()
         while not self._stop.is_set():
