@@ -160,6 +160,21 @@ class Credit:
 
 
 _entries = cast(Table, LedgerEntry.__table__)
+# The columns an entry's INSERT ... SELECT fills (one credit's and credit_many's alike).
+_ENTRY_COLUMNS = (
+    "program_id",
+    "tenant_id",
+    "customer_id",
+    "account",
+    "kind",
+    "amount",
+    "balance_after",
+    "source_type",
+    "source_id",
+    "remaining",
+    "expires_at",
+    "created_at",
+)
 _balances = cast(Table, Balance.__table__)
 _ADD_ENTRIES = insert(_entries)
 _ADD_TO_BALANCES: dict[str, Any] = {}  # per dialect, built once
@@ -232,20 +247,7 @@ def _add_entries() -> Any:
         expiries=c.expires_at.type,
     )
     return pg_insert(_entries).from_select(
-        (
-            "program_id",
-            "tenant_id",
-            "customer_id",
-            "account",
-            "kind",
-            "amount",
-            "balance_after",
-            "source_type",
-            "source_id",
-            "remaining",
-            "expires_at",
-            "created_at",
-        ),
+        _ENTRY_COLUMNS,
         select(
             rows.c.programs,
             rows.c.tenants,
@@ -302,20 +304,7 @@ def _credit_in_one() -> Any:
         bindparam("exp", type_=DateTime(timezone=True)),
         bindparam("at", type_=DateTime(timezone=True)),
     ).select_from(added)
-    columns = (
-        "program_id",
-        "tenant_id",
-        "customer_id",
-        "account",
-        "kind",
-        "amount",
-        "balance_after",
-        "source_type",
-        "source_id",
-        "remaining",
-        "expires_at",
-        "created_at",
-    )
+    columns = _ENTRY_COLUMNS
     return (
         insert(_entries)
         .from_select(columns, row)
