@@ -1,8 +1,10 @@
 """Logs: one JSON object a line in production, readable lines in development.
 
 Every record, ours and the libraries' (uvicorn, SQLAlchemy), goes through the same structlog
-pipeline on the root logger: the request's id and merchant are added, then anything that
-looks like a secret or personal data is masked (``scrub``) before it is written:
+processors: on the root logger, except the two lines written on every request and every
+delivery (``get``, ``Hot``), which structlog writes itself with the same processors. The
+request's id and merchant are added, then anything that looks like a secret or personal
+data is masked (``scrub``) before it is written:
 
 - e-mail addresses become ``[email]``;
 - runs of four or more digits (phone numbers, PINs, short codes, card-like numbers) and
@@ -131,6 +133,39 @@ def _make_scrubber(fmt: Format) -> structlog.typing.Processor:
     return scrubber
 
 
+class _StderrFile:
+    """Whatever sys.stderr is now, as a file (test runners swap it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class Hot:
+    """A logger for the lines written on every request and every delivery (``get``): the
+    same processors and renderer as every other record, run by structlog itself instead of
+    through a stdlib ``LogRecord`` and the root logger's handlers, which cost 2-3 times as
+    much a line (issue 14, BENCHMARKS.md). Below the configured level a call does nothing."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bound: Any = None  # set by configure()
+
+    def info(self, event: str, **fields: Any) -> None:
+        if self.bound is not None:
+            self.bound.info(event, **fields)
+
+
+_HOT: dict[str, Hot] = {}
+_native: Any = None  # the hot loggers' structlog logger, made by configure()
+
+
+def _bind_hot(logger: Hot) -> None:
+    logger.bound = None if _native is None else _native.bind(logger=logger.name)
+
+
 class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is now (test runners swap it per test)."""
 
@@ -191,6 +226,22 @@ def configure(fmt: Format = "console", level: str = "INFO") -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False
+    global _native
+    _native = structlog.wrap_logger(
+        structlog.WriteLogger(_StderrFile()),  # type: ignore[arg-type]
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_request,
+            *tail,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(root.getEffectiveLevel()),
+        context_class=dict,
+    )
+    for hot in _HOT.values():
+        _bind_hot(hot)
     structlog.configure(
         processors=[*pre_chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -206,5 +257,10 @@ def format_for(env: str, setting: str) -> Format:
     return "json" if env == "production" else "console"
 
 
-def get(name: str) -> Any:
-    return structlog.get_logger(name)
+def get(name: str) -> Hot:
+    """The logger of a line written on every request or delivery (see ``Hot``)."""
+    logger = _HOT.get(name)
+    if logger is None:
+        logger = _HOT[name] = Hot(name)
+        _bind_hot(logger)
+    return logger

@@ -156,3 +156,29 @@ def test_no_secret_or_personal_data_in_a_whole_run_of_logs(prod_settings, capsys
     assert len([line for line in lines if line["event"] == "request"]) > 30
     leaked = sorted({value for value in used if value and value in text})
     assert leaked == []
+
+
+def test_request_and_job_lines_follow_the_configured_level_and_format(capsys):
+    """The request and delivery lines are written by structlog itself (``ops_logging.Hot``),
+    not through the root logger: the configured level and format still decide them, and a
+    later ``configure`` (another app in the same process) applies to loggers made before."""
+    request, job = ops_logging.get("fidelia.request"), ops_logging.get("fidelia.job")
+    try:
+        ops_logging.configure("json", "WARNING")
+        capsys.readouterr()
+        request.info("request", route="/x", status=200)
+        assert capsys.readouterr().err == ""
+        ops_logging.configure("json", "INFO")
+        request.info("request", route="/x", status=200, phone="5511999998888")
+        job.info("job", job="outbox", outcome="sent")
+        first, second = json_lines(capsys.readouterr().err)
+        assert first["event"] == "request" and first["logger"] == "fidelia.request"
+        assert first["level"] == "info" and "timestamp" in first and first["status"] == 200
+        assert first["phone"] == "[redacted]"  # the same scrubbing as every other record
+        assert second["logger"] == "fidelia.job" and second["outcome"] == "sent"
+        ops_logging.configure("console", "INFO")
+        request.info("request", route="/x", status=200)
+        line = capsys.readouterr().err
+        assert "[fidelia.request]" in line and "route=/x" in line and not line.startswith("{")
+    finally:
+        ops_logging.configure("console")
