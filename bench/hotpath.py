@@ -8,6 +8,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py worker --db postgresql    # the worker crediting stored webhooks
     python bench/hotpath.py replies --db postgresql   # the worker delivering their replies
     python bench/hotpath.py fold --db postgresql      # the worker folding them into rollups
+    python bench/hotpath.py pin lookup --floor        # and the floor app, same requests
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
@@ -27,6 +28,13 @@ GraphSink``, in a thread of this process): its CPU is the worker thread's alone
 after them: the credits done (not measured), ``rollups.update`` folds the rows they wrote
 (their ledger entries, and the PINs the bench seeded for them) into the dashboard's
 rollups; CPU and wall time are divided by the source rows folded, not by the requests.
+
+``--floor`` (PostgreSQL): each door path is measured a second time on the floor app
+(``bench/floor.py``, issue 14), in this process, with the same requests against the same
+database, and the line gives Fidelia's CPU per request over the floor's. That ratio is
+the target's (``make bench``: ≥ 0.8 × the floor's requests/s on two cores is about ≤ 1.25
+× its CPU per request) without the noise of two servers and wrk sharing the machine; both
+include the test client's own CPU (about 0.17 ms a request, ``healthz``).
 """
 
 import argparse
@@ -286,7 +294,37 @@ def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, see
     return create_app(config, run_worker=False), data
 
 
-def run(db_kind: str, names: list[str], n: int, profile: str, merchants: int = 10) -> list[str]:
+# The paths the floor app serves (bench/floor.py); its credit is the webhook and the credit.
+FLOOR_PATHS = (
+    "credit",
+    "pin",
+    "lookup",
+    "redeem",
+    "pos-redeem",
+    "pos-order",
+    "retail-transaction",
+    "v2-sale",
+)
+
+
+def floor_app(url: str) -> Any:
+    """The floor app on ``url`` (it reads its settings from the environment on import)."""
+    import importlib
+    import os
+
+    os.environ["FLOOR_DATABASE_URL"] = url
+    os.environ["FLOOR_APP_SECRET"] = APP_SECRET
+    return importlib.import_module("bench.floor").app
+
+
+def run(
+    db_kind: str,
+    names: list[str],
+    n: int,
+    profile: str,
+    merchants: int = 10,
+    floor: bool = False,
+) -> list[str]:
     out = []
     with tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp:
         pg = PostgresServer().start() if db_kind == "postgresql" else None
@@ -313,6 +351,19 @@ def run(db_kind: str, names: list[str], n: int, profile: str, merchants: int = 1
                     f"hotpath {name} {db_kind}: {cpu:.{digits}f} ms CPU/{unit}, "
                     f"{wall:.{digits}f} ms wall, {errors} errors"
                 )
+                if floor and pg is not None and name in FLOOR_PATHS:
+                    bare, _, refused = measure(
+                        floor_app(url),
+                        name,
+                        functools.partial(requests_for, name, url, data, rng=rng),
+                        n,
+                        "",
+                        RESULTS / f"profile-hotpath-{name}-floor",
+                    )
+                    line += (
+                        f"; floor {bare:.2f} ms CPU/request ({refused} errors), "
+                        f"{cpu / bare:.2f} × the floor's"
+                    )
                 print(line, flush=True)
                 out.append(line)
             app.state.fidelia.db.dispose()
@@ -339,6 +390,11 @@ def main() -> int:
         default="",
         help="profile each scenario (bench/results/profile-hotpath-*)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="PostgreSQL: also measure the floor app (bench/floor.py) on the same requests",
+    )
     args = parser.parse_args()
     names = args.scenario or list(SCENARIOS)
     unknown = set(names) - set(SCENARIOS)
@@ -346,7 +402,7 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     for kind in kinds:
-        run(kind, names, args.n, args.profile, args.merchants)
+        run(kind, names, args.n, args.profile, args.merchants, args.floor)
     return 0
 
 

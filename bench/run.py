@@ -424,8 +424,8 @@ class Bench:
             return entry
         return self.scenario(
             "credit",
-            f"signed webhook activating a fresh PIN ({self.last_end_to_end:,.0f}/s credited "
-            "end to end)",
+            f"signed webhook activating a fresh PIN ({extra['end_to_end_rps']:,.0f}/s credited "
+            "end to end)",  # the full-speed run's, not the paced run's that came after
             "pgbench-N",
             result,
             check,

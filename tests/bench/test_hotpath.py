@@ -1,0 +1,29 @@
+"""`bench/hotpath.py --floor` as a smoke test: Fidelia and the floor app (bench/floor.py)
+answer the same requests in one process without an error, and the line gives the ratio
+of their CPU per request. It checks that the comparison runs, never speed."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(
+    r"^hotpath (?P<name>[a-z-]+) postgresql: [\d.]+ ms CPU/request, [\d.]+ ms wall, 0 errors; "
+    r"floor [\d.]+ ms CPU/request \(0 errors\), [\d.]+ × the floor's$"
+)
+
+
+def test_hotpath_measures_fidelia_and_the_floor_on_the_same_requests() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "hotpath.py"), "pin", "pos-order", "healthz"]
+        + ["--db", "postgresql", "--floor", "-n", "30"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("hotpath ")]
+    assert [m["name"] for m in map(LINE.match, lines) if m] == ["pin", "pos-order"], lines
+    assert lines[-1].startswith("hotpath healthz postgresql:") and "floor" not in lines[-1]
