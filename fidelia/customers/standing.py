@@ -1,7 +1,7 @@
 """A customer's standing in every program they belong to: balance and next reward.
 Shared by the public lookup (seed 000) and the bot's "puntos" answer."""
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, TypeVar
@@ -10,12 +10,12 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
-from fidelia.kit.db import any_of
+from fidelia.kit.db import Database, any_of, once_more_if_stale
 from fidelia.ledger.service import POINTS, Account, balance
 from fidelia.models import Balance, Customer, CustomerIdentifier, Program, Reward, Tenant
 from fidelia.rewards.service import active_rewards, next_reward
 
-T = TypeVar("T", Program, Tenant, Reward)
+T = TypeVar("T", Program, Tenant, Reward, Customer)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,23 @@ class CatalogCache:
             self._entries[program_id] = (monotonic(), twin)
         return catalog
 
+    def fresh(self, program_id: int) -> Catalog | None:
+        """The catalog if this cache holds it fresh, without reading (no session)."""
+        hit = self._entries.get(program_id)
+        if hit is not None and monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return None
+
+    def keep(self, catalogs: dict[int, Catalog]) -> None:
+        """Hold ``catalogs`` (copies in no session, as ``read_catalogs`` gives) as read now."""
+        if self.ttl <= 0:
+            return
+        if len(self._entries) + len(catalogs) > 10_000:
+            self._entries.clear()
+        at = monotonic()
+        for program_id, catalog in catalogs.items():
+            self._entries[program_id] = (at, catalog)
+
     def prefetch(self, session: Session, program_ids: Iterable[int]) -> None:
         """Read at once the catalogs of ``program_ids`` this cache does not hold fresh: three
         statements for a whole batch, where ``get`` would take three for each program
@@ -96,12 +113,8 @@ class CatalogCache:
                 if (hit := self._entries.get(p)) is None or at - hit[0] >= self.ttl
             }
         )
-        if not wanted:
-            return
-        if len(self._entries) + len(wanted) > 10_000:
-            self._entries.clear()
-        for program_id, catalog in read_catalogs(session, wanted).items():
-            self._entries[program_id] = (at, catalog)
+        if wanted:
+            self.keep(read_catalogs(session, wanted))
 
 
 def _catalog_reads(dialect: str) -> tuple[Select[Any], Select[Any], Select[Any]]:
@@ -228,3 +241,45 @@ def standings(
     catalogs."""
     rows = session.execute(_EVERYWHERE, {"kind": kind, "value": value}).all()
     return [standing_in(session, customer, int(amount or 0), catalogs) for customer, amount in rows]
+
+
+# ``_EVERYWHERE`` as column rows: the customer's columns, then the balance.
+_EVERYWHERE_ROWS = _EVERYWHERE.with_only_columns(*_columns(Customer), Balance.amount)
+
+
+async def standings_now(
+    db: Database,
+    kind: str,
+    value: str,
+    catalogs: CatalogCache,
+    read: Callable[[list[int]], Awaitable[dict[int, Catalog]]],
+) -> list[Standing]:
+    """PostgreSQL, from the event loop: ``standings`` as ONE statement on the async engine
+    in autocommit (no worker thread, no ``BEGIN``/``COMMIT``, no ORM entities: the customers
+    are transient twins). The catalogs from ``catalogs``; those it does not hold fresh are
+    read by ``read`` (``read_catalogs`` in a worker thread: three statements whatever their
+    number) and kept. A read, so sent once more on a connection the server had dropped
+    (``once_more_if_stale``)."""
+
+    async def rows() -> list[Any]:
+        async with db.async_autocommit.connect() as conn:
+            result = await conn.execute(_EVERYWHERE_ROWS, {"kind": kind, "value": value})
+            return list(result.all())
+
+    keys = _keys(Customer)
+    found = []
+    for *columns, amount in await once_more_if_stale(rows):
+        found.append((_twin(Customer, zip(keys, columns, strict=True)), int(amount or 0)))
+    held = {customer.program_id: catalogs.fresh(customer.program_id) for customer, _ in found}
+    missing = sorted(p for p, catalog in held.items() if catalog is None)
+    if missing:
+        read_now = await read(missing)
+        catalogs.keep(read_now)
+        held.update(read_now)
+    return [
+        Standing(
+            catalog.program, catalog.tenants, customer, points, next_reward(catalog.rewards, points)
+        )
+        for customer, points in found
+        if (catalog := held.get(customer.program_id)) is not None
+    ]

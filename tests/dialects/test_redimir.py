@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from fidelia.kit import clock
 from fidelia.models import Balance, LedgerEntry, Redemption
@@ -94,6 +94,48 @@ def test_puntos(client, db, settings):
     }
     # Without the '+' the number is read the same way.
     assert client.get("/api/v1/redimir/puntos/50688887777").json()["total"] == 1
+
+
+def test_puntos_reads_one_statement_from_the_event_loop_once_the_catalog_is_cached(
+    app, client, db, settings
+):
+    """On PostgreSQL the lookup is one statement in autocommit from the event loop
+    (``standings_now``) when the customer's catalog is cached, and the transaction in a
+    thread otherwise (which caches it): the same answer either way. SQLite: the thread."""
+    tenant, key = make_tenant(db, points_per_pin="4")
+    make_reward(db, tenant, points=10)
+    earn(client, settings, key)
+    state = app.state.fidelia
+    sent: dict[str, list[str]] = {"thread": [], "loop": []}
+    engines = {"thread": db.engine}
+    if not db.is_sqlite:
+        engines["loop"] = db.async_autocommit.sync_engine
+    listeners = {name: (lambda *args, name=name: sent[name].append(args[2])) for name in engines}
+    for name, engine in engines.items():
+        event.listen(engine, "before_cursor_execute", listeners[name])
+    try:
+        state.catalogs.ttl = 60  # the tests' settings cache nothing
+        state.catalogs._entries.clear()
+        cold = client.get("/api/v1/redimir/puntos/%2B50688887777")
+        cold_sent = {name: list(statements) for name, statements in sent.items()}
+        sent["thread"].clear()
+        sent["loop"].clear()
+        warm = client.get("/api/v1/redimir/puntos/%2B50688887777")
+    finally:
+        for name, engine in engines.items():
+            event.remove(engine, "before_cursor_execute", listeners[name])
+    assert cold.status_code == warm.status_code == 200
+    assert cold.json() == warm.json() and warm.json()["data"][0]["puntos"] == 4
+    if db.is_sqlite:
+        assert cold_sent["thread"] and sent["thread"] and not sent["loop"]
+        return
+    # Cold: the customer from the event loop, then only the catalog in a thread, kept.
+    assert len(cold_sent["loop"]) == 1 and "customer_identifiers" in cold_sent["loop"][0]
+    selects = [s for s in cold_sent["thread"] if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 3 and not any("customer_identifiers" in s for s in selects)
+    # Warm: the one statement alone.
+    assert sent["thread"] == [] and len(sent["loop"]) == 1
+    assert "customer_identifiers" in sent["loop"][0]
 
 
 def test_puntos_errors(client, db):

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fidelia.challenges import short_codes
-from fidelia.customers.standing import Standing, standings
+from fidelia.customers.standing import (
+    Catalog,
+    Standing,
+    read_catalogs,
+    standings,
+    standings_now,
+)
 from fidelia.dialects.pin_whatsapp.errors import render
 from fidelia.dialects.pin_whatsapp.schemas import (
     CanjearIn,
@@ -192,9 +198,21 @@ def _saldo(standing: Standing) -> SaldoOut:
 async def puntos(wa: str, request: Request, state: AppState) -> PuntosResponse:
     """A WhatsApp number's points at every merchant (``+`` sent as ``%2B``)."""
     number = normalize_e164(wa)
-    # Async, with the read in one worker thread (see generar_pin); it may lag, as
-    # MayLagSessionDep reads (fidelia/ops/replica.py).
-    found = await state.run_in_db_slot(_standings, state, number, may_lag(request))
+    lag = may_lag(request)
+    if state.db.is_sqlite or state.db.replica_engine is not None:
+        # In one worker thread (see generar_pin); it may lag, as MayLagSessionDep reads
+        # (fidelia/ops/replica.py): with a replica, there.
+        found = await state.run_in_db_slot(_standings, state, number, lag)
+    else:
+        # One statement from the event loop, in autocommit, the catalogs from their cache:
+        # no thread hop, one round trip (a thread only for catalogs not held fresh).
+        found = await standings_now(
+            state.db,
+            "whatsapp",
+            number,
+            state.catalogs,
+            lambda programs: state.run_in_db_slot(_catalogs, state, programs, lag),
+        )
     if not found:
         raise NotFound("Este WhatsApp no tiene puntos registrados.", code="CUSTOMER_NOT_FOUND")
     data = [_saldo(s) for s in found]
@@ -204,6 +222,11 @@ async def puntos(wa: str, request: Request, state: AppState) -> PuntosResponse:
 def _standings(state: State, number: str, lag: bool) -> list[Standing]:
     with state.db.session(readonly=True, may_lag=lag) as session:
         return standings(session, "whatsapp", number, state.catalogs)
+
+
+def _catalogs(state: State, programs: list[int], lag: bool) -> dict[int, Catalog]:
+    with state.db.session(readonly=True, may_lag=lag) as session:
+        return read_catalogs(session, programs)
 
 
 @router.post(
