@@ -14,6 +14,7 @@ from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
+from fidelia.messaging.wakeups import Wakeups
 from fidelia.tenants.service import KeyCache, TenantCache
 from fidelia.tenants.tokens import HolderCache
 from fidelia.vouchers.rules import RuleCache
@@ -31,6 +32,7 @@ class State(Resources):
         self.rules = RuleCache(settings.tenant_cache_seconds)  # voucher rules, every sale
         self.deals = DealCache(settings.tenant_cache_seconds)  # active deals, retail sales
         self.bot = Bot(settings, self.catalogs)
+        self.wakeups = Wakeups(self.db)  # the webhooks' NOTIFY to the workers, coalesced
         self.pin_policy = self.bot.policy
 
     def store_inbound(self, messages: list[Inbound]) -> int:
@@ -44,7 +46,7 @@ class State(Resources):
         event loop while the one writer's place is free (an insert is shorter than a thread
         hop), else in a worker thread, waiting there (the worker's batch holds it)."""
         if not self.db.is_sqlite:
-            return await intake.store_now(self.db, messages)
+            return await intake.store_now(self.db, messages, self.wakeups)
         try:
             return intake.store_if_free(self.db, messages)
         except WriterBusy:

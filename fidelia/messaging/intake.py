@@ -18,12 +18,13 @@ On PostgreSQL the webhook stores with ``store_now``: the insert is ONE statement
 engine's pool (one message: compiled once, sent on the driver's connection as a prepared
 statement, ``kit/db.py on_driver``), its own transaction (autocommit), the NOTIFY made by
 ``pg_notify`` in its ``RETURNING`` (once per stored row; PostgreSQL delivers one per
-transaction and channel): one round trip, in the event loop, durable when it returns."""
+transaction and channel): one round trip, in the event loop, durable when it returns. Under
+load the NOTIFYs are coalesced, one per 10 ms a process (``wakeups.py``)."""
 
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Dialect, Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -36,6 +37,9 @@ from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now,
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
+
+if TYPE_CHECKING:
+    from fidelia.messaging.wakeups import Wakeups
 
 log = logging.getLogger("fidelia.intake")
 CHANNEL = outbox.CHANNEL
@@ -58,8 +62,12 @@ _STORE = {
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
 # ``store_now``'s: the same, with the workers' NOTIFY (its own transaction has no commit to
-# send it at): once per row stored, one delivered.
-_STORE_NOW = _STORE["postgresql"].returning(func.pg_notify(CHANNEL, ""))
+# send it at): once per row stored, one delivered. Or without, when a coalesced NOTIFY
+# follows (``wakeups.Wakeups``).
+_STORE_NOW = {
+    True: _STORE["postgresql"].returning(func.pg_notify(CHANNEL, "")),
+    False: _STORE["postgresql"],
+}
 
 
 def _rows(messages: Sequence[Inbound]) -> list[dict[str, Any]]:
@@ -90,29 +98,35 @@ def store(session: Session, messages: Sequence[Inbound]) -> int:
     return len(stored)
 
 
-async def store_now(db: Database, messages: Sequence[Inbound]) -> int:
+async def store_now(
+    db: Database, messages: Sequence[Inbound], wakeups: "Wakeups | None" = None
+) -> int:
     """``store`` on PostgreSQL from the event loop: one statement, its own transaction, so
     the messages are durable when it returns; returns how many were new. A connection the
     server had dropped (a restart) is replaced and the statement sent once more: it may
-    run twice, since a message already stored is skipped."""
+    run twice, since a message already stored is skipped. ``wakeups``: the workers' NOTIFY
+    coalesced (the app's); without, every statement carries it."""
     if not messages:
         return 0
     rows = _rows(messages)
-    stored = await once_more_if_stale(lambda: _insert_now(db, rows))
+    carried = wakeups is None or wakeups.carry()
+    stored = await once_more_if_stale(lambda: _insert_now(db, rows, carried))
     if stored:
         outbox.wakeup.set()  # a worker in this process; others LISTEN
+        if not carried and wakeups is not None:
+            wakeups.after()  # committed: the NOTIFY that follows is sent after it
     return stored
 
 
-async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
+async def _insert_now(db: Database, rows: list[dict[str, Any]], notifying: bool) -> int:
     engine = db.async_autocommit
     if len(rows) > 1:  # Meta batching messages: rare; SQLAlchemy's many-rows insert
         async with engine.connect() as conn:
-            return len((await conn.execute(_STORE_NOW, rows)).all())
+            return len((await conn.execute(_STORE_NOW[notifying], rows)).all())
     # One message, nearly every webhook: ``_STORE_NOW`` compiled once, sent on the driver's
     # connection as a prepared statement (``on_driver``: SQLAlchemy's execution layer cost
     # more CPU than the round trip).
-    sql, constants = _store_now_sql(engine.dialect)
+    sql, constants = _store_now_sql(engine.dialect, notifying)
     params = {**rows[0], **constants}
 
     async def insert(conn: Any) -> int:
@@ -122,8 +136,8 @@ async def _insert_now(db: Database, rows: list[dict[str, Any]]) -> int:
     return await on_driver(engine, insert)
 
 
-@lru_cache(maxsize=8)  # one dialect an engine; a few engines a process
-def _store_now_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
+@lru_cache(maxsize=16)  # one dialect an engine; a few engines a process; two variants
+def _store_now_sql(dialect: Dialect, notifying: bool) -> tuple[str, dict[str, Any]]:
     """``_STORE_NOW`` for one row as the driver's SQL text, and the parameters that are the
     same for every row: the columns' Python defaults ``_rows`` leaves out (``attempts``) and
     the NOTIFY's channel."""
@@ -133,7 +147,7 @@ def _store_now_sql(dialect: Dialect) -> tuple[str, dict[str, Any]]:
         for column in _INBOUND.columns
         if column.key not in given and column.default is not None
     ]
-    compiled = _STORE_NOW.compile(dialect=dialect, column_keys=given + defaults)
+    compiled = _STORE_NOW[notifying].compile(dialect=dialect, column_keys=given + defaults)
     constants = {key: value for key, value in compiled.params.items() if key not in given}
     for key in defaults:
         default = _INBOUND.c[key].default
