@@ -55,7 +55,7 @@ if __package__ in (None, ""):
 
 import httpx  # noqa: E402
 
-from bench import load, seed  # noqa: E402
+from bench import load, report, seed  # noqa: E402
 from bench import profile as profiling  # noqa: E402
 from bench.services import APP_SECRET, RATE_LIMIT, GraphSink  # noqa: E402
 from fidelia.app import create_app  # noqa: E402
@@ -294,17 +294,8 @@ def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, see
     return create_app(config, run_worker=False), data
 
 
-# The paths the floor app serves (bench/floor.py); its credit is the webhook and the credit.
-FLOOR_PATHS = (
-    "credit",
-    "pin",
-    "lookup",
-    "redeem",
-    "pos-redeem",
-    "pos-order",
-    "retail-transaction",
-    "v2-sale",
-)
+# The paths the floor app serves (bench/floor.py): `make bench`'s door scenarios.
+FLOOR_PATHS = tuple(name for name in SCENARIOS if name in report.ORDER)
 
 
 def floor_app(url: str) -> Any:
