@@ -13,7 +13,9 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
 (``time.process_time``) is divided by their count. The database server's own CPU is
-not included (pgbench is the reference for that), the profilers' is (with --profile).
+not included in that figure (the profilers' is, with --profile); on PostgreSQL the line
+gives it beside, per request (``bench/services.py postgres_cpu``: the server's processes,
+autovacuum included).
 
 ``worker`` is the other half of the credit: the webhooks are answered (stored) first, not
 measured, then the worker's ``process_batch`` credits them in batches of 50, and its CPU
@@ -48,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,7 +59,7 @@ import httpx  # noqa: E402
 
 from bench import load, report, seed  # noqa: E402
 from bench import profile as profiling  # noqa: E402
-from bench.services import APP_SECRET, RATE_LIMIT, GraphSink  # noqa: E402
+from bench.services import APP_SECRET, RATE_LIMIT, GraphSink, postgres_cpu  # noqa: E402
 from fidelia.app import create_app  # noqa: E402
 from fidelia.kit.migrate import upgrade  # noqa: E402
 from fidelia.kit.settings import Settings  # noqa: E402
@@ -199,6 +201,13 @@ def fold(app: Any) -> int:
     return rollups.update(app.state.fidelia.db, settle=timedelta(0))
 
 
+class Measured(NamedTuple):
+    cpu: float  # ms per request (``fold``: per source row folded)
+    wall: float
+    errors: int
+    db: float | None  # the database server's CPU ms per request, when given its clock
+
+
 def measure(
     app: Any,
     name: str,
@@ -206,13 +215,14 @@ def measure(
     n: int,
     profile: str,
     out: Path,
-) -> tuple[float, float, int]:
-    """(CPU ms per request, wall ms per request, errors) over ``n`` requests (``fold``: per
-    source row folded).
+    db_clock: Callable[[], float] | None = None,
+) -> Measured:
+    """CPU and wall ms per request, errors, over ``n`` requests (``fold``: per source row
+    folded); with ``db_clock`` (the database server's CPU seconds so far), its CPU too.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
     with contextlib.ExitStack() as stack:
-        return _measure(stack, app, name, build, n, profile, out)
+        return _measure(stack, app, name, build, n, profile, out, db_clock)
 
 
 def _measure(
@@ -223,7 +233,8 @@ def _measure(
     n: int,
     profile: str,
     out: Path,
-) -> tuple[float, float, int]:
+    db_clock: Callable[[], float] | None,
+) -> Measured:
     worker = name in ("worker", "replies", "sent", "fold")
     folding = name == "fold"
     replies = name in ("replies", "sent")
@@ -257,6 +268,7 @@ def _measure(
     if folding:  # a full collection of the bench's heap would be most of a short fold
         gc.collect()
     with profiling.this_process(profile, out):
+        db = db_clock() if db_clock else 0.0
         cpu, wall = clock(), time.perf_counter()
         if folding:
             count, left = fold(app), 0
@@ -267,8 +279,10 @@ def _measure(
         else:
             statuses, left = asyncio.run(drive(app, raws)), 0
         cpu, wall = clock() - cpu, time.perf_counter() - wall
+        db = db_clock() - db if db_clock else 0.0
     errors = sum(1 for s in statuses if s >= 400) + left + int(folding and count < n)
-    return 1000 * cpu / max(count, 1), 1000 * wall / max(count, 1), errors
+    per = 1000 / max(count, 1)
+    return Measured(cpu * per, wall * per, errors, db * per if db_clock else None)
 
 
 def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, seed.Dataset]:
@@ -328,13 +342,15 @@ def run(
             app, data = seeded_app(url, merchants)
             rng = random.Random(7)
             for name in names:
-                cpu, wall, errors = measure(
+                server = functools.partial(postgres_cpu, pg) if pg is not None else None
+                cpu, wall, errors, db = measure(
                     app,
                     name,
                     functools.partial(requests_for, name, url, data, rng=rng),
                     n,
                     profile,
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
+                    server,
                 )
                 unit = "row folded" if name == "fold" else "request"
                 digits = 4 if name == "fold" else 2
@@ -342,18 +358,21 @@ def run(
                     f"hotpath {name} {db_kind}: {cpu:.{digits}f} ms CPU/{unit}, "
                     f"{wall:.{digits}f} ms wall, {errors} errors"
                 )
+                if db is not None:
+                    line += f" (PostgreSQL {db:.{digits + 1}f} ms CPU/{unit})"
                 if floor and pg is not None and name in FLOOR_PATHS:
-                    bare, _, refused = measure(
+                    bare, _, refused, bare_db = measure(
                         floor_app(url),
                         name,
                         functools.partial(requests_for, name, url, data, rng=rng),
                         n,
                         "",
                         RESULTS / f"profile-hotpath-{name}-floor",
+                        server,
                     )
                     line += (
-                        f"; floor {bare:.2f} ms CPU/request ({refused} errors), "
-                        f"{cpu / bare:.2f} × the floor's"
+                        f"; floor {bare:.2f} ms CPU/request ({refused} errors, PostgreSQL "
+                        f"{bare_db:.3f}), {cpu / bare:.2f} × the floor's"
                     )
                 print(line, flush=True)
                 out.append(line)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(
-    r"^hotpath (?P<name>[a-z-]+) postgresql: [\d.]+ ms CPU/request, [\d.]+ ms wall, 0 errors; "
-    r"floor [\d.]+ ms CPU/request \(0 errors\), [\d.]+ × the floor's$"
+    r"^hotpath (?P<name>[a-z-]+) postgresql: [\d.]+ ms CPU/request, [\d.]+ ms wall, 0 errors "
+    r"\(PostgreSQL [\d.]+ ms CPU/request\); "
+    r"floor [\d.]+ ms CPU/request \(0 errors, PostgreSQL [\d.]+\), [\d.]+ × the floor's$"
 )
 
 
