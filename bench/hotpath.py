@@ -9,6 +9,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py replies --db postgresql   # the worker delivering their replies
     python bench/hotpath.py fold --db postgresql      # the worker folding them into rollups
     python bench/hotpath.py pin lookup --floor        # and the floor app, same requests
+    python bench/hotpath.py credit --listen           # with a worker's LISTEN taking NOTIFYs
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
@@ -47,8 +48,9 @@ import gc
 import random
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -322,6 +324,33 @@ def floor_app(url: str) -> Any:
     return importlib.import_module("bench.floor").app
 
 
+@contextlib.contextmanager
+def listening(url: str) -> Iterator[None]:
+    """A worker's LISTEN connection in a thread of this process while the block runs, taking
+    every NOTIFY as `fidelia worker`'s does (its CPU counted with this process's)."""
+    import psycopg
+
+    from fidelia.messaging import intake
+
+    stop = threading.Event()
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(f"LISTEN {intake.CHANNEL}")
+
+    def take() -> None:
+        while not stop.is_set():
+            for _ in conn.notifies(timeout=0.2):
+                pass
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        conn.close()
+
+
 def run(
     db_kind: str,
     names: list[str],
@@ -329,14 +358,20 @@ def run(
     profile: str,
     merchants: int = 10,
     floor: bool = False,
+    listen: bool = False,
 ) -> list[str]:
     out = []
-    with tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="fidelia-hotpath-") as tmp,
+        contextlib.ExitStack() as on,
+    ):
         pg = PostgresServer().start() if db_kind == "postgresql" else None
         try:
             if pg is not None:
                 pg.psql("CREATE DATABASE fidelia")
                 url = pg.url("fidelia")
+                if listen:
+                    on.enter_context(listening(url))
             else:
                 url = f"sqlite:///{tmp}/fidelia.db"
             app, data = seeded_app(url, merchants)
@@ -405,6 +440,11 @@ def main() -> int:
         action="store_true",
         help="PostgreSQL: also measure the floor app (bench/floor.py) on the same requests",
     )
+    parser.add_argument(
+        "--listen",
+        action="store_true",
+        help="PostgreSQL: a worker's LISTEN connection in this process takes the NOTIFYs",
+    )
     args = parser.parse_args()
     names = args.scenario or list(SCENARIOS)
     unknown = set(names) - set(SCENARIOS)
@@ -412,7 +452,7 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     for kind in kinds:
-        run(kind, names, args.n, args.profile, args.merchants, args.floor)
+        run(kind, names, args.n, args.profile, args.merchants, args.floor, args.listen)
     return 0
 
 

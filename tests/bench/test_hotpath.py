@@ -18,7 +18,7 @@ LINE = re.compile(
 def test_hotpath_measures_fidelia_and_the_floor_on_the_same_requests() -> None:
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "hotpath.py"), "pin", "pos-order", "healthz"]
-        + ["--db", "postgresql", "--floor", "-n", "30"],
+        + ["--db", "postgresql", "--floor", "--listen", "-n", "30"],
         cwd=ROOT,
         capture_output=True,
         text=True,
