@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 from fidelia.customers.standing import CatalogCache
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
-from fidelia.dialects.pdv.common import by_document, customer_out, require_redeemer
+from fidelia.dialects.pdv.common import (
+    by_document,
+    customer_out,
+    read_redeemer,
+    redeemer_read,
+    require_redeemer,
+)
 from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import (
     AvailableIn,
@@ -158,13 +164,23 @@ def _redeem(
 ) -> dict[str, Any]:
     # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
     request = {**body.model_dump(mode="json"), "Value": money_in(body.Value, tenant.currency)}
+    # The key claimed and the customer read with their wallet and contact: one statement
+    # on PostgreSQL (``claim(along=)``).
+    along = redeemer_read(tenant, body.CustomerId)
     keyed = claim(
-        session, tenant.id, "pdv.redeem", body.OriginalKey, {"reward": reward_id, **request}
+        session,
+        tenant.id,
+        "pdv.redeem",
+        body.OriginalKey,
+        {"reward": reward_id, **request},
+        along=along,
     )
     if keyed.replay is not None:
         return keyed.replay
-    # The customer with their wallet and contact, one statement.
-    redeemer = require_redeemer(session, tenant, body.CustomerId)
+    if along is not None:
+        redeemer = read_redeemer(session, keyed.along)
+    else:  # no CPF, CNPJ or e-mail: refused after the claim, as without the read
+        redeemer = require_redeemer(session, tenant, body.CustomerId)
     customer = redeemer.customer
     # The merchant's active rewards from the cache (FIDELIA_TENANT_CACHE_SECONDS).
     rewards = catalogs.get(session, tenant.program_id).rewards
