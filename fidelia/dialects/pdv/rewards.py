@@ -8,7 +8,7 @@ the wrong one gets a 404, never the cancellation of another sale."""
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_reward_in, active_rewards
-from fidelia.state import AppState
+from fidelia.state import state_of
 from fidelia.tenants.point_value import value_of_points
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
@@ -152,10 +152,11 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
 
 @router.post("/rewards/{reward_id}/redeem", response_model=Envelope)
 async def redeem(
-    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, state: AppState
+    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, request: Request
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    state = state_of(request)  # not AppState: one dependency less to solve (state_of)
     return await state.in_transaction(_redeem, reward_id, body, tenant, state.catalogs)
 
 
