@@ -12,12 +12,18 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import Conflict, DomainError
 from fidelia.models import IdempotencyKey
+
+# A read to run with the claim (``claim``'s ``along``): a SELECT built once and its
+# parameters.
+Along = tuple[Select[Any], dict[str, Any]]
 
 
 class KeyReused(DomainError):
@@ -48,6 +54,7 @@ class Claim:
     row: KeyRow | None  # ours to fill; None when replaying
     replay: dict[str, Any] | None = None
     status_code: int = 200
+    along: Row[Any] | None = None  # the ``along`` read's row (None: replaying, or no row)
 
     def store(self, response: dict[str, Any], status_code: int = 200) -> None:
         if self.row is not None:
@@ -74,8 +81,104 @@ def _insert(session: Session) -> Any:
     return stmt
 
 
+def _claiming_with(query: Select[Any]) -> Any:
+    """PostgreSQL: the key's ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (a CTE) and
+    ``query`` in one statement, one row whatever either finds: the id claimed (NULL: the
+    key is held) and ``query``'s first row outer-joined (NULLs and ``along_found`` NULL
+    when it has none). Its bind parameters are named apart from the keys' columns."""
+    stmt = _WITH.get(query)
+    if stmt is None:
+        claimed = (
+            pg_insert(_keys)
+            .values(
+                tenant_id=bindparam("claim_tenant_id", type_=_keys.c.tenant_id.type),
+                scope=bindparam("claim_scope", type_=_keys.c.scope.type),
+                key=bindparam("claim_key", type_=_keys.c.key.type),
+                request_hash=bindparam("claim_hash", type_=_keys.c.request_hash.type),
+                status_code=200,
+                created_at=bindparam("claim_at", type_=_keys.c.created_at.type),
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "scope", "key"])
+            .returning(_keys.c.id)
+            .cte("claimed")
+        )
+        key_row = select(select(claimed.c.id).scalar_subquery().label("claimed_id")).subquery(
+            "key_row"
+        )
+        found = query.add_columns(true().label("along_found")).limit(1).subquery("along")
+        stmt = _WITH[query] = (
+            select(key_row.c.claimed_id, *found.c).select_from(key_row).outerjoin(found, true())
+        )
+    return stmt
+
+
+_WITH: dict[Select[Any], Any] = {}  # ``_claiming_with``'s, one per read, built once
+_KEY_COLUMNS = frozenset(_keys.c.keys())
+
+
 def claim(
-    session: Session, tenant_id: int, scope: str, key: str, payload: Any, *, retry: bool = True
+    session: Session,
+    tenant_id: int,
+    scope: str,
+    key: str,
+    payload: Any,
+    *,
+    retry: bool = True,
+    along: Along | None = None,
+) -> Claim:
+    """Claim ``key`` for this request, or the first answer to replay (``Claim.replay``).
+
+    ``along``: a read the claimer needs next (a SELECT built once, and its parameters),
+    returned as ``Claim.along`` when the key is claimed. On PostgreSQL it is sent in the
+    claim's statement (one round trip for both); its snapshot is then the claim's, taken
+    before the claim waited for a concurrent holder of the key, if it had to (the holder
+    rolled back: nothing it did is missed; a replay reads the stored answer afresh). On
+    SQLite it is run after the claim."""
+    if along is not None and _KEY_COLUMNS.intersection(along[1]):
+        # They would be added to the key row's INSERT (named like its columns).
+        raise ValueError("an along read's parameters are named like the keys' columns")
+    if along is not None and session.get_bind().dialect.name == "postgresql":
+        return _claim_along(session, tenant_id, scope, key, payload, along, retry)
+    claimed = _claim(session, tenant_id, scope, key, payload, retry)
+    if along is not None and claimed.row is not None:
+        claimed.along = session.execute(*along).first()
+    return claimed
+
+
+def _claim_along(
+    session: Session,
+    tenant_id: int,
+    scope: str,
+    key: str,
+    payload: Any,
+    along: Along,
+    retry: bool,
+) -> Claim:
+    query, params = along
+    digest = fingerprint(payload)
+    row = session.execute(
+        _claiming_with(query),
+        {
+            **params,
+            "claim_tenant_id": tenant_id,
+            "claim_scope": scope,
+            "claim_key": key,
+            "claim_hash": digest,
+            "claim_at": now(),
+        },
+    ).one()
+    if row.claimed_id is not None:
+        return Claim(KeyRow(session, int(row.claimed_id)), along=row if row.along_found else None)
+    # Held: replay (or refuse) as without a read; claimed on the retry after all (the key
+    # was forgotten meanwhile), the read is run then.
+    claimed = _held(session, tenant_id, scope, key, payload, digest, retry)
+    if claimed.row is not None:
+        claimed.along = session.execute(query, params).first()
+    return claimed
+
+
+def _claim(
+    session: Session, tenant_id: int, scope: str, key: str, payload: Any, retry: bool
 ) -> Claim:
     digest = fingerprint(payload)
     # Another broken rule than the key's (a merchant that does not exist) raises here.
@@ -90,13 +193,26 @@ def claim(
     ).scalar()
     if row_id is not None:
         return Claim(KeyRow(session, int(row_id)))
+    return _held(session, tenant_id, scope, key, payload, digest, retry)
+
+
+def _held(
+    session: Session,
+    tenant_id: int,
+    scope: str,
+    key: str,
+    payload: Any,
+    digest: str,
+    retry: bool,
+) -> Claim:
+    """The key is held by a committed request: its answer to replay, or a refusal."""
     existing = session.execute(_FIND, {"tenant_id": tenant_id, "scope": scope, "key": key}).first()
     if existing is None:
         # No row holds the key any more: it was forgotten between our insert and read
         # (try once more).
         if not retry:
             raise Conflict("The idempotency key is in use; try again.", code="IDEMPOTENCY_BUSY")
-        return claim(session, tenant_id, scope, key, payload, retry=False)
+        return _claim(session, tenant_id, scope, key, payload, False)
     if existing.request_hash != digest:
         raise KeyReused(f"The key {key!r} was already used with a different request.")
     return Claim(None, replay=existing.response or {}, status_code=int(existing.status_code))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    null,
     select,
     update,
 )
@@ -468,6 +469,41 @@ def _lots_spent() -> Any:
 _SPEND_LOTS = _lots_spent()
 
 
+def _spend_and_enter() -> Any:
+    """PostgreSQL: the debit's second round trip, the lots spent (``_SPEND_LOTS``, a CTE)
+    and the debit's entry inserted, in one statement. Still one of its own after the
+    balance's ``UPDATE``: its snapshot is taken after that row lock was granted, so it
+    reads the lots as the last debit of the account left them (in one statement with the
+    ``UPDATE``, they would be read from a snapshot taken before the lock was waited for).
+    The new entry is no lot (``remaining`` NULL), and the CTE does not see it anyway. Its
+    bind parameters are named apart from the entries' columns: parameters named like a
+    column of the updated table would be added to the CTE's ``SET``."""
+    c = _entries.c
+    x = bindparam("x", type_=c.amount.type)
+    return (
+        insert(_entries)
+        .values(
+            program_id=bindparam("p", type_=c.program_id.type),
+            tenant_id=bindparam("t", type_=c.tenant_id.type),
+            customer_id=bindparam("c", type_=c.customer_id.type),
+            account=bindparam("a", type_=c.account.type),
+            kind=bindparam("k", type_=c.kind.type),
+            amount=-x,
+            balance_after=bindparam("after", type_=c.balance_after.type),
+            source_type=bindparam("st", type_=c.source_type.type),
+            source_id=bindparam("sid", type_=c.source_id.type),
+            remaining=null(),
+            expires_at=null(),
+            created_at=bindparam("at", type_=c.created_at.type),
+        )
+        .returning(c.id)
+        .add_cte(_SPEND_LOTS.cte("spent"))
+    )
+
+
+_SPEND_AND_ENTER = _spend_and_enter()
+
+
 def _add_entry(
     session: Session,
     acct: Account,
@@ -508,7 +544,9 @@ def debit(
     allow_negative: bool = False,
 ) -> Entry:
     """Take ``amount`` (> 0). Raises InsufficientPoints unless the balance covers it;
-    ``allow_negative`` is for reversals of earnings that were already spent."""
+    ``allow_negative`` is for reversals of earnings that were already spent. Two round
+    trips on PostgreSQL (the balance's guarded ``UPDATE``, then the lots and the entry in
+    one statement: ``_spend_and_enter``), three on SQLite (no DML in a CTE there)."""
     if amount <= 0:
         raise InvalidInput("A debit must be positive.")
     key = {"p": acct.program_id, "c": acct.customer_id, "a": acct.account, "x": amount}
@@ -525,6 +563,20 @@ def debit(
                 "amount": -amount,
             },
         ).scalar_one()
+    if session.get_bind().dialect.name == "postgresql":
+        entry_id = session.execute(
+            _SPEND_AND_ENTER,
+            {
+                **key,
+                "t": source.tenant_id,
+                "k": kind,
+                "after": int(after),
+                "st": source.type,
+                "sid": source.id,
+                "at": now(),
+            },
+        ).scalar_one()
+        return Entry(int(entry_id), -amount, int(after))
     _consume_lots(session, acct, amount)
     return _add_entry(session, acct, source, kind, -amount, int(after), None, None)
 

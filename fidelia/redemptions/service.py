@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Row, Select, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from fidelia.challenges.presence import require_presence
@@ -102,10 +102,26 @@ def find_redeemer(
     """The customer of ``tenant``'s program known by ``(kind, value)`` (``customers.find``)
     with their wallet, contact and, with ``visit``, last earning at ``tenant``: one
     statement where ``find``, ``wallet_of``, ``last_earning_at`` and the notice took four."""
+    query, params = redeemer_read(tenant, kind, value, visit=visit)
+    return redeemer_from(session, session.execute(query, params).first(), visit=visit)
+
+
+def redeemer_read(
+    tenant: Tenant, kind: str, value: str, *, visit: bool = False
+) -> tuple[Select[Any], dict[str, Any]]:
+    """``find_redeemer``'s statement (built once) and its parameters, for a caller that
+    sends it along another (the POS door: with the idempotency claim, ``claim(along=)``);
+    ``redeemer_from`` reads its row."""
     params: dict[str, Any] = {"program_id": tenant.program_id, "kind": kind, "value": value}
     if visit:
         params["tenant_id"] = tenant.id
-    row = session.execute(_REDEEMERS[visit], params).first()
+    return _REDEEMERS[visit], params
+
+
+def redeemer_from(
+    session: Session, row: Row[Any] | None, *, visit: bool = False
+) -> Redeemer | None:
+    """The ``Redeemer`` of a ``redeemer_read`` row (None: no such customer)."""
     if row is None:
         return None
     return Redeemer(

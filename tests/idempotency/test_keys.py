@@ -2,15 +2,16 @@
 and what ``forget`` drops (only the one key of the one merchant). Killing mutmut's mutants of
 fidelia/idempotency (docs/testing.md)."""
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 
 from fidelia.idempotency.service import Claim, KeyReused, claim, fingerprint, forget
-from fidelia.models import IdempotencyKey
+from fidelia.models import IdempotencyKey, Tenant
 from tests.support.helpers import make_tenant
 
 
@@ -107,4 +108,66 @@ def test_a_claim_for_a_merchant_that_does_not_exist_fails_once(db):
     used to recurse until RecursionError)."""
     with pytest.raises(IntegrityError), db.session() as session:
         claim(session, 987_654, "pos.redeem", "k-1", {"a": 1})
+    assert keys(db) == []
+
+
+# A read sent along a claim (built once, as callers build theirs): the merchant's name.
+NAME = select(Tenant.name).where(Tenant.id == bindparam("t"))
+
+
+def statements(db):
+    """The statements the database engine is sent while the block runs (SQLite's BEGIN
+    left out)."""
+    sent: list[str] = []
+
+    def heard(conn, cursor, statement, *args):
+        if not statement.startswith("BEGIN"):
+            sent.append(statement)
+
+    @contextmanager
+    def listening():
+        event.listen(db.engine, "before_cursor_execute", heard)
+        try:
+            yield sent
+        finally:
+            event.remove(db.engine, "before_cursor_execute", heard)
+
+    return listening()
+
+
+def test_a_read_along_the_claim_is_in_its_statement_on_postgresql(db):
+    """``claim(along=)``: the key row and the read in ONE statement on PostgreSQL (two on
+    SQLite), the read's row in ``Claim.along`` when the key is claimed; a replay reads the
+    stored answer as without it (and gives no row), a read without a row gives None."""
+    tenant, _ = make_tenant(db)
+    with statements(db) as sent, db.session() as session:
+        first = claim(session, tenant.id, "sale", "K-1", {"a": 1}, along=(NAME, {"t": tenant.id}))
+        assert first.row is not None and first.replay is None
+        assert first.along is not None and first.along.name == "Café Uno"
+        first.store({"id": 7}, status_code=201)
+    assert len(sent) == (3 if db.is_sqlite else 2)  # the claim (and read), the answer stored
+    assert "idempotency_keys" in sent[0] and ("tenants" in sent[0]) != db.is_sqlite
+    assert keys(db) == [(tenant.id, "sale", "K-1", 201, {"id": 7})]
+    with db.session(readonly=True) as session:
+        row = session.scalars(select(IdempotencyKey)).one()
+        assert row.request_hash == fingerprint({"a": 1}) and row.created_at is not None
+
+    with statements(db) as sent, db.session() as session:
+        again = claim(session, tenant.id, "sale", "K-1", {"a": 1}, along=(NAME, {"t": tenant.id}))
+    assert (again.row, again.replay, again.status_code, again.along) == (None, {"id": 7}, 201, None)
+    assert len(sent) == 2  # the claim (with the read on PostgreSQL), the stored answer
+    with pytest.raises(KeyReused), db.session() as session:
+        claim(session, tenant.id, "sale", "K-1", {"a": 2}, along=(NAME, {"t": tenant.id}))
+
+    with db.session() as session:
+        nobody = claim(session, tenant.id, "sale", "K-2", {"a": 1}, along=(NAME, {"t": 987_654}))
+    assert nobody.row is not None and nobody.along is None
+    assert [k[2] for k in keys(db)] == ["K-1", "K-2"]
+
+
+def test_a_read_along_the_claim_may_not_name_a_parameter_like_a_keys_column(db):
+    tenant, _ = make_tenant(db)
+    named_like_a_column = select(Tenant.name).where(Tenant.id == bindparam("tenant_id"))
+    with pytest.raises(ValueError), db.session() as session:
+        claim(session, tenant.id, "s", "K", {}, along=(named_like_a_column, {"tenant_id": 1}))
     assert keys(db) == []

@@ -8,17 +8,18 @@ sequence; on SQLite a function of the connection), and skips (or refuses) the fi
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fidelia.idempotency.service import claim, fingerprint
 from fidelia.kit.db import Database
 from fidelia.kit.errors import Conflict
-from fidelia.models import IdempotencyKey
+from fidelia.models import IdempotencyKey, Tenant
 from tests.support.helpers import make_tenant
 
 PAYLOAD = {"amount": 10}
+NAME = select(Tenant.name).where(Tenant.id == bindparam("t"))  # a read sent along a claim
 
 
 def refuse_first_inserts(
@@ -119,3 +120,15 @@ def test_another_broken_rule_is_raised_at_once(db):
     assert tried == ([1] if db.is_sqlite else [])
     with db.session(readonly=True) as session:
         assert session.scalars(select(IdempotencyKey)).all() == []
+
+
+def test_a_claim_tried_again_sends_its_read_along_too(db):
+    """``claim(along=)`` whose first INSERT wrote no row: the retry claims the key, and the
+    read (which on PostgreSQL rode on the first INSERT) is run then, its row given."""
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        attempts = refuse_first_inserts(db, session, 1)
+        mine = claim(session, tenant.id, "sale", "K-1", PAYLOAD, along=(NAME, {"t": tenant.id}))
+        assert attempts() == 2
+        assert mine.row is not None and mine.replay is None
+        assert mine.along is not None and mine.along.name == tenant.name

@@ -5,6 +5,7 @@ overspends unless it reverses an earning, and lots are spent soonest-to-expire f
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from fidelia.kit import clock
 from fidelia.kit.errors import InsufficientPoints, InvalidInput
@@ -15,6 +16,7 @@ from fidelia.ledger.service import (
     Source,
     balance,
     credit,
+    debit,
     expiry_after,
     last_earning_at,
     validity_end,
@@ -175,3 +177,47 @@ def test_the_last_earning_is_this_customers_at_this_merchant(db):
     with db.session(readonly=True) as session:
         assert last_earning_at(session, tenant.id, ana.customer_id) == T0
         assert last_earning_at(session, other.id, ana.customer_id) == T0 + timedelta(hours=1)
+
+
+def test_a_debit_is_two_statements_on_postgresql_the_lots_spent_with_its_entry(db):
+    """The balance's guarded UPDATE, then the lots and the entry in ONE statement (a CTE):
+    two round trips where three were sent; SQLite (no DML in a CTE) keeps three. The lots
+    are spent as before (soonest to expire first) and the entry is the same row."""
+    tenant = shop(db)
+    ana = member(db, tenant)
+    earn(db, tenant, ana, 10, "late", expires_at=T0 + timedelta(days=9))
+    earn(db, tenant, ana, 10, "soon", expires_at=T0 + timedelta(days=2))
+    sent: list[str] = []
+
+    def heard(conn, cursor, statement, *args):
+        if not statement.startswith("BEGIN"):  # SQLite's write lock
+            sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", heard)
+    try:
+        with db.session() as session:
+            entry = debit(session, ana, 14, Source(tenant.id, "test", "d-1"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", heard)
+    assert len(sent) == (3 if db.is_sqlite else 2)
+    assert sent[0].lstrip().upper().startswith("UPDATE BALANCES")
+    if not db.is_sqlite:
+        assert sent[1].lstrip().upper().startswith("WITH SPENT AS")
+    assert lots(db) == {"late": 6, "soon": 0, "d-1": None}
+    last = rows(db)[-1]
+    assert (entry.id, entry.amount, entry.balance_after) == (last.id, -14, 6)
+    assert (last.kind, last.amount, last.balance_after, last.remaining, last.expires_at) == (
+        "redeem",
+        -14,
+        6,
+        None,
+        None,
+    )
+    assert (last.tenant_id, last.source_type, last.source_id, last.created_at) == (
+        tenant.id,
+        "test",
+        "d-1",
+        T0,
+    )
+    assert balances(db) == {(ana.customer_id, "points"): 6}
+    assert ledger_invariants(db) == []

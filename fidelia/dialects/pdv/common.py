@@ -1,15 +1,19 @@
 """What the seed 001 routes share: finding customers by document, rendering them."""
 
-from sqlalchemy import bindparam, select
+from typing import Any
+
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.service import find, identify
 from fidelia.dialects.pdv.schemas import CustomerOut, OrderCustomerIn
+from fidelia.idempotency.service import Along
 from fidelia.kit.documents import identify_document, normalize_email
-from fidelia.kit.errors import NotFound
+from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
-from fidelia.redemptions.service import Redeemer, find_redeemer
+from fidelia.redemptions.service import Redeemer, find_redeemer, redeemer_from
+from fidelia.redemptions.service import redeemer_read as redemptions_read
 
 
 def by_document(session: Session, tenant: Tenant, document: str) -> Customer | None:
@@ -36,6 +40,25 @@ def require_redeemer(session: Session, tenant: Tenant, document: str) -> Redeeme
     contact in the same statement (``redemptions.find_redeemer``)."""
     kind, value = identify_document(document)
     redeemer = find_redeemer(session, tenant, kind, value)
+    if redeemer is None:
+        raise _no_customer()
+    return redeemer
+
+
+def redeemer_read(tenant: Tenant, document: str) -> Along | None:
+    """``require_redeemer``'s read, to send along the idempotency claim (``claim(along=)``,
+    one round trip on PostgreSQL); None for a document that is no CPF, CNPJ or e-mail (then
+    ``require_redeemer`` refuses it after the claim, as without the read)."""
+    try:
+        kind, value = identify_document(document)
+    except InvalidInput:
+        return None
+    return redemptions_read(tenant, kind, value)
+
+
+def read_redeemer(session: Session, row: Row[Any] | None) -> Redeemer:
+    """The customer of a ``redeemer_read`` row (``Claim.along``), or the 404."""
+    redeemer = redeemer_from(session, row)
     if redeemer is None:
         raise _no_customer()
     return redeemer

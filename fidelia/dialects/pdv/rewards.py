@@ -8,14 +8,20 @@ the wrong one gets a 404, never the cancellation of another sale."""
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.standing import CatalogCache
 from fidelia.dialects.pdv.auth import PdvMerchant
 from fidelia.dialects.pdv.casing import money_in, money_out
-from fidelia.dialects.pdv.common import by_document, customer_out, require_redeemer
+from fidelia.dialects.pdv.common import (
+    by_document,
+    customer_out,
+    read_redeemer,
+    redeemer_read,
+    require_redeemer,
+)
 from fidelia.dialects.pdv.errors import ERRORS, envelope
 from fidelia.dialects.pdv.schemas import (
     AvailableIn,
@@ -35,7 +41,7 @@ from fidelia.models import Customer, LedgerEntry, Redemption, Reward, Tenant
 from fidelia.redemptions import service as redemptions
 from fidelia.rewards.eligibility import Offer, evaluate
 from fidelia.rewards.service import active_reward_in, active_rewards
-from fidelia.state import AppState
+from fidelia.state import state_of
 from fidelia.tenants.point_value import value_of_points
 
 router = APIRouter(prefix="/v1/pvt/POS", tags=["Seed 001: POS rewards"], responses=ERRORS)
@@ -146,10 +152,11 @@ def available(body: AvailableIn, tenant: PdvMerchant, session: ReadSessionDep) -
 
 @router.post("/rewards/{reward_id}/redeem", response_model=Envelope)
 async def redeem(
-    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, state: AppState
+    reward_id: IdPath, body: RedeemIn, tenant: PdvMerchant, request: Request
 ) -> dict[str, Any]:
     """Redeem a reward once per ``OriginalKey``: a retry replays the first answer."""
     # Async, the transaction in one worker thread (State.in_transaction): one thread hop.
+    state = state_of(request)  # not AppState: one dependency less to solve (state_of)
     return await state.in_transaction(_redeem, reward_id, body, tenant, state.catalogs)
 
 
@@ -158,13 +165,23 @@ def _redeem(
 ) -> dict[str, Any]:
     # The fingerprint reads amounts as money, so 5.5 and "5.50" are the same request.
     request = {**body.model_dump(mode="json"), "Value": money_in(body.Value, tenant.currency)}
+    # The key claimed and the customer read with their wallet and contact: one statement
+    # on PostgreSQL (``claim(along=)``).
+    along = redeemer_read(tenant, body.CustomerId)
     keyed = claim(
-        session, tenant.id, "pdv.redeem", body.OriginalKey, {"reward": reward_id, **request}
+        session,
+        tenant.id,
+        "pdv.redeem",
+        body.OriginalKey,
+        {"reward": reward_id, **request},
+        along=along,
     )
     if keyed.replay is not None:
         return keyed.replay
-    # The customer with their wallet and contact, one statement.
-    redeemer = require_redeemer(session, tenant, body.CustomerId)
+    if along is not None:
+        redeemer = read_redeemer(session, keyed.along)
+    else:  # no CPF, CNPJ or e-mail: refused after the claim, as without the read
+        redeemer = require_redeemer(session, tenant, body.CustomerId)
     customer = redeemer.customer
     # The merchant's active rewards from the cache (FIDELIA_TENANT_CACHE_SECONDS).
     rewards = catalogs.get(session, tenant.program_id).rewards

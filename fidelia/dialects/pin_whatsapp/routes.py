@@ -46,7 +46,7 @@ from fidelia.ops.replica import MayLagSessionDep, may_lag
 from fidelia.pins import service as pins
 from fidelia.redemptions.service import Redeemer, find_redeemer, redeem, require_recent_visit
 from fidelia.rewards.service import active_reward_in, active_rewards
-from fidelia.state import AppState, State
+from fidelia.state import AppState, State, state_of
 from fidelia.tenants.service import get_by_slug, require_active
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -57,12 +57,13 @@ router = APIRouter(prefix="/api/v1", tags=["Seed 000: PIN + WhatsApp"], response
 
 # The two dependencies below are async so that, in the common case (counters in memory,
 # the key in the cache), they cost no trip to a worker thread; what blocks goes to one.
-def rate_limited(name: str) -> Callable[[Request, AppState], Awaitable[None]]:
+def rate_limited(name: str) -> Callable[[Request], Awaitable[None]]:
     """The guide's per-IP limit. A call that carries an API key counts per IP *and* key, so
     merchants whose POS share one address (an aggregator, a mall's NAT) do not throttle
     each other; bad keys are held back by the failed-authentication limit."""
 
-    async def check(request: Request, state: AppState) -> None:
+    async def check(request: Request) -> None:
+        state = state_of(request)
         ip = request.client.host if request.client else "unknown"
         key = request.headers.get("X-API-Key")
         caller = f"{ip}:{digest(key)[:16]}" if key else ip
@@ -72,8 +73,9 @@ def rate_limited(name: str) -> Callable[[Request, AppState], Awaitable[None]]:
 
 
 async def merchant(
-    state: AppState, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
+    request: Request, x_api_key: Annotated[str | None, Header(alias="X-API-Key")] = None
 ) -> Tenant:
+    state = state_of(request)
     tenant = None
     if x_api_key:
         hit, tenant = state.keys.cached(x_api_key)
@@ -97,9 +99,10 @@ def whatsapp_url(bot_number: str, pin: str) -> str:
     dependencies=[Depends(rate_limited("generar"))],
 )
 async def generar_pin(
-    tenant: MerchantDep, state: AppState, body: GenerarPinIn | None = None
+    tenant: MerchantDep, request: Request, body: GenerarPinIn | None = None
 ) -> PinOut:
     """Generate a single-use PIN for a sale; optional ``monto`` is checked against the minimum."""
+    state = state_of(request)
     amount = to_minor(body.monto, tenant.currency) if body and body.monto is not None else None
     namespace = pins.namespace_of(tenant, state.settings.bot_number)
     pin: pins.Issued | Pin | None = None
@@ -234,10 +237,11 @@ def _catalogs(state: State, programs: list[int], lag: bool) -> dict[int, Catalog
     response_model=CanjearResponse,
     dependencies=[Depends(rate_limited("canjear"))],
 )
-async def canjear(body: CanjearIn, state: AppState) -> CanjearResponse | JSONResponse:
+async def canjear(body: CanjearIn, request: Request) -> CanjearResponse | JSONResponse:
     """Redeem a reward: needs a recent accreditation at the merchant and enough points; at a
     merchant that validates customers, also the ``codigo`` the bot gave the customer."""
     # Async, the transaction in one worker thread (see generar_pin).
+    state = state_of(request)
     return await state.in_transaction(_canjear, body, state)
 
 
