@@ -135,10 +135,10 @@ def _insert_new(
         "program_id": tenant.program_id,
         "original_id": data.original_id,
         "total": data.total,
-        # Not the customer of an order not completed now: its foreign key would lock the
-        # customer row (KEY SHARE) before ``_complete`` locks it FOR UPDATE, and two first
-        # sales of one customer would deadlock. It is set below and written after that
-        # lock (no autoflush).
+        # The customer only with the lock in this statement (or held by the caller): else
+        # its foreign key would lock the customer row (KEY SHARE) before ``_complete``
+        # locks it FOR UPDATE, and two first sales of one customer would deadlock. An
+        # order not completed now gets it in ``upsert``, written after that lock.
         "customer_id": customer.id if customer is not None else None,
         "coupon": data.coupon,
         "status_text": data.status_text,
