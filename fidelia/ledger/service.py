@@ -36,6 +36,7 @@ from fidelia.models import Balance, LedgerEntry, Tenant
 
 POINTS = "points"
 CASHBACK = "cashback"
+OTHER = {POINTS: CASHBACK, CASHBACK: POINTS}  # a customer's two accounts
 # No balance goes past this (points, or minor units of cashback): the same cap as every
 # amount a door accepts, so a balance can always take the next credit and fit a BIGINT.
 MAX_BALANCE = MAX_MINOR
@@ -79,6 +80,9 @@ class Entry:
     id: int
     amount: int  # signed
     balance_after: int
+    # ``credit(wallet=True)``: both balances of the customer once this entry is written
+    # (``WALLET`` accounts), when the statement could tell them exactly; else None.
+    wallet: dict[str, int] | None = None
 
 
 def credit(
@@ -90,12 +94,15 @@ def credit(
     kind: str = "earn",
     expires_at: datetime | None = None,
     tenant: Tenant | None = None,
+    wallet: bool = False,
 ) -> Entry:
     """Add ``amount`` (> 0) as a new lot (a reversed debit comes back as a fresh lot).
     Refused (BalanceLimit) when it would take the balance past ``MAX_BALANCE``: the upsert
     only updates under that condition, so concurrent credits cannot pass it either.
     An earning (``kind`` earn) expires after the merchant's ``points_validity_days``
-    (``tenant``: the source's merchant when the caller has it, else it is read)."""
+    (``tenant``: the source's merchant when the caller has it, else it is read).
+    ``wallet``: PostgreSQL also answers the customer's other balance in the same statement
+    (``Entry.wallet``), for a caller that answers both (see ``_credit_in_one``)."""
     if kind == "earn" and expires_at is None:
         expires_at = validity_end(tenant or session.get(Tenant, source.tenant_id))
     if amount <= 0:
@@ -104,24 +111,31 @@ def credit(
         raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
     if session.get_bind().dialect.name == "postgresql":
         # The balance and its entry in one round trip (the upsert a CTE of the insert).
-        row = session.execute(
-            _CREDIT,
-            {
-                "p": acct.program_id,
-                "t": source.tenant_id,
-                "c": acct.customer_id,
-                "a": acct.account,
-                "kind": kind,
-                "x": amount,
-                "st": source.type,
-                "sid": source.id,
-                "exp": expires_at,
-                "at": now(),
-            },
-        ).first()
+        params = {
+            "p": acct.program_id,
+            "t": source.tenant_id,
+            "c": acct.customer_id,
+            "a": acct.account,
+            "kind": kind,
+            "x": amount,
+            "st": source.type,
+            "sid": source.id,
+            "exp": expires_at,
+            "at": now(),
+        }
+        if wallet:
+            params["o"] = OTHER[acct.account]
+        row = session.execute(_CREDIT_WALLET if wallet else _CREDIT, params).first()
         if row is None:
             raise BalanceLimit(f"This would take the balance past {MAX_BALANCE}.")
-        return Entry(int(row.id), amount, int(row.balance_after))
+        after = int(row.balance_after)
+        both = None
+        # The other balance is as of the statement's snapshot, this one as of its row lock:
+        # the pair is exact when nothing committed to this account in between (else None,
+        # and the caller reads both).
+        if wallet and int(row.before or 0) + amount == after:
+            both = {acct.account: after, OTHER[acct.account]: int(row.other or 0)}
+        return Entry(int(row.id), amount, after, both)
     found = session.execute(
         _add_to_balances(session),
         {
@@ -270,11 +284,14 @@ def _add_entries() -> Any:
 _ADD_ENTRIES_ALL = _add_entries()
 
 
-def _credit_in_one() -> Any:
+def _credit_in_one(wallet: bool = False) -> Any:
     """PostgreSQL's ``credit``: the balance upsert (the same guard as ``_add_to_balances``)
     as a CTE whose ``RETURNING`` feeds the entry's insert, so the entry carries the balance
     it leaves and the lot what that balance leaves above zero. No row back: the guard
-    refused (BalanceLimit)."""
+    refused (BalanceLimit). ``wallet``: it also returns, read from the statement's
+    snapshot, this account's balance before (``before``) and the other account's
+    (``other``, bind parameter ``o``), so a sale answers both balances without reading
+    them again."""
     upsert = pg_insert(_balances).values(
         program_id=bindparam("p", type_=BigInteger),
         customer_id=bindparam("c", type_=BigInteger),
@@ -306,14 +323,25 @@ def _credit_in_one() -> Any:
         bindparam("at", type_=DateTime(timezone=True)),
     ).select_from(added)
     columns = _ENTRY_COLUMNS
-    return (
-        insert(_entries)
-        .from_select(columns, row)
-        .returning(_entries.c.id, _entries.c.balance_after)
-    )
+    returned: list[Any] = [_entries.c.id, _entries.c.balance_after]
+    if wallet:
+        for label, account in (("before", "a"), ("other", "o")):
+            amount = (
+                select(_balances.c.amount)
+                .where(
+                    _balances.c.program_id == bindparam("p", type_=BigInteger),
+                    _balances.c.customer_id == bindparam("c", type_=BigInteger),
+                    _balances.c.account == bindparam(account, type_=String),
+                )
+                .scalar_subquery()
+                .label(label)
+            )
+            returned.append(amount)
+    return insert(_entries).from_select(columns, row).returning(*returned)
 
 
 _CREDIT = _credit_in_one()
+_CREDIT_WALLET = _credit_in_one(wallet=True)
 
 
 def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "earn") -> list[int]:

@@ -85,6 +85,8 @@ class Receipt:
     confirmation_code: str
     earned_points: int  # the order's points plus the deals' bonus points
     earned_credit: int
+    # The member's balances after the sale, as its last credit told them; None: read them.
+    balances: dict[str, int] | None = None
 
 
 @dataclass
@@ -258,7 +260,7 @@ def close(
     currency unit and cashback), plus the deals' bonus points. ``voucher_rules``: the
     merchant's active ones when the caller has them (cached), else read."""
     earning_base = max(sale.to_pay - sale.paid_with_loyalty, 0)
-    order = orders.upsert(
+    recorded = orders.record(
         session,
         sale.tenant,
         orders.OrderData(
@@ -273,23 +275,25 @@ def close(
             customer_locked=True,  # by open_sale
         ),
     )
+    order, balances = recorded.order, recorded.balances
     bonus = 0
     if sale.customer is not None:
         for deal in sale.deals:
             points = deal.applied.bonus_points
             if points > 0:
-                credit(
+                balances = credit(
                     session,
                     Account(sale.customer.program_id, sale.customer.id, POINTS),
                     points,
                     Source(sale.tenant.id, "deal", f"{order.id}:{deal.applied.deal.id}"),
-                )
+                    wallet=True,
+                ).wallet
                 bonus += points
     code = f"TX-{order.id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
     order.details = {**order.details, "confirmation_code": code}
     session.flush()
     automations.after_sale(session, sale.tenant, sale.customer, order, voucher_rules)
-    return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback)
+    return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback, balances)
 
 
 def find_sale(session: Session, tenant: Tenant, confirmation_code: str) -> Order:

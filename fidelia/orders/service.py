@@ -79,57 +79,120 @@ def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
 
 
 _orders = cast(Table, Order.__table__)
-_NEW_ORDER: dict[str, Any] = {}  # per dialect, built once
+_customers = cast(Table, Customer.__table__)
+_NEW_ORDER: dict[tuple[str, bool], Any] = {}  # per dialect and customer lock, built once
 
 
-def _insert_new(session: Session, tenant: Tenant, data: OrderData) -> Order | None:
+def _new_order(session: Session, lock: bool) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the order; ``lock`` (PostgreSQL):
+    the statement also takes its customer's row lock, after the insert and only when it
+    inserted (a known order is locked first, then its customer, as before), so a new
+    complete order is written at once, its customer with it. The foreign key's own lock
+    on the customer (``KEY SHARE``, by a trigger at the statement's end) then comes after
+    that ``FOR UPDATE``: two first sales of one customer queue on it instead of
+    deadlocking."""
+    dialect = session.get_bind().dialect.name
+    lock = lock and dialect == "postgresql"
+    stmt = _NEW_ORDER.get((dialect, lock))
+    if stmt is not None:
+        return stmt
+    insert = insert_for(session)(_orders).on_conflict_do_nothing(
+        index_elements=["tenant_id", "original_id"]
+    )
+    if lock:
+        values = {c.name: bindparam(c.name, type_=c.type) for c in _orders.c if c.name != "id"}
+        added = insert.values(values).returning(*_orders.c).cte("added")
+        locked = (
+            select(_customers.c.id)
+            .where(_customers.c.id == added.c.customer_id)
+            .with_for_update()
+            .scalar_subquery()
+            .label("locked")
+        )
+        stmt = select(*added.c, locked)
+    else:
+        stmt = insert.returning(*_orders.c)
+    _NEW_ORDER[(dialect, lock)] = stmt
+    return stmt
+
+
+_ORDER_COLUMNS = frozenset(c.name for c in _orders.c)
+
+
+def _insert_new(
+    session: Session, tenant: Tenant, data: OrderData, bonus: Bonus | None
+) -> Order | None:
     """The order as a new row with what the POS sent, in one round trip (``INSERT ... ON
     CONFLICT DO NOTHING RETURNING``; the new row is ours, locked until we commit); None
     when the merchant already has an order with this ``original_id``. A concurrent insert
-    of the same one waits for ours to end, then finds it."""
-    dialect = session.get_bind().dialect.name
-    stmt = _NEW_ORDER.get(dialect)
-    if stmt is None:
-        stmt = _NEW_ORDER[dialect] = (
-            insert_for(session)(_orders)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "original_id"])
-            .returning(*_orders.c)
-        )
+    of the same one waits for ours to end, then finds it. ``bonus``: a complete sale of
+    ``data.customer``, written complete with what it earns (its credits follow), its
+    customer locked by the same statement unless the caller holds that lock."""
     at = now()
+    customer = data.customer if bonus is not None else None
     row = {
         "tenant_id": tenant.id,
         "program_id": tenant.program_id,
         "original_id": data.original_id,
         "total": data.total,
-        # Not the customer yet: its foreign key would lock the customer row (KEY SHARE)
-        # before ``_complete`` locks it FOR UPDATE, and two first sales of one customer
-        # would deadlock. It is set below and written after that lock (no autoflush).
-        "customer_id": None,
+        # The customer only with the lock in this statement (or held by the caller): else
+        # its foreign key would lock the customer row (KEY SHARE) before ``_complete``
+        # locks it FOR UPDATE, and two first sales of one customer would deadlock. An
+        # order not completed now gets it in ``upsert``, written after that lock.
+        "customer_id": customer.id if customer is not None else None,
         "coupon": data.coupon,
         "status_text": data.status_text,
         "placed_at": data.placed_at,
         "details": data.details,
-        "state": INITIAL,
-        "earned_points": 0,
-        "earned_cashback": 0,
+        "state": COMPLETE if bonus is not None else INITIAL,
+        "earned_points": bonus.points if bonus is not None else 0,
+        "earned_cashback": bonus.cashback if bonus is not None else 0,
         "refunded": 0,
         "reversed_points": 0,
         "reversed_cashback": 0,
+        "completed_at": (data.completed_at or at) if bonus is not None else None,
+        "cancelled_at": None,
         "created_at": at,
         "updated_at": at,
     }
-    inserted = session.execute(stmt, row).first()
+    lock = bonus is not None and not data.customer_locked
+    inserted = session.execute(_new_order(session, lock), row).first()
     if inserted is None:
         return None
     # The row as the session's Order, as if loaded (Core, not the ORM's bulk insert).
-    order = Order(**inserted._mapping)
+    mapping = inserted._mapping
+    order = Order(**{name: mapping[name] for name in _ORDER_COLUMNS})
     make_transient_to_detached(order)
     session.add(order)
     return order
 
 
+@dataclass
+class Recorded:
+    """An order as ``record`` left it, and the customer's balances after it when its
+    credits could tell them exactly (``ledger.credit``'s ``wallet``); else None (read
+    them)."""
+
+    order: Order
+    balances: dict[str, int] | None = None
+
+
 def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
-    order = _insert_new(session, tenant, data)
+    return record(session, tenant, data).order
+
+
+def record(session: Session, tenant: Tenant, data: OrderData) -> Recorded:
+    """``upsert``, with the balances the sale left when it completed now."""
+    completing = data.completed and not data.cancelled and data.customer is not None
+    bonus = bonus_for(tenant, data.total) if completing else None
+    order = _insert_new(session, tenant, data, bonus)
+    if order is not None and bonus is not None:
+        # New and complete already (its customer locked): the coupon, then the credits.
+        _link_coupon(session, order)
+        done = Recorded(order, _earn(session, tenant, order, bonus))
+        if data.after_sale:
+            automations.after_sale(session, tenant, data.customer, order, data.voucher_rules)
+        return done
     if order is None:
         order = _locked(session, tenant, data.original_id)
         assert order is not None
@@ -137,7 +200,7 @@ def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
         # A complete order changes only by cancellation (use partialcancel for returns).
         if data.cancelled and order.state == COMPLETE:
             cancel(session, order)
-        return order
+        return Recorded(order)
     order.total = data.total
     order.customer_id = data.customer.id if data.customer else order.customer_id
     order.coupon = data.coupon
@@ -145,16 +208,17 @@ def upsert(session: Session, tenant: Tenant, data: OrderData) -> Order:
     order.placed_at = data.placed_at or order.placed_at
     order.details = data.details
     _link_coupon(session, order)
+    done = Recorded(order)
     if data.cancelled:
         cancel(session, order)
     elif data.completed:
         held = data.customer.id if data.customer_locked and data.customer else None
-        _complete(session, tenant, order, data.completed_at, locked=held)
+        done.balances = _complete(session, tenant, order, data.completed_at, locked=held)
         if data.after_sale:
             automations.after_sale(session, tenant, data.customer, order, data.voucher_rules)
     else:
         order.state = PENDING if order.customer_id else IGNORED
-    return order
+    return done
 
 
 def estimate(tenant: Tenant, order: Order) -> Bonus:
@@ -182,24 +246,36 @@ def _link_coupon(session: Session, order: Order) -> None:
 
 def _complete(
     session: Session, tenant: Tenant, order: Order, at: datetime | None, locked: int | None = None
-) -> None:
-    """``locked``: the customer whose row lock the caller holds already."""
+) -> dict[str, int] | None:
+    """``locked``: the customer whose row lock the caller holds already. Returns the
+    balances the credits left (``_earn``)."""
     if order.customer_id is None:
         order.state = IGNORED
-        return
+        return None
     # One member's sales complete one at a time (as a retail sale's do): vouchers by rule
     # then count every earlier sale, and the lock order stays customer, then balances.
     if order.customer_id != locked:
         session.execute(LOCK_CUSTOMER, {"c": order.customer_id})
     bonus = bonus_for(tenant, order.total)
-    source = Source(tenant.id, "order", str(order.id))
-    for account, amount in ((POINTS, bonus.points), (CASHBACK, bonus.cashback)):
-        if amount:
-            acct = Account(order.program_id, order.customer_id, account)
-            credit(session, acct, amount, source, tenant=tenant)
+    balances = _earn(session, tenant, order, bonus)
     order.earned_points, order.earned_cashback = bonus.points, bonus.cashback
     order.state = COMPLETE
     order.completed_at = at or now()
+    return balances
+
+
+def _earn(session: Session, tenant: Tenant, order: Order, bonus: Bonus) -> dict[str, int] | None:
+    """The order's credits (its customer locked); the customer's balances after them as
+    the last credit told them (None: no credit, SQLite, or a concurrent change: read
+    them). The last credit's statement sees the ones before it."""
+    assert order.customer_id is not None
+    source = Source(tenant.id, "order", str(order.id))
+    balances = None
+    for account, amount in ((POINTS, bonus.points), (CASHBACK, bonus.cashback)):
+        if amount:
+            acct = Account(order.program_id, order.customer_id, account)
+            balances = credit(session, acct, amount, source, tenant=tenant, wallet=True).wallet
+    return balances
 
 
 def voucher_reference(original_id: str) -> str:

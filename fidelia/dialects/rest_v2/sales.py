@@ -59,9 +59,19 @@ def sale_customer(session: Session, tenant: Tenant, ref: dict[str, Any]) -> Cust
     return identify(session, tenant, {kind: value})
 
 
-def sale_out(session: Session, tenant: Tenant, order: Order, external_id: str | None) -> SaleOut:
+def sale_out(
+    session: Session,
+    tenant: Tenant,
+    order: Order,
+    external_id: str | None,
+    balances: dict[str, int] | None = None,
+) -> SaleOut:
+    """``balances``: the customer's, as the sale's credits left them (else read)."""
     assert order.customer_id is not None
-    balances = directory.balances_by_customer(session, tenant.program_id, [order.customer_id])
+    if balances is None:
+        balances = directory.balances_by_customer(session, tenant.program_id, [order.customer_id])[
+            order.customer_id
+        ]
     return SaleOut(
         id=order.id,
         external_id=external_id,
@@ -72,7 +82,7 @@ def sale_out(session: Session, tenant: Tenant, order: Order, external_id: str | 
             points=order.earned_points,
             cashback=money(order.earned_cashback, tenant.currency),
         ),
-        balance=balance_out(tenant, balances[order.customer_id]),
+        balance=balance_out(tenant, balances),
         sold_at=(order.completed_at or order.created_at).astimezone(UTC),
         created_at=order.created_at,
     )
@@ -146,7 +156,7 @@ def _register_sale(
             keyed.store(claim.replay, claim.status_code)  # a new key for a known sale
             return keys.replayed(claim.replay, claim.status_code)
     customer = sale_customer(session, tenant, ref)
-    order = orders.upsert(
+    recorded = orders.record(
         session,
         tenant,
         OrderData(
@@ -161,7 +171,7 @@ def _register_sale(
         ),
     )
     session.flush()
-    out = sale_out(session, tenant, order, external_id)
+    out = sale_out(session, tenant, recorded.order, external_id, recorded.balances)
     if claim is not None:
         claim.store(out.model_dump(mode="json"), 201)
     return keyed.answer(out, 201)

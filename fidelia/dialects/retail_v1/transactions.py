@@ -13,6 +13,7 @@ from fidelia.dialects.retail_v1.common import balance_of, optional_member, requi
 from fidelia.dialects.retail_v1.errors import RetailRoute, at, fail
 from fidelia.dialects.retail_v1.schemas import (
     AppliedDealOut,
+    BalanceOut,
     CancelData,
     CancelRequest,
     EarnedOut,
@@ -35,6 +36,7 @@ from fidelia.events.deals import DealCache, Line
 from fidelia.idempotency.service import claim, forget
 from fidelia.kit.deps import SessionDep
 from fidelia.kit.errors import InvalidInput, NotFound
+from fidelia.ledger.service import CASHBACK, POINTS
 from fidelia.models import Customer, LoyaltyPayment
 from fidelia.orders import checkout
 from fidelia.payments import service as payments
@@ -173,9 +175,20 @@ def _submit(
         ],
         payments=recorded,
         earned=EarnedOut(points=receipt.earned_points, credit=receipt.earned_credit),
-        newBalance=balance_of(session, customer) if customer else None,
+        newBalance=new_balance(session, customer, receipt.balances),
     )
     return envelope(body, data)
+
+
+def new_balance(
+    session: Session, customer: Customer | None, balances: dict[str, int] | None
+) -> BalanceOut | None:
+    """The member's balances after the sale: as its credits told them, else read."""
+    if customer is None:
+        return None
+    if balances is None:
+        return balance_of(session, customer)
+    return BalanceOut(points=balances[POINTS], credit=balances[CASHBACK])
 
 
 def _cancel(session: Session, caller: Caller, body: TransactionRequest | CancelRequest) -> Any:

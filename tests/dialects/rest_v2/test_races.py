@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import String, func, select
 
 from fidelia.models import (
     AccessToken,
@@ -212,3 +212,38 @@ def test_one_credential_asking_for_tokens_at_once(pg, app, db):
     assert {a.status_code for a in answers} == {200}
     assert len({a.json()["access_token"] for a in answers}) == 1
     assert count(db, AccessToken) == 1
+
+
+def test_sales_of_one_customer_at_once_answer_their_own_balances(pg, app, db):
+    """Issue 14: the balances a sale answers come from its credits: under a burst of one
+    customer's sales each answer is the balance its own entries left (a chain 10, 20, ...),
+    and the last one is the stored balance."""
+    with LiveServer(app) as server:
+        merchant, token = start(server, db)
+        with server.client(headers={"Authorization": f"Bearer {token}"}) as http:
+            create_customer(http, http.headers)
+        calls = [
+            ("POST", SALES, {"cpf": ANA, "sale_amount": "10.00", "external_id": f"NF-{i}"})
+            for i in range(THREADS)
+        ]
+        answers = burst(server, token, calls)
+    assert {a.status_code for a in answers} == {201}
+    points = sorted(a.json()["balance"]["points"] for a in answers)
+    assert points == [10 * (i + 1) for i in range(THREADS)]
+    cashback = sorted(a.json()["balance"]["cashback"] for a in answers)
+    assert cashback == sorted(f"{0.5 * (i + 1):.2f}" for i in range(THREADS))
+    with db.session(readonly=True) as session:
+        after = {
+            (order_id, account): balance_after
+            for order_id, account, balance_after in session.execute(
+                select(Order.id, LedgerEntry.account, LedgerEntry.balance_after).join(
+                    LedgerEntry, LedgerEntry.source_id == func.cast(Order.id, String)
+                )
+            )
+        }
+    for answer in answers:
+        body = answer.json()
+        assert body["balance"]["points"] == after[(body["id"], "points")]
+        assert body["balance"]["cashback"] == f"{after[(body['id'], 'cashback')] / 100:.2f}"
+    assert wallet(db, merchant) == (10 * THREADS, 50 * THREADS)
+    assert ledger_invariants(db) == []

@@ -3,6 +3,8 @@ and the sale as the POS door sees it."""
 
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from fidelia.kit import clock
 from fidelia.models import LoyaltyPayment, Order, Voucher, VoucherUse
 from tests.dialects.retail_v1.conftest import (
@@ -297,4 +299,30 @@ def test_cancelling_through_the_pos_door_undoes_the_whole_sale(client, db):
     assert response.json()["Result"]["isCanceled"] is True
     assert balance(client, shop) == before
     ok(sale(client, shop, "T-2", 5_000, usedAssets=[{"key": "GIFT-2"}]))  # usable again
+    assert ledger_invariants(db) == []
+
+
+def test_a_sale_answers_the_stored_balances_from_its_credits(client, db):
+    """Issue 14: the new balance comes from the sale's credits (PostgreSQL: no balance read
+    of its own), payments in the sale included; a sale that earns nothing reads it."""
+    shop = make_shop(db)
+    register(client, shop)
+    ok(sale(client, shop, "T-1", 12_345, MEMBER, payments=[{"type": "CASH", "amount": 12_345}]))
+    statements: list[str] = []
+    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        paid = [{"type": "CREDIT", "amount": 500}, {"type": "CASH", "amount": 500}]
+        second = ok(sale(client, shop, "T-2", 1_000, MEMBER, payments=paid))["data"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    assert second["earned"] == {"points": 5, "credit": 25}
+    assert second["newBalance"] == {"points": 128, "credit": 617 - 500 + 25}
+    assert balance(client, shop) == second["newBalance"]
+    if db.engine.dialect.name == "postgresql":
+        assert not [s for s in statements if s.startswith("SELECT balances")]
+    third = ok(sale(client, shop, "T-3", 100, MEMBER, payments=[{"type": "CREDIT", "amount": 100}]))
+    assert third["data"]["earned"] == {"points": 0, "credit": 0}
+    assert third["data"]["newBalance"] == {"points": 128, "credit": 42}
+    assert balance(client, shop) == third["data"]["newBalance"]
     assert ledger_invariants(db) == []

@@ -1,0 +1,65 @@
+"""Issue 14: what a POS order sends to the database. A new complete order is one statement
+that also locks its customer (PostgreSQL): no customer lock nor order ``UPDATE`` of their
+own; an order completed later (pending first) is still locked before its customer."""
+
+from typing import Any
+
+from sqlalchemy import event, select
+
+from fidelia.kit.db import Database
+from fidelia.models import Order
+from fidelia.models.order import COMPLETE
+from tests.dialects.pdv.conftest import ANA, make_merchant, order, wallet
+from tests.support.helpers import ledger_invariants
+
+
+def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
+    """``call()``'s result and the statements it sent, whitespace folded."""
+    statements: list[str] = []
+    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        return call(), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+
+
+def test_a_new_complete_order_is_one_statement(client: Any, db: Database) -> None:
+    merchant = make_merchant(db)
+    order(client, merchant, "PDV-0", "10.00")  # the customer enrolled
+    result, statements = sent(db, lambda: order(client, merchant, "PDV-1", "100.00"))
+    assert result["IsCompleted"] is True and result["State"] == COMPLETE
+    assert result["EstimatedBonus"]["EstimatedPoints"] == 100
+    assert result["Customer"]["Document"] == ANA
+    assert not [s for s in statements if s.startswith("UPDATE orders")]
+    inserts = [s for s in statements if "INSERT INTO orders" in s]
+    assert len(inserts) == 1
+    if db.engine.dialect.name == "postgresql":
+        assert "FOR UPDATE" in inserts[0]
+        assert not [s for s in statements if s.startswith("SELECT customers.id FROM customers")]
+    with db.session(readonly=True) as session:
+        stored = session.scalars(select(Order).where(Order.original_id == "PDV-1")).one()
+        assert (stored.state, stored.earned_points) == (COMPLETE, 100)
+        assert stored.customer_id == result["Customer"]["Id"]
+        assert stored.completed_at is not None
+    assert wallet(db, merchant)[0] == 110
+    assert ledger_invariants(db) == []
+
+
+def test_a_pending_order_completed_later_locks_it_then_its_customer(
+    client: Any, db: Database
+) -> None:
+    merchant = make_merchant(db)
+    order(client, merchant, "PDV-1", "100.00", completed=False)
+    result, statements = sent(db, lambda: order(client, merchant, "PDV-1", "100.00"))
+    assert result["IsCompleted"] is True
+    if db.engine.dialect.name == "postgresql":
+        # The order's own lock first, its customer's after (the cancellations' order): the
+        # insert's lock of the customer is taken only for a row it inserted.
+        order_lock = next(i for i, s in enumerate(statements) if s.startswith("SELECT orders."))
+        customer_lock = next(
+            i for i, s in enumerate(statements) if s.startswith("SELECT customers.id FROM")
+        )
+        assert "FOR UPDATE" in statements[order_lock] and order_lock < customer_lock
+    assert wallet(db, merchant)[0] == 100
+    assert ledger_invariants(db) == []

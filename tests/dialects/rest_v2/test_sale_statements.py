@@ -1,0 +1,57 @@
+"""Issue 14: what a ``/v2`` sale sends to the database. A new sale is one order statement
+that also locks its customer (PostgreSQL), its credits answer both balances, so there is
+no customer lock, order ``UPDATE`` or balance read of their own; and the answer's balances
+are the stored ones, on both databases."""
+
+from typing import Any
+
+from sqlalchemy import event
+
+from fidelia.kit.db import Database
+from tests.dialects.rest_v2.conftest import Merchant, create_customer, sale, wallet
+
+
+def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
+    """``call()``'s result and the statements it sent, whitespace folded."""
+    statements: list[str] = []
+    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        return call(), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+
+
+def test_a_sale_answers_the_stored_balances_without_reading_them(
+    client: Any, headers: dict[str, str], db: Database, shop: Merchant
+) -> None:
+    create_customer(client, headers)
+    assert sale(client, headers, "100.00", external_id="NF-1").status_code == 201
+    response, statements = sent(db, lambda: sale(client, headers, "150.00", external_id="NF-2"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["earned"] == {"points": 150, "cashback": "7.50"}
+    assert body["balance"] == {"points": 250, "cashback": "12.50", "currency": "BRL"}
+    assert wallet(db, shop) == (250, 1250)
+    assert not [s for s in statements if s.startswith("UPDATE orders")]
+    inserts = [s for s in statements if "INSERT INTO orders" in s]
+    assert len(inserts) == 1
+    if db.engine.dialect.name == "postgresql":
+        # The customer's lock rides on the order's statement; the balances on the credits.
+        assert "FOR UPDATE" in inserts[0]
+        assert not [s for s in statements if s.startswith("SELECT customers.id FROM customers")]
+        assert not [s for s in statements if s.startswith("SELECT balances")]
+        # From the order on: the order, its two credits, the stored answer.
+        tail = statements[statements.index(inserts[0]) :]
+        assert len(tail) == 4, tail
+
+
+def test_a_known_sale_replays_without_earning_again(
+    client: Any, headers: dict[str, str], db: Database, shop: Merchant
+) -> None:
+    create_customer(client, headers)
+    first = sale(client, headers, "100.00", external_id="NF-1")
+    again = sale(client, headers, "100.00", external_id="NF-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert wallet(db, shop) == (100, 500)
