@@ -245,6 +245,7 @@ def standings(
 
 # ``_EVERYWHERE`` as column rows: the customer's columns, then the balance.
 _EVERYWHERE_ROWS = _EVERYWHERE.with_only_columns(*_columns(Customer), Balance.amount)
+_CUSTOMER_KEYS = _keys(Customer)
 
 
 async def standings_now(
@@ -266,10 +267,9 @@ async def standings_now(
             result = await conn.execute(_EVERYWHERE_ROWS, {"kind": kind, "value": value})
             return list(result.all())
 
-    keys = _keys(Customer)
     found = []
     for *columns, amount in await once_more_if_stale(rows):
-        found.append((_twin(Customer, zip(keys, columns, strict=True)), int(amount or 0)))
+        found.append((_twin(Customer, zip(_CUSTOMER_KEYS, columns, strict=True)), int(amount or 0)))
     held = {customer.program_id: catalogs.fresh(customer.program_id) for customer, _ in found}
     missing = sorted(p for p, catalog in held.items() if catalog is None)
     if missing:

@@ -175,21 +175,9 @@ class Credit:
 
 
 _entries = cast(Table, LedgerEntry.__table__)
-# The columns an entry's INSERT ... SELECT fills (one credit's and credit_many's alike).
-_ENTRY_COLUMNS = (
-    "program_id",
-    "tenant_id",
-    "customer_id",
-    "account",
-    "kind",
-    "amount",
-    "balance_after",
-    "source_type",
-    "source_id",
-    "remaining",
-    "expires_at",
-    "created_at",
-)
+# The columns an entry's INSERT ... SELECT fills (one credit's and credit_many's alike):
+# every column but its id.
+_ENTRY_COLUMNS = tuple(column.key for column in _entries.columns if column.key != "id")
 _balances = cast(Table, Balance.__table__)
 _ADD_ENTRIES = insert(_entries)
 _ADD_TO_BALANCES: dict[str, Any] = {}  # per dialect, built once

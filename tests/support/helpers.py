@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from fidelia.kit.db import Database
 from fidelia.kit.security import sign_sha256
@@ -186,3 +186,14 @@ def make_shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
         session.flush()
         session.expunge(row)
         return row
+
+
+def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
+    """``call()``'s result and the statements it sent on ``db``'s engine, whitespace folded."""
+    statements: list[str] = []
+    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        return call(), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)

@@ -4,24 +4,13 @@ own; an order completed later (pending first) is still locked before its custome
 
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fidelia.kit.db import Database
 from fidelia.models import Order
 from fidelia.models.order import COMPLETE
 from tests.dialects.pdv.conftest import ANA, make_merchant, order, wallet
-from tests.support.helpers import ledger_invariants
-
-
-def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
-    """``call()``'s result and the statements it sent, whitespace folded."""
-    statements: list[str] = []
-    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
-        return call(), statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
+from tests.support.helpers import ledger_invariants, sent
 
 
 def test_a_new_complete_order_is_one_statement(client: Any, db: Database) -> None:

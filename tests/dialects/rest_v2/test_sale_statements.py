@@ -5,21 +5,9 @@ are the stored ones, on both databases."""
 
 from typing import Any
 
-from sqlalchemy import event
-
 from fidelia.kit.db import Database
 from tests.dialects.rest_v2.conftest import Merchant, create_customer, sale, wallet
-
-
-def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
-    """``call()``'s result and the statements it sent, whitespace folded."""
-    statements: list[str] = []
-    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
-        return call(), statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
+from tests.support.helpers import sent
 
 
 def test_a_sale_answers_the_stored_balances_without_reading_them(

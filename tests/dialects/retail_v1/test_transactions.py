@@ -3,8 +3,6 @@ and the sale as the POS door sees it."""
 
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from fidelia.kit import clock
 from fidelia.models import LoyaltyPayment, Order, Voucher, VoucherUse
 from tests.dialects.retail_v1.conftest import (
@@ -21,7 +19,7 @@ from tests.dialects.retail_v1.conftest import (
     register,
     sale,
 )
-from tests.support.helpers import ledger_invariants
+from tests.support.helpers import ledger_invariants, sent
 
 MEMBER = {"phoneNumber": ANA}
 
@@ -308,14 +306,9 @@ def test_a_sale_answers_the_stored_balances_from_its_credits(client, db):
     shop = make_shop(db)
     register(client, shop)
     ok(sale(client, shop, "T-1", 12_345, MEMBER, payments=[{"type": "CASH", "amount": 12_345}]))
-    statements: list[str] = []
-    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listen)
-    try:
-        paid = [{"type": "CREDIT", "amount": 500}, {"type": "CASH", "amount": 500}]
-        second = ok(sale(client, shop, "T-2", 1_000, MEMBER, payments=paid))["data"]
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
+    paid = [{"type": "CREDIT", "amount": 500}, {"type": "CASH", "amount": 500}]
+    answer, statements = sent(db, lambda: sale(client, shop, "T-2", 1_000, MEMBER, payments=paid))
+    second = ok(answer)["data"]
     assert second["earned"] == {"points": 5, "credit": 25}
     assert second["newBalance"] == {"points": 128, "credit": 617 - 500 + 25}
     assert balance(client, shop) == second["newBalance"]
