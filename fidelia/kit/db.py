@@ -223,6 +223,34 @@ async def rows_now(engine: AsyncEngine, statement: Any, given: dict[str, Any]) -
     return await on_driver(engine, run)
 
 
+def rows_in(session: Session, statement: Any, given: dict[str, Any]) -> list[Any]:
+    """``rows_now`` inside ``session``'s transaction: ``statement`` sent on the driver's
+    side of the session's connection (begun if it was not), as a prepared statement, its
+    rows as tuples (none for a statement that returns none). For the hot statements of a
+    write path, where SQLAlchemy's execution cost about as much CPU again as the round
+    trip. Errors come out as SQLAlchemy raises them (``DBAPIError`` and its subclasses; a
+    dropped connection invalidated, as a statement through the session would). SQLite
+    goes through the session: its statements cost little beside its own work."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        result = connection.execute(statement, given)
+        return [tuple(row) for row in result] if result.returns_rows else []
+    sql = DriverSQL.of(statement, dialect)
+    params = sql.parameters(given)
+    for listener in DRIVER_LISTENERS:
+        listener(sql.text, params)
+    driver: Any = connection.connection.driver_connection
+    try:
+        cursor = driver.execute(sql.text, params, prepare=True)
+        return [sql.row(values) for values in cursor.fetchall()] if cursor.description else []
+    except dialect.loaded_dbapi.Error as exc:
+        stale = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if stale:
+            connection.invalidate(exc)
+        raise _wrapped(connection.engine, exc, stale) from exc
+
+
 def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
     dialect = engine.dialect
     try:
