@@ -9,6 +9,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py replies --db postgresql   # the worker delivering their replies
     python bench/hotpath.py fold --db postgresql      # the worker folding them into rollups
     python bench/hotpath.py pin lookup --floor        # and the floor app, same requests
+    python bench/hotpath.py pin --floor --direct      # the apps alone, no HTTP client
     python bench/hotpath.py credit --listen           # with a worker's LISTEN taking NOTIFYs
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
@@ -37,7 +38,10 @@ rollups; CPU and wall time are divided by the source rows folded, not by the req
 database, and the line gives Fidelia's CPU per request over the floor's. That ratio is
 the target's (``make bench``: ≥ 0.8 × the floor's requests/s on two cores is about ≤ 1.25
 × its CPU per request) without the noise of two servers and wrk sharing the machine; both
-include the test client's own CPU (about 0.17 ms a request, ``healthz``).
+include the test client's own CPU (about 0.17 ms a request, ``healthz``), which hides part
+of the gap. ``--direct`` hands each request to the ASGI app as a server would (scope,
+``receive``, ``send``), no client: the ratio is then the apps' alone (uvicorn's own HTTP
+work, the same for both under ``make bench``, is in neither).
 """
 
 import argparse
@@ -50,9 +54,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -144,6 +149,60 @@ async def drive(app: Any, raws: list[bytes]) -> list[int]:
     return statuses
 
 
+async def drive_directly(app: Any, raws: list[bytes]) -> list[int]:
+    """``drive`` without the HTTP client: each request handed to the ASGI app as the server
+    would (scope, ``receive``, ``send``), so what is measured is the app alone (``--direct``)."""
+    statuses = []
+    for raw in raws:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        method, target, _ = lines[0].decode().split(" ")
+        path, _, query = target.partition("?")
+        headers = [
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(b":") for line in lines[1:])
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": unquote(path),
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 5000),
+            "server": ("bench", 80),
+        }
+        statuses.append(await _answer(app, scope, body))
+    return statuses
+
+
+async def _answer(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    done = asyncio.Event()
+    status = [0]
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()  # as a server: the client is gone once the answer is sent
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status[0] = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(scope, receive, send)
+    return status[0]
+
+
 def work(app: Any) -> int:
     """The worker's half of the credit: process the stored messages in batches until
     none is pending; returns how many did not end ``done``."""
@@ -218,13 +277,14 @@ def measure(
     profile: str,
     out: Path,
     db_clock: Callable[[], float] | None = None,
+    direct: bool = False,
 ) -> Measured:
     """CPU and wall ms per request, errors, over ``n`` requests (``fold``: per source row
     folded); with ``db_clock`` (the database server's CPU seconds so far), its CPU too.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
     with contextlib.ExitStack() as stack:
-        return _measure(stack, app, name, build, n, profile, out, db_clock)
+        return _measure(stack, app, name, build, n, profile, out, db_clock, direct)
 
 
 def _measure(
@@ -236,7 +296,11 @@ def _measure(
     profile: str,
     out: Path,
     db_clock: Callable[[], float] | None,
+    direct: bool,
 ) -> Measured:
+    send: Callable[[Any, list[bytes]], Coroutine[Any, Any, list[int]]] = (
+        drive_directly if direct else drive
+    )
     worker = name in ("worker", "replies", "sent", "fold")
     folding = name == "fold"
     replies = name in ("replies", "sent")
@@ -249,7 +313,7 @@ def _measure(
             app.state.fidelia.settings.model_copy(update={"whatsapp_api_base": sink.url})
         )
     clock = time.thread_time if name == "sent" else time.process_time
-    asyncio.run(drive(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
+    asyncio.run(send(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
     if worker:
         work(app)
     if replies:
@@ -259,7 +323,7 @@ def _measure(
     raws = build(n)
     statuses: list[int] = []
     if worker:  # answered (stored) first, then credited by the measured worker
-        statuses = asyncio.run(drive(app, raws))
+        statuses = asyncio.run(send(app, raws))
     if folding:  # credited first too: the rows they wrote are what is measured
         statuses += [500] * work(app)
     if replies:  # credited first too: their replies are what is measured
@@ -279,7 +343,7 @@ def _measure(
         elif worker:
             left = work(app)
         else:
-            statuses, left = asyncio.run(drive(app, raws)), 0
+            statuses, left = asyncio.run(send(app, raws)), 0
         cpu, wall = clock() - cpu, time.perf_counter() - wall
         db = db_clock() - db if db_clock else 0.0
     errors = sum(1 for s in statuses if s >= 400) + left + int(folding and count < n)
@@ -359,6 +423,7 @@ def run(
     merchants: int = 10,
     floor: bool = False,
     listen: bool = False,
+    direct: bool = False,
 ) -> list[str]:
     out = []
     with (
@@ -386,6 +451,7 @@ def run(
                     profile,
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
                     server,
+                    direct,
                 )
                 unit = "row folded" if name == "fold" else "request"
                 digits = 4 if name == "fold" else 2
@@ -404,6 +470,7 @@ def run(
                         "",
                         RESULTS / f"profile-hotpath-{name}-floor",
                         server,
+                        direct,
                     )
                     line += (
                         f"; floor {bare:.2f} ms CPU/request ({refused} errors, PostgreSQL "
@@ -441,6 +508,11 @@ def main() -> int:
         help="PostgreSQL: also measure the floor app (bench/floor.py) on the same requests",
     )
     parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="hand the requests to the ASGI app without the HTTP client (its CPU not counted)",
+    )
+    parser.add_argument(
         "--listen",
         action="store_true",
         help="PostgreSQL: a worker's LISTEN connection in this process takes the NOTIFYs",
@@ -452,7 +524,7 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     for kind in kinds:
-        run(kind, names, args.n, args.profile, args.merchants, args.floor, args.listen)
+        run(kind, names, args.n, args.profile, args.merchants, args.floor, args.listen, args.direct)
     return 0
 
 
