@@ -25,15 +25,23 @@ fair share of their CPU (issue 14: Meta's webhook). An ``Express`` calls the end
 itself, with the same route in the scope (the log line's and the metrics' route) and the
 app's own exception handlers, so its answers are those the framework gave, byte for byte.
 Only an ``async`` endpoint that takes just the ``Request`` and returns a ``Response``, under
-no prefix middleware (the panel's and the POS door's), can go this way."""
+no prefix middleware (the panel's and the POS door's), can go this way.
+
+``lanes``: the same for an ordinary route (dependencies, a body model, a response model):
+its door gives a function that answers the route's common case through the same functions
+the route's dependencies and endpoint are, and leaves anything else to the framework before
+any side effect (``Lane``, ``FRAMEWORK``); the answer is serialised by FastAPI's own
+function with the route's settings. The PIN door's generation and lookup go this way."""
 
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi.routing import APIRoute
-from starlette.requests import Request
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.routing import APIRoute, serialize_response
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fidelia.kit.auth_failures import AuthFailureLimit, client_ip
@@ -55,9 +63,11 @@ class Edge:
         body: BodyLimit,
         render: Callable[[Request, DomainError], Response],
         express: "dict[tuple[str, str], Express] | None" = None,
+        lanes: "list[Lane] | None" = None,
     ) -> None:
         self.app = app
         self.express = express if express is not None else {}
+        self.lanes = lanes if lanes is not None else []
         self.slashes = slashes
         self.log = log
         self.auth_failures = auth_failures
@@ -99,7 +109,15 @@ class Edge:
                 await response(scope, receive, answer)
                 return
             lane = self.express.get((scope["method"], scope["path"])) if self.express else None
-            await (lane or self.app)(scope, self.body.counted(receive), answer)
+            if lane is not None:
+                await lane(scope, self.body.counted(receive), answer)
+                return
+            for road in self.lanes:
+                params = road.matches(scope)
+                if params is not None:
+                    await road(scope, self.body.counted(receive), answer, params, self.app)
+                    return
+            await self.app(scope, self.body.counted(receive), answer)
         finally:
             self.log.record(scope, ctx, status, time.perf_counter() - started)
             current.reset(token)
@@ -124,13 +142,128 @@ class Express:
         try:
             response = await self.endpoint(request)
         except Exception as exc:
-            handler = next(
-                (self.handlers[k] for k in type(exc).__mro__ if k in self.handlers), None
-            )
-            if handler is None:
-                raise
-            await (await handler(request, exc))(scope, receive, send)
-            if handler is self.handlers.get(Exception):
-                raise
+            await handled(self.handlers, request, exc, send)
             return
         await response(scope, receive, send)
+
+
+async def handled(
+    handlers: dict[Any, Callable[..., Any]], request: Request, exc: Exception, send: Send
+) -> None:
+    """``exc`` answered by the handler the app registered for its nearest class, as
+    Starlette's exception layers would; the catch-all's (``Exception``) answer is sent, then
+    the exception goes on to the server, as ``ServerErrorMiddleware`` does."""
+    handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
+    if handler is None:
+        raise exc
+    await (await handler(request, exc))(request.scope, request.receive, send)
+    if handler is handlers.get(Exception):
+        raise exc
+
+
+class Framework:
+    """What a lane's ``fast`` returns for a request it leaves to the framework."""
+
+
+FRAMEWORK = Framework()
+Fast = Callable[[Request], Awaitable[Any]]
+
+
+class Lane:
+    """A route's common case answered without FastAPI's layers, anything else by them.
+
+    ``fast(request)`` (the door's) takes the request the route would (its path parameters
+    in ``request.path_params``) and returns what the endpoint returns, serialised here as
+    the route serialises it (FastAPI's own ``serialize_response`` with the route's
+    settings, so the same bytes), or ``FRAMEWORK`` before any side effect for a request it
+    does not recognise as the common case (another content type, a body its model refuses):
+    then the framework answers it as always, the body it read given again. Exceptions go to
+    the app's handlers, as in ``Express``. For a route with a response model and FastAPI's
+    default response class only."""
+
+    def __init__(self, route: APIRoute, handlers: dict[Any, Callable[..., Any]], fast: Fast):
+        if route.response_field is None or not isinstance(route.response_class, DefaultPlaceholder):
+            raise ValueError(f"{route.path}: a lane needs a response model and JSON answers")
+        self.route = route
+        self.handlers = handlers
+        self.fast = fast
+        self.prefix = route.path.split("{", 1)[0]
+        self.status = route.status_code or 200
+        self.taken = self.left = 0  # requests answered here, left to the framework
+
+    def matches(self, scope: Scope) -> dict[str, Any] | None:
+        """The path parameters when the request is this route's, else None."""
+        if not scope["path"].startswith(self.prefix):
+            return None
+        match, child = self.route.matches(scope)
+        return child.get("path_params", {}) if match is Match.FULL else None
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        params: dict[str, Any],
+        framework: ASGIApp,
+    ) -> None:
+        scope["route"] = self.route
+        scope["endpoint"] = self.route.endpoint
+        scope["path_params"] = params
+        request = Request(scope, receive, send)
+        try:
+            body = await _body(receive)  # a body over the limit is refused here, as there
+            request = Request(scope, _again(body, receive), send)
+            answer = await self.fast(request)
+            content = b"" if answer is FRAMEWORK else await self._serialized(answer)
+        except Exception as exc:
+            self.taken += 1
+            await handled(self.handlers, request, exc, send)
+            return
+        if answer is FRAMEWORK:  # outside the ``try``: the framework answers its own errors
+            self.left += 1
+            await framework(scope, _again(body, receive), send)
+            return
+        self.taken += 1
+        response = Response(content, status_code=self.status, media_type="application/json")
+        await response(scope, request.receive, send)
+
+    async def _serialized(self, answer: Any) -> bytes:
+        route = self.route
+        content: bytes = await serialize_response(
+            field=route.response_field,
+            response_content=answer,
+            include=route.response_model_include,
+            exclude=route.response_model_exclude,
+            by_alias=route.response_model_by_alias,
+            exclude_unset=route.response_model_exclude_unset,
+            exclude_defaults=route.response_model_exclude_defaults,
+            exclude_none=route.response_model_exclude_none,
+            dump_json=True,
+        )
+        return content
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect  # as Starlette's ``Request.body``: nothing is done
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _again(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with the body it already gave given once more first."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

@@ -1,0 +1,49 @@
+"""The PIN door's two busiest routes by the edge's lanes (``fidelia/edge.py Lane``): PIN
+generation and the points lookup, called by every sale and every customer's question, for
+which FastAPI's layers (routing, dependency resolution, body and answer models) were a
+fifth of the CPU (issue 14). Each function takes the request the route would and returns
+what its endpoint returns, through the same functions (the rate limit, the API key, the
+endpoint itself), so the answers are the framework's, byte for byte. What is not the
+common case (no JSON body, a body the model refuses) is left to the framework before
+anything is counted or written."""
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from fidelia.dialects.pin_whatsapp.routes import generar_pin, merchant, puntos, rate_limited
+from fidelia.dialects.pin_whatsapp.schemas import GenerarPinIn
+from fidelia.edge import FRAMEWORK, Fast
+from fidelia.state import state_of
+
+_GENERAR = rate_limited("generar")  # the routes' own checks, for the same names
+_PUNTOS = rate_limited("puntos")
+
+
+async def generar(request: Request) -> Any:
+    """``POST /api/v1/integraciones/pin/generar`` without a body (the amount is optional),
+    or with a JSON body its model takes."""
+    raw = await request.body()
+    body = None
+    if raw:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return FRAMEWORK
+        try:
+            body = GenerarPinIn.model_validate(json.loads(raw))
+        except (ValueError, ValidationError):  # not JSON, not an object, refused: the 422s
+            return FRAMEWORK
+    await _GENERAR(request)
+    tenant = await merchant(request, request.headers.get("x-api-key"))
+    return await generar_pin(tenant, request, body)
+
+
+async def saldo(request: Request) -> Any:
+    """``GET /api/v1/redimir/puntos/{wa}``: every request (the number is any text)."""
+    await _PUNTOS(request)
+    return await puntos(request.path_params["wa"], request, state_of(request))
+
+
+LANES: dict[Any, Fast] = {generar_pin: generar, puntos: saldo}
