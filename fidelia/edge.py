@@ -33,12 +33,14 @@ the route's dependencies and endpoint are, and leaves anything else to the frame
 any side effect (``Lane``, ``FRAMEWORK``); the answer is serialised by FastAPI's own
 function with the route's settings. The PIN door's generation and lookup go this way."""
 
+import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute, serialize_response
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -165,6 +167,9 @@ class Framework:
     """What a lane's ``fast`` returns for a request it leaves to the framework."""
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 FRAMEWORK = Framework()
 Fast = Callable[[Request], Awaitable[Any]]
 
@@ -241,6 +246,25 @@ class Lane:
             dump_json=True,
         )
         return content
+
+
+async def model_body(
+    request: Request, model: type[M], *, optional: bool = False
+) -> M | None | Framework:
+    """A lane's JSON body, as FastAPI would give it to the route's body parameter: the
+    model when the body is a JSON object under a JSON content type that the model takes;
+    None when there is no body and the parameter is ``optional``; ``FRAMEWORK`` for
+    anything else (the framework then answers it, its errors in the door's format)."""
+    raw = await request.body()
+    if not raw:
+        return None if optional else FRAMEWORK
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        return FRAMEWORK
+    try:
+        return model.model_validate(json.loads(raw))
+    except ValueError:  # not JSON, not an object, refused by the model (ValidationError)
+        return FRAMEWORK
 
 
 async def _body(receive: Receive) -> bytes:

@@ -7,15 +7,13 @@ endpoint itself), so the answers are the framework's, byte for byte. What is not
 common case (no JSON body, a body the model refuses) is left to the framework before
 anything is counted or written."""
 
-import json
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import Request
 
 from fidelia.dialects.pin_whatsapp.routes import generar_pin, merchant, puntos, rate_limited
 from fidelia.dialects.pin_whatsapp.schemas import GenerarPinIn
-from fidelia.edge import FRAMEWORK, Fast
+from fidelia.edge import FRAMEWORK, Fast, Framework, model_body
 from fidelia.state import state_of
 
 _GENERAR = rate_limited("generar")  # the routes' own checks, for the same names
@@ -25,16 +23,9 @@ _PUNTOS = rate_limited("puntos")
 async def generar(request: Request) -> Any:
     """``POST /api/v1/integraciones/pin/generar`` without a body (the amount is optional),
     or with a JSON body its model takes."""
-    raw = await request.body()
-    body = None
-    if raw:
-        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media_type != "application/json":
-            return FRAMEWORK
-        try:
-            body = GenerarPinIn.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):  # not JSON, not an object, refused: the 422s
-            return FRAMEWORK
+    body = await model_body(request, GenerarPinIn, optional=True)
+    if isinstance(body, Framework):
+        return FRAMEWORK
     await _GENERAR(request)
     tenant = await merchant(request, request.headers.get("x-api-key"))
     return await generar_pin(tenant, request, body)
