@@ -219,7 +219,10 @@ class Lane:
             body = await _body(receive)  # a body over the limit is refused here, as there
             request = Request(scope, _again(body, receive), send)
             answer = await self.fast(request)
-            content = b"" if answer is FRAMEWORK else await self._serialized(answer)
+            if answer is FRAMEWORK or isinstance(answer, Response):
+                content = b""  # the framework's, or the endpoint's own answer as it is
+            else:
+                content = await self._serialized(answer)
         except Exception as exc:
             self.taken += 1
             await handled(self.handlers, request, exc, send)
@@ -229,7 +232,11 @@ class Lane:
             await framework(scope, _again(body, receive), send)
             return
         self.taken += 1
-        response = Response(content, status_code=self.status, media_type="application/json")
+        response = (
+            answer
+            if isinstance(answer, Response)
+            else Response(content, status_code=self.status, media_type="application/json")
+        )
         await response(scope, request.receive, send)
 
     async def _serialized(self, answer: Any) -> bytes:

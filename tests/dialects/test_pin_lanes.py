@@ -4,6 +4,7 @@ every answer is the one the framework gives, byte for byte (status, headers, bod
 whatever the request (what the lane does not take is left to the framework), the effects
 are the same, and the metrics name the same route."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,12 +13,13 @@ from sqlalchemy import func, select
 
 from fidelia.app import create_app
 from fidelia.kit import clock
-from fidelia.models import Pin
+from fidelia.models import Pin, Redemption
 from fidelia.ops import metrics
 from tests.support.helpers import generate_pin, make_reward, make_tenant, send_whatsapp
 
 PIN = "/api/v1/integraciones/pin/generar"
 PUNTOS = "/api/v1/redimir/puntos/"
+CANJEAR = "/api/v1/redimir/canjear"
 WA = "+50688887777"
 T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 
@@ -61,6 +63,7 @@ def counted(route, status):
 def test_the_lanes_are_open_for_generation_and_lookup(app):
     assert sorted(lane.route.path for lane in app.state.lanes) == [
         "/api/v1/integraciones/pin/generar",
+        "/api/v1/redimir/canjear",
         "/api/v1/redimir/puntos/{wa}",
     ]
 
@@ -115,5 +118,42 @@ def test_the_lookup_by_the_lane_answers_as_the_framework(app, client, framework,
         assert lane == answer(framework, "GET", PUNTOS + number), number
     assert answer(client, "GET", PUNTOS + "%2B50688887777")[0] == 200
     assert b'"puntos":4' in answer(client, "GET", PUNTOS + "%2B50688887777")[2]
-    (lane,) = [lane for lane in app.state.lanes if lane.route.path != PIN]
+    (lane,) = [lane for lane in app.state.lanes if lane.route.path.startswith(PUNTOS)]
     assert (lane.taken, lane.left) == (8, 0)  # every lookup
+
+
+def test_the_redemption_by_the_lane_answers_as_the_framework(app, client, framework, db, settings):
+    tenant, key = make_tenant(db, points_per_pin="10")
+    reward = make_reward(db, tenant, points=10)
+    for _ in range(2):  # 20 points: a redemption each way
+        send_whatsapp(client, settings, WA, f"Quiero activar mi PIN: {generate_pin(client, key)}")
+    send_whatsapp(client, settings, WA, "Ana")
+    json_type = {"Content-Type": "application/json"}
+    good = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward}
+    cases = [
+        ("unknown merchant", {**good, "id_comercio": 999}),
+        ("unknown customer", {**good, "whatsapp": "+50670000000"}),
+        ("unknown reward", {**good, "id_promocion": 999}),
+        ("bad number", {**good, "whatsapp": "nope"}),
+        ("bad id", {**good, "id_comercio": "x"}),
+        ("missing fields", {"whatsapp": WA}),
+        ("a list", [1, 2]),
+    ]
+    for name, body in cases:
+        content = json.dumps(body).encode()
+        lane = answer(client, "POST", CANJEAR, headers=json_type, content=content)
+        assert lane == answer(framework, "POST", CANJEAR, headers=json_type, content=content), name
+    # 10 of the 20 points each way: the same answer, but for the points left
+    content = json.dumps(good).encode()
+    lane = answer(client, "POST", CANJEAR, headers=json_type, content=content)
+    via = answer(framework, "POST", CANJEAR, headers=json_type, content=content)
+    assert lane[0] == via[0] == 200 and lane[2].replace(b":10,", b":0,") == via[2]
+    refused = answer(client, "POST", CANJEAR, headers=json_type, content=content)
+    assert refused == answer(framework, "POST", CANJEAR, headers=json_type, content=content)
+    for name, content in [("malformed", b"{oops"), ("empty", b"")]:
+        lane = answer(client, "POST", CANJEAR, headers=json_type, content=content)
+        assert lane == answer(framework, "POST", CANJEAR, headers=json_type, content=content), name
+    with db.session(readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Redemption)) == 2
+    (lane,) = [lane for lane in app.state.lanes if lane.route.path == CANJEAR]
+    assert (lane.taken, lane.left) == (6, 5)  # left: what the model refuses, and no body

@@ -1,23 +1,30 @@
-"""The PIN door's two busiest routes by the edge's lanes (``fidelia/edge.py Lane``): PIN
-generation and the points lookup, called by every sale and every customer's question, for
-which FastAPI's layers (routing, dependency resolution, body and answer models) were a
-fifth of the CPU (issue 14). Each function takes the request the route would and returns
-what its endpoint returns, through the same functions (the rate limit, the API key, the
-endpoint itself), so the answers are the framework's, byte for byte. What is not the
-common case (no JSON body, a body the model refuses) is left to the framework before
-anything is counted or written."""
+"""The PIN door's busiest routes by the edge's lanes (``fidelia/edge.py Lane``): PIN
+generation, the points lookup and the redemption, called by every sale and every
+customer's question, for which FastAPI's layers (routing, dependency resolution, body and
+answer models) were a fifth of the CPU (issue 14). Each function takes the request the
+route would and returns what its endpoint returns, through the same functions (the rate
+limit, the API key, the endpoint itself), so the answers are the framework's, byte for
+byte. What is not the common case (no JSON body, a body the model refuses) is left to
+the framework before anything is counted or written."""
 
 from typing import Any
 
 from starlette.requests import Request
 
-from fidelia.dialects.pin_whatsapp.routes import generar_pin, merchant, puntos, rate_limited
-from fidelia.dialects.pin_whatsapp.schemas import GenerarPinIn
+from fidelia.dialects.pin_whatsapp.routes import (
+    canjear,
+    generar_pin,
+    merchant,
+    puntos,
+    rate_limited,
+)
+from fidelia.dialects.pin_whatsapp.schemas import CanjearIn, GenerarPinIn
 from fidelia.edge import FRAMEWORK, Fast, Framework, model_body
 from fidelia.state import state_of
 
 _GENERAR = rate_limited("generar")  # the routes' own checks, for the same names
 _PUNTOS = rate_limited("puntos")
+_CANJEAR = rate_limited("canjear")
 
 
 async def generar(request: Request) -> Any:
@@ -37,4 +44,13 @@ async def saldo(request: Request) -> Any:
     return await puntos(request.path_params["wa"], request, state_of(request))
 
 
-LANES: dict[Any, Fast] = {generar_pin: generar, puntos: saldo}
+async def canje(request: Request) -> Any:
+    """``POST /api/v1/redimir/canjear`` with a JSON body its model takes."""
+    body = await model_body(request, CanjearIn)
+    if isinstance(body, Framework) or body is None:
+        return FRAMEWORK
+    await _CANJEAR(request)
+    return await canjear(body, request)
+
+
+LANES: dict[Any, Fast] = {generar_pin: generar, puntos: saldo, canjear: canje}
