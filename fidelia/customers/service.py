@@ -1,9 +1,20 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, delete, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -65,6 +76,25 @@ def finder(*extra: ColumnElement[Any]) -> Select[Any]:
             _identifiers.c.kind == bindparam("kind"),
             _identifiers.c.value == bindparam("value"),
         )
+    )
+
+
+def first_finder(kinds: Sequence[str]) -> Select[Any]:
+    """``find_first`` as a Core statement (``found`` turns its row into the customer), for
+    candidates of distinct kinds tried in the order of ``kinds``: the customer of the first
+    that names one comes first. Its parameters: ``program_id`` and ``identifiers`` (the
+    ``(kind, value)`` pairs). Build it once."""
+    rank = case({kind: i for i, kind in enumerate(kinds)}, value=_identifiers.c.kind)
+    return (
+        select(*_customers.c)
+        .join_from(_identifiers, _customers, _customers.c.id == _identifiers.c.customer_id)
+        .where(
+            _identifiers.c.program_id == bindparam("program_id"),
+            tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
+                bindparam("identifiers", expanding=True)
+            ),
+        )
+        .order_by(rank)
     )
 
 
