@@ -79,23 +79,51 @@ def finder(*extra: ColumnElement[Any]) -> Select[Any]:
     )
 
 
-def first_finder(kinds: Sequence[str]) -> Select[Any]:
-    """``find_first`` as a Core statement (``found`` turns its row into the customer), for
-    candidates of distinct kinds tried in the order of ``kinds``: the customer of the first
-    that names one comes first. Its parameters: ``program_id`` and ``identifiers`` (the
-    ``(kind, value)`` pairs). Build it once."""
-    rank = case({kind: i for i, kind in enumerate(kinds)}, value=_identifiers.c.kind)
-    return (
-        select(*_customers.c)
-        .join_from(_identifiers, _customers, _customers.c.id == _identifiers.c.customer_id)
-        .where(
-            _identifiers.c.program_id == bindparam("program_id"),
-            tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
-                bindparam("identifiers", expanding=True)
-            ),
+class FirstFinder:
+    """``find_first`` as one Core statement per dialect, built once (``found`` turns its
+    row into the customer): the customer of the first candidate ``(kind, value)`` that
+    names one. PostgreSQL takes the candidates as two arrays, in their order (one text
+    whatever their number); SQLite as an ``IN`` list, ordered by ``kinds`` (candidates of
+    distinct kinds, tried in that order)."""
+
+    def __init__(self, kinds: Sequence[str]) -> None:
+        wanted = unnested(
+            "wanted", kinds=_identifiers.c.kind.type, values=_identifiers.c.value.type
         )
-        .order_by(rank)
-    )
+        matched = and_(
+            _identifiers.c.program_id == bindparam("program_id"),
+            _identifiers.c.kind == wanted.c.kinds,
+            _identifiers.c.value == wanted.c["values"],
+        )
+        rank = case({kind: i for i, kind in enumerate(kinds)}, value=_identifiers.c.kind)
+        self.statements: dict[str, Select[Any]] = {
+            "postgresql": select(*_customers.c)
+            .select_from(wanted)
+            .join(_identifiers, matched)
+            .join(_customers, _customers.c.id == _identifiers.c.customer_id)
+            .order_by(wanted.c.n),
+            "sqlite": select(*_customers.c)
+            .join_from(_identifiers, _customers, _customers.c.id == _identifiers.c.customer_id)
+            .where(
+                _identifiers.c.program_id == bindparam("program_id"),
+                tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
+                    bindparam("identifiers", expanding=True)
+                ),
+            )
+            .order_by(rank),
+        }
+
+    def read(
+        self, dialect: str, program_id: int, candidates: list[tuple[str, str]]
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The statement for ``dialect`` and its parameters."""
+        if dialect == "postgresql":
+            kinds = [kind for kind, _ in candidates]
+            values = [value for _, value in candidates]
+            params = {"program_id": program_id, "kinds": kinds, "values": values}
+        else:
+            params = {"program_id": program_id, "identifiers": candidates}
+        return self.statements[dialect], params
 
 
 _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from fidelia.events.deals import Applied, Basket, Line, applicable
+from fidelia.kit import driver
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.ledger.service import POINTS, Account, Source, credit
 from fidelia.messaging import automations
@@ -147,7 +148,7 @@ def open_sale(
     params: dict[str, Any] = {"t": tenant.id, "o": transaction_id}
     if customer is not None:
         params["c"] = customer.id
-    row = session.execute(_OPENING[(customer is not None, postgres)], params).one()
+    row = driver.execute(session, _OPENING[(customer is not None, postgres)], params).one()
     if row.existing is not None:
         raise Conflict(
             "This transactionId is already recorded at this merchant.",

@@ -10,7 +10,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.profile import consents_of
-from fidelia.customers.service import find_first, first_finder, found
+from fidelia.customers.service import FirstFinder, find_first, found
 from fidelia.dialects.retail_v1.errors import at, fail
 from fidelia.dialects.retail_v1.schemas import (
     PROFILE_FIELDS,
@@ -140,7 +140,7 @@ def optional_member(
 
 # ``lookup`` as one statement built once: the first identifier, in lookup order, that
 # names a member (each wire field's kinds are its own, so the order is the kinds').
-_FIRST_MEMBER = first_finder([kind for kinds in IDENTIFIERS.values() for kind in kinds])
+_FIRST_MEMBER = FirstFinder([kind for kinds in IDENTIFIERS.values() for kind in kinds])
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class MemberRead:
 
 
 def member_read(
-    tenant: Tenant, member: MemberIn | None, path: str = "body.member"
+    session: Session, tenant: Tenant, member: MemberIn | None, path: str = "body.member"
 ) -> MemberRead | None:
     """None without a member (or an empty one), or with an identifier that does not
     validate: ``optional_member`` then finds or refuses them after the claim, as without
@@ -174,8 +174,8 @@ def member_read(
     if not given:
         return None
     candidates = [(kind, identifier.value) for identifier in given for kind in identifier.kinds]
-    params = {"program_id": tenant.program_id, "identifiers": candidates}
-    return MemberRead(given, (_FIRST_MEMBER, params))
+    dialect = session.get_bind().dialect.name
+    return MemberRead(given, _FIRST_MEMBER.read(dialect, tenant.program_id, candidates))
 
 
 def utc(moment: datetime) -> datetime:

@@ -252,7 +252,7 @@ def _transaction(
     if body.transaction is None:
         raise fail(InvalidInput, "transaction is required.", "BAD_REQUEST", "body.transaction")
     # The member is looked up with the claim (one round trip on PostgreSQL).
-    read = member_read(caller.tenant, body.member)
+    read = member_read(session, caller.tenant, body.member)
     with at("body.transaction.transactionId"):
         keyed = claim(
             session,

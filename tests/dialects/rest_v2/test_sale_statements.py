@@ -8,7 +8,7 @@ from typing import Any
 
 from fidelia.kit.db import Database
 from tests.dialects.rest_v2.conftest import Merchant, create_customer, sale, wallet
-from tests.support.helpers import sent
+from tests.support.helpers import sent, sent_by_driver
 
 
 def test_a_sale_answers_the_stored_balances_without_reading_them(
@@ -61,3 +61,25 @@ def test_a_first_sale_by_cpf_enrols_its_customer_after_the_claim(
     assert second.json()["customer_id"] == first.json()["customer_id"]
     assert second.json()["balance"]["points"] == 150
     assert wallet(db, shop) == (150, 750)
+
+
+def test_the_sale_s_statements_skip_sqlalchemy_s_execution_layer(
+    client: Any, headers: dict[str, str], db: Database, shop: Merchant
+) -> None:
+    """PostgreSQL: the claim (with the lookup), the order and the stored answer are sent on
+    the driver's connection (kit/driver); a replay answers the same."""
+    create_customer(client, headers)
+    response, by_driver = sent_by_driver(
+        db, lambda: sale(client, headers, "100.00", external_id="NF-1")
+    )
+    assert response.status_code == 201, response.text
+    if db.engine.dialect.name == "postgresql":
+        assert len(by_driver) == 3, by_driver
+        assert "INSERT INTO idempotency_keys" in by_driver[0] and "customers" in by_driver[0]
+        assert "INSERT INTO orders" in by_driver[1]
+        assert by_driver[2].startswith("UPDATE idempotency_keys")
+    else:
+        assert by_driver == []
+    again = sale(client, headers, "100.00", external_id="NF-1")
+    assert again.status_code == 201 and again.json() == response.json()
+    assert wallet(db, shop) == (100, 500)

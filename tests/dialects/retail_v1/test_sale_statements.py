@@ -21,7 +21,7 @@ from tests.dialects.retail_v1.conftest import (
     register,
     sale,
 )
-from tests.support.helpers import ledger_invariants, sent
+from tests.support.helpers import ledger_invariants, sent, sent_by_driver
 
 MEMBER = {"phoneNumber": ANA}
 
@@ -86,3 +86,20 @@ def test_the_member_is_the_first_identifier_that_names_one(client: Any, db: Data
         ok(sale(client, shop, "T-3", 1_000, {"phoneNumber": BIA}))["data"]["memberId"]
         == (bia["memberId"])
     )
+
+
+def test_the_sale_s_statements_skip_sqlalchemy_s_execution_layer(client: Any, db: Database) -> None:
+    """PostgreSQL: the claim (with the lookup), the opening, the order and the stored answer
+    are sent on the driver's connection (kit/driver); the answer is the same."""
+    shop = make_shop(db)
+    register(client, shop)
+    answer, by_driver = sent_by_driver(db, lambda: sale(client, shop, "T-1", 12_345, MEMBER))
+    assert ok(answer)["data"]["earned"] == {"points": 123, "credit": 617}
+    if db.engine.dialect.name == "postgresql":
+        assert [s.split(" ")[0] for s in by_driver] == ["WITH", "SELECT", "INSERT", "UPDATE"]
+        assert "INSERT INTO idempotency_keys" in by_driver[0]
+        assert "INSERT INTO orders" in by_driver[2] and "idempotency_keys" in by_driver[3]
+    else:
+        assert by_driver == []
+    again = sale(client, shop, "T-1", 12_345, MEMBER)  # the stored answer, replayed
+    assert again.json() == answer.json()
