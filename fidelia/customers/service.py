@@ -19,25 +19,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from fidelia.kit import driver
 from fidelia.kit.db import any_of, unnested
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
 
-_FIND = (
-    select(Customer)
-    .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
-    .where(
-        CustomerIdentifier.program_id == bindparam("program_id"),
-        CustomerIdentifier.kind == bindparam("kind"),
-        CustomerIdentifier.value == bindparam("value"),
-    )
-)  # built once: every door's hot path finds its customer with it
-
 
 def find(session: Session, program_id: int, kind: str, value: str) -> Customer | None:
-    return session.scalar(_FIND, {"program_id": program_id, "kind": kind, "value": value})
+    # Every door's hot path: a Core row made the customer (``found``), sent on the driver's
+    # connection on PostgreSQL (``kit/driver``: no ORM load, no execution layer).
+    params = {"program_id": program_id, "kind": kind, "value": value}
+    row = driver.execute(session, _FINDER, params).first()
+    return found(session, row) if row is not None else None
 
 
 _FIND_FIRST = (
@@ -149,6 +144,7 @@ class Known(NamedTuple):
 
 _identifiers = cast(Table, CustomerIdentifier.__table__)
 _customers = cast(Table, Customer.__table__)
+_FINDER = finder()  # ``find``'s, built once: every door's hot path finds its customer with it
 
 
 def _find_many(programs: ColumnElement[bool], identifiers: ColumnElement[bool]) -> Any:

@@ -60,7 +60,7 @@ def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> _Comp
     return _Compiled(str(compiled), constants, binds, keys, results if any(results) else None)
 
 
-def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Result[Any]:
+def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Result[*tuple[Any, ...]]:
     """``session.execute(stmt, params)`` for a statement built once (its identity keys the
     compiled form), on the driver's connection on PostgreSQL."""
     conn = session.connection()
