@@ -9,7 +9,9 @@ statement binds, the bind processors of its parameters (JSON, UTC datetimes) and
 result processors of its columns. The statement runs in the session's transaction, on the
 same connection; the engine's ``before_cursor_execute`` listeners see it (the tests'
 statement recorder); a driver error is raised as SQLAlchemy raises it (``DBAPIError`` and
-its subclasses), a dropped connection invalidated as SQLAlchemy does.
+its subclasses), a dropped connection invalidated as SQLAlchemy does. Nothing is flushed
+first (Fidelia's sessions have no autoflush) and the rows are not loaded into the ORM:
+the caller makes them objects if it needs them (``customers.found``).
 
 PostgreSQL only; on SQLite (and for a statement whose parameters are expanded at execution,
 ``IN`` lists) it is ``session.execute``. Either way the answer is a ``Result``: ``first()``,
