@@ -1,32 +1,38 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, delete, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
+from fidelia.kit import driver
 from fidelia.kit.db import any_of, unnested
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant
 
-_FIND = (
-    select(Customer)
-    .join(CustomerIdentifier, CustomerIdentifier.customer_id == Customer.id)
-    .where(
-        CustomerIdentifier.program_id == bindparam("program_id"),
-        CustomerIdentifier.kind == bindparam("kind"),
-        CustomerIdentifier.value == bindparam("value"),
-    )
-)  # built once: every door's hot path finds its customer with it
-
 
 def find(session: Session, program_id: int, kind: str, value: str) -> Customer | None:
-    return session.scalar(_FIND, {"program_id": program_id, "kind": kind, "value": value})
+    # Every door's hot path: a Core row made the customer (``found``), sent on the driver's
+    # connection on PostgreSQL (``kit/driver``: no ORM load, no execution layer).
+    params = {"program_id": program_id, "kind": kind, "value": value}
+    row = driver.execute(session, _FINDER, params).first()
+    return found(session, row) if row is not None else None
 
 
 _FIND_FIRST = (
@@ -68,6 +74,53 @@ def finder(*extra: ColumnElement[Any]) -> Select[Any]:
     )
 
 
+class FirstFinder:
+    """``find_first`` as one Core statement per dialect, built once (``found`` turns its
+    row into the customer): the customer of the first candidate ``(kind, value)`` that
+    names one. PostgreSQL takes the candidates as two arrays, in their order (one text
+    whatever their number); SQLite as an ``IN`` list, ordered by ``kinds`` (candidates of
+    distinct kinds, tried in that order)."""
+
+    def __init__(self, kinds: Sequence[str]) -> None:
+        wanted = unnested(
+            "wanted", kinds=_identifiers.c.kind.type, values=_identifiers.c.value.type
+        )
+        matched = and_(
+            _identifiers.c.program_id == bindparam("program_id"),
+            _identifiers.c.kind == wanted.c.kinds,
+            _identifiers.c.value == wanted.c["values"],
+        )
+        rank = case({kind: i for i, kind in enumerate(kinds)}, value=_identifiers.c.kind)
+        self.statements: dict[str, Select[Any]] = {
+            "postgresql": select(*_customers.c)
+            .select_from(wanted)
+            .join(_identifiers, matched)
+            .join(_customers, _customers.c.id == _identifiers.c.customer_id)
+            .order_by(wanted.c.n),
+            "sqlite": select(*_customers.c)
+            .join_from(_identifiers, _customers, _customers.c.id == _identifiers.c.customer_id)
+            .where(
+                _identifiers.c.program_id == bindparam("program_id"),
+                tuple_(_identifiers.c.kind, _identifiers.c.value).in_(
+                    bindparam("identifiers", expanding=True)
+                ),
+            )
+            .order_by(rank),
+        }
+
+    def read(
+        self, dialect: str, program_id: int, candidates: list[tuple[str, str]]
+    ) -> tuple[Select[Any], dict[str, Any]]:
+        """The statement for ``dialect`` and its parameters."""
+        if dialect == "postgresql":
+            kinds = [kind for kind, _ in candidates]
+            values = [value for _, value in candidates]
+            params = {"program_id": program_id, "kinds": kinds, "values": values}
+        else:
+            params = {"program_id": program_id, "identifiers": candidates}
+        return self.statements[dialect], params
+
+
 _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)
 
 
@@ -91,6 +144,7 @@ class Known(NamedTuple):
 
 _identifiers = cast(Table, CustomerIdentifier.__table__)
 _customers = cast(Table, Customer.__table__)
+_FINDER = finder()  # ``find``'s, built once: every door's hot path finds its customer with it
 
 
 def _find_many(programs: ColumnElement[bool], identifiers: ColumnElement[bool]) -> Any:

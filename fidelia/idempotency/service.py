@@ -16,6 +16,7 @@ from sqlalchemy import Row, Select, Table, bindparam, delete, select, true, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import Conflict, DomainError
@@ -58,8 +59,10 @@ class Claim:
 
     def store(self, response: dict[str, Any], status_code: int = 200) -> None:
         if self.row is not None:
-            self.row.session.execute(
-                _STORE, {"key_id": self.row.id, "response": response, "status_code": status_code}
+            driver.execute(  # PostgreSQL: skipping SQLAlchemy's execution layer
+                self.row.session,
+                _STORE,
+                {"key_id": self.row.id, "response": response, "status_code": status_code},
             )
 
 
@@ -156,7 +159,8 @@ def _claim_along(
 ) -> Claim:
     query, params = along
     digest = fingerprint(payload)
-    row = session.execute(
+    row = driver.execute(  # PostgreSQL: skipping SQLAlchemy's execution layer
+        session,
         _claiming_with(query),
         {
             **params,
@@ -182,14 +186,17 @@ def _claim(
 ) -> Claim:
     digest = fingerprint(payload)
     # Another broken rule than the key's (a merchant that does not exist) raises here.
-    row_id = session.execute(
+    row_id = driver.execute(
+        session,
         _insert(session),
         {
             "tenant_id": tenant_id,
             "scope": scope,
             "key": key,
             "request_hash": digest,
-        },  # status_code (200 until the answer is stored) and created_at: the table's defaults
+            "status_code": 200,  # until the answer is stored
+            "created_at": now(),
+        },  # given, not the columns' defaults: sent as it is (``driver.execute``)
     ).scalar()
     if row_id is not None:
         return Claim(KeyRow(session, int(row_id)))

@@ -2,6 +2,7 @@
 
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Annotated, Any
 
 from babel.numbers import format_currency, get_currency_precision
@@ -107,6 +108,7 @@ def from_minor(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 
 
+@lru_cache(maxsize=4096)  # Babel's formatting costs more than a POS order's other fields
 def format_money(minor: int, currency: str, locale: str) -> str:
     """1199 BRL in pt_BR -> 'R$ 11,99'."""
     text = format_currency(from_minor(minor, currency), currency, locale=locale)

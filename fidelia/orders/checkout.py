@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from fidelia.events.deals import Applied, Basket, Line, applicable
+from fidelia.kit import driver
 from fidelia.kit.errors import Conflict, InvalidInput, NotFound
 from fidelia.ledger.service import POINTS, Account, Source, credit
 from fidelia.messaging import automations
@@ -59,6 +60,9 @@ class Sale:
     deals: list[AppliedDeal] = field(default_factory=list)
     vouchers: list[UsedVoucher] = field(default_factory=list)
     payments: list[LoyaltyPayment] = field(default_factory=list)
+    # Its order's id, taken from the sequence when the sale opened (PostgreSQL): the order
+    # is then written with its confirmation code (which names it) in one statement.
+    order_id: int | None = None
 
     @property
     def discount(self) -> int:
@@ -102,11 +106,26 @@ class Reversal:
 _EXISTING = select(Order.id).where(
     Order.tenant_id == bindparam("t"), Order.original_id == bindparam("o")
 )
-_LOCK_MEMBER = (
-    select(Customer.id, _EXISTING.scalar_subquery().label("existing"))
-    .where(Customer.id == bindparam("c"))
-    .with_for_update(of=Customer)
-)
+# The order's id to be, taken from its sequence with the check (PostgreSQL).
+_NEXT_ID = func.nextval(func.pg_get_serial_sequence("orders", "id")).label("order_id")
+
+
+def _opening(customer: bool, postgres: bool) -> Any:
+    """``open_sale``'s one statement, built once: the check that the transaction id is no
+    order yet; with a member, their row locked in it; on PostgreSQL, the order's id."""
+    columns = [_EXISTING.scalar_subquery().label("existing")]
+    if postgres:
+        columns.append(_NEXT_ID)
+    if not customer:
+        return select(*columns)
+    return (
+        select(Customer.id, *columns)
+        .where(Customer.id == bindparam("c"))
+        .with_for_update(of=Customer)
+    )
+
+
+_OPENING = {(c, pg): _opening(c, pg) for c in (False, True) for pg in (False, True)}
 
 
 def open_sale(
@@ -125,17 +144,18 @@ def open_sale(
     # the sale ends): their balances are always locked in the same order, and a burst of
     # sales cannot interleave payments and earnings. The check that the transaction id is
     # no order yet rides on the same statement (an existing one ends the sale at once).
-    key = {"t": tenant.id, "o": transaction_id}
-    if customer is None:
-        existing = session.scalar(_EXISTING, key)
-    else:
-        existing = session.execute(_LOCK_MEMBER, {**key, "c": customer.id}).one().existing
-    if existing is not None:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {"t": tenant.id, "o": transaction_id}
+    if customer is not None:
+        params["c"] = customer.id
+    row = driver.execute(session, _OPENING[(customer is not None, postgres)], params).one()
+    if row.existing is not None:
         raise Conflict(
             "This transactionId is already recorded at this merchant.",
             code="TRANSACTION_EXISTS",
         )
-    return Sale(tenant, transaction_id, customer, total, lines)
+    order_id = row.order_id if postgres else None
+    return Sale(tenant, transaction_id, customer, total, lines, order_id=order_id)
 
 
 def apply_deals(
@@ -260,6 +280,11 @@ def close(
     currency unit and cashback), plus the deals' bonus points. ``voucher_rules``: the
     merchant's active ones when the caller has them (cached), else read."""
     earning_base = max(sale.to_pay - sale.paid_with_loyalty, 0)
+    details = details or {}
+    code = None
+    if sale.order_id is not None:  # the order written with its code (no UPDATE after)
+        code = confirmation_code(sale.order_id)
+        details = {**details, "confirmation_code": code}
     recorded = orders.record(
         session,
         sale.tenant,
@@ -270,9 +295,10 @@ def close(
             completed=True,
             placed_at=placed_at,
             completed_at=completed_at,
-            details=details or {},
+            details=details,
             after_sale=False,  # below, once the deals' bonus points are in
             customer_locked=True,  # by open_sale
+            id=sale.order_id,
         ),
     )
     order, balances = recorded.order, recorded.balances
@@ -289,11 +315,19 @@ def close(
                     wallet=True,
                 ).wallet
                 bonus += points
-    code = f"TX-{order.id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
-    order.details = {**order.details, "confirmation_code": code}
+    if code is None or order.id != sale.order_id:
+        # SQLite (no id before the insert), or the transaction id was an order already
+        # (another door's, recorded meanwhile): the code names the order's own id.
+        code = confirmation_code(order.id)
+        order.details = {**order.details, "confirmation_code": code}
     session.flush()
     automations.after_sale(session, sale.tenant, sale.customer, order, voucher_rules)
     return Receipt(sale, order, code, order.earned_points + bonus, order.earned_cashback, balances)
+
+
+def confirmation_code(order_id: int) -> str:
+    """A sale's confirmation code: ``TX-<order id>-<random>``."""
+    return f"TX-{order_id}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
 
 
 def find_sale(session: Session, tenant: Tenant, confirmation_code: str) -> Order:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for
 from fidelia.kit.errors import Conflict, InvalidInput
@@ -53,6 +54,9 @@ class OrderData:
     voucher_rules: list[VoucherRule] | None = None
     # The caller holds ``customer``'s row lock already (a retail sale's ``open_sale``).
     customer_locked: bool = False
+    # The new order's id, taken from the table's sequence by the caller (PostgreSQL: a
+    # retail sale's ``open_sale``), so ``details`` can name it; None: the sequence's next.
+    id: int | None = None
 
 
 def _locked(session: Session, tenant: Tenant, original_id: str) -> Order | None:
@@ -80,27 +84,29 @@ def find_order(session: Session, tenant: Tenant, ref: str) -> Order | None:
 
 _orders = cast(Table, Order.__table__)
 _customers = cast(Table, Customer.__table__)
-_NEW_ORDER: dict[tuple[str, bool], Any] = {}  # per dialect and customer lock, built once
+_NEW_ORDER: dict[tuple[str, bool, bool], Any] = {}  # per dialect, lock and id given: built once
 
 
-def _new_order(session: Session, lock: bool) -> Any:
+def _new_order(session: Session, lock: bool, with_id: bool = False) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the order; ``lock`` (PostgreSQL):
     the statement also takes its customer's row lock, after the insert and only when it
     inserted (a known order is locked first, then its customer, as before), so a new
     complete order is written at once, its customer with it. The foreign key's own lock
     on the customer (``KEY SHARE``, by a trigger at the statement's end) then comes after
     that ``FOR UPDATE``: two first sales of one customer queue on it instead of
-    deadlocking."""
+    deadlocking. ``with_id``: the row's id is a parameter (``OrderData.id``)."""
     dialect = session.get_bind().dialect.name
     lock = lock and dialect == "postgresql"
-    stmt = _NEW_ORDER.get((dialect, lock))
+    stmt = _NEW_ORDER.get((dialect, lock, with_id))
     if stmt is not None:
         return stmt
     insert = insert_for(session)(_orders).on_conflict_do_nothing(
         index_elements=["tenant_id", "original_id"]
     )
     if lock:
-        values = {c.name: bindparam(c.name, type_=c.type) for c in _orders.c if c.name != "id"}
+        values = {
+            c.name: bindparam(c.name, type_=c.type) for c in _orders.c if c.name != "id" or with_id
+        }
         added = insert.values(values).returning(*_orders.c).cte("added")
         locked = (
             select(_customers.c.id)
@@ -112,7 +118,7 @@ def _new_order(session: Session, lock: bool) -> Any:
         stmt = select(*added.c, locked)
     else:
         stmt = insert.returning(*_orders.c)
-    _NEW_ORDER[(dialect, lock)] = stmt
+    _NEW_ORDER[(dialect, lock, with_id)] = stmt
     return stmt
 
 
@@ -155,8 +161,13 @@ def _insert_new(
         "created_at": at,
         "updated_at": at,
     }
+    if data.id is not None:
+        row["id"] = data.id
     lock = bonus is not None and not data.customer_locked
-    inserted = session.execute(_new_order(session, lock), row).first()
+    # On the driver's connection (PostgreSQL): SQLAlchemy's execution layer cost more
+    # CPU than the statement.
+    stmt = _new_order(session, lock, data.id is not None)
+    inserted = driver.execute(session, stmt, row).first()
     if inserted is None:
         return None
     # The row as the session's Order, as if loaded (Core, not the ORM's bulk insert).

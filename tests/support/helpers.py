@@ -201,3 +201,19 @@ def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
     finally:
         DRIVER_LISTENERS.remove(on_driver)
         event.remove(db.engine, "before_cursor_execute", listen)
+
+
+def sent_by_driver(db: Database, call: Any) -> tuple[Any, list[str]]:
+    """``sent``, only the statements sent on the driver's own connection (``kit/driver``:
+    no SQLAlchemy execution context)."""
+    statements: list[str] = []
+
+    def listen(*args: Any) -> None:
+        if args[4] is None:  # the execution context SQLAlchemy's own path always has
+            statements.append(" ".join(args[2].split()))
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        return call(), statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)

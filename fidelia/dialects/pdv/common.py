@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from fidelia.customers.service import find, identify
 from fidelia.dialects.pdv.schemas import CustomerOut, OrderCustomerIn
 from fidelia.idempotency.service import Along
+from fidelia.kit import driver
 from fidelia.kit.documents import identify_document, normalize_email
 from fidelia.kit.errors import InvalidInput, NotFound
 from fidelia.kit.phone import phone_of
@@ -69,7 +70,7 @@ def _no_customer() -> NotFound:
 
 
 def identifiers_of(session: Session, customer: Customer) -> dict[str, str]:
-    rows = session.execute(_IDENTIFIERS, {"c": customer.id})
+    rows = driver.execute(session, _IDENTIFIERS, {"c": customer.id})  # PostgreSQL: no SA layer
     found: dict[str, str] = {}
     for kind, value in rows:
         found.setdefault(kind, value)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from fidelia.customers import directory
-from fidelia.customers.service import identify
+from fidelia.customers.service import finder, found, identify
 from fidelia.dialects.rest_v2 import keys
 from fidelia.dialects.rest_v2.auth import Merchant
 from fidelia.dialects.rest_v2.common import balance_out, cpf_identifier, money
@@ -39,6 +39,19 @@ def customer_ref(body: SaleIn) -> dict[str, Any]:
     if body.cpf:
         ref["document"] = list(cpf_identifier(body.cpf))
     return ref
+
+
+# ``find`` by CPF as one statement built once: the read a sale sends along its claim.
+_BY_DOCUMENT = finder()
+
+
+def document_read(tenant: Tenant, ref: dict[str, Any]) -> idempotency.Along | None:
+    """A sale by CPF only: its customer's lookup, to send along the ``external_id``'s
+    claim (one round trip for both on PostgreSQL)."""
+    if ref["customer_id"] is not None:
+        return None
+    kind, value = ref["document"]
+    return _BY_DOCUMENT, {"program_id": tenant.program_id, "kind": kind, "value": value}
 
 
 def sale_customer(session: Session, tenant: Tenant, ref: dict[str, Any]) -> Customer:
@@ -148,14 +161,22 @@ def _register_sale(
     if external_id:
         try:
             claim = idempotency.claim(
-                session, tenant.id, "v2.sales", external_id, {"amount": amount, **ref}
+                session,
+                tenant.id,
+                "v2.sales",
+                external_id,
+                {"amount": amount, **ref},
+                along=document_read(tenant, ref),
             )
         except idempotency.KeyReused as exc:
             raise InvalidInput(exc.message, code="EXTERNAL_ID_REUSED") from exc
         if claim.replay is not None:
             keyed.store(claim.replay, claim.status_code)  # a new key for a known sale
             return keys.replayed(claim.replay, claim.status_code)
-    customer = sale_customer(session, tenant, ref)
+    if claim is not None and claim.along is not None:
+        customer = found(session, claim.along)  # known by their CPF
+    else:
+        customer = sale_customer(session, tenant, ref)  # by id, or enrolled by CPF
     recorded = orders.record(
         session,
         tenant,

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.profile import consents_of
-from fidelia.customers.service import find_first
+from fidelia.customers.service import FirstFinder, find_first, found
 from fidelia.dialects.retail_v1.errors import at, fail
 from fidelia.dialects.retail_v1.schemas import (
     PROFILE_FIELDS,
@@ -22,8 +22,9 @@ from fidelia.dialects.retail_v1.schemas import (
     MemberProfileIn,
 )
 from fidelia.dialects.retail_v1.wire import FieldWarning
+from fidelia.idempotency.service import Along
 from fidelia.kit.documents import normalize_email
-from fidelia.kit.errors import InvalidInput
+from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.kit.phone import phone_of
 from fidelia.models import Customer, CustomerIdentifier, Tenant, Voucher
 from fidelia.orders.service import spending
@@ -115,13 +116,17 @@ def require_member(
     given = require_identifiers(tenant, member, path)
     customer = lookup(session, tenant, given)
     if customer is None:
-        raise fail(
-            InvalidInput,
-            "Cannot find any member with the given identifier.",
-            "MEMBER_NOT_FOUND",
-            given[0].path,
-        )
+        raise _not_found(given)
     return customer
+
+
+def _not_found(given: list[Given]) -> DomainError:
+    return fail(
+        InvalidInput,
+        "Cannot find any member with the given identifier.",
+        "MEMBER_NOT_FOUND",
+        given[0].path,
+    )
 
 
 def optional_member(
@@ -131,6 +136,46 @@ def optional_member(
     if member is None or not given_identifiers(tenant, member, path):
         return None
     return require_member(session, tenant, member, path)
+
+
+# ``lookup`` as one statement built once: the first identifier, in lookup order, that
+# names a member (each wire field's kinds are its own, so the order is the kinds').
+_FIRST_MEMBER = FirstFinder([kind for kinds in IDENTIFIERS.values() for kind in kinds])
+
+
+@dataclass(frozen=True)
+class MemberRead:
+    """``optional_member``'s lookup as a read to send along an idempotency claim
+    (``claim(along=)``: one round trip for both on PostgreSQL)."""
+
+    given: list[Given]
+    along: Along
+
+    def member(self, session: Session, row: Row[Any] | None) -> Customer:
+        """The member of the read's row (``Claim.along``), or the same refusal as
+        ``require_member``'s."""
+        if row is None:
+            raise _not_found(self.given)
+        return found(session, row)
+
+
+def member_read(
+    session: Session, tenant: Tenant, member: MemberIn | None, path: str = "body.member"
+) -> MemberRead | None:
+    """None without a member (or an empty one), or with an identifier that does not
+    validate: ``optional_member`` then finds or refuses them after the claim, as without
+    the read."""
+    if member is None:
+        return None
+    try:
+        given = given_identifiers(tenant, member, path)
+    except DomainError:
+        return None
+    if not given:
+        return None
+    candidates = [(kind, identifier.value) for identifier in given for kind in identifier.kinds]
+    dialect = session.get_bind().dialect.name
+    return MemberRead(given, _FIRST_MEMBER.read(dialect, tenant.program_id, candidates))
 
 
 def utc(moment: datetime) -> datetime:

@@ -31,24 +31,6 @@ def aliases(*names: str) -> AliasChoices:
 class In(BaseModel):
     # Unknown keys are kept (not dropped) so the answer can name them in ``warnings``.
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    _given: frozenset[str] = PrivateAttr(default=frozenset())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        model = handler(data)
-        if isinstance(data, dict):
-            model._given = frozenset(data)
-        return model
-
-    def wire_name(self, field: str) -> str:
-        """The name the client used for ``field`` (one of its aliases), for error paths."""
-        alias = type(self).model_fields[field].validation_alias
-        if isinstance(alias, AliasChoices):
-            for choice in alias.choices:
-                if isinstance(choice, str) and choice in self._given:
-                    return choice
-        return field
 
 
 # -- requests ----------------------------------------------------------------------------------
@@ -80,6 +62,27 @@ PROFILE_FIELDS = (
 
 
 class MemberProfileIn(MemberIn):
+    # The keys the client sent, for ``wire_name`` (only a profile's errors name aliases:
+    # remembering them is a Python call per model, kept off the other bodies).
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        model = handler(data)
+        if isinstance(data, dict):
+            model._given = frozenset(data)
+        return model
+
+    def wire_name(self, field: str) -> str:
+        """The name the client used for ``field`` (one of its aliases), for error paths."""
+        alias = type(self).model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice in self._given:
+                    return choice
+        return field
+
     firstName: str | None = Field(
         default=None, max_length=100, validation_alias=aliases("firstName", "first_name")
     )

@@ -9,7 +9,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from fidelia.dialects.retail_v1.auth import Caller, RetailCaller
-from fidelia.dialects.retail_v1.common import balance_of, optional_member, require_member
+from fidelia.dialects.retail_v1.common import (
+    balance_of,
+    member_read,
+    optional_member,
+    require_member,
+)
 from fidelia.dialects.retail_v1.errors import RetailRoute, at, fail
 from fidelia.dialects.retail_v1.schemas import (
     AppliedDealOut,
@@ -90,12 +95,16 @@ def forget_payment(session: Session, payment: LoyaltyPayment) -> None:
 
 
 def _submit(
-    session: Session, caller: Caller, body: TransactionRequest, rules: RuleCache, deals: DealCache
+    session: Session,
+    caller: Caller,
+    body: TransactionRequest,
+    customer: Customer | None,
+    rules: RuleCache,
+    deals: DealCache,
 ) -> dict[str, Any]:
     tenant = caller.tenant
     tx = body.transaction
     assert tx is not None
-    customer = optional_member(session, tenant, body.member)
     with at("body.transaction.transactionId"):
         sale = checkout.open_sale(
             session, tenant, tx.transactionId, customer, tx.totalAmount, basket_lines(tx)
@@ -242,6 +251,8 @@ def _transaction(
         return _cancel(session, caller, body)
     if body.transaction is None:
         raise fail(InvalidInput, "transaction is required.", "BAD_REQUEST", "body.transaction")
+    # The member is looked up with the claim (one round trip on PostgreSQL).
+    read = member_read(session, caller.tenant, body.member)
     with at("body.transaction.transactionId"):
         keyed = claim(
             session,
@@ -249,10 +260,16 @@ def _transaction(
             TRANSACTION_SCOPE,
             body.transaction.transactionId,
             body.model_dump(mode="json", exclude={"action"}),
+            along=read.along if read is not None else None,
         )
     if keyed.replay is not None:
         return JSONResponse(keyed.replay)
-    answer = _submit(session, caller, body, rules, deals)
+    customer: Customer | None = None
+    if read is not None:
+        customer = read.member(session, keyed.along)
+    else:
+        customer = optional_member(session, caller.tenant, body.member)
+    answer = _submit(session, caller, body, customer, rules, deals)
     keyed.store(answer)
     return JSONResponse(answer)
 

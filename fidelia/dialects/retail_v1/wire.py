@@ -14,10 +14,11 @@
   request that the door does not know come back as ``warnings``, never dropped in silence.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, BeforeValidator
@@ -102,14 +103,7 @@ def unknown_fields(model: Any, path: str = "body") -> list[FieldWarning]:
         return found
     if not isinstance(model, BaseModel):
         return found
-    fields = type(model).model_fields
-    synonyms: dict[str, str] = {}
-    for name, info in fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            for choice in alias.choices:
-                if isinstance(choice, str):
-                    synonyms[choice] = name
+    synonyms, nesting = _shape(type(model))
     for key in model.model_extra or {}:
         if key in synonyms:
             found.append(
@@ -119,11 +113,35 @@ def unknown_fields(model: Any, path: str = "body") -> list[FieldWarning]:
             )
         else:
             found.append(FieldWarning(f"{path}.{key}", UNKNOWN))
-    for name in fields:
+    for name in nesting:
         value = getattr(model, name)
         if isinstance(value, BaseModel | list):
             found += unknown_fields(value, f"{path}.{name}")
     return found
+
+
+@functools.cache
+def _shape(model: type[BaseModel]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """A request model's aliases (alias -> field) and the fields that may hold models or
+    lists (the others cannot hide an unknown key), worked out once per model."""
+    synonyms: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str):
+                    synonyms[choice] = name
+    nesting = tuple(name for name, info in model.model_fields.items() if _may_nest(info.annotation))
+    return synonyms, nesting
+
+
+def _may_nest(annotation: Any) -> bool:
+    """Whether a field of this type may hold a model or a list."""
+    if annotation is Any or annotation is list or get_origin(annotation) is list:
+        return True
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    return any(_may_nest(arg) for arg in get_args(annotation))
 
 
 # -- answers ---------------------------------------------------------------------------------

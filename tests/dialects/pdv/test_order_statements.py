@@ -10,7 +10,7 @@ from fidelia.kit.db import Database
 from fidelia.models import Order
 from fidelia.models.order import COMPLETE
 from tests.dialects.pdv.conftest import ANA, make_merchant, order, wallet
-from tests.support.helpers import ledger_invariants, sent
+from tests.support.helpers import ledger_invariants, sent, sent_by_driver
 
 
 def test_a_new_complete_order_is_one_statement(client: Any, db: Database) -> None:
@@ -52,3 +52,21 @@ def test_a_pending_order_completed_later_locks_it_then_its_customer(
         assert "FOR UPDATE" in statements[order_lock] and order_lock < customer_lock
     assert wallet(db, merchant)[0] == 100
     assert ledger_invariants(db) == []
+
+
+def test_the_order_statement_skips_sqlalchemy_s_execution_layer(client: Any, db: Database) -> None:
+    """PostgreSQL: the customer's lookup, the order's statement and the read of the
+    customer's identifiers for the answer are sent on the driver's connection (kit/driver)."""
+    merchant = make_merchant(db)
+    order(client, merchant, "PDV-0", "10.00")
+    result, by_driver = sent_by_driver(db, lambda: order(client, merchant, "PDV-1", "100.00"))
+    assert result["IsCompleted"] is True and result["EstimatedBonus"]["EstimatedPoints"] == 100
+    assert result["Customer"]["Document"] == ANA
+    if db.engine.dialect.name == "postgresql":
+        assert len(by_driver) == 3, by_driver
+        assert "JOIN customers" in by_driver[0]  # the customer by their document
+        assert "INSERT INTO orders" in by_driver[1]
+        assert by_driver[2].startswith("SELECT customer_identifiers.kind")
+    else:
+        assert by_driver == []
+    assert wallet(db, merchant)[0] == 110
