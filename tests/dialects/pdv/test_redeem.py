@@ -313,9 +313,9 @@ def test_cashback_amount_in_points(client, db):
 
 def test_a_redeem_claims_its_key_and_reads_its_customer_in_one_statement(client, db):
     """On PostgreSQL the ``OriginalKey``'s row and the customer with their wallet go in
-    one statement (``claim(along=)``), and the debit's lots with its entry in another
-    (``ledger.debit``): seven statements in all. SQLite sends them one by one. The answer
-    and the rows are the same either way."""
+    one statement (``claim(along=)``), and the redemption's row, the debit's lots and its
+    entry in another, after the balance's guarded ``UPDATE`` (``redemptions.redeem``).
+    SQLite sends them one by one. The answer and the rows are the same either way."""
     merchant = make_merchant(db)
     reward = add_reward(db, merchant, "R$ 10 de desconto", points=100)
     order(client, merchant, "PDV-1", "250.00")
@@ -344,11 +344,12 @@ def test_a_redeem_claims_its_key_and_reads_its_customer_in_one_statement(client,
     own = [" ".join(s.split()[:3]) for s in sent if not s.startswith(caches)]
     assert own == [
         "WITH claimed AS",  # the key's row, and the customer with their wallet
-        "INSERT INTO redemptions",
         "UPDATE balances SET",
-        "WITH spent AS",  # the lots spent, and the debit's entry
+        "WITH spent AS",  # the lots spent, the redemption's row and the debit's entry
         "UPDATE idempotency_keys SET",  # the answer stored
     ]
+    (written,) = [s for s in sent if s.startswith("WITH spent AS")]
+    assert "INSERT INTO redemptions" in written and "INSERT INTO ledger_entries" in written
     assert reads_customer == [sent[1]] and "INSERT INTO idempotency_keys" in sent[1]
     # A retry is the claim (with the read) and the stored answer, nothing more.
     sent.clear()
