@@ -15,6 +15,7 @@ from sqlalchemy.orm.util import identity_key
 from fidelia.challenges.presence import require_presence
 from fidelia.customers.service import finder, found
 from fidelia.kit.clock import now
+from fidelia.kit.db import execute_on_driver
 from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import (
     CASHBACK,
@@ -109,6 +110,9 @@ def find_redeemer(
     with their wallet, contact and, with ``visit``, last earning at ``tenant``: one
     statement where ``find``, ``wallet_of``, ``last_earning_at`` and the notice took four."""
     query, params = redeemer_read(tenant, kind, value, visit=visit)
+    if session.get_bind().dialect.name == "postgresql":  # a hot statement: on the driver
+        rows = execute_on_driver(session, query, params)
+        return redeemer_from(session, rows[0] if rows else None, visit=visit)
     return redeemer_from(session, session.execute(query, params).first(), visit=visit)
 
 
@@ -346,7 +350,7 @@ def redeem(
         if notice is not None:
             notifying, queued = outbox.along(session, notice)
             params.update(queued)
-        entry_id, source_id = session.execute(_REDEEMING[notifying], params).one()
+        ((entry_id, source_id),) = execute_on_driver(session, _REDEEMING[notifying], params)
         redemption_id = int(source_id)
         if spent_points is not None:
             entry = Entry(int(entry_id), -amount, after)

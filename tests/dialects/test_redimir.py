@@ -193,15 +193,22 @@ def test_canjear_writes_everything_in_one_statement_after_the_debit(client, db, 
     """On PostgreSQL a redemption is three statements of its own: the customer read with
     their wallet, contact and last earning here; the balance's guarded ``UPDATE``; and one
     statement for the rest: the redemption's row, the lots spent, the debit's entry and the
-    spend notice with its NOTIFY (none at the commit). SQLite: one by one. The rows and the
-    notice are the same either way."""
+    spend notice with its NOTIFY (none at the commit), the three sent on psycopg's own
+    connection (``execute_on_driver``: heard before, not after, as SQLAlchemy's execution
+    layer is skipped). SQLite: one by one. The rows and the notice are the same either way."""
     tenant, key = make_tenant(db, points_per_pin="10")
     reward_id = make_reward(db, tenant, points=10)
     earn(client, settings, key)
     body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
     with db.session(readonly=True) as session:
         before = set(session.scalars(select(OutboxMessage.id)))
-    response, statements = sent(db, lambda: client.post("/api/v1/redimir/canjear", json=body))
+    executed: list[str] = []
+    after = lambda *args: executed.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        response, statements = sent(db, lambda: client.post("/api/v1/redimir/canjear", json=body))
+    finally:
+        event.remove(db.engine, "after_cursor_execute", after)
     assert response.status_code == 200 and response.json()["puntos_restantes"] == 0
     (redemption,), (debit,), balances = debits(db)
     assert debit == (str(redemption[0]), -10, 0, tenant.id) and balances == [0]
@@ -222,6 +229,7 @@ def test_canjear_writes_everything_in_one_statement_after_the_debit(client, db, 
     for table in ("redemptions", "ledger_entries", "outbox"):
         assert f"INSERT INTO {table}" in own[2]
     assert "pg_notify" in own[2] and not any(s.startswith("NOTIFY") for s in statements)
+    assert not set(own) & set(executed)
 
 
 def test_canjear_requires_recent_visit(client, db, settings, frozen):
