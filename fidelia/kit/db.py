@@ -10,11 +10,10 @@ import asyncio
 import select
 import sqlite3
 import threading
-from collections import namedtuple
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -171,84 +170,6 @@ def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
         raise _wrapped(engine, exc, stale) from exc
     finally:
         fairy.close()
-
-
-class _OnDriver(NamedTuple):
-    """A statement as ``execute_on_driver`` sends it, worked out once per dialect."""
-
-    sql: str
-    defaults: dict[str, Any]  # the statement's own bound values (literals made parameters)
-    binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameters' type processors
-    results: tuple[Callable[[Any], Any] | None, ...]  # the columns' type processors
-    processed: bool  # whether any column has one
-    row: type  # the rows' class: a named tuple of the columns' keys, ``_mapping`` too
-
-
-_ON_DRIVER: dict[tuple[Any, str], _OnDriver] = {}
-
-
-def _on_driver_form(statement: Any, dialect: Any) -> _OnDriver:
-    form = _ON_DRIVER.get((statement, dialect.name))
-    if form is None:
-        compiled = statement.compile(dialect=dialect)
-        binds = (
-            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-            for name, bind in compiled.binds.items()
-        )
-        columns = list(statement.exported_columns)
-        results = tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-        )
-        keys = [column.key for column in columns]
-        row = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
-        mapped = type("Row", (row,), {"__slots__": (), "_mapping": property(row._asdict)})
-        form = _ON_DRIVER[(statement, dialect.name)] = _OnDriver(
-            compiled.string,
-            compiled.construct_params(_check=False),
-            tuple((name, p) for name, p in binds if p is not None),
-            results,
-            any(results),
-            mapped,
-        )
-    return form
-
-
-def execute_on_driver(session: Session, statement: Any, params: dict[str, Any]) -> list[Any]:
-    """PostgreSQL: ``session.execute(statement, params).all()`` sent on the session's own
-    psycopg connection, in its transaction, without SQLAlchemy's execution layer (execution
-    context, parameters, result: more CPU than the round trip; issue 14). For a hot
-    statement built once (its SQL is worked out once): parameters and columns go through
-    their types' processors as SQLAlchemy's would; the rows are named tuples with
-    ``_mapping``, as ``Row`` has. The engine's ``before_cursor_execute`` listeners hear it
-    (the tests' statement recorders) and a driver error is raised as SQLAlchemy raises it
-    (``DBAPIError``; a dropped connection invalidated)."""
-    conn = session.connection()
-    dialect = conn.dialect
-    form = _on_driver_form(statement, dialect)
-    values = {**form.defaults, **params}
-    for name, process in form.binds:
-        if name in values:
-            values[name] = process(values[name])
-    fairy = conn.connection
-    cursor = fairy.driver_connection.cursor()  # type: ignore[union-attr]
-    if conn._has_events or conn.engine._has_events:
-        conn.dispatch.before_cursor_execute(conn, cursor, form.sql, values, None, False)
-    try:
-        cursor.execute(form.sql, values)
-        rows = cursor.fetchall() if form.results else []  # (``description`` costs more)
-    except dialect.loaded_dbapi.Error as exc:
-        stale = dialect.is_disconnect(exc, fairy.dbapi_connection, cursor)
-        if stale:
-            conn.invalidate(exc)
-        raise _wrapped(conn.engine, exc, stale) from exc
-    finally:
-        cursor.close()
-    if form.processed:
-        rows = [
-            tuple(v if p is None else p(v) for p, v in zip(form.results, r, strict=True))
-            for r in rows
-        ]
-    return [form.row(*r) for r in rows]
 
 
 def _wrapped(engine: Engine, exc: Exception, stale: bool) -> BaseException:

@@ -6,33 +6,13 @@ import asyncio
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from sqlalchemy import (
-    JSON,
-    Column,
-    Integer,
-    MetaData,
-    Table,
-    bindparam,
-    event,
-    insert,
-    select,
-    text,
-)
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError
 
-from fidelia.kit.db import (
-    Database,
-    WriterBusy,
-    execute_on_driver,
-    is_stale_connection,
-    on_driver,
-    sqlite_path,
-)
-from fidelia.models.base import UTCDateTime
+from fidelia.kit.db import Database, WriterBusy, is_stale_connection, on_driver, sqlite_path
 
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER)"
 
@@ -176,52 +156,4 @@ def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database
     try:
         asyncio.run(work())
     finally:
-        db.dispose()
-
-
-def test_execute_on_driver_is_the_session_s_execute_without_its_execution_layer(database_url):
-    """``execute_on_driver`` (PostgreSQL's hot statements): sent on the session's own
-    connection, in its transaction; parameters and columns through their types'
-    processors as ``session.execute`` would (JSON, an aware time stored and read as UTC);
-    rows as named tuples with ``_mapping``; heard by the engine's listeners; a driver error
-    raised as SQLAlchemy's own class."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("psycopg's connection")
-    table = Table(
-        "driver_probe",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("at", UTCDateTime),
-        Column("doc", JSON),
-    )
-    add = insert(table).values(
-        id=bindparam("n", type_=Integer),
-        at=bindparam("when", type_=UTCDateTime),
-        doc=bindparam("what", type_=JSON),
-    )
-    added = add.returning(table.c.id, table.c.at, (table.c.id * 2).label("twice"))
-    db = Database(database_url, pool_size=2)
-    table.create(db.engine)
-    heard: list[str] = []
-    listen = lambda *args: heard.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listen)
-    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-3)))
-    try:
-        with db.session() as session:
-            (row,) = execute_on_driver(session, added, {"n": 1, "when": when, "what": {"a": [1]}})
-            assert heard and heard[-1].startswith("INSERT INTO driver_probe")
-            assert (row.id, row.twice) == (1, 2) and row._mapping["twice"] == 2
-            assert row.at == when and row.at.tzinfo is UTC
-            assert execute_on_driver(session, add, {"n": 2, "when": when, "what": None}) == []
-            read = session.execute(select(table).order_by(table.c.id)).all()
-            assert [tuple(r) for r in read] == [(1, when, {"a": [1]}), (2, when, None)]
-            session.rollback()  # the session's transaction: nothing was kept
-            assert session.execute(select(table)).all() == []
-            with pytest.raises(IntegrityError) as refused:
-                execute_on_driver(session, add, {"n": 3, "when": when, "what": None})
-                execute_on_driver(session, add, {"n": 3, "when": when, "what": None})
-            assert isinstance(refused.value.orig, psycopg.errors.UniqueViolation)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
-        table.drop(db.engine)
         db.dispose()
