@@ -10,7 +10,7 @@ from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
-from fidelia.kit.db import Database, any_of, once_more_if_stale
+from fidelia.kit.db import Database, any_of, once_more_if_stale, rows_now
 from fidelia.ledger.service import POINTS, Account, balance
 from fidelia.models import Balance, Customer, CustomerIdentifier, Program, Reward, Tenant
 from fidelia.rewards.service import active_rewards, next_reward
@@ -262,10 +262,8 @@ async def standings_now(
     number) and kept. A read, so sent once more on a connection the server had dropped
     (``once_more_if_stale``)."""
 
-    async def rows() -> list[Any]:
-        async with db.async_autocommit.connect() as conn:
-            result = await conn.execute(_EVERYWHERE_ROWS, {"kind": kind, "value": value})
-            return list(result.all())
+    def rows() -> Awaitable[list[Any]]:  # on the driver's connection: see ``rows_now``
+        return rows_now(db.async_autocommit, _EVERYWHERE_ROWS, {"kind": kind, "value": value})
 
     found = []
     for *columns, amount in await once_more_if_stale(rows):

@@ -6,13 +6,24 @@ import asyncio
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import DataError, DBAPIError
 
-from fidelia.kit.db import Database, WriterBusy, is_stale_connection, on_driver, sqlite_path
+from fidelia.kit.db import (
+    DRIVER_LISTENERS,
+    Database,
+    WriterBusy,
+    is_stale_connection,
+    on_driver,
+    rows_now,
+    sqlite_path,
+)
+from fidelia.models.base import UTCDateTime
 
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER)"
 
@@ -157,3 +168,53 @@ def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database
         asyncio.run(work())
     finally:
         db.dispose()
+
+
+def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_url):
+    """``rows_now``: a Core statement sent on the driver's connection gives the rows
+    SQLAlchemy's execution gives, with the columns' type processing both ways (an aware
+    datetime stored as UTC and read back as UTC, JSON written and read), the statement's own
+    literals held, and each statement told to ``DRIVER_LISTENERS``."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's async engine")
+    metadata = MetaData()
+    probe = Table(
+        "driver_probe",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("kind", String(10)),
+        Column("at", UTCDateTime),
+        Column("doc", JSON),
+    )
+    db = Database(database_url, pool_size=2)
+    metadata.create_all(db.engine)
+    insert_ = (
+        probe.insert()
+        .values(kind="kept", at=bindparam("at"), doc=bindparam("doc"))
+        .returning(probe.c.id, probe.c.kind, probe.c.at, probe.c.doc)
+    )
+    query = select(probe.c.kind, probe.c.at, probe.c.doc).where(
+        probe.c.kind == "kept", probe.c.at >= bindparam("since")
+    )
+    moment = datetime(2026, 5, 1, 9, 30, tzinfo=timezone(timedelta(hours=-3)))
+    told: list[str] = []
+    listener = lambda text, _params: told.append(text)  # noqa: E731
+    DRIVER_LISTENERS.append(listener)
+
+    async def work() -> tuple[list[Any], list[Any]]:
+        inserted = await rows_now(db.async_autocommit, insert_, {"at": moment, "doc": {"a": [1]}})
+        found = await rows_now(db.async_autocommit, query, {"since": moment})
+        return inserted, found
+
+    try:
+        inserted, found = asyncio.run(work())
+        with db.session(readonly=True) as session:
+            expected = [tuple(row) for row in session.execute(query, {"since": moment})]
+    finally:
+        DRIVER_LISTENERS.remove(listener)
+        metadata.drop_all(db.engine)
+        db.dispose()
+    assert inserted[0][1:] == ("kept", moment, {"a": [1]})
+    assert inserted[0][2].tzinfo == UTC
+    assert found == expected == [("kept", moment, {"a": [1]})]
+    assert len(told) == 2 and told[0].startswith("INSERT INTO driver_probe")
