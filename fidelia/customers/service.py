@@ -1,11 +1,12 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, delete, select, tuple_
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from fidelia.kit.db import any_of, unnested
@@ -71,17 +72,22 @@ def finder(*extra: ColumnElement[Any]) -> Select[Any]:
 _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)
 
 
-def found(session: Session, row: Row[Any]) -> Customer:
-    """A ``finder`` row's customer, in the session as if loaded (no ORM load: the row's
-    columns become the object; one the session already holds is returned as it is)."""
-    values = row._mapping
-    held = session.identity_map.get(identity_key(Customer, values["id"]))
+def found(session: Session, row: Mapping[str, Any]) -> Customer:
+    """A ``finder`` row's customer (its columns by name), in the session as if loaded (no
+    ORM load: the row's columns become the object, set as loaded values, not as changes;
+    one the session already holds is returned as it is)."""
+    held = session.identity_map.get(identity_key(Customer, row["id"]))
     if held is not None:
         return cast(Customer, held)
-    customer = Customer(**{key: values[key] for key in _CUSTOMER_COLUMNS})
+    customer = _new_customer()  # no __init__: the name's validator is for changes
+    for key in _CUSTOMER_COLUMNS:
+        set_committed_value(customer, key, row[key])
     make_transient_to_detached(customer)  # a row that exists: adding it writes nothing
     session.add(customer)
-    return customer
+    return cast(Customer, customer)
+
+
+_new_customer = class_mapper(Customer).class_manager.new_instance
 
 
 class Known(NamedTuple):

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import execute_on_driver, insert_for, unnested
+from fidelia.kit.db import insert_for, rows_in, unnested
 from fidelia.kit.errors import BalanceLimit, InsufficientPoints, InvalidInput
 from fidelia.kit.money import MAX_MINOR
 from fidelia.models import Balance, LedgerEntry, Tenant
@@ -580,12 +580,9 @@ def take(session: Session, acct: Account, amount: int, *, allow_negative: bool =
     if amount <= 0:
         raise InvalidInput("A debit must be positive.")
     key = {"p": acct.program_id, "c": acct.customer_id, "a": acct.account, "x": amount}
-    statement = _DEBIT_ANY if allow_negative else _DEBIT_COVERED
-    if session.get_bind().dialect.name == "postgresql":  # a hot statement: on the driver
-        rows = execute_on_driver(session, statement, key)
-        after = rows[0].amount if rows else None
-    else:
-        after = session.execute(statement, key).scalar()
+    # A hot statement: on the driver's side of the connection (``rows_in``).
+    rows = rows_in(session, _DEBIT_ANY if allow_negative else _DEBIT_COVERED, key)
+    after = rows[0][0] if rows else None
     if after is None:
         if not allow_negative:
             raise InsufficientPoints("Not enough points.")

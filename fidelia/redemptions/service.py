@@ -2,12 +2,13 @@
 transaction. The ledger's conditional update is what stops a double spend."""
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, String, Table, bindparam, insert, select, update
+from sqlalchemy import Select, String, Table, bindparam, insert, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -15,7 +16,7 @@ from sqlalchemy.orm.util import identity_key
 from fidelia.challenges.presence import require_presence
 from fidelia.customers.service import finder, found
 from fidelia.kit.clock import now
-from fidelia.kit.db import execute_on_driver
+from fidelia.kit.db import rows_in
 from fidelia.kit.errors import Conflict, Forbidden, InsufficientPoints, InvalidInput, NotFound
 from fidelia.ledger.service import (
     CASHBACK,
@@ -101,6 +102,8 @@ _REDEEMERS = {
         last_earning_column(bindparam("tenant_id"), _customers.c.id).label("last_earning"),
     ),
 }  # built once: without and with the last earning at the merchant
+# Their columns' names, for their rows sent on the driver (``rows_in``: tuples).
+_KEYS = {query: tuple(str(c.key) for c in query.exported_columns) for query in _REDEEMERS.values()}
 
 
 def find_redeemer(
@@ -110,10 +113,10 @@ def find_redeemer(
     with their wallet, contact and, with ``visit``, last earning at ``tenant``: one
     statement where ``find``, ``wallet_of``, ``last_earning_at`` and the notice took four."""
     query, params = redeemer_read(tenant, kind, value, visit=visit)
-    if session.get_bind().dialect.name == "postgresql":  # a hot statement: on the driver
-        rows = execute_on_driver(session, query, params)
-        return redeemer_from(session, rows[0] if rows else None, visit=visit)
-    return redeemer_from(session, session.execute(query, params).first(), visit=visit)
+    # A hot statement: on the driver's side of the connection (``rows_in``), its row named.
+    rows = rows_in(session, query, params)
+    row = dict(zip(_KEYS[query], rows[0], strict=True)) if rows else None
+    return redeemer_from(session, row, visit=visit)
 
 
 def redeemer_read(
@@ -129,16 +132,19 @@ def redeemer_read(
 
 
 def redeemer_from(
-    session: Session, row: Row[Any] | None, *, visit: bool = False
+    session: Session, row: Mapping[str, Any] | None, *, visit: bool = False
 ) -> Redeemer | None:
-    """The ``Redeemer`` of a ``redeemer_read`` row (None: no such customer)."""
+    """The ``Redeemer`` of a ``redeemer_read`` row, by column name (None: no such
+    customer)."""
     if row is None:
         return None
     return Redeemer(
         customer=found(session, row),
-        wallet=Wallet(points=int(row.wallet_points or 0), cashback=int(row.wallet_cashback or 0)),
-        last_earning_at=row.last_earning if visit else None,
-        contact=notices.contact_of(row.wa, row.wa_user),
+        wallet=Wallet(
+            points=int(row["wallet_points"] or 0), cashback=int(row["wallet_cashback"] or 0)
+        ),
+        last_earning_at=row["last_earning"] if visit else None,
+        contact=notices.contact_of(row["wa"], row["wa_user"]),
         visit=visit,
     )
 
@@ -350,7 +356,8 @@ def redeem(
         if notice is not None:
             notifying, queued = outbox.along(session, notice)
             params.update(queued)
-        ((entry_id, source_id),) = execute_on_driver(session, _REDEEMING[notifying], params)
+        # A hot statement: on the driver's side of the connection (``rows_in``).
+        ((entry_id, source_id),) = rows_in(session, _REDEEMING[notifying], params)
         redemption_id = int(source_id)
         if spent_points is not None:
             entry = Entry(int(entry_id), -amount, after)
