@@ -15,6 +15,7 @@ from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.messaging.wakeups import Wakeups
+from fidelia.pins.service import Longest
 from fidelia.tenants.service import KeyCache, TenantCache
 from fidelia.tenants.tokens import HolderCache
 from fidelia.vouchers.rules import RuleCache
@@ -34,6 +35,7 @@ class State(Resources):
         self.bot = Bot(settings, self.catalogs)
         self.wakeups = Wakeups(self.db)  # the webhooks' NOTIFY to the workers, coalesced
         self.pin_policy = self.bot.policy
+        self.longest_pins = Longest()  # namespaces whose PINs skip the open count a while
 
     def store_inbound(self, messages: list[Inbound]) -> int:
         """Store the messages in one transaction (new ones only); the worker processes them."""

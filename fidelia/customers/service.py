@@ -6,7 +6,6 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from fidelia.kit.db import any_of, unnested
@@ -74,15 +73,16 @@ _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)
 
 def found(session: Session, row: Mapping[str, Any]) -> Customer:
     """A ``finder`` row's customer (its columns by name), in the session as if loaded (no
-    ORM load: the row's columns become the object, set as loaded values, not as changes;
-    one the session already holds is returned as it is)."""
+    ORM load: the row's columns become the object as loaded values, not as changes; one
+    the session already holds is returned as it is)."""
     held = session.identity_map.get(identity_key(Customer, row["id"]))
     if held is not None:
         return cast(Customer, held)
     customer = _new_customer()  # no __init__: the name's validator is for changes
-    for key in _CUSTOMER_COLUMNS:
-        set_committed_value(customer, key, row[key])
-    make_transient_to_detached(customer)  # a row that exists: adding it writes nothing
+    # The columns straight into the object's state, then committed as loaded values by
+    # ``make_transient_to_detached`` (a row that exists: adding it writes nothing).
+    customer.__dict__.update({key: row[key] for key in _CUSTOMER_COLUMNS})
+    make_transient_to_detached(customer)
     session.add(customer)
     return cast(Customer, customer)
 

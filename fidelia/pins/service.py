@@ -9,9 +9,16 @@ is written and another code is tried. The length comes from the namespace's open
 The first try counts the open PINs and inserts in one statement (``INSERT ... SELECT``: the
 length picked in SQL from the count, the code the first that many digits of a random
 string), so a PIN costs one round trip; the count stops where the length stops growing.
+
+That count reads up to the last step's number of index entries (6,493 with the default
+policy), which made a full namespace's PIN cost PostgreSQL 7 times the insert. A namespace
+seen at the longest length (``Longest``) gets its PINs at that length, uncounted, for a few
+seconds: a PIN longer than its namespace needs is always allowed, so a stale mark only
+costs digits, never safety.
 """
 
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +50,7 @@ from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
 
 ATTEMPTS = 30
+LONGEST_SECONDS = 5.0  # how long a namespace seen at the longest length skips the count
 
 _pins = cast(Table, Pin.__table__)
 _OPEN_COUNT = (
@@ -119,15 +127,35 @@ class _Sized:
         return _Sized(tuple(steps))
 
 
-_SIZED_INSERTS: dict[tuple[str, _Sized, bool], Any] = {}
+_SIZED_INSERTS: dict[tuple[str, _Sized | None, bool], Any] = {}
 
 
-def _sized_insert(dialect: str, sized: _Sized, *, issued: bool = False) -> Any:
+def _sized_insert(dialect: str, sized: _Sized | None, *, issued: bool = False) -> Any:
     """``INSERT INTO pins ... SELECT`` the PIN whose length comes from the open count, the
     code the first ``length`` digits of ``:digits``; ON CONFLICT DO NOTHING, RETURNING the
-    row (``issued``: what ``Issued`` holds). Built once per dialect, policy and returning."""
+    row (``issued``: what ``Issued`` holds). Built once per dialect, policy and returning.
+    ``sized`` None: the longest length, nothing counted (``Longest``)."""
     statement = _SIZED_INSERTS.get((dialect, sized, issued))
     if statement is not None:
+        return statement
+    columns = [_pins.c[name] for name in _INSERTED]
+    returned = (_pins.c.code, _pins.c.created_at, _pins.c.expires_at) if issued else tuple(_pins.c)
+    values: list[Any]
+    if sized is None:
+        values = [
+            bindparam("digits", type_=String())
+            if name == "code"
+            else bindparam(name, type_=_pins.c[name].type)
+            for name in _INSERTED
+        ]
+        statement = _SIZED_INSERTS[(dialect, sized, issued)] = (
+            insert_for(dialect)(_pins)
+            .from_select(columns, select(*values))
+            .on_conflict_do_nothing(
+                index_elements=["namespace", "code"], index_where=text("status = 'open'")
+            )
+            .returning(*returned)
+        )
         return statement
     counted = (
         select(func.count().label("open_pins"))
@@ -151,14 +179,12 @@ def _sized_insert(dialect: str, sized: _Sized, *, issued: bool = False) -> Any:
         *[(counted.c.open_pins >= step, literal_column(str(n))) for step, n in reversed(steps)],
         else_=literal_column(str(MIN_LENGTH)),
     )
-    columns = [_pins.c[name] for name in _INSERTED]
     values = [
         func.substr(bindparam("digits", type_=String()), literal_column("1"), length)
         if name == "code"
         else bindparam(name, type_=_pins.c[name].type)
         for name in _INSERTED
     ]
-    returned = (_pins.c.code, _pins.c.created_at, _pins.c.expires_at) if issued else tuple(_pins.c)
     statement = _SIZED_INSERTS[(dialect, sized, issued)] = (
         insert_for(dialect)(_pins)
         .from_select(columns, select(*values).select_from(counted).where(true()))
@@ -199,25 +225,54 @@ class Issued(NamedTuple):
     expires_at: datetime
 
 
+class Longest:
+    """The namespaces last seen at the longest PIN length (one per app: ``State``). Their
+    next PINs are made that long without counting the open ones until ``seconds`` pass;
+    then a PIN counts again, and sets or clears the mark."""
+
+    def __init__(self, seconds: float = LONGEST_SECONDS) -> None:
+        self.seconds = seconds
+        self._until: dict[str, float] = {}
+
+    def holds(self, namespace: str) -> bool:
+        until = self._until.get(namespace)
+        return until is not None and time.monotonic() < until
+
+    def saw(self, namespace: str, length: int) -> None:
+        """A counted PIN of ``length`` was just made in ``namespace``."""
+        if length >= MAX_LENGTH:
+            self._until[namespace] = time.monotonic() + self.seconds
+        else:
+            self._until.pop(namespace, None)
+
+
 async def generate_now(
     db: Database,
     tenant: Tenant,
     namespace: str,
     amount: int | None = None,
     policy: GuessPolicy | None = None,
+    longest: Longest | None = None,
 ) -> Issued | None:
     """PostgreSQL, from the event loop: ``generate``'s first try as ONE statement on the
     async engine in autocommit (no worker thread, no ``BEGIN``/``COMMIT``): the same
-    statement, so the same count and length, durable when it returns. The PIN, or None when
-    its code was taken: the caller then goes through ``generate``. A connection the server
-    had dropped is replaced and the statement sent once more (a PIN written just before the
+    statement, so the same count and length, durable when it returns; in a namespace
+    ``longest`` holds, the longest length without the count. The PIN, or None when its code
+    was taken: the caller then goes through ``generate``. A connection the server had
+    dropped is replaced and the statement sent once more (a PIN written just before the
     drop would stay open, unseen, until it expires)."""
     sized, values = _first_try(tenant, namespace, amount, policy or GuessPolicy())
-    statement = _sized_insert("postgresql", sized, issued=True)
+    counted = longest is None or not longest.holds(namespace)
+    statement = _sized_insert("postgresql", sized if counted else None, issued=True)
     # On the driver's connection (``rows_now``): SQLAlchemy's execution of the one
     # statement cost more CPU than its round trip.
     rows = await once_more_if_stale(lambda: rows_now(db.async_autocommit, statement, values))
-    return Issued(*rows[0]) if rows else None
+    if not rows:
+        return None
+    issued = Issued(*rows[0])
+    if counted and longest is not None:
+        longest.saw(namespace, len(issued.code))
+    return issued
 
 
 def generate(

@@ -3,6 +3,7 @@ which open PINs count and block a code, what an activation answers, what the wor
 expires, and the guessing budget (guard.py). Killing mutmut's mutants of fidelia/pins
 (docs/testing.md)."""
 
+import asyncio
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,13 +12,21 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from fidelia.kit import clock
-from fidelia.kit.db import Database
+from fidelia.kit.db import DRIVER_LISTENERS, Database
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.kit.settings import Settings
 from fidelia.models import Pin, PinFailure, Tenant, WhatsAppContact
 from fidelia.pins import guard
 from fidelia.pins.guard import GuessPolicy, record_failure, refusal
-from fidelia.pins.service import activate, expire_stale, generate, namespace_of, open_count
+from fidelia.pins.service import (
+    Longest,
+    activate,
+    expire_stale,
+    generate,
+    generate_now,
+    namespace_of,
+    open_count,
+)
 from tests.support.helpers import make_tenant
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
@@ -425,3 +434,42 @@ def test_a_sender_being_checked_holds_their_next_try_but_not_their_messages(db):
         record_failure(session, session.get_one(WhatsAppContact, ana), NS, "999999")
     second.join(30)
     assert outcome == ["too_many"]  # three failures: the one it waited for counts
+
+
+def test_a_namespace_seen_at_the_longest_length_skips_the_count_a_while(db):
+    """PostgreSQL's first try (``generate_now``) with ``Longest``: a counted PIN of the
+    longest length marks its namespace; until the mark ages, PINs there are made that long
+    without counting (even once the namespace emptied: longer is always allowed); then a
+    PIN counts again and, shorter, clears the mark."""
+    if db.is_sqlite:
+        pytest.skip("generate_now is PostgreSQL's")
+    tenant = shop(db)
+    # 1.5e-9 of the space may be open: 9 digits while none is, 10 from the first on.
+    policy = GuessPolicy(target_per_day=1.5e-9 * 1540)
+    longest = Longest(seconds=0.3)
+    statements: list[str] = []
+    listener = lambda text, _params: statements.append(text)  # noqa: E731
+    DRIVER_LISTENERS.append(listener)
+
+    def issue() -> tuple[int, bool]:
+        statements.clear()
+        issued = asyncio.run(generate_now(db, tenant, NS, None, policy, longest))
+        assert issued is not None and len(statements) == 1
+        return len(issued.code), "count(" in statements[0]
+
+    def empty_the_namespace() -> None:
+        with db.session() as session:
+            session.execute(text("UPDATE pins SET status = 'used'"))
+
+    try:
+        assert issue() == (9, True) and not longest.holds(NS)
+        assert issue() == (10, True) and longest.holds(NS)
+        empty_the_namespace()
+        assert issue() == (10, False)  # marked: uncounted, the longest length
+        assert not longest.holds(OTHER)
+        empty_the_namespace()
+        time.sleep(0.35)
+        assert issue() == (9, True) and not longest.holds(NS)  # counted again: cleared
+    finally:
+        DRIVER_LISTENERS.remove(listener)
+    assert statuses(db) == {"used": 3, "open": 1}

@@ -108,7 +108,9 @@ async def generar_pin(
     pin: pins.Issued | Pin | None = None
     if not state.db.is_sqlite:
         # One statement from the event loop, in autocommit: no thread hop, one round trip.
-        pin = await pins.generate_now(state.db, tenant, namespace, amount, state.pin_policy)
+        pin = await pins.generate_now(
+            state.db, tenant, namespace, amount, state.pin_policy, state.longest_pins
+        )
     if pin is None:
         # SQLite, or the code was taken: the transaction in one worker thread (one thread
         # hop, not three: the session's opening, the endpoint and its closing took one each).
