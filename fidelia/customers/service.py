@@ -1,6 +1,6 @@
 """Customers: one person in one program, found by any of their identifiers."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -16,7 +16,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from fidelia.kit import driver
@@ -124,17 +124,24 @@ class FirstFinder:
 _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)
 
 
-def found(session: Session, row: Row[Any]) -> Customer:
-    """A ``finder`` row's customer, in the session as if loaded (no ORM load: the row's
-    columns become the object; one the session already holds is returned as it is)."""
-    values = row._mapping
+def found(session: Session, row: Mapping[str, Any] | Row[Any]) -> Customer:
+    """A ``finder`` row's customer (its columns by name, or a ``Row``), in the session as if
+    loaded (no ORM load: the row's columns become the object as loaded values, not as
+    changes; one the session already holds is returned as it is)."""
+    values: Mapping[str, Any] = row._mapping if isinstance(row, Row) else row
     held = session.identity_map.get(identity_key(Customer, values["id"]))
     if held is not None:
         return cast(Customer, held)
-    customer = Customer(**{key: values[key] for key in _CUSTOMER_COLUMNS})
-    make_transient_to_detached(customer)  # a row that exists: adding it writes nothing
+    customer = _new_customer()  # no __init__: the name's validator is for changes
+    # The columns straight into the object's state, then committed as loaded values by
+    # ``make_transient_to_detached`` (a row that exists: adding it writes nothing).
+    customer.__dict__.update({key: values[key] for key in _CUSTOMER_COLUMNS})
+    make_transient_to_detached(customer)
     session.add(customer)
-    return customer
+    return cast(Customer, customer)
+
+
+_new_customer = class_mapper(Customer).class_manager.new_instance
 
 
 class Known(NamedTuple):

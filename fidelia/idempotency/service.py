@@ -9,6 +9,7 @@ retry after the cause is fixed (more points, a validated challenge) can still su
 
 import hashlib
 import json
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from fidelia.kit import driver
 from fidelia.kit.clock import now
-from fidelia.kit.db import insert_for
+from fidelia.kit.db import insert_for, rows_in
 from fidelia.kit.errors import Conflict, DomainError
 from fidelia.models import IdempotencyKey
 
@@ -41,7 +42,16 @@ class KeyRow:
 
 
 _keys = cast(Table, IdempotencyKey.__table__)
-_STORE = update(_keys).where(_keys.c.id == bindparam("key_id"))  # SET from the parameters
+# The answer stored: a hot statement, sent on the driver's side of the connection
+# (``rows_in``), its SET written out (bind parameters named apart from the columns).
+_STORE = (
+    update(_keys)
+    .where(_keys.c.id == bindparam("key_id"))
+    .values(
+        response=bindparam("key_response", type_=_keys.c.response.type),
+        status_code=bindparam("key_status", type_=_keys.c.status_code.type),
+    )
+)
 _FIND = select(_keys.c.request_hash, _keys.c.response, _keys.c.status_code).where(
     _keys.c.tenant_id == bindparam("tenant_id"),
     _keys.c.scope == bindparam("scope"),
@@ -55,15 +65,14 @@ class Claim:
     row: KeyRow | None  # ours to fill; None when replaying
     replay: dict[str, Any] | None = None
     status_code: int = 200
-    along: Row[Any] | None = None  # the ``along`` read's row (None: replaying, or no row)
+    # The ``along`` read's row (None: replaying, or no row): its columns as attributes and
+    # by name in ``_mapping``, as SQLAlchemy's ``Row``.
+    along: Any = None
 
     def store(self, response: dict[str, Any], status_code: int = 200) -> None:
         if self.row is not None:
-            driver.execute(  # PostgreSQL: skipping SQLAlchemy's execution layer
-                self.row.session,
-                _STORE,
-                {"key_id": self.row.id, "response": response, "status_code": status_code},
-            )
+            stored = {"key_id": self.row.id, "key_response": response, "key_status": status_code}
+            rows_in(self.row.session, _STORE, stored)
 
 
 def fingerprint(payload: Any) -> str:
@@ -112,10 +121,24 @@ def _claiming_with(query: Select[Any]) -> Any:
         stmt = _WITH[query] = (
             select(key_row.c.claimed_id, *found.c).select_from(key_row).outerjoin(found, true())
         )
+        _WITH_ROWS[stmt] = _row_of(tuple(str(c.key) for c in stmt.exported_columns))
     return stmt
 
 
 _WITH: dict[Select[Any], Any] = {}  # ``_claiming_with``'s, one per read, built once
+_WITH_ROWS: dict[Any, Any] = {}  # their rows' classes (``rows_in`` gives tuples)
+
+
+def _row_of(names: tuple[str, ...]) -> Any:
+    """A row class for ``names``: a named tuple with ``Row``'s ``_mapping``."""
+    base = namedtuple("AlongRow", names, rename=True)  # type: ignore[misc]
+    return type(
+        "AlongRow",
+        (base,),
+        {"__slots__": (), "_mapping": property(lambda row: dict(zip(names, row, strict=True)))},
+    )
+
+
 _KEY_COLUMNS = frozenset(_keys.c.keys())
 
 
@@ -144,7 +167,7 @@ def claim(
         return _claim_along(session, tenant_id, scope, key, payload, along, retry)
     claimed = _claim(session, tenant_id, scope, key, payload, retry)
     if along is not None and claimed.row is not None:
-        claimed.along = session.execute(*along).first()
+        claimed.along = _first(session, *along)
     return claimed
 
 
@@ -159,9 +182,11 @@ def _claim_along(
 ) -> Claim:
     query, params = along
     digest = fingerprint(payload)
-    row = driver.execute(  # PostgreSQL: skipping SQLAlchemy's execution layer
+    statement = _claiming_with(query)
+    # A hot statement: on the driver's side of the connection (``rows_in``), its row named.
+    (values,) = rows_in(
         session,
-        _claiming_with(query),
+        statement,
         {
             **params,
             "claim_tenant_id": tenant_id,
@@ -170,15 +195,20 @@ def _claim_along(
             "claim_hash": digest,
             "claim_at": now(),
         },
-    ).one()
+    )
+    row = _WITH_ROWS[statement](*values)
     if row.claimed_id is not None:
         return Claim(KeyRow(session, int(row.claimed_id)), along=row if row.along_found else None)
     # Held: replay (or refuse) as without a read; claimed on the retry after all (the key
     # was forgotten meanwhile), the read is run then.
     claimed = _held(session, tenant_id, scope, key, payload, digest, retry)
     if claimed.row is not None:
-        claimed.along = session.execute(query, params).first()
+        claimed.along = _first(session, query, params)
     return claimed
+
+
+def _first(session: Session, query: Select[Any], params: dict[str, Any]) -> Row[Any] | None:
+    return session.execute(query, params).first()
 
 
 def _claim(

@@ -243,7 +243,7 @@ def rows_in(session: Session, statement: Any, given: dict[str, Any]) -> list[Any
     driver: Any = connection.connection.driver_connection
     try:
         cursor = driver.execute(sql.text, params, prepare=True)
-        return [sql.row(values) for values in cursor.fetchall()] if cursor.description else []
+        return [sql.row(values) for values in cursor.fetchall()] if sql.results else []
     except dialect.loaded_dbapi.Error as exc:
         stale = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
         if stale:

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from fidelia.kit.clock import now
-from fidelia.kit.db import insert_for, unnested
+from fidelia.kit.db import insert_for, rows_in, unnested
 from fidelia.kit.errors import BalanceLimit, InsufficientPoints, InvalidInput
 from fidelia.kit.money import MAX_MINOR
 from fidelia.models import Balance, LedgerEntry, Tenant
@@ -485,7 +485,7 @@ def _lots_spent() -> Any:
 _SPEND_LOTS = _lots_spent()
 
 
-def _spend_and_enter() -> Any:
+def spend_and_enter(source_id: Any = None) -> Any:
     """PostgreSQL: the debit's second round trip, the lots spent (``_SPEND_LOTS``, a CTE)
     and the debit's entry inserted, in one statement. Still one of its own after the
     balance's ``UPDATE``: its snapshot is taken after that row lock was granted, so it
@@ -493,31 +493,36 @@ def _spend_and_enter() -> Any:
     ``UPDATE``, they would be read from a snapshot taken before the lock was waited for).
     The new entry is no lot (``remaining`` NULL), and the CTE does not see it anyway. Its
     bind parameters are named apart from the entries' columns: parameters named like a
-    column of the updated table would be added to the CTE's ``SET``."""
+    column of the updated table would be added to the CTE's ``SET``.
+
+    ``source_id``: the entry's source id as a column of a caller's CTE (a row the caller
+    inserts in the same statement: ``redemptions.redeem``'s), the entry selected from that
+    CTE's row; by default, the bind parameter ``sid``. Returns the entry's id."""
     c = _entries.c
     x = bindparam("x", type_=c.amount.type)
+    row = select(
+        bindparam("p", type_=c.program_id.type),
+        bindparam("t", type_=c.tenant_id.type),
+        bindparam("c", type_=c.customer_id.type),
+        bindparam("a", type_=c.account.type),
+        bindparam("k", type_=c.kind.type),
+        -x,
+        bindparam("after", type_=c.balance_after.type),
+        bindparam("st", type_=c.source_type.type),
+        bindparam("sid", type_=c.source_id.type) if source_id is None else source_id,
+        null(),
+        null(),
+        bindparam("at", type_=c.created_at.type),
+    )
     return (
         insert(_entries)
-        .values(
-            program_id=bindparam("p", type_=c.program_id.type),
-            tenant_id=bindparam("t", type_=c.tenant_id.type),
-            customer_id=bindparam("c", type_=c.customer_id.type),
-            account=bindparam("a", type_=c.account.type),
-            kind=bindparam("k", type_=c.kind.type),
-            amount=-x,
-            balance_after=bindparam("after", type_=c.balance_after.type),
-            source_type=bindparam("st", type_=c.source_type.type),
-            source_id=bindparam("sid", type_=c.source_id.type),
-            remaining=null(),
-            expires_at=null(),
-            created_at=bindparam("at", type_=c.created_at.type),
-        )
+        .from_select(_ENTRY_COLUMNS, row, include_defaults=False)
         .returning(c.id)
         .add_cte(_SPEND_LOTS.cte("spent"))
     )
 
 
-_SPEND_AND_ENTER = _spend_and_enter()
+_SPEND_AND_ENTER = spend_and_enter()
 
 
 def _add_entry(
@@ -561,12 +566,23 @@ def debit(
 ) -> Entry:
     """Take ``amount`` (> 0). Raises InsufficientPoints unless the balance covers it;
     ``allow_negative`` is for reversals of earnings that were already spent. Two round
-    trips on PostgreSQL (the balance's guarded ``UPDATE``, then the lots and the entry in
-    one statement: ``_spend_and_enter``), three on SQLite (no DML in a CTE there)."""
+    trips on PostgreSQL (the balance's guarded ``UPDATE``, ``take``; then the lots and the
+    entry in one statement, ``spend_and_enter``), three on SQLite (no DML in a CTE there)."""
+    after = take(session, acct, amount, allow_negative=allow_negative)
+    return enter_debit(session, acct, amount, after, source, kind=kind)
+
+
+def take(session: Session, acct: Account, amount: int, *, allow_negative: bool = False) -> int:
+    """A debit's first half: the balance's conditional ``UPDATE`` (its row lock queues
+    concurrent debits; the loser is refused, InsufficientPoints). Returns the balance
+    after. ``enter_debit`` (or a caller's statement built on ``spend_and_enter``) must
+    follow in the transaction, in a statement of its own."""
     if amount <= 0:
         raise InvalidInput("A debit must be positive.")
     key = {"p": acct.program_id, "c": acct.customer_id, "a": acct.account, "x": amount}
-    after = session.execute(_DEBIT_ANY if allow_negative else _DEBIT_COVERED, key).scalar()
+    # A hot statement: on the driver's side of the connection (``rows_in``).
+    rows = rows_in(session, _DEBIT_ANY if allow_negative else _DEBIT_COVERED, key)
+    after = rows[0][0] if rows else None
     if after is None:
         if not allow_negative:
             raise InsufficientPoints("Not enough points.")
@@ -579,22 +595,45 @@ def debit(
                 "amount": -amount,
             },
         ).scalar_one()
+    return int(after)
+
+
+def enter_debit(
+    session: Session,
+    acct: Account,
+    amount: int,
+    after: int,
+    source: Source,
+    *,
+    kind: str = "redeem",
+) -> Entry:
+    """A debit's second half, after ``take`` left the balance at ``after``: the lots spent
+    and the entry written (one statement on PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":
         entry_id = session.execute(
-            _SPEND_AND_ENTER,
-            {
-                **key,
-                "t": source.tenant_id,
-                "k": kind,
-                "after": int(after),
-                "st": source.type,
-                "sid": source.id,
-                "at": now(),
-            },
+            _SPEND_AND_ENTER, {**spend_params(acct, amount, after, source, kind), "sid": source.id}
         ).scalar_one()
-        return Entry(int(entry_id), -amount, int(after))
+        return Entry(int(entry_id), -amount, after)
     _consume_lots(session, acct, amount)
-    return _add_entry(session, acct, source, kind, -amount, int(after), None, None)
+    return _add_entry(session, acct, source, kind, -amount, after, None, None)
+
+
+def spend_params(
+    acct: Account, amount: int, after: int, source: Source, kind: str = "redeem"
+) -> dict[str, Any]:
+    """``spend_and_enter``'s parameters (but ``sid``, the source's id, when it is a bind
+    parameter)."""
+    return {
+        "p": acct.program_id,
+        "c": acct.customer_id,
+        "a": acct.account,
+        "x": amount,
+        "t": source.tenant_id,
+        "k": kind,
+        "after": after,
+        "st": source.type,
+        "at": now(),
+    }
 
 
 def _consume_lots(session: Session, acct: Account, amount: int) -> None:

@@ -91,12 +91,40 @@ def spent(
     ``left``: the points and cashback balances after the debit, when the caller knows them
     (the debit returned them), so they are not read again; ``contact`` likewise, when the
     caller read it with the customer (``contact_columns``)."""
+    text = spent_text(
+        session,
+        tenant,
+        customer,
+        what,
+        points=points,
+        cashback=cashback,
+        left=left,
+        contact=contact,
+    )
+    if text is not None:
+        # One Core INSERT now (not an ORM object flushed at the commit).
+        outbox.whatsapp_texts(session, [text])
+
+
+def spent_text(
+    session: Session,
+    tenant: Tenant,
+    customer: Customer,
+    what: str,
+    *,
+    points: int = 0,
+    cashback: int = 0,
+    left: tuple[int, int] | None = None,
+    contact: Contact | None | _NotRead = NOT_READ,
+) -> outbox.Text | None:
+    """``spent``'s notice, not queued (None: there is none to send), for a caller that
+    sends it in a statement of its own (``outbox.along``)."""
     if points <= 0 and cashback <= 0:
-        return
+        return None
     if isinstance(contact, _NotRead):
         contact = _contact(session, customer)
     if contact is None:
-        return
+        return None
     number, user_id = contact
     if left is None:
         left = (
@@ -112,5 +140,4 @@ def spent(
         what=what,
         balance=_amounts(tenant, left_points, left_cashback) or f"0 {unit(tenant.locale, 0)}",
     )
-    # One Core INSERT now (not an ORM object flushed at the commit).
-    outbox.whatsapp_texts(session, [outbox.Text(text, number, user_id, tenant.id)])
+    return outbox.Text(text, number, user_id, tenant.id)

@@ -174,6 +174,48 @@ def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
         session.info["outbox_notified"] = True
 
 
+def _queued(notifying: bool) -> Any:
+    """PostgreSQL: one text's insert as a CTE for a caller's statement (``along``), with
+    the NOTIFY or without; its bind parameters named apart from the tables' columns."""
+    c = _OUTBOX.c
+    at = bindparam("outbox_at", type_=c.created_at.type)
+    queued = insert(_OUTBOX).values(
+        tenant_id=bindparam("outbox_tenant", type_=c.tenant_id.type),
+        channel=bindparam("outbox_channel", type_=c.channel.type),
+        payload=bindparam("outbox_payload", type_=c.payload.type),
+        status=bindparam("outbox_status", type_=c.status.type),
+        attempts=bindparam("outbox_attempts", type_=c.attempts.type),
+        next_attempt_at=at,
+        created_at=at,
+    )
+    return (queued.returning(func.pg_notify(CHANNEL, "")) if notifying else queued).cte("queued")
+
+
+# ``along``'s CTEs, without and with the NOTIFY: a statement that carries one is built once
+# for each (a CTE's insert runs whether or not the statement reads it).
+QUEUED = {False: _queued(False), True: _queued(True)}
+
+
+def along(session: Session, text: Text) -> tuple[bool, dict[str, Any]]:
+    """PostgreSQL: ``whatsapp_texts`` of one text, sent in the caller's next statement
+    (one round trip less): whether the caller's statement is to carry ``QUEUED[True]``
+    (it notifies, as ``whatsapp_texts`` would) or ``QUEUED[False]``, and its parameters.
+    The session is marked as ``whatsapp_texts`` marks it: call it for a statement that
+    is sent (if it fails, the transaction rolls back and the marks go with it)."""
+    notifying = not session.info.get("outbox_notified") and not session.in_nested_transaction()
+    session.info["outbox_wakeup"] = True
+    if notifying:
+        session.info["outbox_notified"] = True
+    return notifying, {
+        "outbox_tenant": text.tenant_id,
+        "outbox_channel": "whatsapp",
+        "outbox_payload": _whatsapp_payload(text.text, text.wa_number, text.wa_user_id),
+        "outbox_status": "pending",
+        "outbox_attempts": 0,
+        "outbox_at": now(),
+    }
+
+
 def _whatsapp_payload(text: str, wa_number: str | None, wa_user_id: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",

@@ -1,10 +1,10 @@
 """Finding a customer by the first of several identifiers that names one (the retail door's
 member lookup: phone as ``phone`` then ``whatsapp``, then email, ...), in one round trip."""
 
-from fidelia.customers.service import find_first, find_many, identify
+from fidelia.customers.service import find_first, find_many, finder, found, identify
 from fidelia.kit.db import Database
-from fidelia.models import Tenant
-from tests.support.helpers import make_tenant
+from fidelia.models import Customer, Tenant
+from tests.support.helpers import make_tenant, sent
 
 
 def test_the_first_identifier_in_order_that_names_a_customer_wins(db: Database) -> None:
@@ -53,3 +53,26 @@ def test_find_many_finds_exactly_the_pairs_asked(db: Database) -> None:
         (p, "whatsapp", "+5491155550001"): (ana.id, "Ana"),
         (p, "whatsapp", "+5491155550002"): (beto, None),
     }
+
+
+def test_a_finder_row_becomes_the_customer_as_if_loaded(db: Database) -> None:
+    """``found``: the row's columns as the session's customer, loaded (nothing to flush, no
+    read when a column is used); a change made after is flushed as any (the name's key
+    follows it); a customer the session holds is the one returned."""
+    tenant, _ = make_tenant(db)
+    with db.session() as session:
+        made = identify(session, session.get_one(Tenant, tenant.id), {"email": "a@example.com"})
+        made.name = "Ána Lima"
+        customer_id = made.id
+    email = {"program_id": tenant.program_id, "kind": "email", "value": "a@example.com"}
+    with db.session() as session:
+        row = session.execute(finder(), email).one()
+        read, statements = sent(db, lambda: found(session, row._mapping))
+        assert (read.id, read.name, read.name_key) == (customer_id, "Ána Lima", "ana lima")
+        assert read.created_at is not None and statements == []
+        assert read in session and not session.dirty and not session.new
+        assert found(session, row._mapping) is read
+        read.name = "Bia"
+    with db.session(readonly=True) as session:
+        again = session.get_one(Customer, customer_id)
+        assert (again.name, again.name_key) == ("Bia", "bia")

@@ -7,7 +7,7 @@ from sqlalchemy import event, func, select
 
 from fidelia.kit import clock
 from fidelia.kit.db import DRIVER_LISTENERS
-from fidelia.models import Balance, LedgerEntry, Redemption
+from fidelia.models import Balance, LedgerEntry, OutboxMessage, Redemption
 from tests.support.helpers import (
     generate_pin,
     ledger_invariants,
@@ -15,6 +15,7 @@ from tests.support.helpers import (
     make_reward,
     make_tenant,
     send_whatsapp,
+    sent,
 )
 
 WA = "+50688887777"
@@ -190,6 +191,49 @@ def test_canjear_success(client, db, settings):
     assert again.json()["codigo"] == "PUNTOS_INSUFICIENTES"
     assert debits(db) == ([redemption], [debit], [0])  # the refusal wrote nothing
     assert ledger_invariants(db) == []
+
+
+def test_canjear_writes_everything_in_one_statement_after_the_debit(client, db, settings):
+    """On PostgreSQL a redemption is three statements of its own: the customer read with
+    their wallet, contact and last earning here; the balance's guarded ``UPDATE``; and one
+    statement for the rest: the redemption's row, the lots spent, the debit's entry and the
+    spend notice with its NOTIFY (none at the commit), the three sent on psycopg's own
+    connection (``execute_on_driver``: heard before, not after, as SQLAlchemy's execution
+    layer is skipped). SQLite: one by one. The rows and the notice are the same either way."""
+    tenant, key = make_tenant(db, points_per_pin="10")
+    reward_id = make_reward(db, tenant, points=10)
+    earn(client, settings, key)
+    body = {"whatsapp": WA, "id_comercio": tenant.id, "id_promocion": reward_id}
+    with db.session(readonly=True) as session:
+        before = set(session.scalars(select(OutboxMessage.id)))
+    executed: list[str] = []
+    after = lambda *args: executed.append(" ".join(args[2].split()))  # noqa: E731
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        response, statements = sent(db, lambda: client.post("/api/v1/redimir/canjear", json=body))
+    finally:
+        event.remove(db.engine, "after_cursor_execute", after)
+    assert response.status_code == 200 and response.json()["puntos_restantes"] == 0
+    (redemption,), (debit,), balances = debits(db)
+    assert debit == (str(redemption[0]), -10, 0, tenant.id) and balances == [0]
+    assert ledger_invariants(db) == []
+    with db.session(readonly=True) as session:
+        (notice,) = [m for m in session.scalars(select(OutboxMessage)) if m.id not in before]
+    assert (notice.channel, notice.status, notice.tenant_id) == ("whatsapp", "pending", tenant.id)
+    assert notice.payload["to"] == WA.lstrip("+") and "10" in notice.payload["text"]["body"]
+    if db.is_sqlite:
+        return
+    caches = ("SELECT tenants.", "SELECT programs.", "SELECT rewards.")
+    own = [s for s in statements if not s.startswith(caches)]
+    assert [" ".join(s.split()[:3]) for s in own] == [
+        "SELECT customers.id, customers.program_id,",  # with wallet, contact, last earning
+        "UPDATE balances SET",
+        "WITH spent AS",
+    ]
+    for table in ("redemptions", "ledger_entries", "outbox"):
+        assert f"INSERT INTO {table}" in own[2]
+    assert "pg_notify" in own[2] and not any(s.startswith("NOTIFY") for s in statements)
+    assert not set(own) & set(executed)
 
 
 def test_canjear_requires_recent_visit(client, db, settings, frozen):

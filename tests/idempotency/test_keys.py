@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 
 from fidelia.idempotency.service import Claim, KeyReused, claim, fingerprint, forget
+from fidelia.kit.db import DRIVER_LISTENERS
 from fidelia.models import IdempotencyKey, Tenant
 from tests.support.helpers import make_tenant
 
@@ -116,20 +117,25 @@ NAME = select(Tenant.name).where(Tenant.id == bindparam("t"))
 
 
 def statements(db):
-    """The statements the database engine is sent while the block runs (SQLite's BEGIN
-    left out)."""
+    """The statements the database engine is sent while the block runs, through SQLAlchemy
+    or on the driver's connection (``kit/db.py rows_in``; SQLite's BEGIN left out)."""
     sent: list[str] = []
 
     def heard(conn, cursor, statement, *args):
         if not statement.startswith("BEGIN"):
             sent.append(statement)
 
+    def on_driver(statement, _params):
+        sent.append(statement)
+
     @contextmanager
     def listening():
         event.listen(db.engine, "before_cursor_execute", heard)
+        DRIVER_LISTENERS.append(on_driver)
         try:
             yield sent
         finally:
+            DRIVER_LISTENERS.remove(on_driver)
             event.remove(db.engine, "before_cursor_execute", heard)
 
     return listening()

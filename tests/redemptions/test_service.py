@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fidelia.customers.service import find, identify
 from fidelia.kit import clock
@@ -43,7 +43,7 @@ from fidelia.redemptions.service import (
     wallet_of,
 )
 from fidelia.rewards.eligibility import Wallet
-from tests.support.helpers import make_tenant
+from tests.support.helpers import make_tenant, sent
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 ANA = "+50688887777"
@@ -287,15 +287,11 @@ def test_a_redeemer_is_read_in_one_statement_as_the_separate_reads_read_it(db):
     give(db, elsewhere, ana, 34, CASHBACK, "e-3")
     take(db, tenant, ana, 50)  # a debt on points
     give(db, tenant, bia, 78, POINTS, "e-4")
-    statements: list[str] = []
     with db.session() as session:
         here = session.get_one(Tenant, tenant.id)
-        counted = lambda *a: statements.append(a[2])  # noqa: E731
-        event.listen(session.get_bind(), "before_cursor_execute", counted)
-        try:
-            read = find_redeemer(session, here, "cpf", "52998224725", visit=True)
-        finally:
-            event.remove(session.get_bind(), "before_cursor_execute", counted)
+        read, statements = sent(
+            db, lambda: find_redeemer(session, here, "cpf", "52998224725", visit=True)
+        )
         assert len(statements) == 1
         assert read is not None
         customer = find(session, here.program_id, "cpf", "52998224725")

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fidelia.customers.service import find, identify
@@ -57,9 +57,9 @@ def redeemer_read(tenant: Tenant, document: str) -> Along | None:
     return redemptions_read(tenant, kind, value)
 
 
-def read_redeemer(session: Session, row: Row[Any] | None) -> Redeemer:
+def read_redeemer(session: Session, row: Any) -> Redeemer:
     """The customer of a ``redeemer_read`` row (``Claim.along``), or the 404."""
-    redeemer = redeemer_from(session, row)
+    redeemer = redeemer_from(session, None if row is None else row._mapping)
     if redeemer is None:
         raise _no_customer()
     return redeemer

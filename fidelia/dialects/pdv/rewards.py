@@ -203,7 +203,7 @@ def _redeem(
         known=redeemer,
     )
     entry = done.points_entry
-    wire_id = redemption_wire_id(done.redemption)
+    wire_id = REDEMPTION_IDS + done.redemption_id  # redemption_wire_id
     answer = envelope(
         {
             # This redemption, what DELETE /rewards/{id} takes (the vendor's example answers
@@ -216,7 +216,7 @@ def _redeem(
                 "Quantity": entry.amount if entry else 0,
                 "Metadatas": [m.model_dump(mode="json") for m in body.Metadatas or []],
             },
-            "ExternalCode": done.redemption.external_code,
+            "ExternalCode": done.external_code,
             "OriginalKey": body.OriginalKey,
             "Coupon": None,  # a POS redemption makes no coupon: the POS applies the discount
             "ExternalProductId": reward.external_product_id

@@ -1,7 +1,7 @@
 """POST /v1/pvt/POS/rewards/{id}/redeem (idempotent on OriginalKey), cashback with a chosen
 value, and DELETE /v1/pvt/POS/rewards/{id} | ?OriginalKey=... to cancel a redemption."""
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fidelia.dialects.pdv.rewards import REDEMPTION_IDS
 from fidelia.models import LedgerEntry, Redemption
@@ -23,7 +23,7 @@ from tests.dialects.pdv.conftest import (
     validate,
     wallet,
 )
-from tests.support.helpers import ledger_invariants
+from tests.support.helpers import ledger_invariants, sent
 
 CANCEL = "/v1/pvt/POS/rewards"
 
@@ -313,51 +313,37 @@ def test_cashback_amount_in_points(client, db):
 
 def test_a_redeem_claims_its_key_and_reads_its_customer_in_one_statement(client, db):
     """On PostgreSQL the ``OriginalKey``'s row and the customer with their wallet go in
-    one statement (``claim(along=)``), and the debit's lots with its entry in another
-    (``ledger.debit``): seven statements in all. SQLite sends them one by one. The answer
-    and the rows are the same either way."""
+    one statement (``claim(along=)``), and the redemption's row, the debit's lots and its
+    entry in another, after the balance's guarded ``UPDATE`` (``redemptions.redeem``).
+    SQLite sends them one by one. The answer and the rows are the same either way."""
     merchant = make_merchant(db)
     reward = add_reward(db, merchant, "R$ 10 de desconto", points=100)
     order(client, merchant, "PDV-1", "250.00")
-    sent: list[str] = []
-
-    def heard(conn, cursor, statement, *args):
-        if not statement.startswith("BEGIN"):  # SQLite's write lock
-            sent.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", heard)
-    try:
-        result = ok(redeem(client, merchant, reward, "K1"))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", heard)
+    result, heard = sent(db, lambda: ok(redeem(client, merchant, reward, "K1")))
+    heard = [s for s in heard if not s.startswith("BEGIN")]  # SQLite's write lock
     assert result["Point"]["Quantity"] == -100 and result["OriginalKey"] == "K1"
     assert wallet(db, merchant)[0] == 150
     assert count(db, Redemption) == 1 and debits(db) == 1
     assert ledger_invariants(db) == []
-    reads_customer = [s for s in sent if "customer_identifiers" in s]
+    reads_customer = [s for s in heard if "customer_identifiers" in s]
     if db.is_sqlite:
         assert len(reads_customer) == 1 and "idempotency_keys" not in reads_customer[0]
         return
     # The merchant caches keep nothing in tests: their reads left out, what is left is the
     # redemption's own (no notice: the customer has no WhatsApp).
     caches = ("SELECT tenants.", "SELECT programs.", "SELECT rewards.")
-    own = [" ".join(s.split()[:3]) for s in sent if not s.startswith(caches)]
-    assert own == [
+    own = [s for s in heard if not s.startswith(caches)]
+    assert [" ".join(s.split()[:3]) for s in own] == [
         "WITH claimed AS",  # the key's row, and the customer with their wallet
-        "INSERT INTO redemptions",
         "UPDATE balances SET",
-        "WITH spent AS",  # the lots spent, and the debit's entry
+        "WITH spent AS",  # the lots spent, the redemption's row and the debit's entry
         "UPDATE idempotency_keys SET",  # the answer stored
     ]
-    assert reads_customer == [sent[1]] and "INSERT INTO idempotency_keys" in sent[1]
+    assert "INSERT INTO redemptions" in own[2] and "INSERT INTO ledger_entries" in own[2]
+    assert reads_customer == [own[0]] and "INSERT INTO idempotency_keys" in own[0]
     # A retry is the claim (with the read) and the stored answer, nothing more.
-    sent.clear()
-    event.listen(db.engine, "before_cursor_execute", heard)
-    try:
-        again = redeem(client, merchant, reward, "K1")
-    finally:
-        event.remove(db.engine, "before_cursor_execute", heard)
+    again, heard = sent(db, lambda: redeem(client, merchant, reward, "K1"))
     assert ok(again) == result
-    replayed = [" ".join(s.split()[:2]) for s in sent if not s.startswith(caches)]
+    replayed = [" ".join(s.split()[:2]) for s in heard if not s.startswith(caches)]
     assert replayed == ["WITH claimed", "SELECT idempotency_keys.request_hash,"]  # the answer
     assert wallet(db, merchant)[0] == 150 and count(db, Redemption) == 1
