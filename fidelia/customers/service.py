@@ -128,7 +128,7 @@ def found(session: Session, row: Mapping[str, Any] | Row[Any]) -> Customer:
     """A ``finder`` row's customer (its columns by name, or a ``Row``), in the session as if
     loaded (no ORM load: the row's columns become the object as loaded values, not as
     changes; one the session already holds is returned as it is)."""
-    values: Mapping[str, Any] = row._mapping if isinstance(row, Row) else row
+    values = cast(Mapping[str, Any], row._mapping if isinstance(row, Row) else row)
     held = session.identity_map.get(identity_key(Customer, values["id"]))
     if held is not None:
         return cast(Customer, held)
