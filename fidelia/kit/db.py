@@ -12,8 +12,6 @@ import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,13 +28,15 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy import column as sql_column
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
+
+from fidelia.kit import driver
 
 READONLY = "fidelia_readonly"
 NOWAIT = "fidelia_nowait"
@@ -157,98 +157,36 @@ async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) ->
     return await greenlet_spawn(_on_driver, engine.sync_engine, work)
 
 
-# Called with the SQL text and parameters of every statement ``rows_now`` sends: what
-# SQLAlchemy's ``before_cursor_execute`` event is for its own executions (tests, tracing).
-DRIVER_LISTENERS: list[Callable[[str, dict[str, Any]], None]] = []
-
-
-@dataclass(frozen=True)
-class DriverSQL:
-    """A Core statement compiled once for a dialect's driver (``on_driver``): its SQL text,
-    the type processing of its bound parameters and of its result columns (what SQLAlchemy's
-    execution layer does per call, reduced to one function per value that needs one), and
-    the parameters it holds itself. For a hot statement on PostgreSQL's async engine whose
-    execution through SQLAlchemy costs more CPU than its round trip."""
-
-    text: str
-    held: dict[str, Any]
-    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
-
-    @staticmethod
-    @lru_cache(maxsize=64)  # statements built once per process: a handful
-    def of(statement: Any, dialect: Any) -> "DriverSQL":
-        compiled = statement.compile(dialect=dialect)
-        binds = []
-        for name, bind in compiled.binds.items():
-            if bind.expanding:
-                raise ValueError(f"{name}: an expanding parameter has no fixed SQL text")
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                binds.append((name, process))
-        held = {name: value for name, value in compiled.params.items() if value is not None}
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.exported_columns
-        )
-        return DriverSQL(str(compiled), held, tuple(binds), results)
-
-    def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        params = {**self.held, **given}
-        for name, process in self.binds:
-            if name in params:
-                params[name] = process(params[name])
-        return params
-
-    def row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(self.results, values, strict=True)
-        )
-
-
 async def rows_now(engine: AsyncEngine, statement: Any, given: dict[str, Any]) -> list[Any]:
-    """``statement``'s rows, sent with ``given`` on the driver's connection as a prepared
-    statement (``on_driver``, ``DriverSQL``): for a hot one-statement path on the async
-    engine. The rows are tuples, their values as SQLAlchemy would give them."""
-    sql = DriverSQL.of(statement, engine.dialect)
-    params = sql.parameters(given)
-    for listener in DRIVER_LISTENERS:
-        listener(sql.text, params)
+    """``statement``'s rows (tuples, their values as SQLAlchemy gives them), sent with
+    ``given`` on the driver's connection as a prepared statement (``on_driver``; compiled
+    once, its columns' type processing kept: ``kit/driver.py``): for a hot one-statement
+    path on the async engine, where SQLAlchemy's execution cost more CPU than the round
+    trip. The engine's ``before_cursor_execute`` listeners are told of it."""
+    sync = engine.sync_engine
+    sent = driver.compiled(statement, sync.dialect, frozenset(given))
+    if sent is None:  # not one the driver's way sends: through SQLAlchemy
+        async with engine.connect() as conn:
+            result = await conn.execute(statement, given)
+            return [tuple(row) for row in result] if result.returns_rows else []
+    params = sent.parameters(given)
+    driver.tell(sync, sent.sql, params)
 
     async def run(conn: Any) -> list[Any]:
-        cursor = await conn.execute(sql.text, params, prepare=True)
-        return [sql.row(values) for values in await cursor.fetchall()]
+        cursor = await conn.execute(sent.sql, params, prepare=True)
+        return sent.rows(await cursor.fetchall()) if sent.keys else []
 
     return await on_driver(engine, run)
 
 
 def rows_in(session: Session, statement: Any, given: dict[str, Any]) -> list[Any]:
-    """``rows_now`` inside ``session``'s transaction: ``statement`` sent on the driver's
-    side of the session's connection (begun if it was not), as a prepared statement, its
-    rows as tuples (none for a statement that returns none). For the hot statements of a
-    write path, where SQLAlchemy's execution cost about as much CPU again as the round
-    trip. Errors come out as SQLAlchemy raises them (``DBAPIError`` and its subclasses; a
-    dropped connection invalidated, as a statement through the session would). SQLite
-    goes through the session: its statements cost little beside its own work."""
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name != "postgresql":
-        result = connection.execute(statement, given)
-        return [tuple(row) for row in result] if result.returns_rows else []
-    sql = DriverSQL.of(statement, dialect)
-    params = sql.parameters(given)
-    for listener in DRIVER_LISTENERS:
-        listener(sql.text, params)
-    driver: Any = connection.connection.driver_connection
-    try:
-        cursor = driver.execute(sql.text, params, prepare=True)
-        return [sql.row(values) for values in cursor.fetchall()] if sql.results else []
-    except dialect.loaded_dbapi.Error as exc:
-        stale = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
-        if stale:
-            connection.invalidate(exc)
-        raise _wrapped(connection.engine, exc, stale) from exc
+    """``statement``'s rows as tuples, sent in ``session``'s transaction on the driver's
+    side of its connection on PostgreSQL (``kit/driver.py execute``; SQLite, and what the
+    driver's way does not send, through the session)."""
+    result = driver.execute(session, statement, given)
+    if isinstance(result, CursorResult) and not result.returns_rows:  # SQLAlchemy's way
+        return []
+    return [tuple(row) for row in result]
 
 
 def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -22,28 +22,56 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable
-from sqlalchemy.engine import Dialect, Result
+from sqlalchemy import Executable, TextClause
+from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class Compiled:
+    """A statement as the driver takes it: what ``execute`` works out once."""
+
     sql: str
     constants: dict[str, Any]  # what the statement binds itself (literals, defaults)
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameter -> bind processor
     keys: Sequence[str]  # result columns
     results: tuple[Callable[[Any], Any] | None, ...] | None  # per column; None: none at all
 
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        values = {**self.constants, **params}
+        for name, process in self.binds:
+            values[name] = process(values[name])
+        return values
 
-_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, _Compiled | None]] = {}
+    def rows(self, rows: list[Any]) -> list[Any]:
+        results = self.results
+        if results is None:
+            return rows
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
+            for row in rows
+        ]
 
 
-def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> _Compiled | None:
-    """None: a statement this does not send (parameters expanded at execution, or column
-    defaults computed in Python at execution)."""
+_COMPILED: dict[tuple[int, str, frozenset[str]], tuple[Executable, Compiled | None]] = {}
+
+
+def compiled(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> Compiled | None:
+    """``stmt`` compiled for the driver with the parameters ``names`` (kept by its identity:
+    a statement built once), or None for one this does not send (parameters expanded at
+    execution, or column defaults computed in Python at execution)."""
+    key = (id(stmt), dialect.name, names)
+    cached = _COMPILED.get(key)
+    if cached is None or cached[0] is not stmt:
+        cached = _COMPILED[key] = (stmt, _compile(stmt, dialect, names))
+    return cached[1]
+
+
+def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> Compiled | None:
+    if isinstance(stmt, TextClause):  # its columns are known only once it has run
+        return None
     built: Any = stmt  # a Core statement: compiled as SQLAlchemy compiles it
     compiled = built.compile(dialect=dialect, column_keys=sorted(names))
     if compiled.literal_execute_params or compiled.post_compile_params:
@@ -59,7 +87,15 @@ def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> _Comp
     results = tuple(
         column.type._cached_result_processor(dialect, None) for column in compiled._result_columns
     )
-    return _Compiled(str(compiled), constants, binds, keys, results if any(results) else None)
+    return Compiled(str(compiled), constants, binds, keys, results if any(results) else None)
+
+
+def tell(target: Connection | Engine, sql: str, values: dict[str, Any]) -> None:
+    """The statement told to ``before_cursor_execute`` listeners (the tests' recorders), as
+    SQLAlchemy tells them, with no execution context (the mark of the driver's way)."""
+    if target._has_events or (isinstance(target, Connection) and target.engine._has_events):
+        for listen in target.dispatch.before_cursor_execute:
+            listen(target, None, sql, values, None, False)
 
 
 def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Result[*tuple[Any, ...]]:
@@ -69,31 +105,24 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Resul
     dialect = conn.dialect
     if dialect.name != "postgresql":
         return session.execute(stmt, params)
-    names = frozenset(params)
-    key = (id(stmt), dialect.name, names)
-    cached = _COMPILED.get(key)
-    if cached is None or cached[0] is not stmt:
-        cached = _COMPILED[key] = (stmt, _compile(stmt, dialect, names))
-    compiled = cached[1]
-    if compiled is None:
+    sent = compiled(stmt, dialect, frozenset(params))
+    if sent is None:
         return session.execute(stmt, params)
-    values = {**compiled.constants, **params}
-    for name, process in compiled.binds:
-        values[name] = process(values[name])
-    if conn._has_events or conn.engine._has_events:
-        for listen in conn.dispatch.before_cursor_execute:
-            listen(conn, None, compiled.sql, values, None, False)
+    values = sent.parameters(params)
+    tell(conn, sent.sql, values)
     raw = conn.connection.driver_connection
     assert raw is not None
     try:
-        cursor = raw.execute(compiled.sql, values)
-        rows = cursor.fetchall() if cursor.description is not None else []
+        cursor = raw.execute(sent.sql, values)
+        # Fetched when the statement has columns: psycopg's ``description`` builds an
+        # object a column.
+        rows = cursor.fetchall() if sent.keys else []
     except dialect.loaded_dbapi.Error as exc:
         stale = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
         if stale:
             conn.invalidate(exc)
         raise DBAPIError.instance(
-            compiled.sql,
+            sent.sql,
             values,
             exc,
             dialect.loaded_dbapi.Error,
@@ -101,10 +130,4 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Resul
             connection_invalidated=stale,
             dialect=dialect,
         ) from exc
-    results = compiled.results
-    if results is not None:
-        rows = [
-            tuple(v if p is None else p(v) for p, v in zip(results, row, strict=True))
-            for row in rows
-        ]
-    return IteratorResult(SimpleResultMetaData(compiled.keys), iter(rows))
+    return IteratorResult(SimpleResultMetaData(sent.keys), iter(sent.rows(rows)))

@@ -6,7 +6,6 @@ import pytest
 from sqlalchemy import event, func, select
 
 from fidelia.kit import clock
-from fidelia.kit.db import DRIVER_LISTENERS
 from fidelia.models import Balance, LedgerEntry, OutboxMessage, Redemption
 from tests.support.helpers import (
     generate_pin,
@@ -115,8 +114,6 @@ def test_puntos_reads_one_statement_from_the_event_loop_once_the_catalog_is_cach
     listeners = {name: (lambda *args, name=name: sent[name].append(args[2])) for name in engines}
     for name, engine in engines.items():
         event.listen(engine, "before_cursor_execute", listeners[name])
-    on_driver = lambda text, _params: sent["loop"].append(text)  # noqa: E731 (``rows_now``)
-    DRIVER_LISTENERS.append(on_driver)
     try:
         state.catalogs.ttl = 60  # the tests' settings cache nothing
         state.catalogs._entries.clear()
@@ -126,7 +123,6 @@ def test_puntos_reads_one_statement_from_the_event_loop_once_the_catalog_is_cach
         sent["loop"].clear()
         warm = client.get("/api/v1/redimir/puntos/%2B50688887777")
     finally:
-        DRIVER_LISTENERS.remove(on_driver)
         for name, engine in engines.items():
             event.remove(engine, "before_cursor_execute", listeners[name])
     assert cold.status_code == warm.status_code == 200

@@ -11,7 +11,6 @@ from sqlalchemy import bindparam, event, select
 from sqlalchemy.exc import IntegrityError
 
 from fidelia.idempotency.service import Claim, KeyReused, claim, fingerprint, forget
-from fidelia.kit.db import DRIVER_LISTENERS
 from fidelia.models import IdempotencyKey, Tenant
 from tests.support.helpers import make_tenant
 
@@ -125,17 +124,12 @@ def statements(db):
         if not statement.startswith("BEGIN"):
             sent.append(statement)
 
-    def on_driver(statement, _params):
-        sent.append(statement)
-
     @contextmanager
     def listening():
         event.listen(db.engine, "before_cursor_execute", heard)
-        DRIVER_LISTENERS.append(on_driver)
         try:
             yield sent
         finally:
-            DRIVER_LISTENERS.remove(on_driver)
             event.remove(db.engine, "before_cursor_execute", heard)
 
     return listening()

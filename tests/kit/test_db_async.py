@@ -11,11 +11,21 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.exc import DataError, DBAPIError
 
 from fidelia.kit.db import (
-    DRIVER_LISTENERS,
     Database,
     WriterBusy,
     is_stale_connection,
@@ -174,7 +184,7 @@ def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_ur
     """``rows_now``: a Core statement sent on the driver's connection gives the rows
     SQLAlchemy's execution gives, with the columns' type processing both ways (an aware
     datetime stored as UTC and read back as UTC, JSON written and read), the statement's own
-    literals held, and each statement told to ``DRIVER_LISTENERS``."""
+    literals held, and each statement told to the engine's listeners."""
     if database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's async engine")
     metadata = MetaData()
@@ -198,8 +208,8 @@ def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_ur
     )
     moment = datetime(2026, 5, 1, 9, 30, tzinfo=timezone(timedelta(hours=-3)))
     told: list[str] = []
-    listener = lambda text, _params: told.append(text)  # noqa: E731
-    DRIVER_LISTENERS.append(listener)
+    listener = lambda *args: told.append(args[2])  # noqa: E731
+    event.listen(db.async_autocommit.sync_engine, "before_cursor_execute", listener)
 
     async def work() -> tuple[list[Any], list[Any]]:
         inserted = await rows_now(db.async_autocommit, insert_, {"at": moment, "doc": {"a": [1]}})
@@ -211,7 +221,7 @@ def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_ur
         with db.session(readonly=True) as session:
             expected = [tuple(row) for row in session.execute(query, {"since": moment})]
     finally:
-        DRIVER_LISTENERS.remove(listener)
+        event.remove(db.async_autocommit.sync_engine, "before_cursor_execute", listener)
         metadata.drop_all(db.engine)
         db.dispose()
     assert inserted[0][1:] == ("kept", moment, {"a": [1]})

@@ -9,10 +9,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 
 from fidelia.kit import clock
-from fidelia.kit.db import DRIVER_LISTENERS, Database
+from fidelia.kit.db import Database
 from fidelia.kit.errors import DomainError, InvalidInput
 from fidelia.kit.settings import Settings
 from fidelia.models import Pin, PinFailure, Tenant, WhatsAppContact
@@ -448,8 +448,8 @@ def test_a_namespace_seen_at_the_longest_length_skips_the_count_a_while(db):
     policy = GuessPolicy(target_per_day=1.5e-9 * 1540)
     longest = Longest(seconds=0.3)
     statements: list[str] = []
-    listener = lambda text, _params: statements.append(text)  # noqa: E731
-    DRIVER_LISTENERS.append(listener)
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.async_autocommit.sync_engine, "before_cursor_execute", listener)
 
     def issue() -> tuple[int, bool]:
         statements.clear()
@@ -471,5 +471,5 @@ def test_a_namespace_seen_at_the_longest_length_skips_the_count_a_while(db):
         time.sleep(0.35)
         assert issue() == (9, True) and not longest.holds(NS)  # counted again: cleared
     finally:
-        DRIVER_LISTENERS.remove(listener)
+        event.remove(db.async_autocommit.sync_engine, "before_cursor_execute", listener)
     assert statuses(db) == {"used": 3, "open": 1}

@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 
-from fidelia.kit.db import DRIVER_LISTENERS, Database
+from fidelia.kit.db import Database
 from fidelia.kit.security import sign_sha256
 from fidelia.kit.settings import Settings
 from fidelia.models import Balance, LedgerEntry, Tenant
@@ -190,16 +190,13 @@ def make_shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
 
 def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
     """``call()``'s result and the statements it sent on ``db``'s engine, through SQLAlchemy
-    or on the driver's connection (``kit/db.py rows_in``), whitespace folded."""
+    or on the driver's connection (``kit/driver.py``), whitespace folded."""
     statements: list[str] = []
     listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    on_driver = lambda text, _params: statements.append(" ".join(text.split()))  # noqa: E731
     event.listen(db.engine, "before_cursor_execute", listen)
-    DRIVER_LISTENERS.append(on_driver)
     try:
         return call(), statements
     finally:
-        DRIVER_LISTENERS.remove(on_driver)
         event.remove(db.engine, "before_cursor_execute", listen)
 
 
