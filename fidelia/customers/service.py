@@ -5,7 +5,6 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     Table,
     and_,
@@ -124,11 +123,11 @@ class FirstFinder:
 _CUSTOMER_COLUMNS = tuple(c.key for c in Customer.__table__.c)
 
 
-def found(session: Session, row: Mapping[str, Any] | Row[Any]) -> Customer:
-    """A ``finder`` row's customer (its columns by name, or a ``Row``), in the session as if
-    loaded (no ORM load: the row's columns become the object as loaded values, not as
-    changes; one the session already holds is returned as it is)."""
-    values = cast(Mapping[str, Any], row._mapping if isinstance(row, Row) else row)
+def found(session: Session, row: Any) -> Customer:
+    """A ``finder`` row's customer (its columns by name, or a row with ``_mapping``), in the
+    session as if loaded (no ORM load: the row's columns become the object as loaded
+    values, not as changes; one the session already holds is returned as it is)."""
+    values = cast(Mapping[str, Any], getattr(row, "_mapping", row))  # a row's, by name
     held = session.identity_map.get(identity_key(Customer, values["id"]))
     if held is not None:
         return cast(Customer, held)
