@@ -9,7 +9,6 @@ retry after the cause is fixed (more points, a validated challenge) can still su
 
 import hashlib
 import json
-from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -121,24 +120,10 @@ def _claiming_with(query: Select[Any]) -> Any:
         stmt = _WITH[query] = (
             select(key_row.c.claimed_id, *found.c).select_from(key_row).outerjoin(found, true())
         )
-        _WITH_ROWS[stmt] = _row_of(tuple(str(c.key) for c in stmt.exported_columns))
     return stmt
 
 
 _WITH: dict[Select[Any], Any] = {}  # ``_claiming_with``'s, one per read, built once
-_WITH_ROWS: dict[Any, Any] = {}  # their rows' classes (``rows_in`` gives tuples)
-
-
-def _row_of(names: tuple[str, ...]) -> Any:
-    """A row class for ``names``: a named tuple with ``Row``'s ``_mapping``."""
-    base = namedtuple("AlongRow", names, rename=True)  # type: ignore[misc]
-    return type(
-        "AlongRow",
-        (base,),
-        {"__slots__": (), "_mapping": property(lambda row: dict(zip(names, row, strict=True)))},
-    )
-
-
 _KEY_COLUMNS = frozenset(_keys.c.keys())
 
 
@@ -183,8 +168,8 @@ def _claim_along(
     query, params = along
     digest = fingerprint(payload)
     statement = _claiming_with(query)
-    # A hot statement: on the driver's side of the connection (``rows_in``), its row named.
-    (values,) = rows_in(
+    # A hot statement: on the driver's side of the connection (``kit/driver``), as a Row.
+    row = driver.execute(
         session,
         statement,
         {
@@ -195,8 +180,7 @@ def _claim_along(
             "claim_hash": digest,
             "claim_at": now(),
         },
-    )
-    row = _WITH_ROWS[statement](*values)
+    ).one()
     if row.claimed_id is not None:
         return Claim(KeyRow(session, int(row.claimed_id)), along=row if row.along_found else None)
     # Held: replay (or refuse) as without a read; claimed on the retry after all (the key

@@ -15,17 +15,22 @@ LINE = re.compile(
 )
 
 
-def test_hotpath_measures_fidelia_and_the_floor_on_the_same_requests() -> None:
+def hotpath(*args: str) -> list[str]:
+    """``bench/hotpath.py`` on PostgreSQL with the floor, 30 requests a path: its lines."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "hotpath.py"), "pin", "pos-order", "healthz"]
-        + ["--db", "postgresql", "--floor", "--listen", "-n", "30"],
+        [sys.executable, str(ROOT / "bench" / "hotpath.py"), *args]
+        + ["--db", "postgresql", "--floor", "-n", "30"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    lines = [line for line in run.stdout.splitlines() if line.startswith("hotpath ")]
+    return [line for line in run.stdout.splitlines() if line.startswith("hotpath ")]
+
+
+def test_hotpath_measures_fidelia_and_the_floor_on_the_same_requests() -> None:
+    lines = hotpath("pin", "pos-order", "healthz", "--listen")
     assert [m["name"] for m in map(LINE.match, lines) if m] == ["pin", "pos-order"], lines
     assert lines[-1].startswith("hotpath healthz postgresql:") and "floor" not in lines[-1]
 
@@ -33,15 +38,6 @@ def test_hotpath_measures_fidelia_and_the_floor_on_the_same_requests() -> None:
 def test_hotpath_direct_hands_the_requests_to_the_apps_without_the_client() -> None:
     """``--direct``: the same requests handed to each ASGI app as a server would; every one
     answered without an error (a request the app could not read would count as one)."""
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "hotpath.py"), "lookup", "retail-transaction"]
-        + ["--db", "postgresql", "--floor", "--direct", "-n", "30"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    lines = [line for line in run.stdout.splitlines() if line.startswith("hotpath ")]
+    lines = hotpath("lookup", "retail-transaction", "--direct")
     names = [m["name"] for m in map(LINE.match, lines) if m]
     assert names == ["lookup", "retail-transaction"], lines
