@@ -369,6 +369,7 @@ def seeded_app(url: str, merchants: int = 10, **settings: Any) -> tuple[Any, see
         rate_limit_retail=RATE_LIMIT,
         rate_limit_rest_v2=RATE_LIMIT,
         simulator=False,
+        log_format="json",  # production's lines (the readable ones cost 0.2 ms more each)
         **settings,
     )
     return create_app(config, run_worker=False), data
