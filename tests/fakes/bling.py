@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from tests.fakes.serving import serve
+
 BRT = ZoneInfo("America/Sao_Paulo")
 SALES_MODULE = 98310
 SITUATIONS = [
@@ -101,8 +103,7 @@ class FakeBling:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve(self.server)
 
     def close(self) -> None:
         self.server.shutdown()

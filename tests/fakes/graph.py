@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fidelia.kit import clock
+from tests.fakes.serving import serve
 
 WINDOW = timedelta(hours=24)
 RE_ENGAGEMENT = {
@@ -119,8 +120,7 @@ class FakeGraph:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve(self.server)
 
     @staticmethod
     def _recipient(message: dict[str, Any]) -> str:

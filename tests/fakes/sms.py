@@ -1,9 +1,10 @@
 """A fake HTTP SMS gateway on 127.0.0.1: records {"to", "text"} posted with the token."""
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.serving import serve
 
 
 class FakeSmsGateway:
@@ -27,7 +28,7 @@ class FakeSmsGateway:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve(self.server)
 
     def close(self) -> None:
         self.server.shutdown()

