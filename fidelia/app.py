@@ -18,6 +18,7 @@ from fidelia.dialects.pdv import customers as pdv_customers
 from fidelia.dialects.pdv import errors as pdv_errors
 from fidelia.dialects.pdv import orders as pdv_orders
 from fidelia.dialects.pdv import rewards as pdv_rewards
+from fidelia.dialects.pdv.lanes import LANES as PDV_LANES
 from fidelia.dialects.pin_whatsapp import errors as pin_errors
 from fidelia.dialects.pin_whatsapp.lanes import LANES as PIN_LANES
 from fidelia.dialects.pin_whatsapp.routes import router as pin_router
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     }
     app.state.express = express  # tests compare the lane with the framework's way
     # The busiest door routes: their common case without FastAPI's layers.
-    lanes = lanes_for(app, PIN_LANES)
+    lanes = lanes_for(app, {**PIN_LANES, **PDV_LANES})
     app.state.lanes = lanes  # the tests' way back: cleared, the framework answers
     # Request id, log line and metrics, the failed-authentication and body limits, repeated
     # slashes: one pass (fidelia/edge.py), outside the panel's and the POS door's CORS.
