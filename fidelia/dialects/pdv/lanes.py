@@ -16,10 +16,12 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from fidelia.dialects.pdv.auth import pdv_merchant
+from fidelia.dialects.pdv.orders import register_order
 from fidelia.dialects.pdv.rewards import redeem
-from fidelia.dialects.pdv.schemas import RedeemIn
+from fidelia.dialects.pdv.schemas import OrderIn, RedeemIn
 from fidelia.edge import FRAMEWORK, Framework, Way, model_body
 from fidelia.kit.ids import as_id
+from fidelia.state import get_state
 
 ORIGIN = b"origin"
 
@@ -43,7 +45,17 @@ async def redemption(request: Request) -> Any:
     return await redeem(reward_id, body, tenant, request)
 
 
+async def order(request: Request) -> Any:
+    """``POST /v1/pvt/POS/orders`` with a JSON body its model takes."""
+    body = await model_body(request, OrderIn)
+    if isinstance(body, Framework) or body is None:
+        return FRAMEWORK
+    tenant = await pdv_merchant(request)
+    return await register_order(body, tenant, await get_state(request))
+
+
 # Each route's endpoint: its lane, and the route's dependencies the lane calls, in order.
 LANES: dict[Any, Way] = {
     redeem: Way(redemption, (pdv_merchant,), when=without_origin),
+    register_order: Way(order, (pdv_merchant, get_state), when=without_origin),
 }
