@@ -26,6 +26,7 @@ from fidelia.dialects.rest_v2 import errors as rest_errors
 from fidelia.dialects.rest_v2.lanes import LANES as REST_LANES
 from fidelia.dialects.rest_v2.routes import router as rest_router
 from fidelia.dialects.retail_v1 import errors as retail_errors
+from fidelia.dialects.retail_v1.lanes import LANES as RETAIL_LANES
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
 from fidelia.edge import Edge, Express, lanes_for
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
     }
     app.state.express = express  # tests compare the lane with the framework's way
     # The busiest door routes: their common case without FastAPI's layers.
-    lanes = lanes_for(app, {**PIN_LANES, **PDV_LANES, **REST_LANES})
+    lanes = lanes_for(app, {**PIN_LANES, **PDV_LANES, **REST_LANES, **RETAIL_LANES})
     app.state.lanes = lanes  # the tests' way back: cleared, the framework answers
     # Request id, log line and metrics, the failed-authentication and body limits, repeated
     # slashes: one pass (fidelia/edge.py), outside the panel's and the POS door's CORS.
