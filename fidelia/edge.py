@@ -50,7 +50,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts, seriali
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fidelia.kit.auth_failures import AuthFailureLimit, client_ip
@@ -299,13 +299,48 @@ def lanes_for(app: FastAPI, ways: Mapping[Callable[..., Any], Way]) -> list[Lane
     ``iter_route_contexts``). Every way must find its route."""
     lanes = [
         Lane(context, app.exception_handlers, ways[context.original_route.endpoint])
-        for context in iter_route_contexts(app.router.routes)
+        for context in iter_route_contexts(_holding(app.router.routes, ways))
         if isinstance(context.original_route, APIRoute) and context.original_route.endpoint in ways
     ]
     missing = set(ways) - {lane.route.endpoint for lane in lanes}
     if missing:
         raise ValueError(f"no route for the lanes of {_names(list(missing))}")
     return lanes
+
+
+def _holding(routes: list[BaseRoute], endpoints: Mapping[Callable[..., Any], Way]) -> list[Any]:
+    """The fewest of ``routes`` (and of the routers they include) whose routes, as
+    included, hold every route of ``endpoints``. FastAPI builds its view of an included
+    router's routes (each one's dependencies, models and handler: some 3 ms a route) the
+    first time a request passes that router, and keeps it; only the lanes' routers are
+    built here, not every router of the app (the panel's hundred routes, the REST door's
+    other four routers: a tenth to half a second each time an app is made). A router that
+    holds a lane only through routers it includes is entered: FastAPI's
+    ``effective_candidates`` gives those routers as it includes them (its own routes built,
+    the included ones not yet); without that method, the router is taken whole."""
+    found: list[Any] = []
+    for route in routes:
+        if not _holds(route, endpoints):
+            continue
+        router = getattr(route, "original_router", None)
+        branches = getattr(route, "effective_candidates", None)
+        if (
+            router is None
+            or branches is None
+            or any(_holds(r, endpoints) for r in router.routes if isinstance(r, APIRoute))
+        ):
+            found.append(route)
+        else:
+            found += _holding(branches(), endpoints)
+    return found
+
+
+def _holds(route: Any, endpoints: Mapping[Callable[..., Any], Way]) -> bool:
+    """Whether ``route`` is, or includes, a route of one of ``endpoints``."""
+    if isinstance(route, APIRoute):
+        return route.endpoint in endpoints
+    router = getattr(route, "original_router", None)  # an included router
+    return router is not None and any(_holds(r, endpoints) for r in router.routes)
 
 
 def dependencies(dependant: Dependant) -> Iterator[Callable[..., Any]]:
