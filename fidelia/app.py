@@ -18,15 +18,18 @@ from fidelia.dialects.pdv import customers as pdv_customers
 from fidelia.dialects.pdv import errors as pdv_errors
 from fidelia.dialects.pdv import orders as pdv_orders
 from fidelia.dialects.pdv import rewards as pdv_rewards
+from fidelia.dialects.pdv.lanes import LANES as PDV_LANES
 from fidelia.dialects.pin_whatsapp import errors as pin_errors
 from fidelia.dialects.pin_whatsapp.lanes import LANES as PIN_LANES
 from fidelia.dialects.pin_whatsapp.routes import router as pin_router
 from fidelia.dialects.rest_v2 import errors as rest_errors
+from fidelia.dialects.rest_v2.lanes import LANES as REST_LANES
 from fidelia.dialects.rest_v2.routes import router as rest_router
 from fidelia.dialects.retail_v1 import errors as retail_errors
+from fidelia.dialects.retail_v1.lanes import LANES as RETAIL_LANES
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
-from fidelia.edge import Edge, Express, Lane
+from fidelia.edge import Edge, Express, lanes_for
 from fidelia.kit import rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
@@ -134,12 +137,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         if isinstance(route, APIRoute) and route.endpoint is webhook_receive
     }
     app.state.express = express  # tests compare the lane with the framework's way
-    # The PIN door's generation and lookup: their common case without FastAPI's layers.
-    lanes = [
-        Lane(route, app.exception_handlers, PIN_LANES[route.endpoint])
-        for route in pin_router.routes
-        if isinstance(route, APIRoute) and route.endpoint in PIN_LANES
-    ]
+    # The busiest door routes: their common case without FastAPI's layers.
+    lanes = lanes_for(app, {**PIN_LANES, **PDV_LANES, **REST_LANES, **RETAIL_LANES})
     app.state.lanes = lanes  # the tests' way back: cleared, the framework answers
     # Request id, log line and metrics, the failed-authentication and body limits, repeated
     # slashes: one pass (fidelia/edge.py), outside the panel's and the POS door's CORS.

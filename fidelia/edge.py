@@ -31,19 +31,26 @@ no prefix middleware (the panel's and the POS door's), can go this way.
 its door gives a function that answers the route's common case through the same functions
 the route's dependencies and endpoint are, and leaves anything else to the framework before
 any side effect (``Lane``, ``FRAMEWORK``); the answer is serialised by FastAPI's own
-function with the route's settings. The PIN door's generation and lookup go this way."""
+function with the route's settings. A lane is built from the route as the app includes it
+(``lanes_for``: its full path under every including router's prefix, its dependencies with
+every router's), and checks that its door calls every one of them (``Way.needs``). The PIN
+door's generation, lookup and redemption, the POS door's redemption and order, the REST
+v2 sale and the retail transaction go this way."""
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fastapi import FastAPI
 from fastapi.datastructures import DefaultPlaceholder
-from fastapi.routing import APIRoute, serialize_response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts, serialize_response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fidelia.kit.auth_failures import AuthFailureLimit, client_ip
@@ -174,6 +181,22 @@ FRAMEWORK = Framework()
 Fast = Callable[[Request], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Way:
+    """A door's lane for one route (its endpoint's key in the door's ``LANES``).
+
+    ``fast``: see ``Lane``. ``needs``: the route's dependencies that ``fast`` calls, in the
+    order FastAPI solves them (depth first, each once); the lane is refused at the app's
+    start unless they are exactly the route's as the app includes it, so a dependency added
+    to the route or to any router that includes it cannot be skipped by its lane. ``when``:
+    which requests may take the lane at all (say, those a middleware between the edge and
+    the route would pass straight through); the others go to the framework untouched."""
+
+    fast: Fast
+    needs: tuple[Callable[..., Any], ...]
+    when: Callable[[Scope], bool] | None = None
+
+
 class Lane:
     """A route's common case answered without FastAPI's layers, anything else by them.
 
@@ -184,23 +207,51 @@ class Lane:
     does not recognise as the common case (another content type, a body its model refuses):
     then the framework answers it as always, the body it read given again. Exceptions go to
     the app's handlers, as in ``Express``. For a route with a response model and FastAPI's
-    default response class only."""
+    default response class only.
 
-    def __init__(self, route: APIRoute, handlers: dict[Any, Callable[..., Any]], fast: Fast):
+    ``route`` is the route as the app includes it (``lanes_for``): its full path and
+    dependencies, under every including router. The scope gets the route object the
+    framework's routing puts there (the log line's and the metrics' route, ``route_of``)."""
+
+    def __init__(self, route: RouteContext, handlers: dict[Any, Callable[..., Any]], way: Way):
+        original = route.original_route
+        if not isinstance(original, APIRoute):
+            raise ValueError(f"{route.path}: a lane is for an API route")
         if route.response_field is None or not isinstance(route.response_class, DefaultPlaceholder):
             raise ValueError(f"{route.path}: a lane needs a response model and JSON answers")
-        self.route = route
+        solved = list(dependencies(route.dependant))
+        if len(solved) != len(way.needs) or not all(map(_same, solved, way.needs)):
+            raise ValueError(
+                f"{route.path}: the route depends on {_names(solved)}, "
+                f"its lane calls {_names(way.needs)}"
+            )
+        self.route = original
+        self.path = route.path or original.path  # the full template, every prefix included
         self.handlers = handlers
-        self.fast = fast
-        self.prefix = route.path.split("{", 1)[0]
+        self.fast = way.fast
+        self.when = way.when
+        self.prefix = self.path.split("{", 1)[0]
         self.status = route.status_code or 200
+        self._matches = route.matches  # the included route's own (its full path's pattern)
+        self._settings = {
+            "field": route.response_field,
+            "include": route.response_model_include,
+            "exclude": route.response_model_exclude,
+            "by_alias": route.response_model_by_alias,
+            "exclude_unset": route.response_model_exclude_unset,
+            "exclude_defaults": route.response_model_exclude_defaults,
+            "exclude_none": route.response_model_exclude_none,
+        }
         self.taken = self.left = 0  # requests answered here, left to the framework
 
     def matches(self, scope: Scope) -> dict[str, Any] | None:
-        """The path parameters when the request is this route's, else None."""
+        """The path parameters when the request is this route's and may take the lane
+        (``Way.when``), else None."""
         if not scope["path"].startswith(self.prefix):
             return None
-        match, child = self.route.matches(scope)
+        if self.when is not None and not self.when(scope):
+            return None
+        match, child = self._matches(scope)
         return child.get("path_params", {}) if match is Match.FULL else None
 
     async def __call__(
@@ -222,7 +273,9 @@ class Lane:
             if answer is FRAMEWORK or isinstance(answer, Response):
                 content = b""  # the framework's, or the endpoint's own answer as it is
             else:
-                content = await self._serialized(answer)
+                content = await serialize_response(
+                    response_content=answer, dump_json=True, **self._settings
+                )
         except Exception as exc:
             self.taken += 1
             await handled(self.handlers, request, exc, send)
@@ -239,20 +292,90 @@ class Lane:
         )
         await response(scope, request.receive, send)
 
-    async def _serialized(self, answer: Any) -> bytes:
-        route = self.route
-        content: bytes = await serialize_response(
-            field=route.response_field,
-            response_content=answer,
-            include=route.response_model_include,
-            exclude=route.response_model_exclude,
-            by_alias=route.response_model_by_alias,
-            exclude_unset=route.response_model_exclude_unset,
-            exclude_defaults=route.response_model_exclude_defaults,
-            exclude_none=route.response_model_exclude_none,
-            dump_json=True,
-        )
-        return content
+
+def lanes_for(app: FastAPI, ways: Mapping[Callable[..., Any], Way]) -> list[Lane]:
+    """A lane for each route of ``app`` whose endpoint has a ``Way``, built from the route
+    as the app includes it (FastAPI's own view of it, as its routing and OpenAPI use:
+    ``iter_route_contexts``). Every way must find its route."""
+    lanes = [
+        Lane(context, app.exception_handlers, ways[context.original_route.endpoint])
+        for context in iter_route_contexts(_holding(app.router.routes, ways))
+        if isinstance(context.original_route, APIRoute) and context.original_route.endpoint in ways
+    ]
+    missing = set(ways) - {lane.route.endpoint for lane in lanes}
+    if missing:
+        raise ValueError(f"no route for the lanes of {_names(list(missing))}")
+    return lanes
+
+
+def _holding(routes: list[BaseRoute], endpoints: Mapping[Callable[..., Any], Way]) -> list[Any]:
+    """The fewest of ``routes`` (and of the routers they include) whose routes, as
+    included, hold every route of ``endpoints``. FastAPI builds its view of an included
+    router's routes (each one's dependencies, models and handler: some 3 ms a route) the
+    first time a request passes that router, and keeps it; only the lanes' routers are
+    built here, not every router of the app (the panel's hundred routes, the REST door's
+    other four routers: a tenth to half a second each time an app is made). A router that
+    holds a lane only through routers it includes is entered: FastAPI's
+    ``effective_candidates`` gives those routers as it includes them (its own routes built,
+    the included ones not yet); without that method, the router is taken whole."""
+    found: list[Any] = []
+    for route in routes:
+        if not _holds(route, endpoints):
+            continue
+        router = getattr(route, "original_router", None)
+        branches = getattr(route, "effective_candidates", None)
+        if (
+            router is None
+            or branches is None
+            or any(_holds(r, endpoints) for r in router.routes if isinstance(r, APIRoute))
+        ):
+            found.append(route)
+        else:
+            found += _holding(branches(), endpoints)
+    return found
+
+
+def _holds(route: Any, endpoints: Mapping[Callable[..., Any], Way]) -> bool:
+    """Whether ``route`` is, or includes, a route of one of ``endpoints``."""
+    if isinstance(route, APIRoute):
+        return route.endpoint in endpoints
+    router = getattr(route, "original_router", None)  # an included router
+    return router is not None and any(_holds(r, endpoints) for r in router.routes)
+
+
+def dependencies(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every dependency FastAPI calls for ``dependant``, in its order: depth first (a
+    dependency's own before it), each once (FastAPI caches a dependency's value within a
+    request)."""
+    seen: list[Callable[..., Any]] = []
+
+    def walk(node: Dependant) -> Iterator[Callable[..., Any]]:
+        for sub in node.dependencies:
+            yield from walk(sub)
+            if sub.call is not None and not any(sub.call is s for s in seen):
+                seen.append(sub.call)
+                yield sub.call
+
+    return walk(dependant)
+
+
+def _same(route_has: Callable[..., Any], lane_calls: Callable[..., Any]) -> bool:
+    """The same function, or the same closure code over the same values (the PIN door's
+    ``rate_limited(name)``: the route's and its lane's, for the same ``name``)."""
+    if route_has is lane_calls:
+        return True
+    code = getattr(route_has, "__code__", None)
+    if code is None or code is not getattr(lane_calls, "__code__", None):
+        return False
+
+    def values(fn: Any) -> list[Any]:
+        return [cell.cell_contents for cell in fn.__closure__ or ()]
+
+    return values(route_has) == values(lane_calls)
+
+
+def _names(calls: "list[Callable[..., Any]] | tuple[Callable[..., Any], ...]") -> list[str]:
+    return [getattr(c, "__qualname__", type(c).__name__) for c in calls]
 
 
 async def model_body(

@@ -19,8 +19,8 @@ from fidelia.dialects.pin_whatsapp.routes import (
     rate_limited,
 )
 from fidelia.dialects.pin_whatsapp.schemas import CanjearIn, GenerarPinIn
-from fidelia.edge import FRAMEWORK, Fast, Framework, model_body
-from fidelia.state import state_of
+from fidelia.edge import FRAMEWORK, Framework, Way, model_body
+from fidelia.state import get_state, state_of
 
 _GENERAR = rate_limited("generar")  # the routes' own checks, for the same names
 _PUNTOS = rate_limited("puntos")
@@ -53,4 +53,9 @@ async def canje(request: Request) -> Any:
     return await canjear(body, request)
 
 
-LANES: dict[Any, Fast] = {generar_pin: generar, puntos: saldo, canjear: canje}
+# Each route's endpoint: its lane, and the route's dependencies the lane calls, in order.
+LANES: dict[Any, Way] = {
+    generar_pin: Way(generar, (_GENERAR, merchant)),
+    puntos: Way(saldo, (_PUNTOS, get_state)),  # the state: ``state_of``, what it returns
+    canjear: Way(canje, (_CANJEAR,)),
+}
