@@ -58,7 +58,7 @@ from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.errors import DomainError
 from fidelia.kit.paths import CollapseSlashes
 from fidelia.ops.context import current
-from fidelia.ops.web import RequestLog
+from fidelia.ops.web import ROUTE_TEMPLATE, RequestLog
 
 
 class Edge:
@@ -263,6 +263,7 @@ class Lane:
         framework: ASGIApp,
     ) -> None:
         scope["route"] = self.route
+        scope[ROUTE_TEMPLATE] = self.path  # the log line's and the metrics' route (route_of)
         scope["endpoint"] = self.route.endpoint
         scope["path_params"] = params
         request = Request(scope, receive, send)

@@ -31,11 +31,25 @@ def door_of(path: str) -> str:
     return head if head in ("panel", "webhooks", "connectors", "simulator", "docs") else "other"
 
 
+# The full template of the route the edge's lanes answered (``fidelia/edge.py Lane``).
+ROUTE_TEMPLATE = "fidelia.route"
+
+
 def route_of(scope: Scope) -> str:
-    """The matched route's template (``/v1/customers/{document}``), never the raw path:
-    ids and phone numbers stay out of logs and label sets stay small."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched route's full template (``/v2/customers/{document}``), never the raw
+    path: ids and phone numbers stay out of logs and label sets stay small.
+
+    A route of a router included under a prefix (the REST door's under ``/v2``, the retail
+    door's under ``/v1``) is put in the scope by FastAPI as the router declared it, without
+    the prefix (``/sales``); FastAPI's view of it as included, in its own part of the
+    scope, has the full template. Without it, the two doors' ``/customers/{...}`` routes
+    were one label."""
+    full = scope.get(ROUTE_TEMPLATE)
+    if isinstance(full, str):
+        return full
+    included = scope.get("fastapi")
+    context = included.get("effective_route_context") if isinstance(included, dict) else None
+    path = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
         return path
     return "unmatched"

@@ -80,6 +80,29 @@ def test_request_lines_carry_route_status_merchant_and_request_id(prod_settings,
     assert "52998224725" not in json.dumps(lines)
 
 
+def test_routes_of_prefixed_routers_are_written_whole(prod_settings, capsys):
+    """The REST door's routes (included under /v2) and the retail door's (under /v1), by
+    their full template, whether the edge's lane or the framework answered them; the two
+    doors' customer routes are two labels, not one."""
+    app = create_app(prod_settings, run_worker=False)
+    with TestClient(app) as client:
+        capsys.readouterr()
+        client.post("/v2/sales", json={"sale_amount": 1})  # no token: the lane's refusal
+        client.post("/v2/sales", content=b"{", headers={"Content-Type": "application/json"})  # 422
+        client.get("/v2/customers/52998224725")
+        client.post("/v1/transaction", json={"transaction": {}})
+        client.post("/v1/member/details", json={})
+    app.state.fidelia.db.dispose()
+    lines = [line for line in json_lines(capsys.readouterr().err) if line["event"] == "request"]
+    assert [(line["route"], line["status"]) for line in lines] == [
+        ("/v2/sales", 401),
+        ("/v2/sales", 422),
+        ("/v2/customers/{customer_id}", 401),
+        ("/v1/transaction", 401),
+        ("/v1/member/details", 401),
+    ]
+
+
 def test_worker_jobs_are_logged_one_line_each(prod_settings, capsys):
     app = create_app(prod_settings, run_worker=False)
     with TestClient(app) as client:
