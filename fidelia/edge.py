@@ -41,7 +41,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from fastapi import FastAPI
 from fastapi.datastructures import DefaultPlaceholder
@@ -211,7 +211,8 @@ class Lane:
 
     ``route`` is the route as the app includes it (``lanes_for``): its full path and
     dependencies, under every including router. The scope gets the route object the
-    framework's routing puts there (the log line's and the metrics' route, ``route_of``)."""
+    framework's routing puts there, and the full template for the log line's and the
+    metrics' route (``route_of``)."""
 
     def __init__(self, route: RouteContext, handlers: dict[Any, Callable[..., Any]], way: Way):
         original = route.original_route
@@ -377,6 +378,18 @@ def _same(route_has: Callable[..., Any], lane_calls: Callable[..., Any]) -> bool
 
 def _names(calls: "list[Callable[..., Any]] | tuple[Callable[..., Any], ...]") -> list[str]:
     return [getattr(c, "__qualname__", type(c).__name__) for c in calls]
+
+
+@overload
+async def model_body(
+    request: Request, model: type[M], *, optional: Literal[False] = False
+) -> M | Framework: ...
+
+
+@overload
+async def model_body(
+    request: Request, model: type[M], *, optional: Literal[True]
+) -> M | None | Framework: ...
 
 
 async def model_body(

@@ -39,7 +39,7 @@ async def redemption(request: Request) -> Any:
     if reward_id is None:
         return FRAMEWORK
     body = await model_body(request, RedeemIn)
-    if isinstance(body, Framework) or body is None:
+    if isinstance(body, Framework):
         return FRAMEWORK
     tenant = await pdv_merchant(request)
     return await redeem(reward_id, body, tenant, request)
@@ -48,7 +48,7 @@ async def redemption(request: Request) -> Any:
 async def order(request: Request) -> Any:
     """``POST /v1/pvt/POS/orders`` with a JSON body its model takes."""
     body = await model_body(request, OrderIn)
-    if isinstance(body, Framework) or body is None:
+    if isinstance(body, Framework):
         return FRAMEWORK
     tenant = await pdv_merchant(request)
     return await register_order(body, tenant, await get_state(request))

@@ -47,7 +47,7 @@ async def saldo(request: Request) -> Any:
 async def canje(request: Request) -> Any:
     """``POST /api/v1/redimir/canjear`` with a JSON body its model takes."""
     body = await model_body(request, CanjearIn)
-    if isinstance(body, Framework) or body is None:
+    if isinstance(body, Framework):
         return FRAMEWORK
     await _CANJEAR(request)
     return await canjear(body, request)

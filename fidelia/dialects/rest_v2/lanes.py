@@ -21,7 +21,7 @@ from fidelia.state import get_state
 async def sale(request: Request) -> Any:
     """``POST /v2/sales`` with a JSON body its model takes."""
     body = await model_body(request, SaleIn)
-    if isinstance(body, Framework) or body is None:
+    if isinstance(body, Framework):
         return FRAMEWORK
     token = await access_token(await _bearer(request))
     state = await get_state(request)

@@ -26,7 +26,7 @@ async def sale(request: Request) -> Any:
     """``POST /v1/transaction`` with every required header and a JSON body its model
     takes (a sale, or the cancel action)."""
     body = await model_body(request, TransactionRequest)
-    if isinstance(body, Framework) or body is None:
+    if isinstance(body, Framework):
         return FRAMEWORK
     headers = request.headers
     given = [value for name in HEADERS if (value := headers.get(name)) is not None]
