@@ -807,7 +807,9 @@ class Bench:
         self.reference("sqlite-loop", "plain sqlite3 loop, same writes", loop)
         server = FideliaServer(fidelia_env(url, sink.url), self.work, workers=1, name="sqlite")
         with server:
+            profiler = self.start_profile(server, "sqlite-credit")
             result, detail = self.run_credit(url, data, server, self.c.seconds)
+            self.stop_profile(profiler)
             self.scenario(
                 "sqlite-credit",
                 "the credit path on SQLite (`fidelia serve`)",

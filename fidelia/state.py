@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 
 from fidelia.customers.standing import CatalogCache
 from fidelia.events.deals import DealCache
-from fidelia.kit.db import WriterBusy
 from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
 from fidelia.messaging import intake
 from fidelia.messaging.bot import Bot, Inbound
+from fidelia.messaging.group_commit import GroupCommit
 from fidelia.messaging.wakeups import Wakeups
 from fidelia.pins.service import Longest
 from fidelia.tenants.service import KeyCache, TenantCache
@@ -36,6 +36,7 @@ class State(Resources):
         self.wakeups = Wakeups(self.db)  # the webhooks' NOTIFY to the workers, coalesced
         self.pin_policy = self.bot.policy
         self.longest_pins = Longest()  # namespaces whose PINs skip the open count a while
+        self.group_commit = GroupCommit(self.db, self.run_in_db_slot)  # SQLite's webhooks
 
     def store_inbound(self, messages: list[Inbound]) -> int:
         """Store the messages in one transaction (new ones only); the worker processes them."""
@@ -46,13 +47,11 @@ class State(Resources):
         """``store_inbound`` for an async endpoint, without a worker thread when it can.
         PostgreSQL: one statement on the async engine (``intake.store_now``). SQLite: in the
         event loop while the one writer's place is free (an insert is shorter than a thread
-        hop), else in a worker thread, waiting there (the worker's batch holds it)."""
+        hop), else with the other webhooks that found it busy, in one transaction
+        (``group_commit.py``)."""
         if not self.db.is_sqlite:
             return await intake.store_now(self.db, messages, self.wakeups)
-        try:
-            return intake.store_if_free(self.db, messages)
-        except WriterBusy:
-            return await self.run_in_db_slot(self.store_inbound, messages)
+        return await self.group_commit.store(messages)
 
 
 async def get_state(request: Request) -> State:
