@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now, unnested
 from fidelia.messaging import outbox
@@ -233,7 +234,8 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
         at = now()
         credited = _credit_batch(session, bot, rows)
         if credited and not db.is_sqlite:
-            session.execute(
+            driver.execute(
+                session,
                 _DONE_ALL,
                 {"ids": list(credited), "contacts": list(credited.values()), "at": at},
             )
