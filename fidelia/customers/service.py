@@ -212,7 +212,9 @@ def find_many(
         }
     else:
         params = {"identifiers": list(identifiers)}
-    rows = session.execute(_FIND_MANY[dialect], {"programs": list(programs), **params}).all()
+    rows = driver.execute(
+        session, _FIND_MANY[dialect], {"programs": list(programs), **params}
+    ).all()
     return {(r.program_id, r.kind, r.value): Known(r.id, r.name) for r in rows}
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, TextClause
+from sqlalchemy import ARRAY, Executable, TextClause
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
@@ -87,7 +87,14 @@ def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> Compi
     results = tuple(
         column.type._cached_result_processor(dialect, None) for column in compiled._result_columns
     )
-    return Compiled(str(compiled), constants, binds, keys, results if any(results) else None)
+    sql = str(compiled)
+    # Arrays go in psycopg's binary format: its text format quotes and escapes every
+    # element in Python (a regular expression an element: most of a batch's JSON replies'
+    # cost), the binary one packs them. The statement's casts name their type either way.
+    for bind, name in compiled.bind_names.items():
+        if isinstance(bind.type, ARRAY):
+            sql = sql.replace(f"%({name})s", f"%({name})b")
+    return Compiled(sql, constants, binds, keys, results if any(results) else None)
 
 
 def tell(target: Connection | Engine, sql: str, values: dict[str, Any]) -> None:

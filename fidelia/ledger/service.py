@@ -28,6 +28,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import insert_for, rows_in, unnested
 from fidelia.kit.errors import BalanceLimit, InsufficientPoints, InvalidInput
@@ -350,7 +351,8 @@ def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "ear
         raise BalanceLimit(f"A credit is at most {MAX_BALANCE}.")
     ordered = sorted(sums)  # one lock order for every worker
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
+        rows = driver.execute(  # the driver's way: its arrays in the binary format
+            session,
             _ADD_SUMS,
             {
                 "programs": [p for p, _, _ in ordered],
@@ -379,7 +381,8 @@ def credit_many(session: Session, credits: Sequence[Credit], *, kind: str = "ear
         after[key] -= c.amount
     at = now()
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
+        driver.execute(
+            session,
             _ADD_ENTRIES_ALL,
             {
                 "programs": [c.acct.program_id for c in credits],

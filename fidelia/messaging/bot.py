@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fidelia.challenges import short_codes
 from fidelia.customers.service import find_many, identify
 from fidelia.customers.standing import CatalogCache, Standing, standing_in, standings
+from fidelia.kit import driver
 from fidelia.kit.db import any_of
 from fidelia.kit.settings import Settings
 from fidelia.ledger.service import Account, Credit, Source, credit, credit_many, expiry_after
@@ -183,7 +184,8 @@ class Bot:
         if not any(uses[pin] == 1 for pin in pins_of.values()):
             return {}
         dialect = session.get_bind().dialect.name
-        contacts = session.execute(
+        contacts = driver.execute(
+            session,
             _LOCK_CONTACTS[dialect],
             {
                 "numbers": sorted({m.wa_number for m in messages if m.wa_number}),
@@ -284,7 +286,8 @@ class Bot:
         used = {k: activated[pins_of[k]] for k, _ in order}
         tenants = {
             t.id: t
-            for t in session.execute(
+            for t in driver.execute(
+                session,
                 _TENANTS[session.get_bind().dialect.name],
                 {"ids": sorted({p.tenant_id for p in used.values()})},
             )

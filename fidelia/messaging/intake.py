@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now, unnested
 from fidelia.messaging import outbox
@@ -185,7 +186,7 @@ def store_groups(session: Session, groups: Sequence[Sequence[Inbound]]) -> list[
     return counts
 
 
-def _inbound(row: InboundMessage) -> Inbound:
+def _inbound(row: Any) -> Inbound:
     return Inbound(
         row.message_id,
         row.wa_number,
@@ -196,22 +197,37 @@ def _inbound(row: InboundMessage) -> Inbound:
     )
 
 
-def _claim(session: Session, batch: int, postgres: bool) -> list[InboundMessage]:
-    query = (
-        select(InboundMessage)
-        .where(InboundMessage.status == "pending")
-        .order_by(InboundMessage.received_at, InboundMessage.message_id)
-        .limit(batch)
+# The claim: the columns a batch reads (not the ORM's entities: the outcomes are written with
+# Core statements below), oldest first. Built once per dialect (the driver keeps it compiled).
+_CLAIM = {
+    postgres: (
+        select(
+            _INBOUND.c.message_id,
+            _INBOUND.c.wa_number,
+            _INBOUND.c.wa_user_id,
+            _INBOUND.c.body,
+            _INBOUND.c.bot_number,
+            _INBOUND.c.profile_name,
+            _INBOUND.c.received_at,
+            _INBOUND.c.attempts,
+        )
+        .where(_INBOUND.c.status == "pending")
+        .order_by(_INBOUND.c.received_at, _INBOUND.c.message_id)
+        .limit(bindparam("batch"))
     )
-    if postgres:
-        # Rows another worker is processing are skipped, not waited for; its transaction
-        # holds them until it commits (or dies, and they are pending again).
-        query = query.with_for_update(skip_locked=True)
+    for postgres in (False, True)
+}
+# Rows another worker is processing are skipped, not waited for; its transaction holds them
+# until it commits (or dies, and they are pending again).
+_CLAIM[True] = _CLAIM[True].with_for_update(skip_locked=True)
+
+
+def _claim(session: Session, batch: int, postgres: bool) -> list[Any]:
     with planned_now(session):  # the queue's size swings: no plan kept from an empty one
-        return list(session.scalars(query))
+        return list(driver.execute(session, _CLAIM[postgres], {"batch": batch}))
 
 
-def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dict[str, int]:
+def _credit_batch(session: Session, bot: Bot, rows: list[Any]) -> dict[str, int]:
     """The batch's plain PIN credits, set-based (``Bot.credit_batch``), in a savepoint: if
     that step fails, it is undone and every message goes one at a time, so a failing
     message is found and isolated as before."""
@@ -223,16 +239,26 @@ def _credit_batch(session: Session, bot: Bot, rows: list[InboundMessage]) -> dic
         return {}
 
 
-# PostgreSQL's end of the set-based credits: their messages marked done in ONE statement
-# over array parameters (one text whatever the batch's size; the ORM's flush of the claimed
-# rows was an executemany, one execution per row there). SQLite keeps the ORM's flush.
+# The batch's outcomes. Its messages done (credited or taken one at a time), with their
+# sender's contact: on PostgreSQL ONE statement over array parameters (one text whatever the
+# batch's size; an executemany is one execution per row there), on SQLite an executemany.
 _CREDITED = unnested(
     "credited", ids=_INBOUND.c.message_id.type, contacts=_INBOUND.c.contact_id.type
 )
-_DONE_ALL = (
-    update(_INBOUND)
+_DONE = {
+    True: update(_INBOUND)
     .where(_INBOUND.c.message_id == _CREDITED.c.ids)
-    .values(contact_id=_CREDITED.c.contacts, status="done", processed_at=bindparam("at"))
+    .values(contact_id=_CREDITED.c.contacts, status="done", processed_at=bindparam("at")),
+    False: update(_INBOUND)
+    .where(_INBOUND.c.message_id == bindparam("id"))
+    .values(contact_id=bindparam("contact"), status="done", processed_at=bindparam("at")),
+}
+# A message that failed (rolled back alone): its try counted, its error kept, ``failed``
+# after ``MAX_ATTEMPTS`` (rare: one statement each).
+_FAILED = (
+    update(_INBOUND)
+    .where(_INBOUND.c.message_id == bindparam("id"))
+    .values(status=bindparam("to"), attempts=bindparam("tries"), last_error=bindparam("error"))
 )
 
 
@@ -240,35 +266,41 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
     """Process up to ``batch`` pending messages in one transaction; returns how many were
     taken. Messages are handled in the order of their senders, so workers running at once
     lock contacts in one order and cannot deadlock on them."""
+    postgres = not db.is_sqlite
     with db.session() as session:
-        rows = _claim(session, batch, not db.is_sqlite)
+        rows = _claim(session, batch, postgres)
         if not rows:
             return 0
         outbox.wake_this_process_only(session)  # its replies: this worker delivers them
         rows.sort(key=lambda r: (r.wa_number or "", r.wa_user_id or "", r.received_at))
         at = now()
-        credited = _credit_batch(session, bot, rows)
-        if credited and not db.is_sqlite:
-            session.execute(
-                _DONE_ALL,
-                {"ids": list(credited), "contacts": list(credited.values()), "at": at},
-            )
+        done = _credit_batch(session, bot, rows)  # message id -> its sender's contact
         for row in rows:
-            if row.message_id in credited:
-                if db.is_sqlite:
-                    row.contact_id, row.status = credited[row.message_id], "done"
-                    row.processed_at = at
+            if row.message_id in done:
                 continue
             try:
                 with session.begin_nested():
-                    row.contact_id = bot.process(session, _inbound(row))
-                row.status, row.processed_at = "done", at
+                    done[row.message_id] = bot.process(session, _inbound(row))
             except Exception as exc:  # this message alone is rolled back
                 log.exception("inbound %s failed", row.message_id)
-                row.attempts += 1
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status = "failed"
+                tries = row.attempts + 1
+                session.execute(
+                    _FAILED,
+                    {
+                        "id": row.message_id,
+                        "to": "failed" if tries >= MAX_ATTEMPTS else "pending",
+                        "tries": tries,
+                        "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    },
+                )
+        if done and postgres:
+            driver.execute(
+                session, _DONE[True], {"ids": list(done), "contacts": list(done.values()), "at": at}
+            )
+        elif done:
+            session.execute(
+                _DONE[False], [{"id": i, "contact": c, "at": at} for i, c in done.items()]
+            )
         return len(rows)
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, bindparam, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import unnested
 from fidelia.models import OutboxMessage
@@ -157,8 +158,9 @@ def whatsapp_texts(session: Session, texts: Sequence[Text]) -> None:
     notifying = not session.info.get("outbox_notified") and not session.in_nested_transaction()
     if len(rows) == 1:  # a notice: the one-row insert (the arrays cost more for one row)
         session.execute(_ENQUEUE_ONE_NOTIFYING if notifying else _ENQUEUE_MANY, rows[0])
-    else:
-        session.execute(
+    else:  # on the driver's connection: its arrays in the binary format (``kit/driver.py``)
+        driver.execute(
+            session,
             _ENQUEUE_NOTIFYING if notifying else _ENQUEUE_ALL,
             {
                 "tenants": [row["tenant_id"] for row in rows],

@@ -30,6 +30,7 @@ from limits import parse as parse_limit
 from sqlalchemy import ColumnElement, Table, bindparam, func, null, select, union_all
 from sqlalchemy.orm import Session
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import any_of
 from fidelia.kit.settings import Settings
@@ -151,7 +152,8 @@ def failure_counts(
     sender in ``sender_window`` and per namespace in ``namespace_window``. The caller holds
     the senders' row locks (as ``refusal`` takes them) so the counts stay exact."""
     at = now()
-    rows = session.execute(
+    rows = driver.execute(
+        session,
         _COUNTS[session.get_bind().dialect.name],
         {
             "contacts": list(contacts),

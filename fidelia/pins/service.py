@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, any_of, insert_for, once_more_if_stale, rows_now, unnested
 from fidelia.kit.errors import DomainError, InvalidInput
@@ -443,7 +444,7 @@ def activate_many(
         }
     else:
         params = {"wanted": list(wanted)}
-    rows = session.execute(_ACTIVATE_MANY[dialect], {**params, "at": now()}).all()
+    rows = driver.execute(session, _ACTIVATE_MANY[dialect], {**params, "at": now()}).all()
     return {(row.namespace, row.code): row for row in rows}
 
 
@@ -453,8 +454,10 @@ def assign_customers(session: Session, pairs: Sequence[tuple[int, int]]) -> None
     if not pairs:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            _ASSIGN_ALL, {"pin_ids": [p for p, _ in pairs], "customers": [c for _, c in pairs]}
+        driver.execute(
+            session,
+            _ASSIGN_ALL,
+            {"pin_ids": [p for p, _ in pairs], "customers": [c for _, c in pairs]},
         )
     else:
         session.execute(_ASSIGN, [{"pin_id": p, "customer": c} for p, c in pairs])

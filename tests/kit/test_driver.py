@@ -7,11 +7,11 @@ SQLite and for a statement with an expanding ``IN``."""
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, select
+from sqlalchemy import JSON, Column, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.exc import DataError
 
 from fidelia.kit import driver
-from fidelia.kit.db import Database
+from fidelia.kit.db import Database, unnested
 from fidelia.models.base import BigId, UTCDateTime
 from tests.support.helpers import sent
 
@@ -75,3 +75,38 @@ def test_its_errors_are_sqlalchemy_s(db: Database) -> None:
     with db.session() as session:
         with pytest.raises(DataError):
             driver.execute(session, INSERT, {"name": "a\x00b", "data": {}, "at": datetime.now(UTC)})
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_arrays_go_in_the_binary_format_and_answer_as_session_execute(db: Database) -> None:
+    """Issue 14: array parameters are sent in psycopg's binary format (its text format
+    quoted and escaped every element in Python), with the same answer: quotes, backslashes,
+    commas, braces, NULLs, JSON, UTC datetimes, big and negative integers, empty arrays."""
+    rows = unnested("rows", names=String(40), data=JSON(), at=UTCDateTime(), n_=BigId)
+    stmt = insert(probes).from_select(
+        ("name", "data", "at"),
+        select(rows.c.names, rows.c.data, rows.c.at).order_by(rows.c.n),
+    )
+    back = select(rows.c.names, rows.c.data, rows.c.at, rows.c.n_).order_by(rows.c.n)
+    at = datetime(2026, 5, 7, 12, 30, tzinfo=timezone(timedelta(hours=-3)))
+    params = {
+        "names": ['a "quoted", {braced}', "back\\slash", None, "ação", "NULL", ""],
+        "data": [{"t": 'say "hi"\n'}, None, [1, "x,y"], {}, "plain", 0],
+        "at": [at, None, at, at, None, at],
+        "n_": [1, -(2**40), None, 2**62, 0, 7],
+    }
+    with db.session() as session:
+        got, statements = sent(db, lambda: driver.execute(session, back, params).all())
+        assert [tuple(r) for r in got] == [tuple(r) for r in session.execute(back, params)]
+        assert got[0].at.tzinfo == UTC and got[1].data is None
+        assert "%(names)b" in next(s for s in statements if "unnest" in s)
+        empty = {key: [] for key in params}
+        assert driver.execute(session, back, empty).all() == []
+        driver.execute(session, stmt, params)
+        written = session.execute(
+            select(probes.c.name, probes.c.data, probes.c.at).order_by(probes.c.id)
+        ).all()
+        assert [tuple(r) for r in written] == list(
+            zip(params["names"], params["data"], params["at"], strict=True)
+        )
+        session.rollback()
