@@ -38,6 +38,7 @@ class Compiled:
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameter -> bind processor
     keys: Sequence[str]  # result columns
     results: tuple[Callable[[Any], Any] | None, ...] | None  # per column; None: none at all
+    meta: SimpleResultMetaData  # the result's, made once (not per execution)
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
         values = {**self.constants, **params}
@@ -87,7 +88,8 @@ def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> Compi
     results = tuple(
         column.type._cached_result_processor(dialect, None) for column in compiled._result_columns
     )
-    return Compiled(str(compiled), constants, binds, keys, results if any(results) else None)
+    processed = results if any(results) else None
+    return Compiled(str(compiled), constants, binds, keys, processed, SimpleResultMetaData(keys))
 
 
 def tell(target: Connection | Engine, sql: str, values: dict[str, Any]) -> None:
@@ -130,4 +132,4 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Resul
             connection_invalidated=stale,
             dialect=dialect,
         ) from exc
-    return IteratorResult(SimpleResultMetaData(sent.keys), iter(sent.rows(rows)))
+    return IteratorResult(sent.meta, iter(sent.rows(rows)))
