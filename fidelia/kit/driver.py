@@ -38,6 +38,7 @@ class Compiled:
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # parameter -> bind processor
     keys: Sequence[str]  # result columns
     results: tuple[Callable[[Any], Any] | None, ...] | None  # per column; None: none at all
+    meta: SimpleResultMetaData  # the result's, made once (not per execution)
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
         values = {**self.constants, **params}
@@ -94,7 +95,8 @@ def _compile(stmt: Executable, dialect: Dialect, names: frozenset[str]) -> Compi
     for bind, name in compiled.bind_names.items():
         if isinstance(bind.type, ARRAY):
             sql = sql.replace(f"%({name})s", f"%({name})b")
-    return Compiled(sql, constants, binds, keys, results if any(results) else None)
+    processed = results if any(results) else None
+    return Compiled(sql, constants, binds, keys, processed, SimpleResultMetaData(keys))
 
 
 def tell(target: Connection | Engine, sql: str, values: dict[str, Any]) -> None:
@@ -137,4 +139,4 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Resul
             connection_invalidated=stale,
             dialect=dialect,
         ) from exc
-    return IteratorResult(SimpleResultMetaData(sent.keys), iter(sent.rows(rows)))
+    return IteratorResult(sent.meta, iter(sent.rows(rows)))

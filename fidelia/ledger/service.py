@@ -126,7 +126,8 @@ def credit(
         }
         if wallet:
             params["o"] = OTHER[acct.account]
-        row = session.execute(_CREDIT_WALLET if wallet else _CREDIT, params).first()
+        # Every sale's statement: on the driver's side of the connection (``kit/driver``).
+        row = driver.execute(session, _CREDIT_WALLET if wallet else _CREDIT, params).first()
         if row is None:
             raise BalanceLimit(f"This would take the balance past {MAX_BALANCE}.")
         after = int(row.balance_after)
@@ -613,8 +614,10 @@ def enter_debit(
     """A debit's second half, after ``take`` left the balance at ``after``: the lots spent
     and the entry written (one statement on PostgreSQL)."""
     if session.get_bind().dialect.name == "postgresql":
-        entry_id = session.execute(
-            _SPEND_AND_ENTER, {**spend_params(acct, amount, after, source, kind), "sid": source.id}
+        entry_id = driver.execute(
+            session,
+            _SPEND_AND_ENTER,
+            {**spend_params(acct, amount, after, source, kind), "sid": source.id},
         ).scalar_one()
         return Entry(int(entry_id), -amount, after)
     _consume_lots(session, acct, amount)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
 
 from fidelia.kit import driver
 from fidelia.kit.clock import now
@@ -170,12 +170,18 @@ def _insert_new(
     inserted = driver.execute(session, stmt, row).first()
     if inserted is None:
         return None
-    # The row as the session's Order, as if loaded (Core, not the ORM's bulk insert).
+    # The row as the session's Order, as if loaded (Core, not the ORM's bulk insert): the
+    # columns straight into the object's state (no constructor, no attribute events), then
+    # committed as loaded values by ``make_transient_to_detached`` (as ``customers.found``).
     mapping = inserted._mapping
-    order = Order(**{name: mapping[name] for name in _ORDER_COLUMNS})
+    order = _new_order_object()
+    order.__dict__.update({name: mapping[name] for name in _ORDER_COLUMNS})
     make_transient_to_detached(order)
     session.add(order)
-    return order
+    return cast(Order, order)
+
+
+_new_order_object = class_mapper(Order).class_manager.new_instance
 
 
 @dataclass

@@ -21,7 +21,7 @@ from fidelia.ledger.service import (
     validity_end,
 )
 from tests.ledger.common import T0, balances, earn, lots, member, rows, shop, spend
-from tests.support.helpers import ledger_invariants, sent
+from tests.support.helpers import ledger_invariants, sent, sent_by_driver
 
 
 @pytest.fixture(autouse=True)
@@ -211,5 +211,36 @@ def test_a_debit_is_two_statements_on_postgresql_the_lots_spent_with_its_entry(d
         "d-1",
         T0,
     )
+    assert balances(db) == {(ana.customer_id, "points"): 6}
+    assert ledger_invariants(db) == []
+
+
+def test_a_credit_and_a_debit_are_sent_on_the_driver_on_postgresql(db):
+    """PostgreSQL: every statement of a credit (the balance with its entry) and of a debit
+    (the balance's UPDATE; the lots with the entry) goes on the driver's side of the
+    session's connection (``kit/driver``), not through SQLAlchemy's execution layer; the
+    entries are the same."""
+    tenant = shop(db)
+    ana = member(db, tenant)
+    with db.session() as session:
+        (earned, spent), by_driver = sent_by_driver(
+            db,
+            lambda: (
+                credit(session, ana, 10, Source(tenant.id, "test", "e-1"), tenant=tenant),
+                debit(session, ana, 4, Source(tenant.id, "test", "d-1")),
+            ),
+        )
+    if db.is_sqlite:
+        assert by_driver == []
+    else:
+        assert [s.split(" ")[:2] for s in by_driver] == [
+            ["WITH", "added"],
+            ["UPDATE", "balances"],
+            ["WITH", "spent"],
+        ]
+    first, last = rows(db)
+    assert (earned.id, earned.amount, earned.balance_after) == (first.id, 10, 10)
+    assert (spent.id, spent.amount, spent.balance_after) == (last.id, -4, 6)
+    assert lots(db) == {"e-1": 6, "d-1": None}
     assert balances(db) == {(ana.customer_id, "points"): 6}
     assert ledger_invariants(db) == []

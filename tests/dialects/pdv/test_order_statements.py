@@ -55,18 +55,22 @@ def test_a_pending_order_completed_later_locks_it_then_its_customer(
 
 
 def test_the_order_statement_skips_sqlalchemy_s_execution_layer(client: Any, db: Database) -> None:
-    """PostgreSQL: the customer's lookup, the order's statement and the read of the
-    customer's identifiers for the answer are sent on the driver's connection (kit/driver)."""
+    """PostgreSQL: the customer's lookup, the order's statement, its credits (points and
+    cashback, each the balance with its entry) and the read of the customer's identifiers
+    for the answer are sent on the driver's connection (kit/driver)."""
     merchant = make_merchant(db)
     order(client, merchant, "PDV-0", "10.00")
     result, by_driver = sent_by_driver(db, lambda: order(client, merchant, "PDV-1", "100.00"))
     assert result["IsCompleted"] is True and result["EstimatedBonus"]["EstimatedPoints"] == 100
     assert result["Customer"]["Document"] == ANA
     if db.engine.dialect.name == "postgresql":
-        assert len(by_driver) == 3, by_driver
+        assert len(by_driver) == 5, by_driver
         assert "JOIN customers" in by_driver[0]  # the customer by their document
         assert "INSERT INTO orders" in by_driver[1]
-        assert by_driver[2].startswith("SELECT customer_identifiers.kind")
+        for credit in by_driver[2:4]:
+            assert credit.startswith("WITH added AS (INSERT INTO balances")
+            assert "INSERT INTO ledger_entries" in credit
+        assert by_driver[4].startswith("SELECT customer_identifiers.kind")
     else:
         assert by_driver == []
     assert wallet(db, merchant)[0] == 110

@@ -66,18 +66,22 @@ def test_a_first_sale_by_cpf_enrols_its_customer_after_the_claim(
 def test_the_sale_s_statements_skip_sqlalchemy_s_execution_layer(
     client: Any, headers: dict[str, str], db: Database, shop: Merchant
 ) -> None:
-    """PostgreSQL: the claim (with the lookup), the order and the stored answer are sent on
-    the driver's connection (kit/driver); a replay answers the same."""
+    """PostgreSQL: the claim (with the lookup), the order, its credits (points and
+    cashback) and the stored answer are sent on the driver's connection (kit/driver); a
+    replay answers the same."""
     create_customer(client, headers)
     response, by_driver = sent_by_driver(
         db, lambda: sale(client, headers, "100.00", external_id="NF-1")
     )
     assert response.status_code == 201, response.text
     if db.engine.dialect.name == "postgresql":
-        assert len(by_driver) == 3, by_driver
+        assert len(by_driver) == 5, by_driver
         assert "INSERT INTO idempotency_keys" in by_driver[0] and "customers" in by_driver[0]
         assert "INSERT INTO orders" in by_driver[1]
-        assert by_driver[2].startswith("UPDATE idempotency_keys")
+        for credit in by_driver[2:4]:
+            assert credit.startswith("WITH added AS (INSERT INTO balances")
+            assert "INSERT INTO ledger_entries" in credit
+        assert by_driver[4].startswith("UPDATE idempotency_keys")
     else:
         assert by_driver == []
     again = sale(client, headers, "100.00", external_id="NF-1")

@@ -89,16 +89,21 @@ def test_the_member_is_the_first_identifier_that_names_one(client: Any, db: Data
 
 
 def test_the_sale_s_statements_skip_sqlalchemy_s_execution_layer(client: Any, db: Database) -> None:
-    """PostgreSQL: the claim (with the lookup), the opening, the order and the stored answer
-    are sent on the driver's connection (kit/driver); the answer is the same."""
+    """PostgreSQL: the claim (with the lookup), the opening, the order, its credits (points
+    and cashback) and the stored answer are sent on the driver's connection (kit/driver);
+    the answer is the same."""
     shop = make_shop(db)
     register(client, shop)
     answer, by_driver = sent_by_driver(db, lambda: sale(client, shop, "T-1", 12_345, MEMBER))
     assert ok(answer)["data"]["earned"] == {"points": 123, "credit": 617}
     if db.engine.dialect.name == "postgresql":
-        assert [s.split(" ")[0] for s in by_driver] == ["WITH", "SELECT", "INSERT", "UPDATE"]
+        first_words = [s.split(" ")[0] for s in by_driver]
+        assert first_words == ["WITH", "SELECT", "INSERT", "WITH", "WITH", "UPDATE"]
         assert "INSERT INTO idempotency_keys" in by_driver[0]
-        assert "INSERT INTO orders" in by_driver[2] and "idempotency_keys" in by_driver[3]
+        assert "INSERT INTO orders" in by_driver[2] and "idempotency_keys" in by_driver[5]
+        for credit in by_driver[3:5]:
+            assert credit.startswith("WITH added AS (INSERT INTO balances")
+            assert "INSERT INTO ledger_entries" in credit
     else:
         assert by_driver == []
     again = sale(client, shop, "T-1", 12_345, MEMBER)  # the stored answer, replayed
