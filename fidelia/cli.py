@@ -352,7 +352,7 @@ def tenant_create(
 
 
 def _settings_help() -> str:
-    from fidelia.tenants.service import SETTING_HELP
+    from fidelia.tenants.setting_help import SETTING_HELP
 
     lines = [f"{key} ({unit}): {text}" for key, (unit, text) in SETTING_HELP.items()]
     return "Change one setting. KEY is one of:\n\n" + "\n\n".join(lines)
