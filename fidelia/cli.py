@@ -1,4 +1,9 @@
-"""The ``fidelia`` command: operators' tool and our acceptance checks' entry point."""
+"""The ``fidelia`` command: operators' tool and our acceptance checks' entry point.
+
+Each command imports what it uses inside its function: the suite and the operators start
+this command as a process many times, and loading the settings, SQLAlchemy, Alembic, the
+tables or the web app for ``--help`` or a command that needs none of them is most of its
+start (tests/test_cli.py checks that importing this module loads none of them)."""
 
 import json
 import os
@@ -6,15 +11,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
-from fidelia.kit.db import Database
 from fidelia.kit.errors import DomainError
-from fidelia.kit.migrate import upgrade
-from fidelia.kit.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from fidelia.kit.db import Database
+    from fidelia.kit.settings import Settings
 
 app = typer.Typer(help="Fidelia: a multi-tenant loyalty platform.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Merchants and their settings.", no_args_is_help=True)
@@ -61,10 +68,12 @@ app.add_typer(bling_app, name="bling")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def runnable_settings() -> Settings:
+def runnable_settings() -> "Settings":
     """The settings, or exit 1 saying what production refuses (no traceback): `serve` and
     `worker` do not start on development secrets, the simulator or no SMS/SMTP."""
     from pydantic import ValidationError
+
+    from fidelia.kit.settings import get_settings
 
     try:
         return get_settings()
@@ -76,23 +85,35 @@ def runnable_settings() -> Settings:
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
-    """Migrate if needed, then one transaction; domain errors exit 1 with the message."""
+def database() -> Iterator["Database"]:
+    """Migrate if needed, then the configured database (one connection), disposed of after."""
+    from fidelia.kit.db import Database
+    from fidelia.kit.migrate import upgrade
+    from fidelia.kit.settings import get_settings
+
     url = get_settings().database_url
     upgrade(url)
     db = Database(url, pool_size=1)
     try:
-        with db.session() as session:
-            yield session
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+        yield db
     finally:
         db.dispose()
 
 
+@contextmanager
+def transaction() -> Iterator["Session"]:
+    """Migrate if needed, then one transaction; domain errors exit 1 with the message."""
+    with database() as db:
+        try:
+            with db.session() as session:
+                yield session
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
+
+
 def _audit(
-    session: Session,
+    session: "Session",
     action: str,
     target_type: str,
     target_id: object,
@@ -129,6 +150,9 @@ def emit(data: dict[str, Any], as_json: bool) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
+    from fidelia.kit.migrate import upgrade
+    from fidelia.kit.settings import get_settings
+
     upgrade(get_settings().database_url)
     typer.echo("database is up to date")
 
@@ -138,6 +162,7 @@ def check(as_json: JsonOpt = False) -> None:
     """Verify the ledger invariants of the database (read only); exit 1 with a report
     when one fails: balances against entries, balance_after chains, lots, PIN credits,
     redemptions and orders against their entries, idempotency answers, the outbox."""
+    from fidelia.kit.settings import get_settings
     from fidelia.ops.check import check_database
 
     try:
@@ -168,6 +193,9 @@ def serve(
     import socket
 
     import uvicorn
+
+    from fidelia.kit.migrate import upgrade
+    from fidelia.kit.settings import get_settings
 
     try:  # a busy port fails here, before anything is printed or created
         with socket.create_server((host, port)):
@@ -222,6 +250,8 @@ def run_worker() -> None:
     (scale-out: several may run at once on PostgreSQL)."""
     from fidelia.connectors.bling.jobs import BlingJobs
     from fidelia.customers.standing import CatalogCache
+    from fidelia.kit.db import Database
+    from fidelia.kit.migrate import upgrade
     from fidelia.messaging.bot import Bot
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
@@ -279,6 +309,7 @@ def backup_command(path: Annotated[str, typer.Argument(help="Where to write the 
     or pg_dump's custom format on PostgreSQL (docs/operations.md, "Backups")."""
     from pathlib import Path
 
+    from fidelia.kit.settings import get_settings
     from fidelia.ops.backup import BackupError, backup
 
     try:
@@ -297,6 +328,7 @@ def restore_command(
     """Load a backup into the configured database (servers stopped); then `fidelia check`."""
     from pathlib import Path
 
+    from fidelia.kit.settings import get_settings
     from fidelia.ops.backup import BackupError, restore
 
     try:
@@ -352,7 +384,7 @@ def tenant_create(
 
 
 def _settings_help() -> str:
-    from fidelia.tenants.service import SETTING_HELP
+    from fidelia.tenants.setting_help import SETTING_HELP
 
     lines = [f"{key} ({unit}): {text}" for key, (unit, text) in SETTING_HELP.items()]
     return "Change one setting. KEY is one of:\n\n" + "\n\n".join(lines)
@@ -649,7 +681,7 @@ def group_create(
 
 
 def _customer_by(
-    session: Session,
+    session: "Session",
     tenant: Any,
     phone: str | None,
     cpf: str | None,
@@ -986,13 +1018,8 @@ def jobs_birthdays() -> None:
     """Give today's birthday gifts (idempotent; the worker runs it every minute too)."""
     from fidelia.vouchers import birthdays
 
-    url = get_settings().database_url
-    upgrade(url)
-    db = Database(url, pool_size=1)
-    try:
+    with database() as db:
         typer.echo(f"{birthdays.run(db)} birthday gift(s) issued")
-    finally:
-        db.dispose()
 
 
 @jobs_app.command("expire")
@@ -1001,13 +1028,8 @@ def jobs_expire() -> None:
     runs it every minute too). Run it at least hourly from cron without a worker."""
     from fidelia.ledger import expiry
 
-    url = get_settings().database_url
-    upgrade(url)
-    db = Database(url, pool_size=1)
-    try:
+    with database() as db:
         typer.echo(f"{expiry.run(db)} lot(s) expired")
-    finally:
-        db.dispose()
 
 
 @jobs_app.command("messages")
@@ -1016,14 +1038,9 @@ def jobs_messages() -> None:
     worker runs it every minute too)."""
     from fidelia.messaging import automations
 
-    url = get_settings().database_url
-    upgrade(url)
-    db = Database(url, pool_size=1)
-    try:
+    with database() as db:
         counts = automations.run(db)
         typer.echo(", ".join(f"{count} {event}" for event, count in counts.items()))
-    finally:
-        db.dispose()
 
 
 @template_app.command("set")
@@ -1166,20 +1183,16 @@ def rollups_rebuild(
     from fidelia.rollups import service as rollups
     from fidelia.tenants.service import get_by_slug
 
-    url = get_settings().database_url
-    upgrade(url)
-    db = Database(url, pool_size=1)
-    try:
-        tenant_id = None
-        if tenant is not None:
-            with db.session(readonly=True) as session:
-                tenant_id = get_by_slug(session, tenant).id
-        typer.echo(f"rollups rebuilt from {rollups.rebuild(db, tenant_id)} row(s)")
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
+    with database() as db:
+        try:
+            tenant_id = None
+            if tenant is not None:
+                with db.session(readonly=True) as session:
+                    tenant_id = get_by_slug(session, tenant).id
+            typer.echo(f"rollups rebuilt from {rollups.rebuild(db, tenant_id)} row(s)")
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
 
 
 @app.command("export")
@@ -1201,40 +1214,36 @@ def export(
     from fidelia.exports import service as exports
     from fidelia.tenants.service import get_by_slug
 
-    url = get_settings().database_url
-    upgrade(url)
-    db = Database(url, pool_size=1)
-    try:
-        with db.session(readonly=True) as session:
-            merchant = get_by_slug(session, tenant)
-            session.expunge(merchant)
-        options = exports.Options(
-            exports.parse_day(since, "--from"), exports.parse_day(until, "--to"), decimal_comma
-        )
-        chunks = exports.rows(db, merchant, kind, options)
-        with db.session() as session:
-            _audit(
-                session,
-                "export.download",
-                "export",
-                kind,
-                merchant.id,
-                after=exports.described(kind, options),
-            )
-        target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    with database() as db:
         try:
-            for chunk in chunks:
-                target.write(chunk.encode("utf-8"))
-        finally:
-            if output:
-                target.close()
-            else:
-                target.flush()
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
+            with db.session(readonly=True) as session:
+                merchant = get_by_slug(session, tenant)
+                session.expunge(merchant)
+            options = exports.Options(
+                exports.parse_day(since, "--from"), exports.parse_day(until, "--to"), decimal_comma
+            )
+            chunks = exports.rows(db, merchant, kind, options)
+            with db.session() as session:
+                _audit(
+                    session,
+                    "export.download",
+                    "export",
+                    kind,
+                    merchant.id,
+                    after=exports.described(kind, options),
+                )
+            target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+            try:
+                for chunk in chunks:
+                    target.write(chunk.encode("utf-8"))
+            finally:
+                if output:
+                    target.close()
+                else:
+                    target.flush()
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -1243,6 +1252,7 @@ def demo() -> None:
     (the same key on every run: it is derived from FIDELIA_SECRET_KEY)."""
     from sqlalchemy import select
 
+    from fidelia.kit.settings import get_settings
     from fidelia.models import Tenant
     from fidelia.rewards.service import create_reward
     from fidelia.tenants.service import create_tenant, derived_api_key

@@ -425,6 +425,28 @@ def test_tenant_set_help_names_every_setting_with_its_unit(fidelia):
     assert "cashback_percent (%)" in text
 
 
+# What a start of the command must not load: each command imports what it uses, so `--help`
+# or `tenant set --help` costs the interpreter and Typer, not the whole platform.
+HEAVY_LIBRARIES = {"sqlalchemy", "alembic", "pydantic", "pydantic_settings", "fastapi", "httpx"}
+HEAVY_MODULES = {"fidelia.app", "fidelia.models", "fidelia.kit.db", "fidelia.kit.settings"}
+HEAVY_MODULES |= {"fidelia.tenants.service", "fidelia.connectors.bling.client"}
+
+
+def test_importing_the_command_loads_no_database_web_or_settings_module():
+    source = Path(__file__).resolve().parent.parent  # `-c` imports this tree's fidelia
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, fidelia.cli; print(*sorted(sys.modules))"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert "fidelia.cli" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in HEAVY_LIBRARIES or m in HEAVY_MODULES]
+    assert heavy == []
+
+
 def test_money_prints_with_the_currencys_decimals(fidelia):
     create_tenant(fidelia, "cafe", "--currency", "BRL")
     fidelia("tenant", "set", "cafe", "min_purchase", "15")

@@ -1,6 +1,6 @@
 """The panel's message catalogues, kept up to date from the source (``make messages``):
 strings marked ``N_``/``_``/``gettext``/``ngettext`` in the panel's Python files and
-templates, plus the merchant settings' units and help texts (tenants.service.SETTING_HELP,
+templates, plus the merchant settings' units and help texts (tenants.setting_help.SETTING_HELP,
 shown on the Program form). Writes ``locales/messages.pot`` and merges it into each
 language's ``messages.po``, keeping existing translations; new strings arrive untranslated,
 and tests/panel/test_i18n.py fails until they are translated in every language."""
@@ -12,7 +12,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from fidelia.panel.i18n import LOCALE_DIR, LOCALES
-from fidelia.tenants.service import SETTING_HELP
+from fidelia.tenants.setting_help import SETTING_HELP
 
 PANEL = Path(__file__).resolve().parent
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
@@ -31,7 +31,7 @@ def extract() -> Catalog:
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     for index, (unit, help_text) in enumerate(SETTING_HELP.values()):
         for text in (unit, help_text):
-            catalog.add(text, None, [("../tenants/service.py (SETTING_HELP)", index)])
+            catalog.add(text, None, [("../tenants/setting_help.py (SETTING_HELP)", index)])
     return catalog
 
 

@@ -4,7 +4,7 @@ next to their field, nothing saved when one is wrong; a saved change reaches the
 import re
 
 from fidelia.panel.program.fields import LABELS
-from fidelia.tenants.service import SETTING_HELP
+from fidelia.tenants.setting_help import SETTING_HELP
 from tests.panel.support import make_merchant, post, sign_in, tenant_of
 
 

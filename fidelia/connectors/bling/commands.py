@@ -1,4 +1,6 @@
-"""``fidelia bling ...``: the operator's side of the Bling connector."""
+"""``fidelia bling ...``: the operator's side of the Bling connector. Like fidelia/cli.py,
+each command imports what it uses inside its function, so the ``fidelia`` command starts
+without the connector, its HTTP client, the tables or the web app."""
 
 import json
 import secrets
@@ -6,19 +8,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from fidelia.connectors.bling import imports, intake, service
-from fidelia.connectors.bling.client import TOKEN_CACHE_SECONDS, Bling, BlingError
-from fidelia.connectors.bling.crypto import SecretBox, generate_key
-from fidelia.kit.db import Database
 from fidelia.kit.errors import DomainError
-from fidelia.kit.migrate import upgrade
-from fidelia.kit.settings import get_settings
-from fidelia.models import BlingConnection, BlingImport, Tenant
+
+if TYPE_CHECKING:
+    from fidelia.connectors.bling.client import Bling
+    from fidelia.kit.db import Database
+    from fidelia.models import Tenant
 
 bling_app = typer.Typer(help="The Bling ERP connector (seed 003).", no_args_is_help=True)
 TenantOpt = Annotated[str, typer.Option("--tenant", help="The merchant's slug.")]
@@ -26,7 +25,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 @contextmanager
-def _context() -> Iterator[tuple[Database, Bling]]:
+def _context() -> Iterator[tuple["Database", "Bling"]]:
+    from fidelia.connectors.bling.client import TOKEN_CACHE_SECONDS, Bling, BlingError
+    from fidelia.kit.db import Database
+    from fidelia.kit.migrate import upgrade
+    from fidelia.kit.settings import get_settings
+
     settings = get_settings()
     upgrade(settings.database_url)
     db = Database(settings.database_url, pool_size=2)
@@ -41,7 +45,7 @@ def _context() -> Iterator[tuple[Database, Bling]]:
         db.dispose()
 
 
-def _tenant(db: Database, slug: str) -> Tenant:
+def _tenant(db: "Database", slug: str) -> "Tenant":
     from fidelia.tenants.service import get_by_slug
 
     with db.session(readonly=True) as session:
@@ -64,6 +68,10 @@ def _emit(data: dict[str, Any], as_json: bool) -> None:
 def connect(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """Start connecting a merchant: open the printed link in the browser that will
     authorise at Bling (valid 10 minutes, once)."""
+    from fidelia.connectors.bling import service
+    from fidelia.kit.settings import get_settings
+    from fidelia.models import Tenant
+
     with _context() as (db, _bling):
         settings = get_settings()
         binding = secrets.token_urlsafe(24)
@@ -84,6 +92,9 @@ def connect(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 @bling_app.command("status")
 def status(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """The merchant's connection: company, since when, last sync, last error, import."""
+    from fidelia.connectors.bling import service
+    from fidelia.models import Tenant
+
     with _context() as (db, _bling), db.session(readonly=True) as session:
         merchant = session.get_one(Tenant, _tenant(db, tenant).id)
         _emit(service.status(session, merchant), as_json)
@@ -101,6 +112,9 @@ def situations(
     as_json: JsonOpt = False,
 ) -> None:
     """List Bling's sales situations and the merchant's choice; --earning/--cancelled set it."""
+    from fidelia.connectors.bling import service
+    from fidelia.models import Tenant
+
     with _context() as (db, bling):
         merchant = _tenant(db, tenant)
         if earning:
@@ -137,6 +151,9 @@ def run_import(
         raise typer.BadParameter("--since is YYYY-MM-DD") from exc
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from fidelia.connectors.bling import imports, service
+    from fidelia.models import BlingImport, Tenant
+
     with _context() as (db, bling):
         merchant = _tenant(db, tenant)
         with db.session() as session:
@@ -172,6 +189,8 @@ def run_import(
 @bling_app.command("reconcile")
 def reconcile(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """Look at the orders changed at Bling since the last look, now."""
+    from fidelia.connectors.bling import imports
+
     with _context() as (db, bling):
         merchant = _tenant(db, tenant)
         seen = imports.reconcile(db, bling, merchant.id)
@@ -181,6 +200,8 @@ def reconcile(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 @bling_app.command("process")
 def process(as_json: JsonOpt = False) -> None:
     """Process the stored webhook events that are due (the worker does this by itself)."""
+    from fidelia.connectors.bling import intake
+
     with _context() as (db, bling):
         total = 0
         while count := intake.process_due(db, bling, 50):
@@ -195,6 +216,8 @@ def preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Test a reference sale: what this order would do, writing nothing."""
+    from fidelia.connectors.bling import service
+
     with _context() as (db, bling):
         _emit(service.preview_order(db, bling, _tenant(db, tenant), order), as_json)
 
@@ -202,6 +225,9 @@ def preview(
 @bling_app.command("disconnect")
 def disconnect(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """Revoke the merchant's tokens at Bling and delete them."""
+    from fidelia.connectors.bling import service
+    from fidelia.models import Tenant
+
     with _context() as (db, bling), db.session() as session:
         merchant = session.get_one(Tenant, _tenant(db, tenant).id)
         _emit(service.disconnect(session, merchant, bling), as_json)
@@ -210,6 +236,12 @@ def disconnect(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 @bling_app.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt every stored token with the first of FIDELIA_ENCRYPTION_KEYS."""
+    from sqlalchemy import select
+
+    from fidelia.connectors.bling.crypto import SecretBox
+    from fidelia.kit.settings import get_settings
+    from fidelia.models import BlingConnection
+
     with _context() as (db, _bling), db.session() as session:
         box = SecretBox.from_settings(get_settings())
         count = 0
@@ -225,4 +257,6 @@ def rotate_keys() -> None:
 @bling_app.command("new-key")
 def new_key() -> None:
     """Print a new Fernet key for FIDELIA_ENCRYPTION_KEYS."""
+    from fidelia.connectors.bling.crypto import generate_key
+
     typer.echo(generate_key())

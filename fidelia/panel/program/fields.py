@@ -1,4 +1,4 @@
-"""The Program form, drawn from tenants.service.SETTING_HELP (the catalogue ``tenant set``
+"""The Program form, drawn from tenants.setting_help.SETTING_HELP (the catalogue ``tenant set``
 uses): every setting is a field with its unit and help text; this file only adds a label,
 the group it is shown in, and the kind of input. A setting added to the catalogue appears in
 the form by itself (under "Other"); the tests ask for its label and translations."""
@@ -6,7 +6,7 @@ the form by itself (under "Other"); the tests ask for its label and translations
 from dataclasses import dataclass
 
 from fidelia.panel.i18n import LOCALES, N_, NAMES
-from fidelia.tenants.service import SETTING_HELP
+from fidelia.tenants.setting_help import SETTING_HELP
 
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     (N_("Basics"), ("currency", "timezone", "locale")),
