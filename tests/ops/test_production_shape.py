@@ -342,7 +342,8 @@ def test_the_production_shape_under_faults(tmp_path: Path) -> None:
         def kill_worker() -> None:  # the load never stops: it is in the middle of a batch
             b.kill9_worker()
             time.sleep(DOWNTIME)
-            b.start_worker()
+            b.start_worker(wait=True)  # running before the next fault: one started in the
+            # primary's outage would exit, and be restarted only after the last fault
 
         def restart_redis() -> None:
             redis.restart(DOWNTIME)

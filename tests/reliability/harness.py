@@ -145,9 +145,21 @@ class Fidelia:
             pass
         worker.wait(timeout=30)
 
-    def start_worker(self) -> None:
+    def start_worker(self, wait: bool = False, timeout: float = 60) -> None:
+        """Start the separate worker again; with ``wait``, return once it runs (migrated,
+        connected, its loop started: the line it prints then), so that the next fault does
+        not find it still starting."""
         self.starts += 1
-        self.procs.append(self._spawn("worker"))
+        log = self.workdir / f"worker-{self.starts}.log"
+        proc = self._spawn("worker")
+        self.procs.append(proc)
+        deadline = time.monotonic() + timeout
+        while wait and b"worker running" not in log.read_bytes():
+            if proc.poll() is not None:
+                raise RuntimeError(f"fidelia worker exited:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fidelia worker not running after {timeout} s")
+            time.sleep(0.05)
 
     def revive(self) -> int:
         """What systemd's Restart=always does: start again every process that exited

@@ -103,8 +103,15 @@ def pins_for(url: str, n: int) -> list[tuple[int, str]]:
         db.dispose()
 
 
-def jobs_for(url: str, tag: str) -> list[Job]:
-    seconds = BETWEEN * (2 * CYCLES + 1) + 2 * CYCLES * (DOWNTIME + 6)
+# What a fault may take beyond its downtime on a slow, busy machine (the processes' start,
+# PostgreSQL's recovery, the wait for the worker's batch): the load sends one job every
+# 1/RATE s of wall time whatever happens, and a load that runs out of jobs before the last
+# fault sends no more webhooks, so no more replies (a CI run once waited 120 s for one).
+FAULT_SECONDS = 20
+
+
+def jobs_for(url: str, tag: str, faults: int) -> list[Job]:
+    seconds = BETWEEN * (faults * CYCLES + 1) + faults * CYCLES * (DOWNTIME + FAULT_SECONDS)
     made = pins_for(url, int(RATE * seconds * 1.2) + 50)
     senders = [f"+5511{9876_00000 + n}" for n in range(SENDERS)]
     return [
@@ -278,7 +285,7 @@ def crash_run(
     graph: FakeGraph,
 ) -> None:
     tag = f"crash{backend}"
-    jobs = jobs_for(url, tag)
+    jobs = jobs_for(url, tag, len(faults))
     db = Database(url, pool_size=2)
     started = time.monotonic()
     server.start()
@@ -386,7 +393,7 @@ def test_kill9_fidelia_then_postgresql(tmp_path: Path, crash_pg: PostgresServer)
         finally:
             graph.release()
         time.sleep(DOWNTIME)
-        server.start_worker()
+        server.start_worker(wait=True)  # running before PostgreSQL is killed
 
     def kill_postgres() -> None:
         crash_pg.kill9()
