@@ -45,7 +45,13 @@ from tests.reliability.harness import (
     redeliver,
 )
 from tests.reliability.summary import pick, pickf
-from tests.reliability.test_crash import inbound_drains, outbox_drains, pins_for, state_of
+from tests.reliability.test_crash import (
+    FAULT_SECONDS,
+    inbound_drains,
+    outbox_drains,
+    pins_for,
+    state_of,
+)
 from tests.support.nginx import Nginx
 from tests.support.postgres import PostgresServer, free_port
 from tests.support.replica import start_replica
@@ -290,7 +296,7 @@ def test_the_production_shape_under_faults(tmp_path: Path) -> None:
     try:
         primary.psql("CREATE DATABASE fidelia")
         url = primary.url("fidelia")
-        seconds = BETWEEN * (4 * CYCLES + 1) + 4 * CYCLES * (DOWNTIME + 5)
+        seconds = BETWEEN * (4 * CYCLES + 1) + 4 * CYCLES * (DOWNTIME + FAULT_SECONDS)
         made = pins_for(url, int(RATE * seconds * 1.3) + 100)  # migrates first
         senders = [f"+5511{987600000 + n}" for n in range(20)]
         jobs = [credit_job(i, p, c, senders[i % 20], "shape") for i, (p, c) in enumerate(made)]
