@@ -59,7 +59,7 @@ def test_point_in_time_recovery_with_the_deploy_scripts(tmp_path: Path):
     try:
         primary.psql("CREATE DATABASE fidelia")
         url = primary.url("fidelia")
-        made = pins_for(url, 2000)
+        made = pins_for(url, 4000)  # 40 s of load at 100/s: through a slow base backup too
         senders = [f"+5511{987700000 + n}" for n in range(20)]
         jobs = [credit_job(i, p, c, senders[i % 20], "pitr") for i, (p, c) in enumerate(made)]
         env = environment(url)
