@@ -93,10 +93,7 @@ def store(session: Session, messages: Sequence[Inbound]) -> int:
     woken once the session commits."""
     if not messages:
         return 0
-    stored = session.execute(_STORE[session.get_bind().dialect.name], _rows(messages)).all()
-    if stored:
-        notify(session)
-    return len(stored)
+    return store_groups(session, [messages])[0]
 
 
 async def store_now(

@@ -82,8 +82,12 @@ class Fidelia:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.starts = 0
 
+    def _log(self, command: str) -> Path:
+        """Where the process of this start running ``command`` writes its output."""
+        return self.workdir / f"{command}-{self.starts}.log"
+
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{args[0]}-{self.starts}.log", "wb")  # noqa: SIM115
+        log = open(self._log(args[0]), "wb")  # noqa: SIM115
         try:
             return subprocess.Popen(
                 [str(FIDELIA), *args],
@@ -150,7 +154,7 @@ class Fidelia:
         connected, its loop started: the line it prints then), so that the next fault does
         not find it still starting."""
         self.starts += 1
-        log = self.workdir / f"worker-{self.starts}.log"
+        log = self._log("worker")
         proc = self._spawn("worker")
         self.procs.append(proc)
         deadline = time.monotonic() + timeout
