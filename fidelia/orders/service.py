@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.orm import Session, class_mapper, make_transient_to_detached
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import manager_of_class
 
 from fidelia.kit import driver
 from fidelia.kit.clock import now
@@ -181,7 +182,7 @@ def _insert_new(
     return cast(Order, order)
 
 
-_new_order_object = class_mapper(Order).class_manager.new_instance
+_new_order_object = manager_of_class(Order).new_instance  # no mapper configuration at import
 
 
 @dataclass
