@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        telemetry=ops_web.telemetry(),
     )
     app.state.fidelia = state
     app.state.platform_metrics = ops_metrics.PlatformCollector(state.db, state.pin_policy)

@@ -51,6 +51,13 @@ REDACTED = "[redacted]"
 # wakes it) cost three times the CPU per credit, on the cores the webhooks need. A reply
 # waits this much longer (its target: 100 ms at p99).
 GATHER_SECONDS = 0.02
+# Under load the rounds never go idle, and each took what came in during the one before it:
+# batches of five to ten, whose fixed cost per statement made a credit cost twice what it
+# does at 50 (issue 14, BENCHMARKS.md). A round that found less than a full batch is
+# therefore followed by the next no sooner than this after it began: the work of one
+# ROUND_SECONDS goes in one batch. A full batch (a backlog) is followed at once. A message
+# waits at most this much longer (the reply's target: 100 ms at p99).
+ROUND_SECONDS = 0.02
 # The housekeeping's period (``Worker.sweep``: PIN expiry, birthdays, point expiry,
 # automatic messages, the rollups), whatever the load: by rounds, it went ten times as often
 # under load as when idle.
@@ -425,19 +432,21 @@ class Worker:
         jobs_next = 0.0  # when the connector's jobs may go again (``JOBS_SECONDS``)
         while not self._stop.is_set():
             outbox.wakeup.clear()
+            began = time.monotonic()
+            inbound = jobs = 0
             try:
-                busy = self._take_inbound()
-                if time.monotonic() >= jobs_next:
+                inbound = self._take_inbound()
+                if began >= jobs_next:
                     jobs = self._run_jobs()
                     jobs_next = 0.0 if jobs else time.monotonic() + JOBS_SECONDS
-                    busy += jobs
                 heartbeat.beat(self.db)
             except Exception:
                 log.exception("outbox worker round failed")
-                busy = 0
-            if busy:
+            if inbound or jobs:
                 self._due.set()  # replies were queued: the deliveries' thread goes now
-            if not busy and outbox.wakeup.wait(poll_seconds):
+                if not jobs and inbound < self.inbound_batch:  # no backlog: let work gather
+                    self._stop.wait(max(0.0, began + ROUND_SECONDS - time.monotonic()))
+            elif outbox.wakeup.wait(poll_seconds):
                 self._due.set()  # stored work may be replies too
                 self._stop.wait(GATHER_SECONDS)
         for helper in helpers:

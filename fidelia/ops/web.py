@@ -1,12 +1,17 @@
 """The web side of operations: the request log middleware, ``/metrics`` and ``/readyz``."""
 
 import hmac
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import _logs, trace
+from opentelemetry import metrics as otel_metrics
 from sqlalchemy import text
 from starlette.types import Message, Scope
 
@@ -29,6 +34,40 @@ def door_of(path: str) -> str:
             return door.key
     head = path.split("/", 2)[1] if path.count("/") else ""
     return head if head in ("panel", "webhooks", "connectors", "simulator", "docs") else "other"
+
+
+_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
+def telemetry(environ: Mapping[str, str] = os.environ) -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry (``FastAPI(telemetry=...)``), on only where the deployment
+    sets OpenTelemetry up; Fidelia's observability is the request log and ``/metrics``.
+
+    Left on, FastAPI asks OpenTelemetry's global providers on every request whether one was
+    configured (reading the environment each time): 4 % of the webhook's CPU under load
+    (issue 14, BENCHMARKS.md). On (None: FastAPI's defaults) when a provider is already set
+    when the app is built (``opentelemetry-instrument``), or the environment has an
+    ``OTEL_`` variable or ``FASTAPI_OTEL_AUTO_CONFIGURE``; off otherwise."""
+    configured = (
+        trace.get_tracer_provider(),
+        otel_metrics.get_meter_provider(),
+        _logs.get_logger_provider(),
+    )
+    if any((type(p).__module__, type(p).__name__) not in _PROXIES for p in configured) or any(
+        key.startswith("OTEL_") or key == "FASTAPI_OTEL_AUTO_CONFIGURE" for key in environ
+    ):
+        return None
+    return _OFF
+
+
+# OpenTelemetry's stand-ins for a provider nobody configured (the API's own proxies).
+_PROXIES = frozenset(
+    {
+        ("opentelemetry.trace", "ProxyTracerProvider"),
+        ("opentelemetry.metrics._internal", "_ProxyMeterProvider"),
+        ("opentelemetry._logs._internal", "ProxyLoggerProvider"),
+    }
+)
 
 
 # The full template of the route the edge's lanes answered (``fidelia/edge.py Lane``).

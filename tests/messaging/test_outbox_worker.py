@@ -24,7 +24,14 @@ from fidelia.kit.settings import Settings
 from fidelia.messaging import intake, outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.messaging.channels import senders_for
-from fidelia.messaging.worker import JOBS_SECONDS, REDACTED, Worker, backoff, scrub
+from fidelia.messaging.worker import (
+    JOBS_SECONDS,
+    REDACTED,
+    ROUND_SECONDS,
+    Worker,
+    backoff,
+    scrub,
+)
 from fidelia.models import Customer, MessageLog, OutboxMessage, Pin
 from tests.support.helpers import make_tenant, signed_headers, webhook_body
 
@@ -425,6 +432,36 @@ def test_jobs_that_find_nothing_go_at_most_every_jobs_seconds_however_often_roun
     rounds_woken_for(worker, 1.0)
     assert worker.rounds >= 20  # a round each GATHER_SECONDS
     assert 3 <= jobs.rounds <= 1.0 / JOBS_SECONDS + 2 < worker.rounds
+
+
+class Taking(RoundsCounted):
+    """Each round takes ``taken`` stored messages (none are stored: the count stands in)."""
+
+    taken = 0
+
+    def _take_inbound(self) -> int:
+        super()._take_inbound()
+        return self.taken
+
+
+def test_under_load_a_round_short_of_a_batch_lets_work_gather_before_the_next(db):
+    """Under load the loop never idles, and each round took what came during the one
+    before: batches of a few messages, each costing twice as much a credit as a full one
+    (issue 14). A round that found work but less than a batch waits out ROUND_SECONDS from
+    its start before the next."""
+    clock.freeze(None)
+    worker = Taking(db, {}, jobs=Idle(), inbound_batch=50)
+    worker.taken = 3
+    rounds_woken_for(worker, 1.0)
+    assert 0.5 / ROUND_SECONDS <= worker.rounds <= 1.0 / ROUND_SECONDS + 3
+
+
+def test_a_full_batch_is_a_backlog_and_the_next_round_goes_at_once(db):
+    clock.freeze(None)
+    worker = Taking(db, {}, jobs=Idle(), inbound_batch=50)
+    worker.taken = 50
+    rounds_woken_for(worker, 0.5)
+    assert worker.rounds > 3 * 0.5 / ROUND_SECONDS
 
 
 def test_jobs_that_find_work_go_again_at_once(db):
