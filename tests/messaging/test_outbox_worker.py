@@ -464,6 +464,43 @@ def test_a_full_batch_is_a_backlog_and_the_next_round_goes_at_once(db):
     assert worker.rounds > 3 * 0.5 / ROUND_SECONDS
 
 
+class ClaimsCounted(Worker):
+    claims: list[int]
+
+    def claim(self):  # type: ignore[no-untyped-def]
+        found = super().claim()
+        self.claims.append(len(found))
+        return found
+
+
+def test_a_claim_short_of_a_batch_took_all_that_was_due_and_the_next_waits_to_be_woken(
+    db, graph, settings
+):
+    """Under load each round's replies were followed by a claim that found nothing (a round
+    trip and an UPDATE's plan); now the deliveries' thread claims again only when woken,
+    and at once when it was woken while delivering."""
+    clock.freeze(None)
+    for n in range(3):
+        queue(db, f"m{n}")
+    worker = ClaimsCounted(db, senders_for(settings), batch=20)
+    worker.claims = []
+    thread = threading.Thread(target=worker._deliver_forever, args=(30.0,), daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(graph.texts_to(ANA)) == 3)
+        time.sleep(0.3)
+        assert worker.claims == [3]
+        for n in range(3, 5):
+            queue(db, f"m{n}")
+        worker._due.set()  # as the rounds' thread does once it queued replies
+        assert wait_for(lambda: len(graph.texts_to(ANA)) == 5)
+        time.sleep(0.3)
+        assert worker.claims == [3, 2]
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
 def test_jobs_that_find_work_go_again_at_once(db):
     clock.freeze(None)
     jobs = Idle(backlog=50)
