@@ -3,24 +3,16 @@ success (None, or the form that went when it was not the payload's own: ``"templ
 after the 131047 fallback), raises ``Permanent`` for an answer that retrying cannot
 change, and anything else (timeouts, 5xx, 429) for a retry with backoff."""
 
-import http.client
-import json
 import logging
-import select
 import smtplib
-import socket
 import ssl
-import threading
-import time
-import urllib.request
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import httpx
-
 from fidelia.kit.settings import Settings
+from fidelia.messaging.poster import Answer, Poster
 
 Sender = Callable[[dict[str, Any]], str | None]
 
@@ -44,7 +36,7 @@ class OutsideWindow(Permanent):
     reason = "outside-window-no-template"
 
 
-def check(response: httpx.Response) -> None:
+def check(response: Answer) -> None:
     """A 2xx is delivered; a PERMANENT refusal fails for good; anything else is retried."""
     if response.status_code < 300:
         return
@@ -52,127 +44,6 @@ def check(response: httpx.Response) -> None:
     if response.status_code in PERMANENT:
         raise Permanent(detail)
     raise RuntimeError(detail)
-
-
-class Poster:
-    """POSTs JSON to one URL over one kept-alive connection (issue 14: httpx's client cost
-    ~0.28 ms of CPU a request, five times ``http.client``'s, and the outbox worker makes
-    one per reply). Like httpx's pool: an idle connection is reused while younger than
-    ``KEEPALIVE`` seconds and not closed by the server (its socket is not readable), else a
-    new one is opened; a request is sent once, never resent on a connection that failed.
-    Transport failures raise httpx's exceptions (``ConnectError``, ``ReadTimeout``...), so
-    ``last_error`` reads as before. TLS verifies against certifi's CAs, as httpx did. With a
-    proxy in the environment (``HTTPS_PROXY``...), requests go through httpx as before."""
-
-    KEEPALIVE = 5.0
-
-    def __init__(self, url: str, headers: dict[str, str], timeout: float = 10.0) -> None:
-        parts = urlparse(url)
-        self.secure = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.secure else 80)
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.timeout = timeout
-        self.headers = {
-            **headers,
-            "Content-Type": "application/json",
-            "Accept": "*/*",
-            "User-Agent": f"python-httpx/{httpx.__version__}",
-        }
-        self.url = url
-        self._proxied = httpx.Client(timeout=timeout, headers=headers) if _proxied(url) else None
-        self._context: ssl.SSLContext | None = None
-        self._conn: http.client.HTTPConnection | None = None
-        self._idle_since = 0.0
-        self._lock = threading.Lock()  # one connection: one request on it at a time
-
-    def post(self, body: Any) -> httpx.Response:
-        if self._proxied is not None:
-            return self._proxied.post(self.url, json=body)
-        content = json.dumps(
-            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.request("POST", self.path, body=content, headers=self.headers)
-                answer = conn.getresponse()
-                data = answer.read()
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise _transport_error(exc) from exc
-            except BaseException:
-                self.close()
-                raise
-            if answer.will_close:
-                self.close()
-            else:
-                self._idle_since = time.monotonic()
-        return httpx.Response(
-            answer.status, headers=answer.getheaders(), content=data, request=_REQUEST
-        )
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = self._conn
-        if conn is not None and (
-            time.monotonic() - self._idle_since > self.KEEPALIVE or _readable(conn.sock)
-        ):
-            self.close()
-            conn = None
-        if conn is None:
-            if self.secure:
-                if self._context is None:
-                    self._context = httpx.create_ssl_context()
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.timeout, context=self._context
-                )
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            try:
-                conn.connect()
-            except TimeoutError as exc:
-                conn.close()
-                raise httpx.ConnectTimeout(str(exc) or "timed out") from exc
-            except OSError as exc:
-                conn.close()
-                raise httpx.ConnectError(str(exc)) from exc
-            self._conn = conn
-        return conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-_REQUEST = httpx.Request("POST", "http://sender.invalid/")  # for raise_for_status & co.
-
-
-def _proxied(url: str) -> bool:
-    proxies = urllib.request.getproxies()
-    host = urlparse(url).hostname or ""
-    return bool(proxies.get(urlparse(url).scheme) or proxies.get("all")) and not (
-        urllib.request.proxy_bypass(host)
-    )
-
-
-def _readable(sock: socket.socket | None) -> bool:
-    """An idle kept-alive connection whose socket is readable was closed by the server (or
-    sent something unasked): not to be reused."""
-    if sock is None:
-        return True
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-def _transport_error(exc: OSError | http.client.HTTPException) -> httpx.TransportError:
-    if isinstance(exc, TimeoutError):
-        return httpx.ReadTimeout(str(exc) or "timed out")
-    if isinstance(exc, http.client.HTTPException):  # RemoteDisconnected: as httpx says it
-        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
-    return httpx.ReadError(str(exc) or type(exc).__name__)
 
 
 class WhatsAppCloud:
@@ -209,7 +80,7 @@ OURS = ("secret", "fallback", "sent_as")
 OUTSIDE_WINDOW = 131047  # "Re-engagement message": more than 24 hours since the user wrote
 
 
-def outside_window(response: httpx.Response) -> bool:
+def outside_window(response: Answer) -> bool:
     if response.status_code != 400:
         return False
     try:
