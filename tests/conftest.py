@@ -25,6 +25,7 @@ from fidelia.kit.settings import Settings
 from fidelia.messaging.channels import senders_for
 from fidelia.messaging.worker import Worker
 from tests.fakes.graph import FakeGraph
+from tests.support.pki import Pki, make_pki
 from tests.support.postgres import PostgresServer
 
 # Most tests build an app (routes, engines, models) and throw it away: the collector's
@@ -47,6 +48,12 @@ def no_loop_left_running() -> Iterator[None]:
     that shows up far from its cause and only in some random orders."""
     yield
     assert asyncio._get_running_loop() is None, "this test file left an event loop running"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA, a server certificate it signed and a rogue one (``tests/support/pki.py``)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import httptools
 import httpx
@@ -61,11 +61,11 @@ class Poster:
         self.secure = parts.scheme == "https"
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.secure else 80)
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout = timeout
         self.url = url
         default_port = self.port == (443 if self.secure else 80)
-        self.headers = {
+        sent = {
             "Host": self.host if default_port else f"{self.host}:{self.port}",
             **headers,
             "Content-Type": "application/json",
@@ -73,7 +73,7 @@ class Poster:
             "Accept-Encoding": "identity",
             "User-Agent": f"python-httpx/{httpx.__version__}",
         }
-        lines = [f"POST {self.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in self.headers.items()]
+        lines = [f"POST {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in sent.items()]
         # A name or value that would end its line (a token pasted with its newline) would
         # let it write headers of its own, and one that is not Latin-1 cannot be sent: each
         # refused at every send (the message retried, the error in its row), as
@@ -85,7 +85,7 @@ class Poster:
             self._head = "\r\n".join(lines).encode("latin-1") + b"\r\nContent-Length: "
         except UnicodeEncodeError as exc:
             self._head, self._invalid = b"", self._invalid or f"Invalid header: {exc}"
-        self._proxied = httpx.Client(timeout=timeout, headers=headers) if _proxied(url) else None
+        self._proxied = httpx.Client(timeout=timeout, headers=headers) if _proxied(parts) else None
         self._context: ssl.SSLContext | None = None
         self._sock: socket.socket | None = None
         self._idle_since = 0.0
@@ -146,8 +146,8 @@ class Poster:
             self._sock = None
 
 
-class _Answer:
-    """``httptools``' callbacks: what the server answered, as it is parsed. The status and
+class _Reading:
+    """``httptools``' callbacks: the server's answer as it is parsed. The status and
     whether the connection may be kept are read in the callbacks: once ``feed_data`` has
     returned after the message's end, the parser is ready for the next and has forgotten
     them."""
@@ -180,8 +180,8 @@ class _Incomplete(Exception):
     """The server closed the connection before its answer was complete."""
 
 
-def _read(sock: socket.socket) -> _Answer:
-    answer = _Answer()
+def _read(sock: socket.socket) -> _Reading:
+    answer = _Reading()
     while not answer.done:
         data = sock.recv(_CHUNK)
         if not data:
@@ -196,7 +196,7 @@ def _read(sock: socket.socket) -> _Answer:
     return answer
 
 
-def _until_closed(answer: _Answer) -> bool:
+def _until_closed(answer: _Reading) -> bool:
     """The answer's body has neither a length nor chunks: it ends with the connection."""
     for name, value in answer.headers:
         lowered = name.lower()
@@ -211,11 +211,10 @@ def _breaks_line(name: str, value: str) -> bool:
     return any(c in text for text in (name, value) for c in "\r\n\0") or ":" in name
 
 
-def _proxied(url: str) -> bool:
+def _proxied(parts: ParseResult) -> bool:
     proxies = urllib.request.getproxies()
-    host = urlparse(url).hostname or ""
-    return bool(proxies.get(urlparse(url).scheme) or proxies.get("all")) and not (
-        urllib.request.proxy_bypass(host)
+    return bool(proxies.get(parts.scheme) or proxies.get("all")) and not (
+        urllib.request.proxy_bypass(parts.hostname or "")
     )
 
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from fidelia.messaging.poster import Poster
-from tests.support.pki import Pki, make_pki
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 HANG = b""  # read the request, answer nothing
@@ -106,11 +105,6 @@ def scripted(servers: list[Scripted], *answers: bytes | None, **kw: object) -> S
     server = Scripted(list(answers), **kw)  # type: ignore[arg-type]
     servers.append(server)
     return server
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_one_request_its_headers_and_json_then_the_answer(servers):

@@ -18,16 +18,10 @@ from fidelia.messaging.channels import Smtp
 from fidelia.models import OutboxMessage
 from tests.fakes.smtp import FakeSmtp
 from tests.production.conftest import Processes, fidelia_env, wait_for
-from tests.support.pki import Pki, make_pki
 
 USER, PASSWORD = "fidelia@loja.example", "s3cret:with/odd@chars"
 QUOTED = "fidelia%40loja.example:s3cret%3Awith%2Fodd%40chars"  # as it is written in the URL
 CODE = {"to": "ana@example.com", "subject": "Seu código", "text": "Código: 123456"}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
