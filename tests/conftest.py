@@ -194,7 +194,7 @@ def _statements_built_afresh_for_each_mutant() -> None:
     build on first use and keep (module-level dictionaries per dialect, ``lru_cache``). A
     mutant of a builder would then never run and always "survive". Each child starts with
     them empty. (Only the dictionaries a module starts empty: a dictionary written out in
-    full, such as the worker's ``_CLAIM``, is never filled again.)"""
+    full, such as the intake's ``_CLAIM``, is never filled again.)"""
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
     for module, built in _built_once():

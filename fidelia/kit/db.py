@@ -436,23 +436,42 @@ def insert_for(where: Session | str) -> Any:
 
 @contextmanager
 def planned_now(session: Session) -> Iterator[Session]:
-    """The statements run inside are planned for the tables as they are now: on PostgreSQL
-    they are never sent as prepared statements (psycopg prepares a statement after five
-    runs, and PostgreSQL may keep one generic plan for it until the table is analysed
-    again). For the queues' claims, whose tables go from empty to a backlog in seconds: a
-    generic plan made while the outbox was empty scanned the whole backlog for every batch
-    (148 ms a claim over 20,000 replies in ``make bench``, the worker 4 x behind the
-    webhooks). Planning such a statement costs ~0.1 ms a batch."""
+    """A queue's claim (``… ORDER BY due LIMIT n FOR UPDATE SKIP LOCKED``), planned for the
+    table as it is now and read off its index in order. On PostgreSQL:
+
+    - never sent as a prepared statement (psycopg prepares a statement after five runs, and
+      PostgreSQL may keep one generic plan for it until the table is analysed again): a
+      generic plan made while the outbox was empty scanned the whole backlog for every
+      batch (148 ms a claim over 20,000 replies in ``make bench``, the worker 4 x behind
+      the webhooks). Planning such a statement costs ~0.1 ms a batch;
+    - without bitmap scans (``enable_bitmapscan``, for the claim alone): the statistics
+      count the live pending rows, a few, so PostgreSQL chose to collect every entry of the
+      index's pending range, then sort and take the first. But each row taken leaves an
+      entry for its pending version there until a vacuum, and a bitmap scan visits the
+      table for every one of them, each time: 8,644 entries and 603 pages for 16 replies
+      under ``make bench``'s load (1.4 ms a claim), every entry of a backlog for each batch
+      after an outage. Read in order, the scan stops at the batch, and marks the dead
+      entries it passes so the next claims skip them (BENCHMARKS.md, stop 29)."""
     if session.get_bind().dialect.name != "postgresql":
         yield session
         return
     driver: Any = session.connection().connection.driver_connection
     saved = driver.prepare_threshold
     driver.prepare_threshold = None
+    before = driver.execute(_NO_BITMAP).fetchone()[0]
     try:
         yield session
     finally:
         driver.prepare_threshold = saved
+    # Restored for the rest of the transaction (the batch's other statements); a claim that
+    # failed leaves a transaction that is rolled back, which restores it anyway.
+    driver.execute(_BITMAP, (before,))
+
+
+_NO_BITMAP = (
+    "SELECT current_setting('enable_bitmapscan'), set_config('enable_bitmapscan', 'off', true)"
+)
+_BITMAP = "SELECT set_config('enable_bitmapscan', %s, true)"
 
 
 # PostgreSQL's batch statements take their lists as arrays: ONE parameter a list, so the

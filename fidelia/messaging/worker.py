@@ -25,10 +25,12 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Integer, Table, bindparam, or_, select, update
+from sqlalchemy import Integer, Table, Update, bindparam, literal_column, or_, select, update
 
+from fidelia.kit import driver
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database, planned_now
 from fidelia.ledger import expiry
@@ -127,10 +129,6 @@ _DUE = (
         or_(_OUTBOX.c.locked_until.is_(None), _OUTBOX.c.locked_until < bindparam("at")),
     )
     .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
-    # The batch in the statement's text, not a parameter: psycopg prepares the claim after
-    # five runs, and PostgreSQL's generic plan for ``LIMIT $n`` assumed a tenth of the
-    # table and joined the claimed ids back with a scan of the whole outbox (BENCHMARKS.md).
-    .limit(bindparam("batch", type_=Integer, literal_execute=True))
 )
 _CLAIMED = (
     _OUTBOX.c.id,
@@ -139,16 +137,24 @@ _CLAIMED = (
     _OUTBOX.c.attempts,
     _OUTBOX.c.next_attempt_at,
 )
-_CLAIM = {
-    "sqlite": update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(_DUE.scalar_subquery()))
-    .values(locked_until=bindparam("until"))
-    .returning(*_CLAIMED),
-    "postgresql": update(_OUTBOX)
-    .where(_OUTBOX.c.id.in_(_DUE.with_for_update(skip_locked=True).scalar_subquery()))
-    .values(locked_until=bindparam("until"))
-    .returning(*_CLAIMED),
-}
+
+
+@lru_cache(maxsize=8)  # a batch size or two a process; each statement kept (``driver``)
+def _claim_of(postgres: bool, batch: int) -> Update:
+    """The claim of ``batch`` rows. The batch is in the statement's text, not a parameter:
+    PostgreSQL plans ``LIMIT $n`` for a tenth of the table, and joined the claimed ids back
+    with a scan of the whole outbox (BENCHMARKS.md)."""
+    due = _DUE.limit(literal_column(str(int(batch)), Integer))
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(due.scalar_subquery()))
+        .values(locked_until=bindparam("until"))
+        .returning(*_CLAIMED)
+    )
+
+
 # The usual outcome, for the whole batch at once: sent, payload as it was.
 _SENT = (
     update(_OUTBOX)
@@ -209,9 +215,10 @@ class Worker:
         """Lease up to ``batch`` due rows, oldest first."""
         with self.db.session() as session, planned_now(session):
             at = now()
-            found = session.execute(
-                _CLAIM["sqlite" if self.db.is_sqlite else "postgresql"],
-                {"at": at, "batch": self.batch, "until": at + self.lease},
+            found = driver.execute(
+                session,
+                _claim_of(not self.db.is_sqlite, self.batch),
+                {"at": at, "until": at + self.lease},
             )
             rows = [Claimed(*row) for row in found]
         return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
