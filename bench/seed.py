@@ -147,7 +147,7 @@ class Loader:
         elif self.conn.in_transaction:
             self.conn.execute("COMMIT")
 
-    def analyze(self, vacuum: bool = False, table: str = "") -> None:
+    def analyze(self, vacuum: bool = False, table: str = "", among: tuple[str, ...] = ()) -> None:
         """Fresh planner statistics after a bulk load (as autovacuum would soon make); with
         ``vacuum``, PostgreSQL's visibility map too: autovacuum vacuums a table after
         millions of inserts, and on the bench's two cores that pass would run during the
@@ -159,13 +159,16 @@ class Loader:
         WHERE id = $1``, an order found by its original id) scans the whole table for the
         rest of a run while it fills, where a table never analyzed is planned with
         PostgreSQL's ten-page guess and its index. Every measured app (Fidelia and the
-        floor) paid that, which no shop running for more than a minute does."""
+        floor) paid that, which no shop running for more than a minute does. ``among``: only
+        those of these tables that hold rows."""
         self.commit()
         if not self.pg:
             self.conn.execute(f"ANALYZE {table}".strip())
             self.commit()
             return
         tables = [table] if table else self._filled_tables()
+        if among:
+            tables = [name for name in tables if name in among]
         self.conn.autocommit = True
         try:
             for name in tables:
