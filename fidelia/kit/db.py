@@ -435,15 +435,33 @@ def insert_for(where: Session | str) -> Any:
 
 
 @contextmanager
+def unprepared(session: Session) -> Iterator[Session]:
+    """The statements sent inside are planned for the tables as they are now: on PostgreSQL
+    never as prepared statements. psycopg prepares a statement after five runs, and
+    PostgreSQL may keep one generic plan for it until the table is analysed again, however
+    the table has grown meanwhile; a generic plan also counts ten elements for an array
+    parameter, where a custom plan counts the batch's. Planning a statement costs ~0.1 ms: for
+    a statement per batch whose best plan changes with a young table's size."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield session
+        return
+    driver: Any = session.connection().connection.driver_connection
+    saved = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield session
+    finally:
+        driver.prepare_threshold = saved
+
+
+@contextmanager
 def planned_now(session: Session) -> Iterator[Session]:
     """A queue's claim (``… ORDER BY due LIMIT n FOR UPDATE SKIP LOCKED``), planned for the
     table as it is now and read off its index in order. On PostgreSQL:
 
-    - never sent as a prepared statement (psycopg prepares a statement after five runs, and
-      PostgreSQL may keep one generic plan for it until the table is analysed again): a
-      generic plan made while the outbox was empty scanned the whole backlog for every
-      batch (148 ms a claim over 20,000 replies in ``make bench``, the worker 4 x behind
-      the webhooks). Planning such a statement costs ~0.1 ms a batch;
+    - ``unprepared``: a generic plan made while the outbox was empty scanned the whole
+      backlog for every batch (148 ms a claim over 20,000 replies in ``make bench``, the
+      worker 4 x behind the webhooks);
     - without bitmap scans (``enable_bitmapscan``, for the claim alone): the statistics
       count the live pending rows, a few, so PostgreSQL chose to collect every entry of the
       index's pending range, then sort and take the first. But each row taken leaves an
@@ -456,13 +474,9 @@ def planned_now(session: Session) -> Iterator[Session]:
         yield session
         return
     driver: Any = session.connection().connection.driver_connection
-    saved = driver.prepare_threshold
-    driver.prepare_threshold = None
     before = driver.execute(_NO_BITMAP).fetchone()[0]
-    try:
+    with unprepared(session):
         yield session
-    finally:
-        driver.prepare_threshold = saved
     # Restored for the rest of the transaction (the batch's other statements); a claim that
     # failed leaves a transaction that is rolled back, which restores it anyway.
     driver.execute(_BITMAP, (before,))

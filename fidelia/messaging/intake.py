@@ -34,7 +34,14 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from fidelia.kit import driver
 from fidelia.kit.clock import now
-from fidelia.kit.db import Database, on_driver, once_more_if_stale, planned_now, unnested
+from fidelia.kit.db import (
+    Database,
+    on_driver,
+    once_more_if_stale,
+    planned_now,
+    unnested,
+    unprepared,
+)
 from fidelia.messaging import outbox
 from fidelia.messaging.bot import Bot, Inbound
 from fidelia.models import InboundMessage
@@ -291,9 +298,15 @@ def process_batch(db: Database, bot: Bot, batch: int = 50) -> int:
                     },
                 )
         if done and postgres:
-            driver.execute(
-                session, _DONE[True], {"ids": list(done), "contacts": list(done.values()), "at": at}
-            )
+            # Planned for the batch and the table as they are (``unprepared``): a generic plan
+            # counts ten messages, and one made while the table was young read all of it for
+            # every batch after, however it had grown (1.6 ms for 24 messages at 6,000 rows).
+            with unprepared(session):
+                driver.execute(
+                    session,
+                    _DONE[True],
+                    {"ids": list(done), "contacts": list(done.values()), "at": at},
+                )
         elif done:
             session.execute(
                 _DONE[False], [{"id": i, "contact": c, "at": at} for i, c in done.items()]
