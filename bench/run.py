@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 
 import httpx  # noqa: E402
 
-from bench import bling, load, reference, report, seed  # noqa: E402
+from bench import bling, load, pgstats, reference, report, seed  # noqa: E402
 from bench.services import (  # noqa: E402
     APP_SECRET,
     RATE_LIMIT,
@@ -87,6 +87,7 @@ class Config:
     dashboard_days: int = 365
     drain_wait: float = 30.0  # longest wait for the outbox backlog between scenarios
     profile: bool = False
+    pg_stats: bool = False  # pg_stat_statements over each credit run (bench/pgstats.py)
     only: set[str] | None = None  # --only: these scenarios (and what they need) alone
 
     @classmethod
@@ -128,6 +129,7 @@ class Bench:
         self.started = time.monotonic()
         self.floor: FloorServer | None = None
         self.floor_url = ""
+        self.credit_runs = 0  # numbers the --pg-stats files
         self.last_end_to_end = 0.0
         self.last_tag = ""
         self.last_cpu: dict[str, float] = {}  # the last credit run's CPU ms per credit
@@ -223,7 +225,7 @@ class Bench:
     # -- PostgreSQL ---------------------------------------------------------------------
 
     def postgres(self, sink: GraphSink) -> None:
-        pg = PostgresServer().start()
+        pg = PostgresServer(pgstats.SETTINGS if self.c.pg_stats else None).start()
         try:
             version = pg.psql("SHOW server_version").split()[0]
             self.results["settings_pg"] = version
@@ -351,6 +353,9 @@ class Bench:
         tag = f"{self.rng.randrange(10**9)}"
         requests = load.webhook_requests(pool, host, APP_SECRET, tag)
         before = self.credits(url)
+        counted = self.c.pg_stats and server is not self.floor and not url.startswith("sqlite")
+        if counted:
+            pgstats.reset(url)
         cpu = (*server.cpu_seconds(), self.db_cpu(url))
         result = self.wrk(server, requests, "once", seconds, rate)
         time.sleep(0.3)  # requests in flight when wrk stopped still commit
@@ -359,6 +364,11 @@ class Bench:
         # count (end to end: the floor answers before any reply is sent).
         behind = self.wait_inbound(url, replies=server is not self.floor)
         cpu_after = (*server.cpu_seconds(), self.db_cpu(url))
+        if counted:
+            self.credit_runs += 1
+            path = self.out / f"pg-stats-credit-{self.credit_runs}.txt"
+            pgstats.write(url, path)
+            self.say(f"PostgreSQL's statements over this credit run: {path}")
         credited = self.credits(url) - before
         self.last_cpu = {
             part: round(1000 * (b - a) / max(1, credited), 2)
@@ -942,6 +952,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="web processes (fidelia serve --workers)")
     parser.add_argument("--profile", action="store_true", help="py-spy the credit path")
     parser.add_argument(
+        "--pg-stats",
+        action="store_true",
+        help="PostgreSQL's statements by time over each credit run (pg_stat_statements)",
+    )
+    parser.add_argument(
         "--only",
         help="comma-separated scenarios to run (credit, pin, lookup, redeem, scaling, panel, "
         "dashboard, bling, sqlite-credit, ...); the references and the floor always run, "
@@ -957,6 +972,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         config.web_workers = args.workers
     config.profile = args.profile
+    config.pg_stats = args.pg_stats
     if args.only:
         config.only = {n.strip() for n in args.only.split(",") if n.strip()}
         for name in list(config.only):
