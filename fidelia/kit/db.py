@@ -28,6 +28,7 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy import column as sql_column
+from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -473,19 +474,21 @@ def planned_now(session: Session) -> Iterator[Session]:
     if session.get_bind().dialect.name != "postgresql":
         yield session
         return
-    driver: Any = session.connection().connection.driver_connection
-    before = driver.execute(_NO_BITMAP).fetchone()[0]
+    # On the driver's connection, its errors raised as SQLAlchemy's (a dropped connection
+    # invalidated): the first statement of the claim's transaction.
+    before = driver.execute(session, _NO_BITMAP, {}).scalar()
     with unprepared(session):
         yield session
     # Restored for the rest of the transaction (the batch's other statements); a claim that
     # failed leaves a transaction that is rolled back, which restores it anyway.
-    driver.execute(_BITMAP, (before,))
+    driver.execute(session, _BITMAP, {"before": before})
 
 
-_NO_BITMAP = (
-    "SELECT current_setting('enable_bitmapscan'), set_config('enable_bitmapscan', 'off', true)"
+_NO_BITMAP = sql_select(
+    func.current_setting("enable_bitmapscan", type_=String),
+    func.set_config("enable_bitmapscan", "off", True),
 )
-_BITMAP = "SELECT set_config('enable_bitmapscan', %s, true)"
+_BITMAP = sql_select(func.set_config("enable_bitmapscan", bindparam("before", type_=String), True))
 
 
 # PostgreSQL's batch statements take their lists as arrays: ONE parameter a list, so the
