@@ -59,7 +59,7 @@ test: dev assets
 	scripts/ensure-services.sh chromium $(BENCH_TOOLS)
 	$(MAKE) --no-print-directory lint typecheck
 	@echo "random order seed: $(TEST_SEED) (make test TEST_SEED=$(TEST_SEED) repeats the order)"
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart=0 --durations=25 -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --max-worker-restart=0 --durations=25 -p randomly --randomly-seed=$(TEST_SEED) $(PYTEST_ARGS)
 
 # Benchmarks (BENCHMARKS.md): PostgreSQL server and client tools, wrk, the chart and
 # profilers (requirements-bench.lock), then one run. BENCH_ARGS="--profile" adds py-spy.

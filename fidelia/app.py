@@ -30,7 +30,7 @@ from fidelia.dialects.retail_v1.lanes import LANES as RETAIL_LANES
 from fidelia.dialects.retail_v1.routes import router as retail_router
 from fidelia.doors import DOORS
 from fidelia.edge import Edge, Express, lanes_for
-from fidelia.kit import rendering
+from fidelia.kit import passwords, rendering
 from fidelia.kit.auth_failures import AuthFailureLimit
 from fidelia.kit.body_limit import BodyLimit
 from fidelia.kit.paths import CollapseSlashes
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         ops_logging.format_for(settings.env, settings.log_format), settings.log_level
     )
     ops_metrics.install_error_counter()
+    passwords.configure(settings.password_hashing)
     state = State(settings)
     state.db.attach_replica(settings.database_replica_url, settings.database_pool_size)
     with_worker = settings.embedded_worker if run_worker is None else run_worker

@@ -960,9 +960,12 @@ def user_create(
     """Create a panel account: `user create --tenant S --email E --role owner`."""
     import secrets
 
+    from fidelia.kit import passwords
+    from fidelia.kit.settings import get_settings
     from fidelia.tenants.service import get_by_slug
     from fidelia.users.service import create_user
 
+    passwords.configure(get_settings().password_hashing)
     chosen = password or secrets.token_urlsafe(12)
     with transaction() as session:
         merchant = get_by_slug(session, tenant) if tenant else None

@@ -8,6 +8,7 @@ import gc
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,40 @@ from tests.support.postgres import PostgresServer
 # collector's view (``pytest_collection_finish``), and the youngest generation is collected
 # a tenth as often. Nothing is left uncollected: a cycle is found a little later.
 gc.set_threshold(7000, 10, 10)
+
+
+# The files that take longest (seconds of one process, `make test`'s `--durations` and
+# `--junitxml` of 2026-12-03), started first. `make test` hands each process a whole file
+# (`--dist loadfile`); xdist's own order, most tests first, left the one-test files here
+# (the quick benchmark: 2-4 min) for the end, one process working while the other idled.
+LONG_FILES = (
+    "tests/panel/test_access.py",  # ~190 s
+    "tests/test_cli.py",  # ~150
+    "tests/messaging/test_outbox_worker.py",  # ~130
+    "tests/reliability/test_fuzz.py",  # ~115
+    "tests/bench/test_quick.py",  # ~110-210
+    "tests/panel/test_browser.py",  # ~75
+    "tests/reliability/test_crash.py",  # ~75
+    "tests/test_amounts.py",  # ~55
+    "tests/test_readme.py",  # ~50
+    "tests/ops/test_production_shape.py",  # ~45
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first, longest first; then the others, most tests first (what xdist
+    does itself without `--no-loadscope-reorder`, which `make test` passes so that this
+    order is kept); a ``test_zz_*`` file last (the reliability run's closing check). Stable:
+    within a file, and among equals, pytest-randomly's order stays."""
+    files = Counter(item.nodeid.split("::")[0] for item in items)
+    rank = {name: k for k, name in enumerate(LONG_FILES)}
+
+    def key(item: pytest.Item) -> tuple[bool, int, int]:
+        name = item.nodeid.split("::")[0]
+        last = Path(name).name.startswith("test_zz_")
+        return (last, rank.get(name, len(LONG_FILES)), -files[name])
+
+    items.sort(key=key)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -115,6 +150,7 @@ def settings(database_url: str, graph: FakeGraph) -> Settings:
         bot_number="50600000000",
         public_url="http://testserver",
         tenant_cache_seconds=0,
+        password_hashing="fast",  # users made by the hundred (kit/passwords.py)
     )
 
 

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # Operations (docs/operations.md). Logs: "json" (one object a line) or "console"
     # (readable); empty: JSON in production, readable otherwise.
     log_format: str = ""
+    # How dear a new password digest is (kit/passwords.py): "argon2id" (argon2-cffi's
+    # defaults) or "fast" (test suites only; refused in production).
+    password_hashing: Literal["argon2id", "fast"] = "argon2id"
     log_level: str = "INFO"
     # GET /metrics answers only with "Authorization: Bearer <this>"; empty: no /metrics.
     metrics_token: str = ""
@@ -168,6 +171,8 @@ class Settings(BaseSettings):
                 )
             if self.bling_client_id and not self.encryption_keys:
                 raise ValueError("set FIDELIA_ENCRYPTION_KEYS in production (Bling tokens)")
+            if self.password_hashing == "fast":
+                raise ValueError("FIDELIA_PASSWORD_HASHING=fast is for test suites, not production")
             if self.simulator:
                 raise ValueError(
                     "the WhatsApp simulator is for development; set FIDELIA_SIMULATOR=0"

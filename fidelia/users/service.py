@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from fidelia.kit.clock import now
 from fidelia.kit.documents import normalize_email
 from fidelia.kit.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from fidelia.kit.passwords import hash_password, verify_password
+from fidelia.kit.passwords import dummy_digest, hash_password, verify_password
 from fidelia.kit.security import digest
 from fidelia.kit.settings import Settings
 from fidelia.models import Invitation, LoginFailure, Tenant, User
@@ -30,8 +30,6 @@ from fidelia.tenants.service import create_tenant, validate_locale
 
 ROLES = ("owner", "cashier", "operator")
 MERCHANT_ROLES = ("owner", "cashier")
-# Verified against when the e-mail is unknown, so both failures take the same time.
-_DUMMY_DIGEST = hash_password("not-a-real-password")
 
 
 class SignInRefused(DomainError):
@@ -169,7 +167,7 @@ def authenticate(session: Session, email: str, password: str, ip: str, policy: L
         raise SignInThrottled(
             "Too many failed sign-ins; try again later.", retry_after=minutes * 60
         )
-    if not verify_password(user.password_digest if user else _DUMMY_DIGEST, password or ""):
+    if not verify_password(user.password_digest if user else dummy_digest(), password or ""):
         session.add(LoginFailure(email=address, ip=ip[:64], created_at=at))
         session.flush()
         raise SignInRefused("Wrong e-mail or password.")

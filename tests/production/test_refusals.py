@@ -57,6 +57,10 @@ REFUSALS = {
         {"FIDELIA_WHATSAPP_API_BASE": None},
         "set FIDELIA_WHATSAPP_API_BASE",
     ),
+    "passwords hashed for a test suite": (
+        {"FIDELIA_PASSWORD_HASHING": "fast"},
+        "FIDELIA_PASSWORD_HASHING=fast is for test suites",
+    ),
     "no sms and no smtp": (
         {"FIDELIA_SMTP_URL": None},
         "set FIDELIA_SMS_GATEWAY_URL and/or FIDELIA_SMTP_URL",
