@@ -1,10 +1,15 @@
 """The migrations build exactly the schema the models describe, on SQLite and PostgreSQL:
 a model change without its migration fails here."""
 
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from fidelia.kit.db import make_engine
+from fidelia.kit.migrate import HEAD, alembic_config
 from fidelia.models import Base
 
 
@@ -16,3 +21,34 @@ def test_migrations_match_the_models(database_url):
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_the_head_written_down_is_alembics():
+    """``kit/migrate.py HEAD`` decides that a database needs no migration: it must be the
+    newest revision there is, and the only one."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == [HEAD]
+
+
+def test_a_start_on_an_up_to_date_database_loads_no_alembic(tmp_path, database_url):
+    """The first ``upgrade`` migrates (Alembic), the next finds the head in
+    ``alembic_version`` and returns without importing Alembic, in a process of its own."""
+    code = (
+        "import sys\n"
+        "from fidelia.kit.migrate import upgrade, version_of\n"
+        f"upgrade({database_url!r})\n"
+        "print(version_of(" + repr(database_url) + "), 'alembic' in sys.modules)\n"
+    )
+    fresh = f"sqlite:///{tmp_path}/new.db"
+    first = run_python(code.replace(repr(database_url), repr(fresh)))
+    assert first == f"{HEAD} True"  # a new database: migrated by Alembic
+    again = run_python(code.replace(repr(database_url), repr(fresh)))
+    assert again == f"{HEAD} False"
+    assert run_python(code) == f"{HEAD} False"  # the test's database, migrated from the template
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout.strip()

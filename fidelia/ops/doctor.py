@@ -134,7 +134,7 @@ def diagnose(web: int = 2, workers: int = 1, *, connect: bool = True) -> list[Fi
 
 def _connections(settings: Settings) -> list[Finding]:
     from fidelia.kit.db import make_engine
-    from fidelia.ops.web import HEAD
+    from fidelia.kit.migrate import HEAD
 
     found = []
     targets = [("FIDELIA_DATABASE_URL", settings.database_url)]

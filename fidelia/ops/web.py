@@ -3,10 +3,9 @@
 import hmac
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
@@ -18,7 +17,7 @@ from starlette.types import Message, Scope
 from fidelia.doors import DOORS
 from fidelia.kit.clock import now
 from fidelia.kit.deps import Resources
-from fidelia.kit.migrate import alembic_config
+from fidelia.kit.migrate import HEAD, alembic_config
 from fidelia.ops import heartbeat, metrics
 from fidelia.ops import logging as ops_logging
 from fidelia.ops.context import RequestContext, request_id_from
@@ -170,14 +169,14 @@ def _series(door: str, route: str, method: str, status_class: str) -> tuple[Any,
     )
 
 
-def _revisions() -> tuple[str, frozenset[str]]:
+@cache
+def _known_revisions() -> frozenset[str]:
+    """Every revision this code has (Alembic reads the revision files: on the first
+    readiness check that needs it, not at every process's start)."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    head = script.get_current_head()
-    assert head is not None
-    return head, frozenset(rev.revision for rev in script.walk_revisions())
-
-
-HEAD, KNOWN = _revisions()
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def migrations_verdict(version: str | None) -> str:
@@ -185,7 +184,7 @@ def migrations_verdict(version: str | None) -> str:
     not know: a newer release ran its (expand-only) migrations during a rolling deploy, and
     this process must keep serving until it is replaced. Behind (a revision this code knows
     and has passed) or never migrated: not ready."""
-    if version == HEAD or (version is not None and version not in KNOWN):
+    if version == HEAD or (version is not None and version not in _known_revisions()):
         return "ok"
     return f"database at {version}, code expects {HEAD}"
 
