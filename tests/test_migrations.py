@@ -33,21 +33,21 @@ def test_the_head_written_down_is_alembics():
 def test_a_start_on_an_up_to_date_database_loads_no_alembic(tmp_path, database_url):
     """The first ``upgrade`` migrates (Alembic), the next finds the head in
     ``alembic_version`` and returns without importing Alembic, in a process of its own."""
+    fresh = f"sqlite:///{tmp_path}/new.db"
+    assert started(fresh) == f"{HEAD} True"  # a new database: migrated by Alembic
+    assert started(fresh) == f"{HEAD} False"
+    assert started(database_url) == f"{HEAD} False"  # the test's, migrated from the template
+
+
+def started(url: str) -> str:
+    """What a new process prints after ``upgrade(url)``: the database's revision and
+    whether Alembic was imported."""
     code = (
         "import sys\n"
         "from fidelia.kit.migrate import upgrade, version_of\n"
-        f"upgrade({database_url!r})\n"
-        "print(version_of(" + repr(database_url) + "), 'alembic' in sys.modules)\n"
+        f"upgrade({url!r})\n"
+        f"print(version_of({url!r}), 'alembic' in sys.modules)\n"
     )
-    fresh = f"sqlite:///{tmp_path}/new.db"
-    first = run_python(code.replace(repr(database_url), repr(fresh)))
-    assert first == f"{HEAD} True"  # a new database: migrated by Alembic
-    again = run_python(code.replace(repr(database_url), repr(fresh)))
-    assert again == f"{HEAD} False"
-    assert run_python(code) == f"{HEAD} False"  # the test's database, migrated from the template
-
-
-def run_python(code: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Keys digests of short codes (identity challenges). Set a long random value in production.
     secret_key: str = DEV_SECRET
+    # How dear a new password digest is (kit/passwords.py): "argon2id" (argon2-cffi's
+    # defaults) or "fast" (test suites only; refused in production).
+    password_hashing: Literal["argon2id", "fast"] = "argon2id"
 
     # Identity challenge codes. SMS goes to an HTTP gateway (POST JSON {"to", "text"} with a
     # Bearer token); e-mail over SMTP: smtp://user:pass@host:587 (STARTTLS) or smtps://...:465.
@@ -112,9 +115,6 @@ class Settings(BaseSettings):
     # Operations (docs/operations.md). Logs: "json" (one object a line) or "console"
     # (readable); empty: JSON in production, readable otherwise.
     log_format: str = ""
-    # How dear a new password digest is (kit/passwords.py): "argon2id" (argon2-cffi's
-    # defaults) or "fast" (test suites only; refused in production).
-    password_hashing: Literal["argon2id", "fast"] = "argon2id"
     log_level: str = "INFO"
     # GET /metrics answers only with "Authorization: Bearer <this>"; empty: no /metrics.
     metrics_token: str = ""
