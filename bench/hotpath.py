@@ -11,6 +11,7 @@ mostly this number (the web processes are CPU-bound), so this is the one to driv
     python bench/hotpath.py pin lookup --floor        # and the floor app, same requests
     python bench/hotpath.py pin --floor --direct      # the apps alone, no HTTP client
     python bench/hotpath.py credit --listen           # with a worker's LISTEN taking NOTIFYs
+    python bench/hotpath.py pos-order --in-flight 8   # eight requests at a time, as under load
 
 Requests go through the whole ASGI app (middleware, dependencies, thread hops, the
 database) with ``httpx.ASGITransport``, one at a time, and the CPU time of this process
@@ -180,6 +181,19 @@ async def drive_directly(app: Any, raws: list[bytes]) -> list[int]:
     return statuses
 
 
+Send = Callable[[Any, list[bytes]], Coroutine[Any, Any, list[int]]]
+
+
+async def in_flight(send: Send, k: int, app: Any, raws: list[bytes]) -> list[int]:
+    """``send``'s requests ``k`` at a time (``--in-flight``): ``k`` clients, each sending its
+    share one after another, so the app has up to ``k`` requests under way as a web
+    process has under load (its worker threads, its pool), measured in one process."""
+    if k <= 1:
+        return await send(app, raws)
+    answers = await asyncio.gather(*(send(app, raws[i::k]) for i in range(k)))
+    return [status for share in answers for status in share]
+
+
 async def _answer(app: Any, scope: dict[str, Any], body: bytes) -> int:
     done = asyncio.Event()
     status = [0]
@@ -278,13 +292,14 @@ def measure(
     out: Path,
     db_clock: Callable[[], float] | None = None,
     direct: bool = False,
+    k: int = 1,
 ) -> Measured:
     """CPU and wall ms per request, errors, over ``n`` requests (``fold``: per source row
     folded); with ``db_clock`` (the database server's CPU seconds so far), its CPU too.
     ``profile``: "" (none), "py-spy" (every thread: the endpoints run in worker threads)
     or "pyinstrument" (the event loop thread: middleware, routing, serialisation)."""
     with contextlib.ExitStack() as stack:
-        return _measure(stack, app, name, build, n, profile, out, db_clock, direct)
+        return _measure(stack, app, name, build, n, profile, out, db_clock, direct, k)
 
 
 def _measure(
@@ -297,10 +312,9 @@ def _measure(
     out: Path,
     db_clock: Callable[[], float] | None,
     direct: bool,
+    k: int,
 ) -> Measured:
-    send: Callable[[Any, list[bytes]], Coroutine[Any, Any, list[int]]] = (
-        drive_directly if direct else drive
-    )
+    send: Send = functools.partial(in_flight, drive_directly if direct else drive, k)
     worker = name in ("worker", "replies", "sent", "fold")
     folding = name == "fold"
     replies = name in ("replies", "sent")
@@ -425,6 +439,7 @@ def run(
     floor: bool = False,
     listen: bool = False,
     direct: bool = False,
+    k: int = 1,
 ) -> list[str]:
     out = []
     with (
@@ -453,6 +468,7 @@ def run(
                     RESULTS / f"profile-hotpath-{name}-{db_kind}",
                     server,
                     direct,
+                    k,
                 )
                 unit = "row folded" if name == "fold" else "request"
                 digits = 4 if name == "fold" else 2
@@ -472,6 +488,7 @@ def run(
                         RESULTS / f"profile-hotpath-{name}-floor",
                         server,
                         direct,
+                        k,
                     )
                     line += (
                         f"; floor {bare:.2f} ms CPU/request ({refused} errors, PostgreSQL "
@@ -518,6 +535,13 @@ def main() -> int:
         action="store_true",
         help="PostgreSQL: a worker's LISTEN connection in this process takes the NOTIFYs",
     )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=1,
+        metavar="K",
+        help="requests under way at once (K clients in this process; 1: one at a time)",
+    )
     args = parser.parse_args()
     names = args.scenario or list(SCENARIOS)
     unknown = set(names) - set(SCENARIOS)
@@ -525,7 +549,17 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(sorted(unknown))}")
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     for kind in kinds:
-        run(kind, names, args.n, args.profile, args.merchants, args.floor, args.listen, args.direct)
+        run(
+            kind,
+            names,
+            args.n,
+            args.profile,
+            args.merchants,
+            args.floor,
+            args.listen,
+            args.direct,
+            args.in_flight,
+        )
     return 0
 
 

@@ -8,9 +8,9 @@ The requests are ``bench/hotpath.py``'s, through the whole ASGI app, one at a ti
 seeded PostgreSQL with the merchant caches warm (``tenant_cache_seconds`` one hour). Round
 trips are read from libpq's trace of every pooled connection (each ``Sync`` or simple
 ``Query`` the client sends waits for the server); thread hops are the calls of anyio's
-``to_thread.run_sync`` (what ``def`` endpoints and dependencies, ``run_in_threadpool`` and
-``State.in_transaction`` go through), counted by a wrapper installed before the app is
-built.
+``to_thread.run_sync`` (what ``def`` endpoints and dependencies and ``run_in_threadpool``
+go through) and of ``fidelia.kit.threads.run`` (``State.in_transaction`` and
+``run_in_db_slot``), counted by wrappers installed before the app is built.
 """
 
 import asyncio
@@ -27,11 +27,13 @@ import anyio.to_thread  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 from bench import hotpath  # noqa: E402
+from fidelia.kit import threads  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 N = 100
 _hops = [0]
 _run_sync = anyio.to_thread.run_sync
+_run_in_pool = threads.run
 
 
 async def _counted(*args: Any, **kwargs: Any) -> Any:
@@ -39,8 +41,14 @@ async def _counted(*args: Any, **kwargs: Any) -> Any:
     return await _run_sync(*args, **kwargs)
 
 
+async def _counted_in_pool(*args: Any) -> Any:
+    _hops[0] += 1
+    return await _run_in_pool(*args)
+
+
 def main(names: list[str]) -> None:
     anyio.to_thread.run_sync = _counted  # type: ignore[assignment]
+    threads.run = _counted_in_pool
     pg = PostgresServer().start()
     try:
         pg.psql("CREATE DATABASE fidelia")

@@ -8,8 +8,8 @@ from typing import Annotated, Concatenate, ParamSpec, TypeVar
 import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
+from fidelia.kit import threads
 from fidelia.kit.db import Database
 from fidelia.kit.ratelimit import RateLimiter
 from fidelia.kit.settings import Settings
@@ -24,13 +24,16 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url, settings.database_pool_size)
-        self.db_slots = anyio.Semaphore(db_slots(settings.database_pool_size))
+        slots = db_slots(settings.database_pool_size)
+        self.db_slots = anyio.Semaphore(slots)
+        # One thread a slot: a call holds its slot while in its thread, so none waits.
+        self.db_threads = threads.pool(slots, "fidelia-db")
         self.limiter = RateLimiter(settings.redis_url, settings.rate_limits_enabled)
 
     async def run_in_db_slot(self, fn: Callable[..., T], *args: object) -> T:
         """For async endpoints: run blocking database work in a thread, within a slot."""
         async with self.db_slots:
-            return await run_in_threadpool(fn, *args)
+            return await threads.run(self.db_threads, fn, *args)
 
     async def in_transaction(
         self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
