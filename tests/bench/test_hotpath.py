@@ -41,3 +41,24 @@ def test_hotpath_direct_hands_the_requests_to_the_apps_without_the_client() -> N
     lines = hotpath("lookup", "retail-transaction", "--direct")
     names = [m["name"] for m in map(LINE.match, lines) if m]
     assert names == ["lookup", "retail-transaction"], lines
+
+
+def test_hotpath_in_flight_sends_requests_at_once_without_an_error() -> None:
+    """``--in-flight 4``: four clients at a time, a write path (its database threads) and an
+    event-loop path, every request answered without an error, Fidelia's and the floor's."""
+    lines = hotpath("pos-redeem", "lookup", "--direct", "--in-flight", "4")
+    names = [m["name"] for m in map(LINE.match, lines) if m]
+    assert names == ["pos-redeem", "lookup"], lines
+
+
+def test_hops_times_both_ways_of_a_thread_hop() -> None:
+    for way in ("anyio", "pool"):
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "hops.py"), way, "4"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert re.fullmatch(rf"hops {way} x4: [\d.]+ µs CPU a hop\n", run.stdout), run.stdout
