@@ -58,13 +58,14 @@ def main(names: list[str]) -> None:
         trace = path.open("w")
         db = app.state.fidelia.db
 
-        # The pooled connections of both engines: the sync one and the async autocommit
-        # one (one-statement paths from the event loop: the webhook, PIN generation).
+        # The pooled connections of every engine: the sync one, the async one (the doors'
+        # write transactions on the event loop) and the async autocommit one
+        # (one-statement paths from the event loop: the webhook, PIN generation).
         def traced(conn: Any, _record: Any) -> None:
             driver = getattr(conn, "driver_connection", None) or conn
             driver.pgconn.trace(trace.fileno())
 
-        for engine in (db.engine, db.async_autocommit.sync_engine):
+        for engine in (db.engine, db.async_engine.sync_engine, db.async_autocommit.sync_engine):
             event.listen(engine, "connect", traced)
         rng = random.Random(7)
         for name in names:

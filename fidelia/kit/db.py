@@ -31,7 +31,12 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
@@ -84,6 +89,8 @@ def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     three times), as after a failed ping. A server that vanished without closing its
     sockets (a host lost) is found by the first statement's error instead, which
     invalidates the whole pool (SQLAlchemy's disconnect handling); that request fails."""
+    # The async engine's pool holds SQLAlchemy's adapter; the socket is its driver's.
+    dbapi_conn = getattr(dbapi_conn, "driver_connection", dbapi_conn)
     try:
         if dbapi_conn.closed or dbapi_conn.broken:
             raise DisconnectionError("connection closed")
@@ -114,13 +121,19 @@ def make_async_engine(url: str, pool_size: int = 10, *, autocommit: bool = False
     (callers whose statement may run twice retry once, see ``is_stale_connection``).
     ``autocommit``: every statement its own transaction, set once per connection."""
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
-    return create_async_engine(
+    engine = create_async_engine(
         _psycopg(url, "psycopg_async"),
         pool_size=pool_size,
         max_overflow=0,
         pool_recycle=1800,
         **options,
     )
+    if not autocommit:
+        # Its transactions are the doors' writes (``Database.on_loop``), which cannot be
+        # sent twice: a connection the server ended while pooled is replaced at checkout,
+        # as the sync engine's are (a poll of its socket, no round trip).
+        event.listen(engine.sync_engine, "checkout", _refuse_dead)
+    return engine
 
 
 def is_stale_connection(exc: BaseException) -> bool:
@@ -296,6 +309,7 @@ class Database:
         self._async_engine: AsyncEngine | None = None
         self._async_autocommit: AsyncEngine | None = None
         self._now_engine: Engine | None = None  # SQLite's write_now
+        self._loop_sessions: async_sessionmaker[AsyncSession] | None = None  # on_loop
 
     @property
     def async_engine(self) -> AsyncEngine:
@@ -319,6 +333,27 @@ class Database:
         if self._async_autocommit is None:
             self._async_autocommit = make_async_engine(self.url, self._pool_size, autocommit=True)
         return self._async_autocommit
+
+    async def on_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """PostgreSQL: ``fn(session, *args, **kwargs)`` in one write transaction on the event
+        loop, committed when it returns, rolled back on any exception (as ``session()``).
+        ``fn`` is the same sync code a worker thread runs: SQLAlchemy runs it in a greenlet
+        and awaits each statement on the async engine's connection (``AsyncSession.run_sync``;
+        ``kit/driver.py`` awaits psycopg's own). No thread: with requests in flight the loop
+        finds their sockets ready and goes on, where a thread slept and woke for every
+        round trip (issue 14, BENCHMARKS.md *Stop 31*)."""
+        if self._loop_sessions is None:
+            self._loop_sessions = async_sessionmaker(
+                self.async_engine, expire_on_commit=False, autoflush=False
+            )
+        async with self._loop_sessions() as session:
+            try:
+                answer = await session.run_sync(fn, *args, **kwargs)
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        return answer
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""
@@ -420,6 +455,7 @@ class Database:
                 closing.start()
                 closing.join()
         self._async_engine = self._async_autocommit = None
+        self._loop_sessions = None
 
 
 def insert_for(where: Session | str) -> Any:

@@ -38,12 +38,15 @@ class Resources:
     async def in_transaction(
         self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """For async endpoints: ``fn(session, *args)`` in one write transaction, in one
-        worker thread (one thread hop, where a ``def`` endpoint with ``SessionDep`` and a
-        ``def`` dependency took one each, plus two for the session's opening and closing).
+        """For async endpoints: ``fn(session, *args)`` in one write transaction, within a
+        database slot: on PostgreSQL on the event loop (``Database.on_loop``: each
+        statement awaited, no thread), on SQLite in one worker thread (its driver blocks).
         It commits before the answer is sent and rolls back on any exception, as
         ``SessionDep`` does; what ``fn`` returns is the answer."""
-        return await self.run_in_db_slot(self._in_session, fn, args, kwargs)
+        if self.db.is_sqlite:
+            return await self.run_in_db_slot(self._in_session, fn, args, kwargs)
+        async with self.db_slots:
+            return await self.db.on_loop(fn, *args, **kwargs)
 
     def _in_session(
         self, fn: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]

@@ -13,6 +13,10 @@ its subclasses), a dropped connection invalidated as SQLAlchemy does. Nothing is
 first (Fidelia's sessions have no autoflush) and the rows are not loaded into the ORM:
 the caller makes them objects if it needs them (``customers.found``).
 
+A session on the event loop (``Database.on_loop``: the sync code in SQLAlchemy's greenlet)
+has psycopg's async connection underneath: the statement is then awaited on it
+(``await_only``), the rest the same.
+
 PostgreSQL only; on SQLite (and for a statement whose parameters are expanded at execution,
 ``IN`` lists) it is ``session.execute``. Either way the answer is a ``Result``: ``first()``,
 ``one()``, ``scalar()``, rows with attribute and ``_mapping`` access.
@@ -22,11 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import ARRAY, Executable, TextClause
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
 
 
 @dataclass(frozen=True)
@@ -122,10 +128,14 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any]) -> Resul
     raw = conn.connection.driver_connection
     assert raw is not None
     try:
-        cursor = raw.execute(sent.sql, values)
-        # Fetched when the statement has columns: psycopg's ``description`` builds an
-        # object a column.
-        rows = cursor.fetchall() if sent.keys else []
+        if isinstance(raw, AsyncConnection):  # a session on the event loop (``on_loop``)
+            cursor = await_only(raw.execute(sent.sql, values))
+            rows = await_only(cursor.fetchall()) if sent.keys else []
+        else:
+            cursor = raw.execute(sent.sql, values)
+            # Fetched when the statement has columns: psycopg's ``description`` builds an
+            # object a column.
+            rows = cursor.fetchall() if sent.keys else []
     except dialect.loaded_dbapi.Error as exc:
         stale = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
         if stale:

@@ -188,16 +188,24 @@ def make_shop(db: Database, slug: str = "cafe", **columns: object) -> Tenant:
         return row
 
 
+def engines(db: Database) -> list[Any]:
+    """The engines ``db``'s transactions run on: the sync one and, on PostgreSQL, the async
+    one's (the doors' writes on the event loop, ``Database.on_loop``)."""
+    return [db.engine] if db.is_sqlite else [db.engine, db.async_engine.sync_engine]
+
+
 def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
-    """``call()``'s result and the statements it sent on ``db``'s engine, through SQLAlchemy
+    """``call()``'s result and the statements it sent on ``db``'s engines, through SQLAlchemy
     or on the driver's connection (``kit/driver.py``), whitespace folded."""
     statements: list[str] = []
     listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listen)
+    for engine in engines(db):
+        event.listen(engine, "before_cursor_execute", listen)
     try:
         return call(), statements
     finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
+        for engine in engines(db):
+            event.remove(engine, "before_cursor_execute", listen)
 
 
 def sent_by_driver(db: Database, call: Any) -> tuple[Any, list[str]]:
@@ -209,8 +217,10 @@ def sent_by_driver(db: Database, call: Any) -> tuple[Any, list[str]]:
         if args[4] is None:  # the execution context SQLAlchemy's own path always has
             statements.append(" ".join(args[2].split()))
 
-    event.listen(db.engine, "before_cursor_execute", listen)
+    for engine in engines(db):
+        event.listen(engine, "before_cursor_execute", listen)
     try:
         return call(), statements
     finally:
-        event.remove(db.engine, "before_cursor_execute", listen)
+        for engine in engines(db):
+            event.remove(engine, "before_cursor_execute", listen)
