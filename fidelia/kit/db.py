@@ -346,14 +346,8 @@ class Database:
             self._loop_sessions = async_sessionmaker(
                 self.async_engine, expire_on_commit=False, autoflush=False
             )
-        async with self._loop_sessions() as session:
-            try:
-                answer = await session.run_sync(fn, *args, **kwargs)
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        return answer
+        async with self._loop_sessions.begin() as session:  # commit, or rollback on raise
+            return await session.run_sync(fn, *args, **kwargs)
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""

@@ -7,6 +7,7 @@ after the server ended the pooled connections succeeds."""
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,8 +46,8 @@ def name_of(state: Resources, tenant_id: int) -> str:
         return session.get_one(Tenant, tenant_id).name
 
 
-def first_tenant(state: Resources) -> int:
-    return make_tenant(state.db, slug="loop", name="Loop")[0].id
+def first_tenant(state: Resources, slug: str = "loop") -> int:
+    return make_tenant(state.db, slug=slug, name="Loop")[0].id
 
 
 def test_commits_on_return_and_rolls_back_on_an_exception(database_url: str) -> None:
@@ -91,14 +92,25 @@ def test_transactions_in_flight_share_the_loop_and_the_pool(pg_url: str) -> None
         state.db.dispose()
 
 
-@pytest.mark.parametrize("end", ["terminate", "restart"])
-def test_the_first_write_after_the_server_ended_the_pool_succeeds(end: str) -> None:
-    pg = PostgresServer().start()  # its own: a restart must not touch the other tests'
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[PostgresServer]:
+    """A server of this module's own, migrated once: a restart must not touch the other
+    tests' server."""
+    pg = PostgresServer().start()
     pg.psql("CREATE DATABASE loop")
     upgrade(pg.url("loop"))
+    yield pg
+    pg.destroy()
+
+
+@pytest.mark.parametrize("end", ["terminate", "restart"])
+def test_the_first_write_after_the_server_ended_the_pool_succeeds(
+    own_pg: PostgresServer, end: str
+) -> None:
+    pg = own_pg
     state = resources(pg.url("loop"), pool_size=2)
     try:
-        tenant_id = first_tenant(state)
+        tenant_id = first_tenant(state, slug=f"loop-{end}")
 
         def backend(session: Session) -> int:
             return int(session.scalar(text("SELECT pg_backend_pid()")) or 0)
@@ -117,4 +129,3 @@ def test_the_first_write_after_the_server_ended_the_pool_succeeds(end: str) -> N
         assert seen[0] == "After" and name_of(state, tenant_id) == "After"
     finally:
         state.db.dispose()
-        pg.destroy()
