@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -31,13 +33,9 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
@@ -126,14 +124,33 @@ def make_async_engine(url: str, pool_size: int = 10, *, autocommit: bool = False
         pool_size=pool_size,
         max_overflow=0,
         pool_recycle=1800,
+        pool_reset_on_return=None,  # _rollback_if_open instead
         **options,
     )
+    event.listen(engine.sync_engine, "reset", _rollback_if_open)
     if not autocommit:
         # Its transactions are the doors' writes (``Database.on_loop``), which cannot be
         # sent twice: a connection the server ended while pooled is replaced at checkout,
         # as the sync engine's are (a poll of its socket, no round trip).
         event.listen(engine.sync_engine, "checkout", _refuse_dead)
     return engine
+
+
+def _rollback_if_open(dbapi_conn: Any, _record: Any, state: PoolResetState) -> None:
+    """The async pools' reset of a connection given back: a rollback only if a transaction
+    is still open on it. SQLAlchemy's own reset rolls back every time, and on the async
+    driver even a rollback with nothing to do is a greenlet switch and psycopg's lock: a
+    tenth of a write transaction's scaffolding, on every one-statement path too (issue 14,
+    BENCHMARKS.md *Stop 32*). A session or a ``Connection`` ends its transaction itself
+    before it gives the connection back; this is for what did not (an error mid-commit,
+    a raw connection). The connection's state is psycopg's own, known without a round
+    trip. A connection closed or broken meanwhile is not IDLE either: its rollback fails,
+    and the pool then drops it, as after its own reset."""
+    if not state.asyncio_safe or state.transaction_was_reset:
+        return
+    raw = getattr(dbapi_conn, "driver_connection", dbapi_conn)
+    if raw.pgconn.transaction_status != TransactionStatus.IDLE:
+        dbapi_conn.rollback()
 
 
 def is_stale_connection(exc: BaseException) -> bool:
@@ -201,6 +218,16 @@ def rows_in(session: Session, statement: Any, given: dict[str, Any]) -> list[Any
     if isinstance(result, CursorResult) and not result.returns_rows:  # SQLAlchemy's way
         return []
     return [tuple(row) for row in result]
+
+
+def _in_transaction(
+    sessions: sessionmaker[Session],
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    with sessions.begin() as session:  # commit, or rollback on raise; then closed
+        return fn(session, *args, **kwargs)
 
 
 def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -309,7 +336,7 @@ class Database:
         self._async_engine: AsyncEngine | None = None
         self._async_autocommit: AsyncEngine | None = None
         self._now_engine: Engine | None = None  # SQLite's write_now
-        self._loop_sessions: async_sessionmaker[AsyncSession] | None = None  # on_loop
+        self._loop_sessions: sessionmaker[Session] | None = None  # on_loop
 
     @property
     def async_engine(self) -> AsyncEngine:
@@ -337,17 +364,24 @@ class Database:
     async def on_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """PostgreSQL: ``fn(session, *args, **kwargs)`` in one write transaction on the event
         loop, committed when it returns, rolled back on any exception (as ``session()``).
-        ``fn`` is the same sync code a worker thread runs: SQLAlchemy runs it in a greenlet
-        and awaits each statement on the async engine's connection (``AsyncSession.run_sync``;
-        ``kit/driver.py`` awaits psycopg's own). No thread: with requests in flight the loop
-        finds their sockets ready and goes on, where a thread slept and woke for every
-        round trip (issue 14, BENCHMARKS.md *Stop 31*)."""
+        ``fn`` is the same sync code a worker thread runs, with a sync ``Session`` on the
+        async engine: SQLAlchemy runs it in a greenlet and awaits each statement on the
+        engine's connection (``kit/driver.py`` awaits psycopg's own). No thread: with
+        requests in flight the loop finds their sockets ready and goes on, where a thread
+        slept and woke for every round trip (issue 14, BENCHMARKS.md *Stop 31*).
+
+        The whole transaction, checkout to commit and check-in, is one greenlet (what
+        ``AsyncSession`` does in three, each with a task of its own to shield its close:
+        a fifth of the scaffolding's CPU, BENCHMARKS.md *Stop 32*). Shielded as a worker
+        thread's transaction is (``kit/threads.run``): a cancelled caller waits for it to
+        end, commit or rollback, its connection back in the pool; the cancellation follows."""
         if self._loop_sessions is None:
-            self._loop_sessions = async_sessionmaker(
-                self.async_engine, expire_on_commit=False, autoflush=False
+            self._loop_sessions = sessionmaker(
+                self.async_engine.sync_engine, expire_on_commit=False, autoflush=False
             )
-        async with self._loop_sessions.begin() as session:  # commit, or rollback on raise
-            return await session.run_sync(fn, *args, **kwargs)
+        with anyio.CancelScope(shield=True):
+            done = await greenlet_spawn(_in_transaction, self._loop_sessions, fn, args, kwargs)
+        return done
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""

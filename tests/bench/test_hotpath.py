@@ -62,3 +62,16 @@ def test_hops_times_both_ways_of_a_thread_hop() -> None:
         )
         assert run.returncode == 0, run.stderr[-4000:]
         assert re.fullmatch(rf"hops {way} x4: [\d.]+ µs CPU a hop\n", run.stdout), run.stdout
+
+
+def test_scaffold_measures_every_way_against_psycopg_alone() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scaffold.py"), "-n", "80", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    medians = re.findall(r"^scaffold ([a-z-]+) x8: median [\d.]+ ms CPU a call$", run.stdout, re.M)
+    assert medians == ["transaction", "psycopg-transaction", "statement", "psycopg-statement"]

@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
@@ -88,6 +90,65 @@ def test_transactions_in_flight_share_the_loop_and_the_pool(pg_url: str) -> None
 
         assert asyncio.run(burst()) == list(range(12))
         assert name_of(state, tenant_id) == "Loop" + "+" * 12
+    finally:
+        state.db.dispose()
+
+
+def test_a_cancelled_caller_waits_for_its_transaction_to_end(pg_url: str) -> None:
+    """A request cancelled while its transaction is under way (a deadline, a shutdown) does
+    not cut it short: the transaction ends as it would have (here it commits), its
+    connection goes back to the pool, and only then does the cancellation reach the
+    request, as with a transaction in a worker thread (``kit/threads.run``)."""
+    state = resources(pg_url, pool_size=2)
+    try:
+        tenant_id = first_tenant(state)
+        ended: list[float] = []
+
+        def slow_rename(session: Session) -> None:
+            session.execute(text("SELECT pg_sleep(0.3)"))
+            rename(session, tenant_id, "Finished")
+            ended.append(time.monotonic())
+
+        async def request() -> float:
+            back = 0.0  # stays so if the cancellation cut the transaction short
+            with anyio.move_on_after(0.05):
+                await state.in_transaction(slow_rename)
+                back = time.monotonic()
+                await anyio.sleep(0)
+                raise AssertionError("not cancelled")
+            return back
+
+        back = asyncio.run(request())
+        assert ended and ended[0] <= back
+        assert name_of(state, tenant_id) == "Finished"
+        assert state.db.async_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        state.db.dispose()
+
+
+def test_a_connection_given_back_mid_transaction_is_rolled_back(pg_url: str) -> None:
+    """The async pool resets a connection only when a transaction is still open on it
+    (``_rollback_if_open``): one given back mid-transaction (here by code that used the
+    driver's connection itself) comes out of the pool again idle, its write undone."""
+    state = resources(pg_url, pool_size=1)  # one connection: the second checkout gets it
+    try:
+        tenant_id = first_tenant(state)
+
+        async def give_back_open() -> tuple[bool, TransactionStatus]:
+            engine = state.db.async_engine
+            async with engine.connect() as conn:
+                first = (await conn.get_raw_connection()).driver_connection
+                await first.execute(
+                    "UPDATE tenants SET name = 'Left open' WHERE id = %s", (tenant_id,)
+                )
+                assert first.info.transaction_status == TransactionStatus.INTRANS
+            async with engine.connect() as conn:
+                again = (await conn.get_raw_connection()).driver_connection
+                return again is first, again.info.transaction_status
+
+        same, status = asyncio.run(give_back_open())
+        assert same and status == TransactionStatus.IDLE
+        assert name_of(state, tenant_id) == "Loop"
     finally:
         state.db.dispose()
 
