@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import PoolResetState
+from sqlalchemy.pool import Pool, PoolResetState
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
@@ -382,6 +382,19 @@ class Database:
         with anyio.CancelScope(shield=True):
             done = await greenlet_spawn(_in_transaction, self._loop_sessions, fn, args, kwargs)
         return done
+
+    def pools(self) -> list[tuple[str, str, Pool]]:
+        """The connection pools made so far, as ``(database, kind, pool)``: the primary's
+        ``sync`` one (sessions, in threads), its ``loop`` one (``on_loop``'s transactions)
+        and ``autocommit`` one (one-statement paths), and a replica's (for the metrics)."""
+        made = [("primary", "sync", self.engine.pool)]
+        if self._async_engine is not None:
+            made.append(("primary", "loop", self._async_engine.sync_engine.pool))
+        if self._async_autocommit is not None:
+            made.append(("primary", "autocommit", self._async_autocommit.sync_engine.pool))
+        if self.replica_engine is not None:
+            made.append(("replica", "sync", self.replica_engine.pool))
+        return made
 
     def attach_replica(self, url: str, pool_size: int = 10) -> None:
         """A streaming replica for the reads that say they may lag (``may_lag=True``)."""

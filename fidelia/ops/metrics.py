@@ -33,7 +33,6 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
 from fidelia.kit.clock import now
 from fidelia.kit.db import Database
@@ -73,14 +72,16 @@ DELIVERY_SECONDS = Histogram(
 )
 POOL_IN_USE = Gauge(
     "fidelia_db_pool_in_use",
-    "Database connections checked out of this process's pool (all live processes summed).",
-    ["database"],
+    "Database connections checked out of this process's pools (all live processes summed), "
+    "per database and pool (sync: sessions in threads; loop: the doors' write transactions "
+    "on the event loop; autocommit: one-statement paths on the event loop).",
+    ["database", "pool"],
     multiprocess_mode="livesum",
 )
 POOL_CAPACITY = Gauge(
     "fidelia_db_pool_capacity",
     "Connections the pools may open (pool size plus overflow, live processes summed).",
-    ["database"],
+    ["database", "pool"],
     multiprocess_mode="livesum",
 )
 STARTS = Counter(
@@ -95,24 +96,24 @@ ERRORS = Counter(
 )
 
 
-_POOL_SERIES: dict[str, tuple[Gauge, Gauge]] = {}
+_POOL_SERIES: dict[tuple[str, str], tuple[Gauge, Gauge]] = {}
 
 
-def observe_pool(name: str, engine: Engine) -> None:
-    """The pool's use and capacity now (every request: a gauge set is cheap once its child,
-    looked up once per name, is at hand)."""
-    pool = engine.pool
-    checked_out = getattr(pool, "checkedout", None)
-    size = getattr(pool, "size", None)
-    if checked_out is None or size is None:
-        return
-    series = _POOL_SERIES.get(name)
-    if series is None:
-        series = _POOL_SERIES[name] = (POOL_IN_USE.labels(name), POOL_CAPACITY.labels(name))
-    in_use, capacity = series
-    in_use.set(checked_out())
-    overflow = getattr(pool, "_max_overflow", 0)
-    capacity.set(size() + max(overflow, 0))
+def observe_pools(db: Database) -> None:
+    """Each pool's use and capacity now, as this process has them (``Database.pools``: the
+    pools made so far)."""
+    for database, name, pool in db.pools():
+        checked_out = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        if checked_out is None or size is None:
+            continue
+        key = (database, name)
+        series = _POOL_SERIES.get(key)
+        if series is None:
+            series = _POOL_SERIES[key] = (POOL_IN_USE.labels(*key), POOL_CAPACITY.labels(*key))
+        in_use, capacity = series
+        in_use.set(checked_out())
+        capacity.set(size() + max(getattr(pool, "_max_overflow", 0), 0))
 
 
 class ErrorCounter(logging.Handler):

@@ -2,6 +2,7 @@
 
 import hmac
 import os
+import time
 from collections.abc import Mapping
 from functools import cache, lru_cache
 from typing import Any
@@ -24,6 +25,7 @@ from fidelia.ops.context import RequestContext, request_id_from
 
 log = ops_logging.get("fidelia.request")
 REQUEST_ID = b"x-request-id"
+POOL_SAMPLE_SECONDS = 1.0  # how often requests sample the pools' gauges
 
 
 @lru_cache(maxsize=2048)  # paths repeat (the webhook's always); ids in paths churn it, bounded
@@ -104,6 +106,9 @@ class RequestLog:
         # and checks its labels on every call, a few µs a request on the webhook (issue 14).
         # The same child objects, so the same series; bounded, as a client picks the method.
         self._series: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
+        # The pools' gauges are sampled at most once a second on requests (Prometheus reads
+        # them every 15 s or so), not set on every one: three pools a process now.
+        self._pools_due = 0.0
 
     @staticmethod
     def start(scope: Scope) -> RequestContext:
@@ -138,10 +143,10 @@ class RequestLog:
         latency.observe(seconds)
         if webhooks is not None:
             webhooks.inc()
-        metrics.observe_pool("primary", self.state.db.engine)
-        replica = getattr(self.state.db, "replica_engine", None)
-        if replica is not None:
-            metrics.observe_pool("replica", replica)
+        at = time.monotonic()
+        if at >= self._pools_due:  # a sample a second; /metrics takes one as it answers
+            self._pools_due = at + POOL_SAMPLE_SECONDS
+            metrics.observe_pools(self.state.db)
         if route in ("/healthz", "/readyz", "/metrics") and status < 400:
             return  # probes every few seconds would drown the log
         log.info(
@@ -252,5 +257,6 @@ def metrics_endpoint(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    metrics.observe_pools(state.db)  # this process's pools as they are now
     platform = getattr(request.app.state, "platform_metrics", None)
     return Response(metrics.exposition(platform), media_type=metrics.CONTENT_TYPE)

@@ -153,6 +153,20 @@ def test_a_connection_given_back_mid_transaction_is_rolled_back(pg_url: str) -> 
         state.db.dispose()
 
 
+def test_the_metrics_see_the_loops_pool_once_it_is_made(pg_url: str) -> None:
+    state = resources(pg_url, pool_size=3)
+    try:
+        assert [(db, kind) for db, kind, _ in state.db.pools()] == [("primary", "sync")]
+        tenant_id = first_tenant(state)
+        asyncio.run(state.in_transaction(rename, tenant_id, "Seen"))
+        pools = {kind: pool for _, kind, pool in state.db.pools()}
+        assert set(pools) == {"sync", "loop"}
+        loop_pool: Any = pools["loop"]
+        assert loop_pool.size() == 3 and loop_pool.checkedout() == 0
+    finally:
+        state.db.dispose()
+
+
 @pytest.fixture(scope="module")
 def own_pg() -> Iterator[PostgresServer]:
     """A server of this module's own, migrated once: a restart must not touch the other
