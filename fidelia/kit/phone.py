@@ -1,5 +1,6 @@
 """Phone and WhatsApp numbers: parsed and normalised to E.164 at the door."""
 
+from functools import lru_cache
 from typing import Protocol
 
 import phonenumbers
@@ -26,21 +27,38 @@ def normalize_e164(raw: str, default_region: str | None = None) -> str:
     if not text.startswith("+") and default_region is None:
         text = "+" + text.lstrip("0")
     try:
-        number = phonenumbers.parse(text, default_region)
+        e164 = _e164(text, default_region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidInput(f"Unparseable phone number: {raw!r}", code="INVALID_PHONE") from exc
-    if not phonenumbers.is_possible_number(number):
+    if e164 is None:
         raise InvalidInput(f"Not a possible phone number: {raw!r}", code="INVALID_PHONE")
+    return e164
+
+
+@lru_cache(maxsize=8192)
+def _e164(text: str, default_region: str | None) -> str | None:
+    """``text`` in E.164, None when it cannot be a number; a parse error is raised (and,
+    as ``lru_cache`` does with exceptions, not kept). Kept per text: phonenumbers' parse,
+    check and format cost 30-50 µs, most of a balance lookup's own work (issue 14), and
+    the numbers asked about are the same customers' again and again."""
+    number = phonenumbers.parse(text, default_region)
+    if not phonenumbers.is_possible_number(number):
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def region_of(tenant: Localized) -> str | None:
     """Where a phone number without '+' is read: the locale's territory, else the currency's."""
+    return _region(tenant.locale, tenant.currency)
+
+
+@lru_cache(maxsize=256)
+def _region(locale: str, currency: str) -> str | None:
     try:
-        territory = Locale.parse(tenant.locale.replace("-", "_")).territory
+        territory = Locale.parse(locale.replace("-", "_")).territory
     except (ValueError, TypeError):
         territory = None
-    return territory or CURRENCY_REGION.get(tenant.currency)
+    return territory or CURRENCY_REGION.get(currency)
 
 
 def phone_of(tenant: Localized, raw: str) -> str:

@@ -75,3 +75,21 @@ def test_scaffold_measures_every_way_against_psycopg_alone() -> None:
     assert run.returncode == 0, run.stderr[-4000:]
     medians = re.findall(r"^scaffold ([a-z-]+) x8: median [\d.]+ ms CPU a call$", run.stdout, re.M)
     assert medians == ["transaction", "psycopg-transaction", "statement", "psycopg-statement"]
+
+
+def test_sections_times_the_chosen_functions_in_place() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sections.py"), "pos-order"]
+        + ["--db", "postgresql", "--direct", "-n", "30"]
+        + ["--section", "fidelia.edge:Edge.__call__", "--section", "fidelia.kit.driver:execute"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    found = dict(
+        re.findall(r"^section (\S+): [\d.]+ µs a request \(([\d.]+) calls\)$", run.stdout, re.M)
+    )
+    assert set(found) == {"Edge.__call__", "execute"}, run.stdout[-2000:]
+    assert found["Edge.__call__"] == "1.00" and float(found["execute"]) >= 1  # a request each
