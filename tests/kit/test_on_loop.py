@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, select, text
@@ -21,7 +20,7 @@ from fidelia.kit.deps import Resources
 from fidelia.kit.migrate import upgrade
 from fidelia.kit.settings import Settings
 from fidelia.models import Tenant
-from tests.support.helpers import make_tenant
+from tests.support.helpers import make_tenant, returned_when_cancelled
 from tests.support.postgres import PostgresServer
 
 NAME = select(Tenant.name).where(Tenant.id == bindparam("t"))  # built once, as hot paths do
@@ -109,16 +108,7 @@ def test_a_cancelled_caller_waits_for_its_transaction_to_end(pg_url: str) -> Non
             rename(session, tenant_id, "Finished")
             ended.append(time.monotonic())
 
-        async def request() -> float:
-            back = 0.0  # stays so if the cancellation cut the transaction short
-            with anyio.move_on_after(0.05):
-                await state.in_transaction(slow_rename)
-                back = time.monotonic()
-                await anyio.sleep(0)
-                raise AssertionError("not cancelled")
-            return back
-
-        back = asyncio.run(request())
+        back = returned_when_cancelled(lambda: state.in_transaction(slow_rename))
         assert ended and ended[0] <= back
         assert name_of(state, tenant_id) == "Finished"
         assert state.db.async_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -7,12 +7,12 @@ import contextvars
 import threading
 import time
 
-import anyio
 import pytest
 
 from fidelia.kit import threads
 from fidelia.kit.deps import Resources
 from fidelia.kit.settings import Settings
+from tests.support.helpers import returned_when_cancelled
 
 WHO = contextvars.ContextVar("who", default="nobody")
 
@@ -58,15 +58,7 @@ def test_a_cancelled_caller_waits_for_its_call_to_end() -> None:
         time.sleep(0.3)
         ended.append(time.monotonic())
 
-    async def request() -> float:
-        with anyio.move_on_after(0.05):
-            await threads.run(pool, transaction)
-            back = time.monotonic()
-            await anyio.sleep(0)
-            raise AssertionError("not cancelled")
-        return back
-
-    back = asyncio.run(request())
+    back = returned_when_cancelled(lambda: threads.run(pool, transaction))
     assert ended and ended[0] <= back
     pool.shutdown()
 

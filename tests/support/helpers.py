@@ -1,11 +1,14 @@
 """Small plain helpers for test data and for talking to the app like its clients do."""
 
+import asyncio
 import json
 import secrets
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import httpx
 import uvicorn
 from fastapi import FastAPI
@@ -224,3 +227,20 @@ def sent_by_driver(db: Database, call: Any) -> tuple[Any, list[str]]:
     finally:
         for engine in engines(db):
             event.remove(engine, "before_cursor_execute", listen)
+
+
+def returned_when_cancelled(call: Callable[[], Awaitable[object]], after: float = 0.05) -> float:
+    """``call()`` awaited under a deadline of ``after`` seconds that passes while it runs:
+    the moment the await returned (0.0 when the cancellation cut it short). Fails if the
+    cancellation never came (it comes at the caller's next checkpoint)."""
+
+    async def request() -> float:
+        back = 0.0
+        with anyio.move_on_after(after):
+            await call()
+            back = time.monotonic()
+            await anyio.sleep(0)
+            raise AssertionError("not cancelled")
+        return back
+
+    return asyncio.run(request())
