@@ -13,7 +13,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from fidelia.kit.settings import DEV_SECRET, DEV_VERIFY_TOKEN, Settings
 
@@ -128,11 +129,20 @@ def diagnose(web: int = 2, workers: int = 1, *, connect: bool = True) -> list[Fi
     if settings.embedded_worker and processes > 2:
         add("warning", "FIDELIA_EMBEDDED_WORKER", "a worker in every web process")
     if connect:
-        found.extend(_connections(settings))
+        found.extend(_connections(settings, web, workers))
     return found
 
 
-def _connections(settings: Settings) -> list[Finding]:
+# The connections a process may open to the primary, in pool sizes (FIDELIA_DATABASE_POOL_SIZE):
+# a web process its sessions' pool (as many again may overflow), the doors' writes on its
+# event loop and its one-statement paths (``Database.pools``); a worker its sessions' pool
+# and the one-statement pool of its LISTEN connection. What the pools may open, not what
+# they usually hold.
+WEB_POOLS = 4
+WORKER_POOLS = 3
+
+
+def _connections(settings: Settings, web: int, workers: int) -> list[Finding]:
     from fidelia.kit.db import make_engine
     from fidelia.kit.migrate import HEAD
 
@@ -145,12 +155,15 @@ def _connections(settings: Settings) -> list[Finding]:
         try:
             with engine.connect() as conn:
                 version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                allowed = _allowed_connections(conn) if name == "FIDELIA_DATABASE_URL" else None
             if version != HEAD:
                 found.append(
                     Finding("error", name, f"schema at {version}, this code needs {HEAD}: migrate")
                 )
             else:
                 found.append(Finding("ok", name, "reachable, schema up to date"))
+            if allowed is not None:
+                found.append(_connection_budget(settings.database_pool_size, web, workers, allowed))
         except Exception as exc:
             found.append(Finding("error", name, f"cannot query it: {type(exc).__name__}"))
         finally:
@@ -164,3 +177,32 @@ def _connections(settings: Settings) -> list[Finding]:
         except Exception as exc:
             found.append(Finding("error", "FIDELIA_REDIS_URL", f"no answer: {type(exc).__name__}"))
     return found
+
+
+def _allowed_connections(conn: Connection) -> int | None:
+    """The connections PostgreSQL lets ordinary roles open (``max_connections`` less the
+    superusers' reserve); None on SQLite, or behind a pooler that does not say."""
+    if conn.dialect.name != "postgresql":
+        return None
+    try:
+        limit = int(conn.execute(text("SHOW max_connections")).scalar_one())
+        reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+    except DBAPIError:  # PgBouncer and the like answer SHOW for their own settings only
+        return None
+    return limit - reserved
+
+
+def _connection_budget(pool_size: int, web: int, workers: int, allowed: int) -> Finding:
+    most = pool_size * (web * WEB_POOLS + workers * WORKER_POOLS)
+    counted = (
+        f"{web} web process(es) x {WEB_POOLS} x {pool_size} and {workers} worker(s) x "
+        f"{WORKER_POOLS} x {pool_size}: up to {most} connections to the primary"
+    )
+    if most > allowed:
+        return Finding(
+            "warning",
+            "FIDELIA_DATABASE_POOL_SIZE",
+            f"{counted}, PostgreSQL allows {allowed}: lower the pool size, raise "
+            "max_connections or put a pooler (PgBouncer) in front",
+        )
+    return Finding("ok", "FIDELIA_DATABASE_POOL_SIZE", f"{counted} of the {allowed} allowed")
