@@ -76,6 +76,16 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     return engine
 
 
+def most_connections(pool_size: int, *, web: bool) -> int:
+    """The connections one process's pools may open to the primary: its sessions' pool and
+    as many again in overflow (``make_engine``), the one-statement pool (``make_async_engine``
+    in autocommit, no overflow; a worker's LISTEN connection too) and, in a web process,
+    the doors' write transactions' pool (``Database.on_loop``). What ``Database.pools`` may
+    hold at most, for sizing PostgreSQL's ``max_connections`` (``fidelia doctor``)."""
+    sessions = 2 * pool_size
+    return sessions + pool_size + (pool_size if web else 0)
+
+
 def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """Before a pooled PostgreSQL connection is handed out: is it still alive? Without a
     round trip (``pool_pre_ping`` sent an empty query per checkout and waited for it).

@@ -133,15 +133,6 @@ def diagnose(web: int = 2, workers: int = 1, *, connect: bool = True) -> list[Fi
     return found
 
 
-# The connections a process may open to the primary, in pool sizes (FIDELIA_DATABASE_POOL_SIZE):
-# a web process its sessions' pool (as many again may overflow), the doors' writes on its
-# event loop and its one-statement paths (``Database.pools``); a worker its sessions' pool
-# and the one-statement pool of its LISTEN connection. What the pools may open, not what
-# they usually hold.
-WEB_POOLS = 4
-WORKER_POOLS = 3
-
-
 def _connections(settings: Settings, web: int, workers: int) -> list[Finding]:
     from fidelia.kit.db import make_engine
     from fidelia.kit.migrate import HEAD
@@ -193,10 +184,16 @@ def _allowed_connections(conn: Connection) -> int | None:
 
 
 def _connection_budget(pool_size: int, web: int, workers: int, allowed: int) -> Finding:
-    most = pool_size * (web * WEB_POOLS + workers * WORKER_POOLS)
+    from fidelia.kit.db import most_connections
+
+    each_web, each_worker = (
+        most_connections(pool_size, web=True),
+        most_connections(pool_size, web=False),
+    )
+    most = web * each_web + workers * each_worker
     counted = (
-        f"{web} web process(es) x {WEB_POOLS} x {pool_size} and {workers} worker(s) x "
-        f"{WORKER_POOLS} x {pool_size}: up to {most} connections to the primary"
+        f"{web} web process(es) x {each_web} and {workers} worker(s) x {each_worker} "
+        f"(pool size {pool_size}): up to {most} connections to the primary"
     )
     if most > allowed:
         return Finding(

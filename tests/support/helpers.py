@@ -200,24 +200,21 @@ def engines(db: Database) -> list[Any]:
 def sent(db: Database, call: Any) -> tuple[Any, list[str]]:
     """``call()``'s result and the statements it sent on ``db``'s engines, through SQLAlchemy
     or on the driver's connection (``kit/driver.py``), whitespace folded."""
-    statements: list[str] = []
-    listen = lambda *args: statements.append(" ".join(args[2].split()))  # noqa: E731
-    for engine in engines(db):
-        event.listen(engine, "before_cursor_execute", listen)
-    try:
-        return call(), statements
-    finally:
-        for engine in engines(db):
-            event.remove(engine, "before_cursor_execute", listen)
+    return _recorded(db, call, by_driver_only=False)
 
 
 def sent_by_driver(db: Database, call: Any) -> tuple[Any, list[str]]:
     """``sent``, only the statements sent on the driver's own connection (``kit/driver``:
     no SQLAlchemy execution context)."""
+    return _recorded(db, call, by_driver_only=True)
+
+
+def _recorded(db: Database, call: Any, by_driver_only: bool) -> tuple[Any, list[str]]:
     statements: list[str] = []
 
     def listen(*args: Any) -> None:
-        if args[4] is None:  # the execution context SQLAlchemy's own path always has
+        # args[4]: the execution context, which SQLAlchemy's own path always has.
+        if not by_driver_only or args[4] is None:
             statements.append(" ".join(args[2].split()))
 
     for engine in engines(db):
