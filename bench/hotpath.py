@@ -283,6 +283,25 @@ class Measured(NamedTuple):
     db: float | None  # the database server's CPU ms per request, when given its clock
 
 
+def serve(app: Any, send: Send, raws: list[bytes]) -> list[int]:
+    """``send``'s requests on a new event loop with the statement pool open on it, as the
+    app's lifespan opens it on the loop it serves from (``Database.open_statements``)."""
+
+    async def serving() -> list[int]:
+        state = getattr(app.state, "fidelia", None)  # None: the floor's app
+        if state is None:
+            return await send(app, raws)
+        db = state.db
+        opened = await db.open_statements()
+        try:
+            return await send(app, raws)
+        finally:
+            if opened:
+                db.close_statements()
+
+    return asyncio.run(serving())
+
+
 def measure(
     app: Any,
     name: str,
@@ -327,7 +346,7 @@ def _measure(
             app.state.fidelia.settings.model_copy(update={"whatsapp_api_base": sink.url})
         )
     clock = time.thread_time if name == "sent" else time.process_time
-    asyncio.run(send(app, build(max(20, n // 10))))  # warm up: caches, prepared statements
+    serve(app, send, build(max(20, n // 10)))  # warm up: caches, prepared statements
     if worker:
         work(app)
     if replies:
@@ -337,7 +356,7 @@ def _measure(
     raws = build(n)
     statuses: list[int] = []
     if worker:  # answered (stored) first, then credited by the measured worker
-        statuses = asyncio.run(send(app, raws))
+        statuses = serve(app, send, raws)
     if folding:  # credited first too: the rows they wrote are what is measured
         statuses += [500] * work(app)
     if replies:  # credited first too: their replies are what is measured
@@ -357,7 +376,7 @@ def _measure(
         elif worker:
             left = work(app)
         else:
-            statuses, left = asyncio.run(send(app, raws)), 0
+            statuses, left = serve(app, send, raws), 0
         cpu, wall = clock() - cpu, time.perf_counter() - wall
         db = db_clock() - db if db_clock else 0.0
     errors = sum(1 for s in statuses if s >= 400) + left + int(folding and count < n)

@@ -11,8 +11,11 @@ The ways, each one statement (``SELECT $1 + 1``) a call, ``--in-flight`` calls a
   engine's pool, ``BEGIN``, the statement sent by ``kit/driver.py``, ``COMMIT``, the
   connection back); ``psycopg-transaction``: the same on a bare queue of psycopg's async
   connections, as ``bench/floor.py`` does it.
-- ``statement``: ``rows_now`` on the autocommit engine, as the lookup, PIN generation and
-  the webhook send their one statement; ``psycopg-statement``: the same on psycopg alone.
+- ``statement``: ``rows_now`` on the statement pool (``kit/statements.py``), as the
+  lookup, PIN generation and the webhook send their one statement from the loop the app
+  serves; ``engine-statement``: the same through the autocommit engine's pool, as from any
+  other loop (and on every loop before stop 33); ``psycopg-statement``: the same on
+  psycopg alone.
 
 Prints the CPU ms a call (``time.process_time``: this process, not the server) of each way
 in each round, the ways in turn within a round so the machine's drift touches them alike,
@@ -41,7 +44,13 @@ from fidelia.kit import driver  # noqa: E402
 from fidelia.kit.db import Database, rows_now  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
-WAYS = ("transaction", "psycopg-transaction", "statement", "psycopg-statement")
+WAYS = (
+    "transaction",
+    "psycopg-transaction",
+    "statement",
+    "engine-statement",
+    "psycopg-statement",
+)
 STATEMENT = select(bindparam("x", type_=Integer) + 1)  # built once, as the hot paths' are
 Call = Callable[[int], Awaitable[Any]]
 
@@ -53,7 +62,7 @@ def _plus_one(session: Session, x: int) -> Any:
 async def fidelia_way(db: Database, way: str) -> Call:
     if way == "transaction":
         return lambda x: db.on_loop(_plus_one, x)
-    return lambda x: rows_now(db.async_autocommit, STATEMENT, {"x": x})
+    return lambda x: rows_now(db, STATEMENT, {"x": x})
 
 
 async def psycopg_way(url: str, way: str, k: int) -> Call:
@@ -99,7 +108,10 @@ async def measure(db: Database, ways: list[str], n: int, k: int, rounds: int) ->
     seen: dict[str, list[float]] = {way: [] for way in ways}
     for r in range(1, rounds + 1):
         for way in ways:
+            if way == "statement":  # the pool open on this loop, as the app's lifespan does
+                await db.open_statements()
             ms = await cpu_per_call(calls[way], n, k)
+            db.close_statements()
             seen[way].append(ms)
             print(f"scaffold round {r} {way}: {ms:.3f} ms CPU a call", flush=True)
     for way in ways:

@@ -263,7 +263,7 @@ async def standings_now(
     (``once_more_if_stale``)."""
 
     def rows() -> Awaitable[list[Any]]:  # on the driver's connection: see ``rows_now``
-        return rows_now(db.async_autocommit, _EVERYWHERE_ROWS, {"kind": kind, "value": value})
+        return rows_now(db, _EVERYWHERE_ROWS, {"kind": kind, "value": value})
 
     found = []
     for *columns, amount in await once_more_if_stale(rows):

@@ -7,7 +7,6 @@ balance; read-only sessions use a plain deferred ``BEGIN``.
 """
 
 import asyncio
-import select
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,6 +40,7 @@ from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only, greenlet_spawn
 
 from fidelia.kit import driver
+from fidelia.kit.statements import StatementPool, as_sqlalchemy, dead
 
 READONLY = "fidelia_readonly"
 NOWAIT = "fidelia_nowait"
@@ -78,12 +78,13 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 def most_connections(pool_size: int, *, web: bool) -> int:
     """The connections one process's pools may open to the primary: its sessions' pool and
-    as many again in overflow (``make_engine``), the one-statement pool (``make_async_engine``
-    in autocommit, no overflow; a worker's LISTEN connection too) and, in a web process,
-    the doors' write transactions' pool (``Database.on_loop``). What ``Database.pools`` may
-    hold at most, for sizing PostgreSQL's ``max_connections`` (``fidelia doctor``)."""
+    as many again in overflow (``make_engine``), the autocommit engine's (``make_async_engine``,
+    no overflow: a worker's LISTEN, one-statement work off the serving loop) and, in a web
+    process, the doors' write transactions' pool (``Database.on_loop``) and the serving
+    loop's statement pool (``Database.open_statements``). What ``Database.pools`` may hold
+    at most, for sizing PostgreSQL's ``max_connections`` (``fidelia doctor``)."""
     sessions = 2 * pool_size
-    return sessions + pool_size + (pool_size if web else 0)
+    return sessions + pool_size + (2 * pool_size if web else 0)
 
 
 def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -98,19 +99,9 @@ def _refuse_dead(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     sockets (a host lost) is found by the first statement's error instead, which
     invalidates the whole pool (SQLAlchemy's disconnect handling); that request fails."""
     # The async engine's pool holds SQLAlchemy's adapter; the socket is its driver's.
-    dbapi_conn = getattr(dbapi_conn, "driver_connection", dbapi_conn)
-    try:
-        if dbapi_conn.closed or dbapi_conn.broken:
-            raise DisconnectionError("connection closed")
-        poller = select.poll()
-        poller.register(dbapi_conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-        ready = poller.poll(0)
-    except DisconnectionError:
-        raise
-    except Exception as exc:  # the socket is gone: psycopg raises OperationalError
-        raise DisconnectionError(str(exc)) from exc
-    if ready:
-        raise DisconnectionError("the server wrote to or closed an idle connection")
+    why = dead(getattr(dbapi_conn, "driver_connection", dbapi_conn))
+    if why is not None:
+        raise DisconnectionError(why)
 
 
 def _psycopg(url: str, driver: str) -> str:
@@ -182,28 +173,34 @@ async def once_more_if_stale(send: Callable[[], Awaitable[T]]) -> T:
         return await send()  # on a new connection
 
 
-async def on_driver(engine: AsyncEngine, work: Callable[[Any], Awaitable[T]]) -> T:
-    """``await work(conn)`` on the driver's own connection (psycopg's ``AsyncConnection``)
-    from ``engine``'s pool: for a hot statement sent without SQLAlchemy's execution layer
-    (compile-cache lookup, parameters, execution context, result), which cost more CPU than
-    the round trip (issue 14: the webhook's insert). The pool is the engine's: same
-    connections, same limits, checked out and given back as ``engine.connect()`` does, in
-    one greenlet (the pool may connect, reset or close a connection, which awaits).
+async def on_driver(db: "Database", work: Callable[[Any], Awaitable[T]]) -> T:
+    """``await work(conn)`` on a driver's own connection (psycopg's ``AsyncConnection``) in
+    autocommit, for a hot statement sent without SQLAlchemy's execution layer (compile-cache
+    lookup, parameters, execution context, result), which cost more CPU than the round trip
+    (issue 14: the webhook's insert). On the loop the app serves from, from the statement
+    pool (``Database.open_statements``: no greenlet); on any other loop, from the
+    ``async_autocommit`` engine's pool (same limits, checked out and given back as
+    ``engine.connect()`` does, in one greenlet).
 
     A driver error is raised as SQLAlchemy raises it (``DBAPIError`` and its subclasses, so
     the app's handlers answer as before); on a connection the server had dropped, that
-    connection and every older one in the pool are invalidated and ``connection_invalidated``
-    is set, so ``is_stale_connection`` (and the callers' one retry) see it as through
+    connection and every older one are thrown away and ``connection_invalidated`` is set,
+    so ``is_stale_connection`` (and the callers' one retry) see it as through
     ``engine.connect()``."""
-    return await greenlet_spawn(_on_driver, engine.sync_engine, work)
+    pool = db.statements_here()
+    if pool is not None:
+        return await pool.run(work)
+    return await greenlet_spawn(_on_driver, db.async_autocommit.sync_engine, work)
 
 
-async def rows_now(engine: AsyncEngine, statement: Any, given: dict[str, Any]) -> list[Any]:
+async def rows_now(db: "Database", statement: Any, given: dict[str, Any]) -> list[Any]:
     """``statement``'s rows (tuples, their values as SQLAlchemy gives them), sent with
-    ``given`` on the driver's connection as a prepared statement (``on_driver``; compiled
-    once, its columns' type processing kept: ``kit/driver.py``): for a hot one-statement
-    path on the async engine, where SQLAlchemy's execution cost more CPU than the round
-    trip. The engine's ``before_cursor_execute`` listeners are told of it."""
+    ``given`` in autocommit on the driver's connection as a prepared statement
+    (``on_driver``; compiled once, its columns' type processing kept: ``kit/driver.py``):
+    for a hot one-statement path, where SQLAlchemy's execution cost more CPU than the round
+    trip. The ``async_autocommit`` engine's ``before_cursor_execute`` listeners are told
+    of it."""
+    engine = db.async_autocommit
     sync = engine.sync_engine
     sent = driver.compiled(statement, sync.dialect, frozenset(given))
     if sent is None:  # not one the driver's way sends: through SQLAlchemy
@@ -217,7 +214,7 @@ async def rows_now(engine: AsyncEngine, statement: Any, given: dict[str, Any]) -
         cursor = await conn.execute(sent.sql, params, prepare=True)
         return sent.rows(await cursor.fetchall()) if sent.keys else []
 
-    return await on_driver(engine, run)
+    return await on_driver(db, run)
 
 
 def rows_in(session: Session, statement: Any, given: dict[str, Any]) -> list[Any]:
@@ -245,29 +242,16 @@ def _on_driver(engine: Engine, work: Callable[[Any], Awaitable[T]]) -> T:
     try:
         fairy = engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:  # could not connect: as ``engine.connect()``
-        raise _wrapped(engine, exc, stale=False) from exc
+        raise as_sqlalchemy(engine, exc, stale=False) from exc
     try:
         return await_only(work(fairy.driver_connection))
     except dialect.loaded_dbapi.Error as exc:
         stale = dialect.is_disconnect(exc, fairy.dbapi_connection, None)
         if stale:
             engine.pool._invalidate(fairy, exc)  # as SQLAlchemy does on a disconnect
-        raise _wrapped(engine, exc, stale) from exc
+        raise as_sqlalchemy(engine, exc, stale) from exc
     finally:
         fairy.close()
-
-
-def _wrapped(engine: Engine, exc: Exception, stale: bool) -> BaseException:
-    """The driver's error as SQLAlchemy's (``OperationalError``, ``DataError``...)."""
-    return DBAPIError.instance(
-        None,
-        None,
-        exc,
-        engine.dialect.loaded_dbapi.Error,
-        hide_parameters=engine.hide_parameters,
-        connection_invalidated=stale,
-        dialect=engine.dialect,
-    )
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
@@ -347,6 +331,7 @@ class Database:
         self._async_autocommit: AsyncEngine | None = None
         self._now_engine: Engine | None = None  # SQLite's write_now
         self._loop_sessions: sessionmaker[Session] | None = None  # on_loop
+        self._statements: StatementPool | None = None  # open_statements
 
     @property
     def async_engine(self) -> AsyncEngine:
@@ -371,6 +356,32 @@ class Database:
             self._async_autocommit = make_async_engine(self.url, self._pool_size, autocommit=True)
         return self._async_autocommit
 
+    async def open_statements(self) -> bool:
+        """PostgreSQL: the one-statement paths' own connections for the running event loop
+        (``kit/statements.py``: no greenlet a statement), from now until
+        ``close_statements``; ``on_driver`` and ``rows_now`` take theirs there when called
+        on this loop. False (nothing done) on SQLite, or when another loop has them: that
+        one keeps them, and this loop's statements go through ``async_autocommit``. The app
+        opens them when it starts serving (its lifespan); no connection is made yet."""
+        if self.is_sqlite or self._statements is not None:
+            return False
+        self._statements = StatementPool(self.async_autocommit.sync_engine, self._pool_size)
+        return True
+
+    def close_statements(self) -> None:
+        """Ends ``open_statements``: the idle connections closed now, a lent one when it
+        comes back; later statements go through ``async_autocommit``."""
+        if self._statements is not None:
+            self._statements.close()
+            self._statements = None
+
+    def statements_here(self) -> StatementPool | None:
+        """The statement pool, if it serves the running event loop."""
+        pool = self._statements
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            return pool
+        return None
+
     async def on_loop(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """PostgreSQL: ``fn(session, *args, **kwargs)`` in one write transaction on the event
         loop, committed when it returns, rolled back on any exception (as ``session()``).
@@ -393,15 +404,19 @@ class Database:
             done = await greenlet_spawn(_in_transaction, self._loop_sessions, fn, args, kwargs)
         return done
 
-    def pools(self) -> list[tuple[str, str, Pool]]:
+    def pools(self) -> list[tuple[str, str, Pool | StatementPool]]:
         """The connection pools made so far, as ``(database, kind, pool)``: the primary's
-        ``sync`` one (sessions, in threads), its ``loop`` one (``on_loop``'s transactions)
-        and ``autocommit`` one (one-statement paths), and a replica's (for the metrics)."""
-        made = [("primary", "sync", self.engine.pool)]
+        ``sync`` one (sessions, in threads), its ``loop`` one (``on_loop``'s transactions),
+        its ``statement`` one (the one-statement paths on the serving loop) and
+        ``autocommit`` one (the same elsewhere, a worker's LISTEN), and a replica's (for
+        the metrics)."""
+        made: list[tuple[str, str, Pool | StatementPool]] = [("primary", "sync", self.engine.pool)]
         if self._async_engine is not None:
             made.append(("primary", "loop", self._async_engine.sync_engine.pool))
         if self._async_autocommit is not None:
             made.append(("primary", "autocommit", self._async_autocommit.sync_engine.pool))
+        if self._statements is not None:
+            made.append(("primary", "statement", self._statements))
         if self.replica_engine is not None:
             made.append(("replica", "sync", self.replica_engine.pool))
         return made
@@ -493,6 +508,7 @@ class Database:
     _replica_down_until = 0.0
 
     def dispose(self) -> None:
+        self.close_statements()
         self.engine.dispose()
         for other in (self.replica_engine, self._now_engine):
             if other is not None:

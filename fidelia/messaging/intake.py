@@ -138,7 +138,7 @@ async def _insert_now(db: Database, rows: list[dict[str, Any]], notifying: bool)
         cursor = await conn.execute(sql, params, prepare=True)
         return int(cursor.rowcount)
 
-    return await on_driver(engine, insert)
+    return await on_driver(db, insert)
 
 
 @lru_cache(maxsize=16)  # one dialect an engine; a few engines a process; two variants

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from fidelia.kit.db import Database
+from fidelia.kit.db import Database, rows_now
 from fidelia.messaging.outbox import CHANNEL
 
 log = logging.getLogger("fidelia.intake")
@@ -79,7 +79,6 @@ class Wakeups:
 
     async def _send(self) -> None:
         try:
-            async with self.db.async_autocommit.connect() as conn:
-                await conn.execute(_NOTIFY)
+            await rows_now(self.db, _NOTIFY, {})  # one statement in autocommit
         except Exception:
             log.warning("could not wake the workers (NOTIFY); they poll", exc_info=True)

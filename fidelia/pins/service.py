@@ -267,7 +267,7 @@ async def generate_now(
     statement = _sized_insert("postgresql", sized if counted else None, issued=True)
     # On the driver's connection (``rows_now``): SQLAlchemy's execution of the one
     # statement cost more CPU than its round trip.
-    rows = await once_more_if_stale(lambda: rows_now(db.async_autocommit, statement, values))
+    rows = await once_more_if_stale(lambda: rows_now(db, statement, values))
     if not rows:
         return None
     issued = Issued(*rows[0])

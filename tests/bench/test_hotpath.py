@@ -74,7 +74,13 @@ def test_scaffold_measures_every_way_against_psycopg_alone() -> None:
     )
     assert run.returncode == 0, run.stderr[-4000:]
     medians = re.findall(r"^scaffold ([a-z-]+) x8: median [\d.]+ ms CPU a call$", run.stdout, re.M)
-    assert medians == ["transaction", "psycopg-transaction", "statement", "psycopg-statement"]
+    assert medians == [
+        "transaction",
+        "psycopg-transaction",
+        "statement",
+        "engine-statement",
+        "psycopg-statement",
+    ]
 
 
 def test_sections_times_the_chosen_functions_in_place() -> None:

@@ -135,7 +135,8 @@ def test_write_now_takes_the_writer_at_once_or_refuses_at_once(database_url):
 
 
 def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database_url):
-    """``on_driver``: the driver's connection from the async engine's pool, given back after
+    """``on_driver`` on a loop the statement pool does not serve (a test's, the CLI's): the
+    driver's connection from the autocommit engine's pool, given back after
     the work; a database error comes out as SQLAlchemy's own class (a DataError stays one,
     its connection kept), and a connection the server dropped as a stale one
     (``is_stale_connection``), replaced on the next call."""
@@ -154,13 +155,13 @@ def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database
         await conn.execute("SELECT 1 / 0")
 
     async def work() -> None:
-        first = await on_driver(engine, backend)
+        first = await on_driver(db, backend)
         assert engine.sync_engine.pool.checkedout() == 0  # given back
         with pytest.raises(DataError) as refused:
-            await on_driver(engine, divide)
+            await on_driver(db, divide)
         assert isinstance(refused.value.orig, psycopg.errors.DivisionByZero)
         assert not is_stale_connection(refused.value)
-        assert await on_driver(engine, backend) == first  # the same connection, still good
+        assert await on_driver(db, backend) == first  # the same connection, still good
 
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (first,))
@@ -169,9 +170,9 @@ def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database
             ).fetchone():
                 time.sleep(0.02)
         with pytest.raises(DBAPIError) as dropped:
-            await on_driver(engine, backend)
+            await on_driver(db, backend)
         assert is_stale_connection(dropped.value)
-        assert await on_driver(engine, backend) != first  # a new connection
+        assert await on_driver(db, backend) != first  # a new connection
         assert engine.sync_engine.pool.checkedout() == 0
 
     try:
@@ -180,11 +181,14 @@ def test_on_driver_uses_the_engine_s_pool_and_raises_as_sqlalchemy_does(database
         db.dispose()
 
 
-def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_url):
+@pytest.mark.parametrize("pooled", [False, True], ids=["engine", "statement-pool"])
+def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_url, pooled):
     """``rows_now``: a Core statement sent on the driver's connection gives the rows
     SQLAlchemy's execution gives, with the columns' type processing both ways (an aware
     datetime stored as UTC and read back as UTC, JSON written and read), the statement's own
-    literals held, and each statement told to the engine's listeners."""
+    literals held, and each statement told to the engine's listeners; on the autocommit
+    engine's connection, and on the statement pool's (the serving loop's: its connections
+    made with the engine's dialect's arguments, the same type adapters)."""
     if database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's async engine")
     metadata = MetaData()
@@ -212,8 +216,15 @@ def test_rows_now_gives_what_sqlalchemy_gives_for_the_same_statement(database_ur
     event.listen(db.async_autocommit.sync_engine, "before_cursor_execute", listener)
 
     async def work() -> tuple[list[Any], list[Any]]:
-        inserted = await rows_now(db.async_autocommit, insert_, {"at": moment, "doc": {"a": [1]}})
-        found = await rows_now(db.async_autocommit, query, {"since": moment})
+        if pooled:
+            assert await db.open_statements()
+        try:
+            inserted = await rows_now(db, insert_, {"at": moment, "doc": {"a": [1]}})
+            found = await rows_now(db, query, {"since": moment})
+            # the statement pool's connection, or the engine's
+            assert db.async_autocommit.sync_engine.pool.checkedin() == (0 if pooled else 1)
+        finally:
+            db.close_statements()
         return inserted, found
 
     try:

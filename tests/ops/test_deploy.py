@@ -99,9 +99,9 @@ def test_doctor_passes_the_deploy_file_once_filled_in(pg: PostgresServer):
         assert result.stdout.strip().endswith("ready for production")
         assert "error" not in result.stdout
         # What the processes' pools may open, against what the server allows (400 less
-        # the superusers' reserve): 4 web x 4 pools x 10 and 2 workers x 3 pools x 10.
+        # the superusers' reserve): 4 web x 5 pools x 10 and 2 workers x 3 pools x 10.
         assert re.search(
-            r"^ok: FIDELIA_DATABASE_POOL_SIZE: .*up to 220 connections to the primary of the "
+            r"^ok: FIDELIA_DATABASE_POOL_SIZE: .*up to 260 connections to the primary of the "
             r"\d+ allowed$",
             result.stdout,
             re.M,
@@ -109,7 +109,7 @@ def test_doctor_passes_the_deploy_file_once_filled_in(pg: PostgresServer):
         wide = doctor(env | {"FIDELIA_DATABASE_POOL_SIZE": "50"}, "--web", "4", "--workers", "2")
         assert wide.returncode == 0, wide.stdout  # a warning: it works until the burst comes
         assert re.search(
-            r"^warning: FIDELIA_DATABASE_POOL_SIZE: .*up to 1100 connections to the primary, "
+            r"^warning: FIDELIA_DATABASE_POOL_SIZE: .*up to 1300 connections to the primary, "
             r"PostgreSQL allows \d+: lower the pool size",
             wide.stdout,
             re.M,

@@ -81,9 +81,10 @@ def test_metrics_show_requests_outbox_pins_pool_and_heartbeats(settings):
         assert value(text, "fidelia_database_up") == 1
         assert value(text, "fidelia_db_pool_capacity", database="primary", pool="sync") > 0
         if settings.database_url.startswith("postgresql"):
-            # PIN generation and the webhook's insert: one statement each on the event loop.
-            assert value(text, "fidelia_db_pool_capacity", pool="autocommit") > 0
-            assert value(text, "fidelia_db_pool_in_use", pool="autocommit") == 0
+            # PIN generation and the webhook's insert: one statement each on the event loop,
+            # on the statement pool the lifespan opened on it.
+            assert value(text, "fidelia_db_pool_capacity", pool="statement") > 0
+            assert value(text, "fidelia_db_pool_in_use", pool="statement") == 0
         sent = value(text, "fidelia_outbox_deliveries_total", channel="whatsapp", outcome="sent")
         Worker(db, jobs.instrument(senders_for(settings)), 50).drain()
         heartbeat.beat(db, "test-host:1", force=True)
