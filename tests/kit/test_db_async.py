@@ -34,17 +34,9 @@ from fidelia.kit.db import (
     sqlite_path,
 )
 from fidelia.models.base import UTCDateTime
+from tests.support.postgres import app_connections
 
 PROBE = "CREATE TABLE IF NOT EXISTS probe (n INTEGER)"
-
-
-def app_connections(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-        return int(row[0]) if row else 0
 
 
 def test_the_async_engines_are_postgresql_s_their_own_transactions_and_disposed(database_url):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fidelia.kit.db import Database, is_stale_connection, on_driver, once_more_if_stale
 from fidelia.kit.statements import StatementPool
-from tests.support.postgres import free_port
+from tests.support.postgres import app_connections, free_port
 
 
 @pytest.fixture
@@ -188,14 +188,6 @@ def test_a_cancelled_caller_s_connection_is_closed_not_lent_again(db: Database) 
 def test_closing_closes_the_idle_ones_and_a_lent_one_when_it_comes_back(pg_url: str) -> None:
     db = Database(pg_url, pool_size=2)
 
-    def open_ones() -> int:
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchone()
-            return int(row[0]) if row else 0
-
     async def work() -> None:
         await db.open_statements()
         held = asyncio.ensure_future(on_driver(db, sleeping(0.3)))
@@ -208,8 +200,8 @@ def test_closing_closes_the_idle_ones_and_a_lent_one_when_it_comes_back(pg_url: 
     try:
         asyncio.run(work())
         deadline = time.monotonic() + 5
-        while open_ones() and time.monotonic() < deadline:
+        while app_connections(pg_url) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert open_ones() == 0
+        assert app_connections(pg_url) == 0
     finally:
         db.dispose()

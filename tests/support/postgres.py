@@ -21,6 +21,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def app_connections(url: str) -> int:
+    """The connections open to ``url``'s database, this one's aside (``pg_stat_activity``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
 def pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if found:
