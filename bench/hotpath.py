@@ -285,19 +285,17 @@ class Measured(NamedTuple):
 
 def serve(app: Any, send: Send, raws: list[bytes]) -> list[int]:
     """``send``'s requests on a new event loop with the statement pool open on it, as the
-    app's lifespan opens it on the loop it serves from (``Database.open_statements``)."""
+    app's lifespan opens it on the loop it serves from (``Database.open_statements``). The
+    previous loop's pool is closed first, not as its run ends: its backends would end as
+    PostgreSQL's CPU is read (``postgres_cpu``), and one reaped between the postmaster's
+    figure and its children's would be counted in neither. ``measure`` closes the last."""
 
     async def serving() -> list[int]:
         state = getattr(app.state, "fidelia", None)  # None: the floor's app
-        if state is None:
-            return await send(app, raws)
-        db = state.db
-        opened = await db.open_statements()
-        try:
-            return await send(app, raws)
-        finally:
-            if opened:
-                db.close_statements()
+        if state is not None:
+            state.db.close_statements()
+            await state.db.open_statements()
+        return await send(app, raws)
 
     return asyncio.run(serving())
 
@@ -334,6 +332,9 @@ def _measure(
     k: int,
 ) -> Measured:
     send: Send = functools.partial(in_flight, drive_directly if direct else drive, k)
+    state = getattr(app.state, "fidelia", None)  # None: the floor's app
+    if state is not None:  # the statement pool ``serve`` opened, after the figures are read
+        stack.callback(state.db.close_statements)
     worker = name in ("worker", "replies", "sent", "fold")
     folding = name == "fold"
     replies = name in ("replies", "sent")
