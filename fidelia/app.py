@@ -39,6 +39,7 @@ from fidelia.messaging.channels import senders_for
 from fidelia.messaging.webhook import receive as webhook_receive
 from fidelia.messaging.webhook import router as webhook_router
 from fidelia.messaging.worker import Worker
+from fidelia.ops import gcfreeze
 from fidelia.ops import jobs as ops_jobs
 from fidelia.ops import logging as ops_logging
 from fidelia.ops import metrics as ops_metrics
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
         ops_metrics.STARTS.labels("web").inc()
         # The one-statement paths' connections, on the loop this app serves from (PostgreSQL).
         opened = await state.db.open_statements()
+        if settings.gc_freeze:
+            gcfreeze.freeze()  # the startup's objects out of the collector's walks
         yield
         if opened:
             state.db.close_statements()

@@ -213,6 +213,7 @@ def serve(
     if with_demo:
         demo()
     os.environ["FIDELIA_EMBEDDED_WORKER"] = "1" if worker else "0"
+    os.environ["FIDELIA_GC_FREEZE"] = "1"  # in each web process, as it starts serving
     get_settings.cache_clear()
     from fidelia.ops import logging as ops_logging
     from fidelia.ops.metrics import prepare_multiprocess
@@ -255,6 +256,7 @@ def run_worker() -> None:
     from fidelia.messaging.bot import Bot
     from fidelia.messaging.channels import senders_for
     from fidelia.messaging.worker import Worker
+    from fidelia.ops import gcfreeze
     from fidelia.ops import jobs as ops_jobs
     from fidelia.ops import logging as ops_logging
     from fidelia.ops import metrics as ops_metrics
@@ -269,7 +271,7 @@ def run_worker() -> None:
     ops_metrics.STARTS.labels("worker").inc()
     typer.echo("worker running; Ctrl-C to stop")
     try:
-        Worker(
+        worker = Worker(
             db,
             ops_jobs.instrument(senders_for(settings)),
             settings.worker_batch_size,
@@ -277,7 +279,9 @@ def run_worker() -> None:
             timedelta(seconds=settings.outbox_lease_seconds),
             jobs=BlingJobs.for_settings(db, settings),
             bot=Bot(settings, CatalogCache(settings.tenant_cache_seconds)),
-        ).run_forever(settings.worker_poll_seconds)
+        )
+        gcfreeze.freeze()  # what it built, out of the collector's walks (fidelia/ops/gcfreeze.py)
+        worker.run_forever(settings.worker_poll_seconds)
     except KeyboardInterrupt:
         pass
 

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
 
     # Outbox worker. `fidelia serve` runs one inside the web process (embedded_worker).
     embedded_worker: bool = False
+    # Set by `fidelia serve`: each web process freezes what its startup built, once it
+    # serves (fidelia/ops/gcfreeze.py); off for apps built otherwise (the tests build hundreds).
+    gc_freeze: bool = False
     worker_poll_seconds: float = 0.5
     worker_batch_size: int = 20
     outbox_max_attempts: int = 12
