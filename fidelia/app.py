@@ -77,13 +77,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool | None = No
             )
             worker.start_thread(settings.worker_poll_seconds)
         ops_metrics.STARTS.labels("web").inc()
-        # The one-statement paths' connections, on the loop this app serves from (PostgreSQL).
-        opened = await state.db.open_statements()
+        # The one-statement paths' connections, on the loop this app serves from (PostgreSQL);
+        # closed with the rest by ``dispose`` below.
+        await state.db.open_statements()
         if settings.gc_freeze:
             gcfreeze.freeze()  # the startup's objects out of the collector's walks
         yield
-        if opened:
-            state.db.close_statements()
         if worker is not None:
             worker.stop()
         state.db.dispose()
