@@ -11,10 +11,10 @@ length picked in SQL from the count, the code the first that many digits of a ra
 string), so a PIN costs one round trip; the count stops where the length stops growing.
 
 That count reads up to the last step's number of index entries (6,493 with the default
-policy), which made a full namespace's PIN cost PostgreSQL 7 times the insert. A namespace
-seen at the longest length (``Longest``) gets its PINs at that length, uncounted, for a few
-seconds: a PIN longer than its namespace needs is always allowed, so a stale mark only
-costs digits, never safety.
+policy): from the second-longest length on (649 open PINs), PostgreSQL spent 7 to 9 times
+the insert's work on a PIN. A namespace seen at either of the two longest lengths
+(``Longest``) gets its PINs at the longest, uncounted, for a few seconds: a PIN longer than
+its namespace needs is always allowed, so a stale mark only costs a digit, never safety.
 """
 
 import secrets
@@ -51,7 +51,8 @@ from fidelia.models import Pin, Tenant
 from fidelia.pins.guard import MAX_LENGTH, MIN_LENGTH, GuessPolicy
 
 ATTEMPTS = 30
-LONGEST_SECONDS = 5.0  # how long a namespace seen at the longest length skips the count
+LONGEST_SECONDS = 5.0  # how long a namespace seen at a long length skips the count
+MARKED_FROM = MAX_LENGTH - 1  # the lengths whose count is long enough to skip
 
 _pins = cast(Table, Pin.__table__)
 _OPEN_COUNT = (
@@ -227,12 +228,15 @@ class Issued(NamedTuple):
 
 
 class Longest:
-    """The namespaces last seen at the longest PIN length (one per app: ``State``). Their
-    next PINs are made that long without counting the open ones until ``seconds`` pass;
-    then a PIN counts again, and sets or clears the mark."""
+    """The namespaces last seen at one of the two longest PIN lengths (one per app:
+    ``State``), where the open count reads hundreds to thousands of index entries. Their
+    next PINs are made at the longest length without counting until ``seconds`` pass; then
+    a PIN counts again, and sets or clears the mark. A marked namespace's PIN is at most
+    one digit longer than its last count gave."""
 
-    def __init__(self, seconds: float = LONGEST_SECONDS) -> None:
+    def __init__(self, seconds: float = LONGEST_SECONDS, marked_from: int = MARKED_FROM) -> None:
         self.seconds = seconds
+        self.marked_from = marked_from
         self._until: dict[str, float] = {}
 
     def holds(self, namespace: str) -> bool:
@@ -241,7 +245,7 @@ class Longest:
 
     def saw(self, namespace: str, length: int) -> None:
         """A counted PIN of ``length`` was just made in ``namespace``."""
-        if length >= MAX_LENGTH:
+        if length >= self.marked_from:
             self._until[namespace] = time.monotonic() + self.seconds
         else:
             self._until.pop(namespace, None)
